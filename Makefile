@@ -1,0 +1,35 @@
+# nsbox build, test and benchmark entry points. See README.md.
+GO        ?= go
+BIN       := bin/nsbox
+GOFLAGS_B := -trimpath
+TESTFLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: all build test test-unit bench lint clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(shell find . -name '*.go' -not -path './bench/*' 2>/dev/null) $(wildcard csrc/*.c csrc/*.h) go.mod go.sum
+	@mkdir -p bin
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_B) -o $(BIN) ./cmd/nsbox
+
+# make test: every package, with the race detector. Privileged tests need root;
+# with NSBOX_REQUIRE_PRIV=1 (CI) a privileged test that would skip fails.
+# Benchmarks run once (-benchtime=1x) so that they keep compiling and working.
+test: build
+	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
+	CGO_ENABLED=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+
+bench: build
+	CGO_ENABLED=1 $(GO) run ./bench/cmd/nsbox-bench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
+	 elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; \
+	 else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+
+clean:
+	rm -rf bin

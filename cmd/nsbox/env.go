@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// env is the state of one nsbox invocation: its streams, the global flags and
+// the resources (netlink connections, one per namespace) shared by the
+// commands of a batch. Nothing here is global: realMain builds one per call.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	netns string // -n NAME: run commands inside this named network namespace
+	json  bool   // -j: print JSON
+
+	// resources are opened once per key (for example "rtnl:NAME") and
+	// closed when the invocation ends, so a batch reuses them.
+	resources map[string]io.Closer
+	keys      []string // opening order, closed in reverse
+}
+
+func newEnv(stdin io.Reader, stdout, stderr io.Writer) *env {
+	return &env{stdin: stdin, stdout: stdout, stderr: stderr, resources: map[string]io.Closer{}}
+}
+
+// cached returns the resource stored under key, opening it with open the
+// first time. Commands use it for connections that a batch should share.
+func (e *env) cached(key string, open func() (io.Closer, error)) (io.Closer, error) {
+	if r, ok := e.resources[key]; ok {
+		return r, nil
+	}
+	r, err := open()
+	if err != nil {
+		return nil, err
+	}
+	e.resources[key] = r
+	e.keys = append(e.keys, key)
+	return r, nil
+}
+
+// close releases every cached resource, newest first.
+func (e *env) close() {
+	for i := len(e.keys) - 1; i >= 0; i-- {
+		_ = e.resources[e.keys[i]].Close()
+	}
+	e.resources = map[string]io.Closer{}
+	e.keys = nil
+}
+
+// command is one word of the CLI (run, netns, link, ...).
+type command struct {
+	name    string
+	aliases []string
+	usage   string // the synopsis lines printed by help
+	// run executes the command with the arguments after its name.
+	run func(ctx context.Context, e *env, args []string) error
+	// noBatch is set for commands that cannot run as a line of -b
+	// (they replace or own the process: run, netns exec, dhcp, dhcpd).
+	noBatch bool
+}
+
+// commands lists every command word, in the order help shows them.
+func commands() []*command {
+	return []*command{
+		runCommand(),
+		netnsCommand(),
+		linkCommand(),
+		addrCommand(),
+		routeCommand(),
+		bridgeCommand(),
+		dhcpCommand(),
+		dhcpdCommand(),
+		versionCommand(),
+	}
+}
+
+func lookupCommand(word string) *command {
+	for _, c := range commands() {
+		if c.name == word {
+			return c
+		}
+		for _, a := range c.aliases {
+			if a == word {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// globalFlags parses the flags that come before the command word.
+func (e *env) globalFlags(args []string) (rest []string, batch string, help bool, err error) {
+	fs := pflag.NewFlagSet("nsbox", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.SetOutput(io.Discard)
+	fs.StringVarP(&e.netns, "netns", "n", "", "run the command inside the named network namespace NAME (like ip -n)")
+	fs.BoolVarP(&e.json, "json", "j", false, "print JSON")
+	fs.StringVarP(&batch, "batch", "b", "", "run one command per line of FILE (- for stdin), stopping at the first failure")
+	fs.BoolVarP(&help, "help", "h", false, "show help")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", false, usagef("%v", err)
+	}
+	return fs.Args(), batch, help, nil
+}
+
+// main parses the global flags and runs one command or a batch.
+func (e *env) main(ctx context.Context, args []string) error {
+	rest, batch, help, err := e.globalFlags(args)
+	if err != nil {
+		return err
+	}
+	if help || (len(rest) > 0 && rest[0] == "help") {
+		e.printHelp(e.stdout)
+		return nil
+	}
+	if batch != "" {
+		if len(rest) > 0 {
+			return usagef("-b %s takes no command on the command line (found %q)", batch, rest[0])
+		}
+		return e.runBatch(ctx, batch)
+	}
+	if len(rest) == 0 {
+		e.printHelp(e.stderr)
+		return usagef("no command given (try nsbox -h)")
+	}
+	return e.dispatch(ctx, rest, false)
+}
+
+// dispatch runs the command named by args[0].
+func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
+	c := lookupCommand(args[0])
+	if c == nil {
+		return usagef("unknown command %q (try nsbox -h)", args[0])
+	}
+	if inBatch && c.noBatch {
+		return usagef("%s cannot run inside a batch", c.name)
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+// runBatch runs one command per line of the file named path ("-" for stdin).
+// Blank lines and lines starting with # are skipped. A line may start with
+// "-n NAME" to run in a named namespace. It stops at the first failure and
+// names its line; the lines before it stay done.
+func (e *env) runBatch(ctx context.Context, path string) error {
+	var r io.Reader = e.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("batch: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	defaultNS := e.netns
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("batch: line %d: %w", lineNo, err)
+		}
+		words, err := splitLine(sc.Text())
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("batch %s: line %d: %v", path, lineNo, err)}
+		}
+		if len(words) == 0 || strings.HasPrefix(words[0], "#") {
+			continue
+		}
+		e.netns = defaultNS
+		if words[0] == "-n" || words[0] == "--netns" {
+			if len(words) < 2 {
+				return &usageError{msg: fmt.Sprintf("batch %s: line %d: -n needs a namespace name", path, lineNo)}
+			}
+			e.netns, words = words[1], words[2:]
+		}
+		if len(words) == 0 {
+			return &usageError{msg: fmt.Sprintf("batch %s: line %d: no command", path, lineNo)}
+		}
+		if err := e.dispatch(ctx, words, true); err != nil {
+			return &lineError{path: path, line: lineNo, err: err}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("batch %s: read: %w", path, err)
+	}
+	return nil
+}
+
+// lineError names the batch line that failed; its exit code is the line's.
+type lineError struct {
+	path string
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string {
+	return fmt.Sprintf("batch %s: line %d: %v", e.path, e.line, e.err)
+}
+
+func (e *lineError) Unwrap() error { return e.err }
+
+// splitLine splits a batch line into words: white space separates them, and
+// single or double quotes group them, as in ip -batch.
+func splitLine(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, errors.New("unterminated quote")
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// printHelp writes the global usage: flags and every command's synopsis.
+func (e *env) printHelp(w io.Writer) {
+	fmt.Fprintln(w, "usage: nsbox [-n NAME] [-j] [-b FILE] COMMAND [ARGS...]")
+	fmt.Fprintln(w, "")
+	fmt.Fprintln(w, "global flags (before the command):")
+	fmt.Fprintln(w, "  -n NAME   run the command inside the named network namespace (like ip -n)")
+	fmt.Fprintln(w, "  -j        print JSON (keys follow ip -j)")
+	fmt.Fprintln(w, "  -b FILE   run one command per line of FILE (- for stdin) over one netlink")
+	fmt.Fprintln(w, "            connection per namespace; a line may start with -n NAME. It stops")
+	fmt.Fprintln(w, "            at the first failure and names its line; earlier lines stay done")
+	fmt.Fprintln(w, "  -h        this help")
+	fmt.Fprintln(w, "")
+	fmt.Fprintln(w, "commands:")
+	cs := commands()
+	for _, c := range cs {
+		for _, l := range strings.Split(strings.TrimRight(c.usage, "\n"), "\n") {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+// Command nsbox spawns processes in fresh Linux namespaces and manages network
+// namespaces, links, addresses, routes, bridges and DHCP leases, with the words
+// of unshare, ip, brctl and dhclient. See README.md for the walkthrough.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// realMain runs nsbox with args (without the program name) and returns the
+// process exit code. Every error is printed here, as one "nsbox:" line.
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	e := newEnv(stdin, stdout, stderr)
+	defer e.close()
+	err := e.main(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCodeOf(err)
+	if msg := errorLine(err); msg != "" {
+		fmt.Fprintln(stderr, "nsbox: "+msg)
+	}
+	return code
+}
+
+// errorLine flattens err to the one line printed after "nsbox: ".
+func errorLine(err error) string {
+	msg := err.Error()
+	msg = strings.ReplaceAll(msg, "\n", "; ")
+	return strings.TrimPrefix(msg, "nsbox: ")
+}
