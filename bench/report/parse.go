@@ -1,0 +1,187 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Sample is one line of benchmark output: one run of one sub-benchmark.
+type Sample struct {
+	Pkg     string             // the package path from the "pkg:" line
+	Name    string             // full name without "Benchmark" and the -CPU suffix
+	N       int                // iterations
+	Metrics map[string]float64 // unit -> value, e.g. "ns/op" -> 1.2e6
+}
+
+// Group is the key of a comparison: the name up to the last '/'.
+func (s Sample) Group() string {
+	if i := strings.LastIndexByte(s.Name, '/'); i >= 0 {
+		return s.Name[:i]
+	}
+	return s.Name
+}
+
+// Impl is the implementation measured: the last element of the name.
+func (s Sample) Impl() string {
+	if i := strings.LastIndexByte(s.Name, '/'); i >= 0 {
+		return s.Name[i+1:]
+	}
+	return ""
+}
+
+var (
+	benchLine = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+	pkgLine   = regexp.MustCompile(`^pkg:\s+(\S+)`)
+)
+
+// Parse reads `go test -bench` output and returns its samples in order.
+// Lines that are not benchmark results are ignored.
+func Parse(r io.Reader) ([]Sample, error) {
+	var out []Sample
+	pkg := ""
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := pkgLine.FindStringSubmatch(line); m != nil {
+			pkg = m[1]
+			continue
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, err := strconv.Atoi(m[2])
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(m[3])
+		if len(fields) < 2 || len(fields)%2 != 0 {
+			continue
+		}
+		s := Sample{Pkg: pkg, Name: m[1], N: n, Metrics: map[string]float64{}}
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("report: parse %q: value %q: %w", line, fields[i], err)
+			}
+			s.Metrics[fields[i+1]] = v
+		}
+		out = append(out, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("report: read benchmark output: %w", err)
+	}
+	return out, nil
+}
+
+// Result is the median of every metric of one sub-benchmark over its runs.
+type Result struct {
+	Pkg, Group, Impl string
+	Runs             int
+	Median           map[string]float64
+}
+
+// Ours reports whether the implementation is nsbox's own.
+func (r Result) Ours() bool {
+	l := strings.ToLower(r.Impl)
+	return strings.HasPrefix(l, "nsbox") || strings.HasPrefix(l, "nsclone")
+}
+
+// Summarize groups samples by name and takes the median of each metric,
+// keeping the order in which the benchmarks first appeared.
+func Summarize(samples []Sample) []Result {
+	type acc struct {
+		res  Result
+		vals map[string][]float64
+	}
+	var order []string
+	byName := map[string]*acc{}
+	for _, s := range samples {
+		key := s.Pkg + " " + s.Name
+		a, ok := byName[key]
+		if !ok {
+			a = &acc{res: Result{Pkg: s.Pkg, Group: s.Group(), Impl: s.Impl()}, vals: map[string][]float64{}}
+			byName[key] = a
+			order = append(order, key)
+		}
+		a.res.Runs++
+		for unit, v := range s.Metrics {
+			a.vals[unit] = append(a.vals[unit], v)
+		}
+	}
+	out := make([]Result, 0, len(order))
+	for _, k := range order {
+		a := byName[k]
+		a.res.Median = map[string]float64{}
+		for unit, vs := range a.vals {
+			a.res.Median[unit] = median(vs)
+		}
+		out = append(out, a.res)
+	}
+	return out
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), vs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Ratio compares one peer with nsbox in the same group.
+type Ratio struct {
+	Group, Ours, Peer string
+	OursNs, PeerNs    float64
+	// Value is OursNs / PeerNs: below 1.0 nsbox is faster.
+	Value float64
+}
+
+// Ratios pairs the reference of every group with each of its peers, by
+// median ns/op.
+func Ratios(results []Result) []Ratio {
+	var out []Ratio
+	groups := map[string][]Result{}
+	var order []string
+	for _, r := range results {
+		k := r.Pkg + " " + r.Group
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	for _, k := range order {
+		rs := groups[k]
+		var ref *Result
+		for i := range rs {
+			if rs[i].Ours() {
+				ref = &rs[i]
+				break
+			}
+		}
+		if ref == nil || ref.Median["ns/op"] == 0 {
+			continue
+		}
+		for _, r := range rs {
+			if r.Ours() || r.Median["ns/op"] == 0 {
+				continue
+			}
+			out = append(out, Ratio{
+				Group: ref.Group, Ours: ref.Impl, Peer: r.Impl,
+				OursNs: ref.Median["ns/op"], PeerNs: r.Median["ns/op"],
+				Value: ref.Median["ns/op"] / r.Median["ns/op"],
+			})
+		}
+	}
+	return out
+}

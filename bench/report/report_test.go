@@ -1,0 +1,73 @@
+package report
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+goarch: amd64
+pkg: github.com/nsbox/nsbox/bench/spawn
+cpu: Test CPU
+BenchmarkSpawn/nsclone-2         	    1000	   1000000 ns/op	     512 B/op	       7 allocs/op
+BenchmarkSpawn/unshare-2         	     300	   4000000 ns/op
+BenchmarkSpawn/nsclone-2         	    1000	   3000000 ns/op	     512 B/op	       9 allocs/op
+BenchmarkSpawn/unshare-2         	     300	   2000000 ns/op
+BenchmarkSpawn/nsclone-2         	    1000	   2000000 ns/op	     512 B/op	       8 allocs/op
+BenchmarkSpawn/unshare-2         	     300	   6000000 ns/op
+BenchmarkLonely-2                	      10	       100 ns/op
+PASS
+ok  	github.com/nsbox/nsbox/bench/spawn	12.3s
+`
+
+func TestParseSummarizeRatios(t *testing.T) {
+	samples, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 7 {
+		t.Fatalf("parsed %d samples, want 7", len(samples))
+	}
+	if samples[0].Pkg != "github.com/nsbox/nsbox/bench/spawn" || samples[0].Group() != "Spawn" || samples[0].Impl() != "nsclone" {
+		t.Fatalf("first sample = %+v", samples[0])
+	}
+	res := Summarize(samples)
+	if len(res) != 3 {
+		t.Fatalf("summarized %d results, want 3: %+v", len(res), res)
+	}
+	if got := res[0].Median["ns/op"]; got != 2e6 {
+		t.Errorf("nsclone median = %v, want 2e6", got)
+	}
+	if got := res[0].Median["allocs/op"]; got != 8 {
+		t.Errorf("nsclone allocs median = %v, want 8", got)
+	}
+	if got := res[1].Median["ns/op"]; got != 4e6 {
+		t.Errorf("unshare median = %v, want 4e6", got)
+	}
+	rs := Ratios(res)
+	if len(rs) != 1 || rs[0].Peer != "unshare" || math.Abs(rs[0].Value-0.5) > 1e-9 {
+		t.Fatalf("ratios = %+v, want one nsclone/unshare = 0.5", rs)
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, Machine{Date: "2026-11-28", Kernel: "k", CPU: "c", Cores: 2, MemoryGiB: 24, Go: "go"}, res, "make bench"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| Spawn | nsclone | 2.00 ms | unshare | 4.00 ms | 0.50 |") {
+		t.Errorf("markdown lacks the ratio row:\n%s", md.String())
+	}
+	var svg bytes.Buffer
+	if err := WriteChart(&svg, rs, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(svg.String(), "<svg") || !strings.Contains(svg.String(), "Spawn: nsclone vs unshare") {
+		t.Errorf("chart is not an SVG with the comparison label")
+	}
+}
+
+func TestParseRejectsGarbageValue(t *testing.T) {
+	if _, err := Parse(strings.NewReader("BenchmarkX-2 10 abc ns/op\n")); err == nil {
+		t.Fatal("want an error for a non-numeric value")
+	}
+}
