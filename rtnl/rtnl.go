@@ -177,7 +177,9 @@ func (c *Conn) SetNetNS(ctx context.Context, name string, ns *netns.Handle) erro
 }
 
 // DeleteLink deletes the link (both ends, for a veth).
-func (c *Conn) DeleteLink(ctx context.Context, name string) error { return notImpl("delete link", name) }
+func (c *Conn) DeleteLink(ctx context.Context, name string) error {
+	return notImpl("delete link", name)
+}
 
 // Addrs lists the addresses of dev, or of every link when dev is "".
 func (c *Conn) Addrs(ctx context.Context, dev string) ([]Addr, error) {
