@@ -1,0 +1,138 @@
+// Command nsbox-bench runs every nsbox benchmark package side by side with its
+// peers (unshare, ip, brctl, dnsmasq's clients...) and writes the report:
+// bench/RESULTS.md (machine, kernel, date, medians, ratios) and
+// bench/results.svg (grouped bars). `make bench` runs it as root.
+//
+// It runs one package at a time so that progress shows while it runs, with
+// NSBOX_BENCH_FULL=1 so the benchmarks use their full sizes.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nsbox/nsbox/bench/report"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "nsbox-bench: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("nsbox-bench", flag.ContinueOnError)
+	count := fs.Int("count", 5, "runs of every benchmark (medians are taken over them)")
+	benchtime := fs.String("benchtime", "", "go test -benchtime for every benchmark (default: go's)")
+	filter := fs.String("bench", ".", "go test -bench regular expression")
+	outDir := fs.String("out", "bench", "folder for RESULTS.md, results.svg and raw.txt")
+	pkgs := fs.String("pkgs", "./bench/spawn,./bench/netlink,./bench/bridge,./bench/dhcp,./bench/sandbox", "comma-separated benchmark packages, run in this order")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var raw bytes.Buffer
+	list := strings.Split(*pkgs, ",")
+	for i, pkg := range list {
+		if _, err := os.Stat(pkg); err != nil {
+			fmt.Fprintf(stdout, "[%d/%d] %s: skipped (%v)\n", i+1, len(list), pkg, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(list), pkg)
+		start := time.Now()
+		goArgs := []string{"test", "-run", "^$", "-bench", *filter, "-benchmem", "-count", strconv.Itoa(*count), "-timeout", "60m"}
+		if *benchtime != "" {
+			goArgs = append(goArgs, "-benchtime", *benchtime)
+		}
+		goArgs = append(goArgs, pkg)
+		cmd := exec.CommandContext(ctx, "go", goArgs...)
+		cmd.Env = append(os.Environ(), "NSBOX_BENCH_FULL=1")
+		cmd.Stdout = io.MultiWriter(stdout, &raw)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go test -bench %s: %w", pkg, err)
+		}
+		fmt.Fprintf(stdout, "[%d/%d] %s done in %s\n", i+1, len(list), pkg, time.Since(start).Round(time.Second))
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, "raw.txt"), raw.Bytes(), 0o644); err != nil {
+		return err
+	}
+	samples, err := report.Parse(&raw)
+	if err != nil {
+		return err
+	}
+	results := report.Summarize(samples)
+	m := machine()
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(&md, m, results, "make bench"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	var svg bytes.Buffer
+	title := fmt.Sprintf("nsbox against its peers, %s, Linux %s", m.Date, m.Kernel)
+	if err := report.WriteChart(&svg, report.Ratios(results), title); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*outDir, "results.svg"), svg.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(*outDir, "RESULTS.md"), filepath.Join(*outDir, "results.svg"), filepath.Join(*outDir, "raw.txt"))
+	return nil
+}
+
+// machine describes this host from /proc and uname.
+func machine() report.Machine {
+	m := report.Machine{Date: time.Now().UTC().Format("2006-01-02"), Go: runtime.Version(), Cores: runtime.NumCPU()}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		m.Kernel = cstr(u.Release[:])
+		m.Host = cstr(u.Machine[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				if i := strings.IndexByte(l, ':'); i >= 0 {
+					m.CPU = strings.TrimSpace(l[i+1:])
+				}
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
+			m.MemoryGiB = kb / (1 << 20)
+		}
+	}
+	return m
+}
+
+func cstr(b []int8) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s.WriteByte(byte(c))
+	}
+	return s.String()
+}
