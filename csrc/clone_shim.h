@@ -1,0 +1,94 @@
+/*
+ * clone_shim.h: the spawn spec that Go builds completely before calling
+ * nsc_spawn, and the result it gets back. See README.md beside this file.
+ */
+#ifndef NSBOX_CLONE_SHIM_H
+#define NSBOX_CLONE_SHIM_H
+
+#include <stdint.h>
+
+#define NSC_MAX_JOIN 8
+
+/* Stages of the child's setup, reported with the errno of the failing call. */
+enum nsc_stage {
+	NSC_OK = 0,
+	NSC_STAGE_CLONE,       /* clone itself (reported by the parent) */
+	NSC_STAGE_PIPE,        /* the parent's pipes */
+	NSC_STAGE_SYNC,        /* waiting for the parent's go-ahead */
+	NSC_STAGE_HOOK,        /* the parent's hook (maps, BeforeExec) refused */
+	NSC_STAGE_SETNS,       /* index: the join entry */
+	NSC_STAGE_PROPAGATION, /* making / private, slave or shared */
+	NSC_STAGE_MOUNT_PROC,
+	NSC_STAGE_MOUNT,       /* index: the mount entry */
+	NSC_STAGE_HOSTNAME,
+	NSC_STAGE_FORK,        /* the init forking the payload */
+	NSC_STAGE_SETGROUPS,
+	NSC_STAGE_SETGID,
+	NSC_STAGE_SETUID,
+	NSC_STAGE_CHDIR,
+	NSC_STAGE_FDS,         /* index: the target fd */
+	NSC_STAGE_SIGNALS,
+	NSC_STAGE_EXEC
+};
+
+struct nsc_mount {
+	const char *source, *target, *fstype, *data;
+	unsigned long flags;
+};
+
+/* nsc_hook is called in the parent, on the calling thread, after the clone
+ * and before the child goes on; it returns 0 to let the child go on. */
+typedef int (*nsc_hook)(uintptr_t ctx, int pid);
+
+struct nsc_spec {
+	const char *path;   /* resolved by the caller */
+	char *const *argv;  /* NULL-terminated */
+	char *const *envp;  /* NULL-terminated */
+	const char *dir;    /* NULL: keep the working directory */
+	unsigned long ns_flags; /* CLONE_NEW* bits */
+
+	int njoin;
+	int join_fd[NSC_MAX_JOIN];   /* open namespace files, setns in order */
+	int join_type[NSC_MAX_JOIN]; /* CLONE_NEW* of each */
+
+	unsigned long propagation; /* MS_PRIVATE|MS_REC etc.; 0: unchanged */
+	int mount_proc;
+	int nmounts;
+	const struct nsc_mount *mounts;
+	const char *hostname;
+	int hostname_len;
+
+	int set_groups; /* setgroups(0, NULL) */
+	int set_gid, set_uid;
+	unsigned int gid, uid;
+
+	int nfds;       /* child fd i becomes fds[i]; -1 leaves fd i closed */
+	const int *fds;
+	int nkeep;      /* sorted fds the child needs before the exec (fds, join fds) */
+	const int *keep;
+
+	int init;       /* clone an init (without CLONE_VM) that forks the payload */
+	int pdeathsig;  /* for the payload of an init without a PID namespace */
+
+	nsc_hook hook;  /* NULL: no hook, the child does not wait */
+	uintptr_t hook_ctx;
+};
+
+struct nsc_result {
+	int pid;    /* as the caller sees it; 0 if the clone failed */
+	int pidfd;  /* -1 if none (the caller closes it) */
+	int stage;  /* enum nsc_stage; NSC_OK when the payload exec'd */
+	int err;    /* errno of the failing step */
+	int index;  /* which join/mount/fd entry failed */
+};
+
+/* nsc_spawn clones the child described by s and returns once it has exec'd
+ * (r->stage == NSC_OK) or failed (the child is reaped then). Call it on a
+ * locked OS thread. It returns r->stage. */
+int nsc_spawn(const struct nsc_spec *s, struct nsc_result *r);
+
+/* nsc_stack_probe returns the number of bytes of the child's stack that a
+ * spawn of s touched (for tests measuring the stack need). */
+long nsc_stack_probe(const struct nsc_spec *s, struct nsc_result *r);
+
+#endif

@@ -1,0 +1,1 @@
+#include "../csrc/clone_shim.c"

@@ -1,0 +1,340 @@
+package nsclone
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Namespace is a set of Linux namespace kinds; its bits are the CLONE_NEW*
+// flags of clone(2).
+type Namespace uint64
+
+// The namespace kinds.
+const (
+	IPC Namespace = unix.CLONE_NEWIPC
+	PID Namespace = unix.CLONE_NEWPID
+	// Mnt is the mount namespace (CLONE_NEWNS, /proc/PID/ns/mnt); the
+	// name Mount belongs to the mount(2) description type.
+	Mnt    Namespace = unix.CLONE_NEWNS
+	Net    Namespace = unix.CLONE_NEWNET
+	UTS    Namespace = unix.CLONE_NEWUTS
+	User   Namespace = unix.CLONE_NEWUSER
+	Cgroup Namespace = unix.CLONE_NEWCGROUP
+
+	allNamespaces = IPC | PID | Mnt | Net | UTS | User | Cgroup
+)
+
+// nsNames lists the kinds in the order the child joins them: the user
+// namespace first (it grants the rights for the others), mount last.
+var nsNames = []struct {
+	ns   Namespace
+	name string
+}{
+	{User, "user"}, {IPC, "ipc"}, {UTS, "uts"}, {Net, "net"}, {PID, "pid"}, {Cgroup, "cgroup"}, {Mnt, "mnt"},
+}
+
+// String names the kinds in n, joined by "|" (as in /proc/PID/ns: "ipc|pid|mnt").
+func (n Namespace) String() string {
+	var parts []string
+	for _, k := range nsNames {
+		if n&k.ns != 0 {
+			parts = append(parts, k.name)
+		}
+	}
+	if rest := n &^ allNamespaces; rest != 0 {
+		parts = append(parts, fmt.Sprintf("%#x", uint64(rest)))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "|")
+}
+
+// IDMap is one line of a user namespace's uid_map or gid_map: Size ids from
+// HostID on map to ContainerID on.
+type IDMap struct{ ContainerID, HostID, Size uint32 }
+
+// Mount is one mount(2) the child makes; Data empty passes NULL.
+type Mount struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Data                   string
+}
+
+// Spec describes a process to spawn. Its zero value is not runnable: Path is
+// required. Every other field's zero value keeps the caller's state.
+type Spec struct {
+	// Path is the program to execute. Without a slash it is looked up in
+	// the PATH of Env (or of the caller when Env is nil).
+	Path string
+	// Args are the arguments including argv[0]; empty means {Path}.
+	Args []string
+	// Env is the environment; nil means the caller's (os.Environ()).
+	Env []string
+	// Dir is the working directory of the child; empty keeps the caller's.
+	Dir string
+
+	// Namespaces are created for the child.
+	Namespaces Namespace
+	// MountProc mounts a fresh /proc (needs PID and Mnt).
+	MountProc bool
+	// Propagation is applied recursively to / in the new mount namespace
+	// before any mount: "private" (the default, also when empty), "slave",
+	// "shared" or "unchanged". Anything but empty needs Mnt.
+	Propagation string
+	// Hostname is set in the new UTS namespace (needs UTS); at most 64 bytes.
+	Hostname string
+	// UID and GID are the ids the child drops to after setup (groups are
+	// cleared when either is set); nil keeps the caller's.
+	UID, GID *uint32
+	// UIDMap and GIDMap are written for a new user namespace.
+	UIDMap, GIDMap []IDMap
+	// MapRoot maps the caller's uid and gid to 0 in a new user namespace
+	// (the one-line "0 <uid> 1" map); it excludes UIDMap and GIDMap.
+	MapRoot bool
+	// Join lists existing namespaces to enter (setns), each kind by the
+	// path of a namespace file such as /run/netns/NAME or /proc/PID/ns/net.
+	// A kind cannot be both joined and new. Joining a PID namespace affects
+	// the payload only with Init (setns(PID) moves the children).
+	Join map[Namespace]string
+
+	// Stdin, Stdout and Stderr become fds 0, 1 and 2; nil means /dev/null.
+	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles become fds 3, 4, ...; a nil entry leaves that fd closed.
+	ExtraFiles []*os.File
+
+	// Init runs a tiny init as the child (PID 1 with a PID namespace) that
+	// forks the payload, reaps orphans, forwards SIGINT, SIGTERM, SIGHUP,
+	// SIGQUIT, SIGUSR1 and SIGUSR2 to the payload and exits with its status
+	// (128+N when it died of signal N). Without a PID namespace the init
+	// is a child subreaper and the payload gets SIGKILL if the init dies.
+	Init bool
+
+	// Mounts are extra mounts the child makes, in order, after the
+	// propagation change and /proc and after joining Join (so a sysfs
+	// mounted here shows the joined netns), before dropping ids. Needs a
+	// new mount namespace (Mnt).
+	Mounts []Mount
+
+	// BeforeExec, when set, runs in the parent after the child is cloned
+	// (its new namespaces exist) and any uid/gid maps are written; the
+	// child waits meanwhile (it joins Join and does the rest of its setup
+	// after) and goes on only after it returns nil. An error kills the
+	// child (its namespaces go with it) and Start returns that error. pid is
+	// the child's pid as the caller sees it. It runs on the goroutine that
+	// called Start, whose OS thread stays locked meanwhile.
+	BeforeExec func(pid int) error
+}
+
+// ErrInvalidSpec is wrapped by every error of Spec.Validate.
+var ErrInvalidSpec = errors.New("invalid spec")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("nsclone: %w: %s", ErrInvalidSpec, fmt.Sprintf(format, a...))
+}
+
+// maxHostname is HOST_NAME_MAX.
+const maxHostname = 64
+
+// propagations maps Spec.Propagation words to mount(2) flags.
+var propagations = map[string]uintptr{
+	"":          unix.MS_REC | unix.MS_PRIVATE,
+	"private":   unix.MS_REC | unix.MS_PRIVATE,
+	"slave":     unix.MS_REC | unix.MS_SLAVE,
+	"shared":    unix.MS_REC | unix.MS_SHARED,
+	"unchanged": 0,
+}
+
+// Validate checks s without touching the system. Start calls it.
+func (s *Spec) Validate() error {
+	if s == nil {
+		return invalid("nil spec")
+	}
+	if s.Path == "" {
+		return invalid("no path to execute")
+	}
+	if rest := s.Namespaces &^ allNamespaces; rest != 0 {
+		return invalid("unknown namespace bits %#x", uint64(rest))
+	}
+	has := func(n Namespace) bool { return s.Namespaces&n != 0 }
+	if s.MountProc && (!has(PID) || !has(Mnt)) {
+		return invalid("mounting /proc needs new PID and Mount namespaces")
+	}
+	if _, ok := propagations[s.Propagation]; !ok {
+		return invalid("unknown propagation %q (want private, slave, shared or unchanged)", s.Propagation)
+	}
+	if s.Propagation != "" && !has(Mnt) {
+		return invalid("propagation %q needs a new Mount namespace", s.Propagation)
+	}
+	if len(s.Mounts) > 0 && !has(Mnt) {
+		return invalid("mounts need a new Mount namespace")
+	}
+	if s.Hostname != "" && !has(UTS) {
+		return invalid("hostname needs a new UTS namespace")
+	}
+	if len(s.Hostname) > maxHostname {
+		return invalid("hostname is %d bytes, more than %d", len(s.Hostname), maxHostname)
+	}
+	if (s.MapRoot || len(s.UIDMap) > 0 || len(s.GIDMap) > 0) && !has(User) {
+		return invalid("uid/gid maps need a new User namespace")
+	}
+	if s.MapRoot && (len(s.UIDMap) > 0 || len(s.GIDMap) > 0) {
+		return invalid("MapRoot excludes UIDMap and GIDMap")
+	}
+	for _, m := range append(append([]IDMap(nil), s.UIDMap...), s.GIDMap...) {
+		if m.Size == 0 || uint64(m.ContainerID)+uint64(m.Size) > 1<<32 || uint64(m.HostID)+uint64(m.Size) > 1<<32 {
+			return invalid("bad id map %d %d %d", m.ContainerID, m.HostID, m.Size)
+		}
+	}
+	if len(s.Join) > maxJoin {
+		return invalid("more than %d namespaces to join", maxJoin)
+	}
+	for ns, path := range s.Join {
+		if ns == 0 || ns&(ns-1) != 0 || ns&^allNamespaces != 0 {
+			return invalid("join key %s is not one namespace kind", ns)
+		}
+		if has(ns) {
+			return invalid("namespace %s is both new and joined", ns)
+		}
+		if path == "" {
+			return invalid("empty path to join for %s", ns)
+		}
+	}
+	for _, m := range s.Mounts {
+		if m.Target == "" {
+			return invalid("mount of %q has no target", m.Source)
+		}
+	}
+	strs := append(append([]string{s.Path, s.Dir, s.Hostname}, s.Args...), s.Env...)
+	for _, m := range s.Mounts {
+		strs = append(strs, m.Source, m.Target, m.FSType, m.Data)
+	}
+	for _, p := range s.Join {
+		strs = append(strs, p)
+	}
+	for _, str := range strs {
+		if strings.IndexByte(str, 0) >= 0 {
+			return invalid("string %q contains a NUL byte", str)
+		}
+	}
+	return nil
+}
+
+// joinOrder returns the kinds of s.Join in the order the child enters them.
+func (s *Spec) joinOrder() []Namespace {
+	var out []Namespace
+	for _, k := range nsNames {
+		if _, ok := s.Join[k.ns]; ok {
+			out = append(out, k.ns)
+		}
+	}
+	return out
+}
+
+// Stage names a step of the spawn.
+type Stage string
+
+// The stages a *SetupError can name.
+const (
+	StageClone       Stage = "clone"
+	StagePipe        Stage = "pipe"
+	StageOpen        Stage = "open"     // opening a namespace file of Join or /dev/null
+	StageUserMap     Stage = "user map" // writing setgroups, uid_map, gid_map
+	StageBeforeExec  Stage = "before exec"
+	StageSync        Stage = "sync"
+	StageSetns       Stage = "setns"
+	StagePropagation Stage = "propagation"
+	StageMountProc   Stage = "mount /proc"
+	StageMount       Stage = "mount"
+	StageHostname    Stage = "sethostname"
+	StageFork        Stage = "fork"
+	StageSetgroups   Stage = "setgroups"
+	StageSetgid      Stage = "setgid"
+	StageSetuid      Stage = "setuid"
+	StageChdir       Stage = "chdir"
+	StageFds         Stage = "fds"
+	StageSignals     Stage = "signals"
+	StageExec        Stage = "exec"
+)
+
+// SetupError is a failure before the payload's exec: the stage, the object it
+// concerned (a path, a namespace, an fd) and the cause, usually a
+// syscall.Errno.
+type SetupError struct {
+	Stage  Stage
+	Object string
+	Err    error
+}
+
+func (e *SetupError) Error() string {
+	what := string(e.Stage)
+	if e.Object != "" {
+		what += " " + e.Object
+	}
+	switch e.Stage {
+	case StageClone, StagePipe, StageOpen, StageUserMap, StageBeforeExec:
+		return "nsclone: " + what + ": " + e.Err.Error()
+	}
+	return "nsclone: child setup: " + what + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// ExitStatus is how a process ended.
+type ExitStatus struct{ ws unix.WaitStatus }
+
+// Exited reports whether the process called exit.
+func (e ExitStatus) Exited() bool { return e.ws.Exited() }
+
+// Signaled reports whether the process died of a signal.
+func (e ExitStatus) Signaled() bool { return e.ws.Signaled() }
+
+// Signal is the signal that killed the process, or 0.
+func (e ExitStatus) Signal() syscall.Signal {
+	if !e.ws.Signaled() {
+		return 0
+	}
+	return syscall.Signal(e.ws.Signal())
+}
+
+// Code is the status as a shell reports it: the exit code, or 128+N when the
+// process died of signal N.
+func (e ExitStatus) Code() int {
+	if e.ws.Signaled() {
+		return 128 + int(e.ws.Signal())
+	}
+	return e.ws.ExitStatus()
+}
+
+func (e ExitStatus) String() string {
+	if e.ws.Signaled() {
+		return "signal: " + unix.SignalName(e.ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", e.ws.ExitStatus())
+}
+
+// sortedUnique returns the sorted distinct non-negative values of v.
+func sortedUnique(v []int) []int {
+	out := make([]int, 0, len(v))
+	for _, x := range v {
+		if x >= 0 {
+			out = append(out, x)
+		}
+	}
+	sort.Ints(out)
+	j := 0
+	for i, x := range out {
+		if i == 0 || x != out[j-1] {
+			out[j] = x
+			j++
+		}
+	}
+	return out[:j]
+}
