@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,32 +152,262 @@ func List() ([]string, error) {
 	return names, nil
 }
 
-// Add creates the named namespace, as `ip netns add NAME` does.
+// errNoSuchNS is the cause when a named namespace does not exist.
+var errNoSuchNS = fmt.Errorf("no such namespace: %w", unix.ENOENT)
+
+// Add creates the named namespace, as `ip netns add NAME` does: /run/netns is
+// made a shared mount point of its own (once, under a lock), the file
+// /run/netns/NAME is created exclusively, and a new network namespace,
+// created on a locked OS thread that is then thrown away, is bind-mounted
+// onto it. On failure nothing is left behind. An existing name fails with
+// an error wrapping unix.EEXIST and is left untouched.
 func Add(ctx context.Context, name string) error {
-	return &Error{Op: "add", Object: name, Err: ErrNotImplemented}
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: "add", Object: name, Err: err}
+	}
+	if err := prepareRunDir(); err != nil {
+		return &Error{Op: "add", Object: name, Err: err}
+	}
+	path := filepath.Join(RunDir, name)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &Error{Op: "add", Object: name, Err: err}
+	}
+	unix.Close(fd)
+	if err := newNSOnto(path); err != nil {
+		_ = unix.Unlink(path)
+		return &Error{Op: "add", Object: name, Err: err}
+	}
+	return nil
 }
 
-// Delete removes the named namespace, as `ip netns del NAME` does.
+// prepareRunDir makes /run/netns exist and be a shared mount point of its
+// own, as iproute2 does, so that a namespace bind-mounted there is visible
+// in every mount namespace that shares it. A lock on the directory keeps two
+// nsbox processes from binding it twice.
+func prepareRunDir() error {
+	if err := unix.Mkdir(RunDir, 0o755); err != nil && err != unix.EEXIST {
+		return fmt.Errorf("mkdir %s: %w", RunDir, err)
+	}
+	// Fast path: already a mount point, make sure it is shared.
+	err := unix.Mount("", RunDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if err != unix.EINVAL {
+		return fmt.Errorf("mount --make-rshared %s: %w", RunDir, err)
+	}
+	dfd, err := unix.Open(RunDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", RunDir, err)
+	}
+	defer unix.Close(dfd)
+	if err := unix.Flock(dfd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", RunDir, err)
+	}
+	defer unix.Flock(dfd, unix.LOCK_UN)
+	// Someone else may have done it while we waited for the lock.
+	if err := unix.Mount("", RunDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err == nil {
+		return nil
+	}
+	if err := unix.Mount(RunDir, RunDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount --bind %s %s: %w", RunDir, RunDir, err)
+	}
+	if err := unix.Mount("", RunDir, "none", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount --make-rprivate %s: %w", RunDir, err)
+	}
+	if err := unix.Mount("", RunDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount --make-rshared %s: %w", RunDir, err)
+	}
+	return nil
+}
+
+// newNSOnto creates a network namespace on a goroutine locked to its OS
+// thread and bind-mounts it onto path. The goroutine never unlocks the
+// thread, so the Go runtime terminates the thread when it returns: no other
+// goroutine ever runs in the new namespace.
+func newNSOnto(path string) error {
+	return onThrowawayThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare net: %w", err)
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("mount --bind %s %s: %w", src, path, err)
+		}
+		return nil
+	})
+}
+
+// onThrowawayThread runs fn on a goroutine locked to an OS thread that is
+// never unlocked, so the Go runtime terminates the thread afterwards. The
+// main thread is never used: the runtime does not terminate it but parks it
+// for good, which would keep whatever fn did to it (a namespace) alive and
+// visible as /proc/self.
+func onThrowawayThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// We hold the main thread, so this goroutine gets another one.
+			inner := make(chan error, 1)
+			go func() {
+				runtime.LockOSThread()
+				inner <- fn()
+				// No UnlockOSThread: this thread dies with the goroutine.
+			}()
+			err := <-inner
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		done <- fn()
+		// No UnlockOSThread: this thread dies with the goroutine.
+	}()
+	return <-done
+}
+
+// Delete removes the named namespace, as `ip netns del NAME` does: the bind
+// mount is detached and the file unlinked. The namespace itself goes away
+// when no process, socket or handle uses it any more. A missing name fails
+// with an error wrapping unix.ENOENT; a busy one (EBUSY) is left as it was.
 func Delete(ctx context.Context, name string) error {
-	return &Error{Op: "delete", Object: name, Err: ErrNotImplemented}
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: "delete", Object: name, Err: err}
+	}
+	path := filepath.Join(RunDir, name)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if err == unix.ENOENT {
+			return &Error{Op: "delete", Object: name, Err: errNoSuchNS}
+		}
+		return &Error{Op: "delete", Object: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return &Error{Op: "delete", Object: name, Err: fmt.Errorf("%s is not a namespace file", path)}
+	}
+	// EINVAL: not mounted (a file left by a failed add); unlink it anyway.
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL {
+		return &Error{Op: "delete", Object: name, Err: fmt.Errorf("umount: %w", err)}
+	}
+	if err := unix.Unlink(path); err != nil {
+		return &Error{Op: "delete", Object: name, Err: fmt.Errorf("unlink: %w", err)}
+	}
+	return nil
+}
+
+// nsID identifies a namespace inode.
+type nsID struct{ dev, ino uint64 }
+
+func statNS(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{uint64(st.Dev), st.Ino}, nil
 }
 
 // Identify returns the name under /run/netns of the network namespace of
-// process pid, or "" when it has none.
+// process pid (0: the caller), or "" when it has none. When several names
+// refer to the namespace, the first in sorted order is returned.
 func Identify(pid int) (string, error) {
-	return "", &Error{Op: "identify", Object: strconv.Itoa(pid), Err: ErrNotImplemented}
+	obj := strconv.Itoa(pid)
+	path := "/proc/" + obj + "/ns/net"
+	if pid == 0 {
+		obj, path = "self", "/proc/self/ns/net"
+	} else if pid < 0 {
+		return "", &Error{Op: "identify", Object: obj, Err: errors.New("pid must not be negative")}
+	}
+	want, err := statNS(path)
+	if err != nil {
+		return "", &Error{Op: "identify", Object: obj, Err: err}
+	}
+	names, err := List()
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		id, err := statNS(filepath.Join(RunDir, n))
+		if err == nil && id == want {
+			return n, nil
+		}
+	}
+	return "", nil
 }
 
-// Pids returns the processes whose network namespace is the named one.
+// Pids returns the processes whose network namespace is the named one,
+// sorted. Processes that vanish or cannot be inspected are skipped.
 func Pids(name string) ([]int, error) {
-	return nil, &Error{Op: "pids", Object: name, Err: ErrNotImplemented}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	want, err := statNS(filepath.Join(RunDir, name))
+	if err != nil {
+		if err == unix.ENOENT {
+			err = errNoSuchNS
+		}
+		return nil, &Error{Op: "pids", Object: name, Err: err}
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, &Error{Op: "pids", Object: name, Err: err}
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		id, err := statNS("/proc/" + e.Name() + "/ns/net")
+		if err == nil && id == want {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
 }
 
-// Do runs fn on a goroutine locked to a fresh OS thread that has entered the
-// namespace h, and waits for it. If switching back fails, the thread is
-// never unlocked, so it dies with the goroutine instead of serving others.
+// Do runs fn on a goroutine locked to its own OS thread that has entered
+// the namespace h, and waits for it. The thread goes back to its original
+// namespace afterwards; if that fails, the thread is never unlocked, so it
+// dies with the goroutine instead of serving other goroutines in the wrong
+// namespace. Use it only for what needs a thread inside the namespace (for
+// example a packet socket); netlink sockets take a descriptor instead.
 func Do(h *Handle, fn func() error) error {
-	return &Error{Op: "do", Object: h.name, Err: ErrNotImplemented}
+	if h == nil {
+		return &Error{Op: "do", Err: errors.New("nil handle")}
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- &Error{Op: "do", Object: h.name, Err: fmt.Errorf("open current netns: %w", err)}
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(h.Fd(), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- &Error{Op: "do", Object: h.name, Err: fmt.Errorf("setns: %w", err)}
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread exits with this goroutine.
+			done <- &Error{Op: "do", Object: h.name, Err: fmt.Errorf("setns back: %w", err)}
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- ferr
+	}()
+	return <-done
 }
 
 // Exec runs args[0] with args inside the named namespace, in a new mount

@@ -2,18 +2,28 @@ package rtnl
 
 import (
 	"context"
+	"encoding"
 	"errors"
+	"fmt"
 	"net"
-	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/netns"
 )
 
-// ErrNotImplemented is returned by operations that are not implemented yet.
-var ErrNotImplemented = errors.New("not implemented")
+// maxDumpTries bounds how often a dump that the kernel marked interrupted
+// (NLM_F_DUMP_INTR: the table changed while it was read) is started again.
+const maxDumpTries = 10
+
+// rtextFilterSkipStats asks the kernel to leave the statistics out of link
+// replies (RTEXT_FILTER_SKIP_STATS): smaller messages, faster lookups.
+const rtextFilterSkipStats = 1 << 3
 
 // Error is the one error shape of this package, e.g.
 // "rtnl: add veth veth0: file exists". Err is the cause (a unix.Errno when
@@ -40,178 +50,219 @@ func (e *Error) Error() string {
 // Unwrap returns the cause, so errors.Is(err, unix.ENODEV) works.
 func (e *Error) Unwrap() error { return e.Err }
 
+// wrap turns an error of the netlink layer into an *Error, keeping the
+// errno as the cause and the extended-ack message beside it.
+func wrap(op, object string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *Error
+	if errors.As(err, &re) {
+		return err
+	}
+	e := &Error{Op: op, Object: object, Err: err}
+	var oe *netlink.OpError
+	if errors.As(err, &oe) {
+		e.Message = strings.TrimSpace(oe.Message)
+		if oe.Err != nil {
+			e.Err = oe.Err
+			var se *net.OpError
+			if errors.As(oe.Err, &se) && se.Err != nil {
+				e.Err = se.Err
+			}
+		}
+	}
+	return e
+}
+
 // Conn is a route netlink connection opened inside one network namespace.
+// It is safe for use by one goroutine at a time.
 type Conn struct {
-	c *rtnetlink.Conn
+	nl   *netlink.Conn
+	nsfd int // a duplicate of the namespace's fd, or -1: the caller's namespace
+
+	mu sync.Mutex
+	rt *rtnetlink.Conn // dialled by Netlink on first use
 }
 
 // Dial opens a connection inside the namespace ns; a nil ns means the
-// caller's namespace. The socket is opened in ns by file descriptor; no
-// thread of the caller changes namespace.
+// caller's namespace. The socket is opened in ns by file descriptor
+// (netlink.Config{NetNS: fd}); no thread of the caller changes namespace.
+// The handle may be closed once Dial returns.
 func Dial(ns *netns.Handle) (*Conn, error) {
-	return nil, &Error{Op: "dial", Err: ErrNotImplemented}
+	cfg := &netlink.Config{}
+	nsfd := -1
+	obj := ""
+	if ns != nil {
+		obj = ns.Name()
+		fd, err := unix.FcntlInt(uintptr(ns.Fd()), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, &Error{Op: "dial", Object: obj, Err: err}
+		}
+		nsfd = fd
+		cfg.NetNS = fd
+	}
+	nl, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
+	if err != nil {
+		if nsfd >= 0 {
+			unix.Close(nsfd)
+		}
+		return nil, wrap("dial", obj, err)
+	}
+	c := newConn(nl)
+	c.nsfd = nsfd
+	return c, nil
+}
+
+// newConn wraps an open netlink connection (a real one or a test fake).
+func newConn(nl *netlink.Conn) *Conn {
+	// Extended acks carry the kernel's reason in errors; an old kernel
+	// without them still works, with bare errnos.
+	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
+	return &Conn{nl: nl, nsfd: -1}
 }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
-	if c == nil || c.c == nil {
+	if c == nil || c.nl == nil {
 		return nil
 	}
-	return c.c.Close()
+	err := c.nl.Close()
+	c.mu.Lock()
+	if c.rt != nil {
+		_ = c.rt.Close()
+		c.rt = nil
+	}
+	c.mu.Unlock()
+	if c.nsfd >= 0 {
+		unix.Close(c.nsfd)
+		c.nsfd = -1
+	}
+	return err
 }
 
-// Netlink returns the underlying rtnetlink connection, for packages on top
-// (bridge) that need requests this package does not wrap.
-func (c *Conn) Netlink() *rtnetlink.Conn { return c.c }
-
-// Link is a network interface as RTM_GETLINK describes it.
-type Link struct {
-	Index        int
-	Name         string
-	Kind         string // "veth", "bridge", "dummy", ... ("" for physical and loopback)
-	MTU          uint32
-	Flags        net.Flags
-	OperState    string // "UP", "DOWN", "UNKNOWN", ... as ip prints it
-	HardwareAddr net.HardwareAddr
-	MasterIndex  int    // 0: no master
-	Master       string // the master's name; filled in by Links
+// Netlink returns an rtnetlink connection in the same namespace, for
+// packages on top (bridge) that need requests this package does not wrap.
+// It is dialled on first use and closed by Close; it returns nil only if
+// that dial fails (for example when out of file descriptors).
+func (c *Conn) Netlink() *rtnetlink.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rt != nil {
+		return c.rt
+	}
+	cfg := &netlink.Config{}
+	if c.nsfd >= 0 {
+		cfg.NetNS = c.nsfd
+	}
+	rt, err := rtnetlink.Dial(cfg)
+	if err != nil {
+		return nil
+	}
+	_ = rt.SetOption(netlink.ExtendedAcknowledge, true)
+	c.rt = rt
+	return rt
 }
 
-// Addr is an interface address.
-type Addr struct {
-	Index             int
-	Dev               string
-	Prefix            netip.Prefix // the local address and its prefix length
-	Scope             uint8
-	Flags             uint32
-	ValidLifetime     time.Duration // 0 = forever
-	PreferredLifetime time.Duration // 0 = forever
+// deadline applies ctx's deadline (if any) to the socket and reports a
+// context that is already done.
+func (c *Conn) deadline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Time{}
+	}
+	return c.nl.SetDeadline(d)
 }
 
-// AddrOptions are the optional settings of AddAddr and ReplaceAddr; a nil
-// *AddrOptions or zero fields mean a permanent address (forever).
-type AddrOptions struct {
-	ValidLifetime     time.Duration // 0: forever
-	PreferredLifetime time.Duration // 0: forever (or ValidLifetime if that is set)
+// request sends one request built from m (plus extra, already encoded
+// attributes) and returns the replies.
+func (c *Conn) request(ctx context.Context, op, obj string, typ uint16, flags netlink.HeaderFlags, m encoding.BinaryMarshaler, extra []byte) ([]netlink.Message, error) {
+	if err := c.deadline(ctx); err != nil {
+		return nil, &Error{Op: op, Object: obj, Err: err}
+	}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return nil, &Error{Op: op, Object: obj, Err: fmt.Errorf("encode: %w", err)}
+	}
+	data = append(data, extra...)
+	msgs, err := c.nl.Execute(netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | flags},
+		Data:   data,
+	})
+	if err != nil {
+		return nil, wrap(op, obj, err)
+	}
+	return msgs, nil
 }
 
-// Route is a route of the main table (unless Table says otherwise).
-type Route struct {
-	Dst      netip.Prefix // the destination; the zero Prefix means default
-	Gateway  netip.Addr   // zero: a device route
-	Src      netip.Addr   // preferred source; zero: none
-	Dev      string       // output device; "" for a gateway-only route
-	Metric   uint32       // priority; 0 is the kernel default
-	Table    uint32       // 0 means main (254)
-	Protocol uint8        // 0 means boot (3) for additions, as ip does
-	Scope    uint8        // 0 (universe) for gateway routes; device routes get link when zero
-	Family   int          // unix.AF_INET or AF_INET6; 0 means from Dst/Gateway
+// ack sends a request that expects only an acknowledgement.
+func (c *Conn) ack(ctx context.Context, op, obj string, typ uint16, flags netlink.HeaderFlags, m encoding.BinaryMarshaler, extra []byte) error {
+	_, err := c.request(ctx, op, obj, typ, flags|netlink.Acknowledge, m, extra)
+	return err
 }
 
-func notImpl(op, obj string) error { return &Error{Op: op, Object: obj, Err: ErrNotImplemented} }
+// errDumpInterrupted is the cause when every try of a dump was interrupted.
+var errDumpInterrupted = errors.New("dump interrupted by concurrent changes too many times")
+
+// dump runs a dump request and returns its messages of type want. A dump the
+// kernel marks interrupted is started again, at most maxDumpTries times; a
+// half or inconsistent dump is never returned.
+func (c *Conn) dump(ctx context.Context, op string, typ, want uint16, m encoding.BinaryMarshaler) ([]netlink.Message, error) {
+	for try := 0; try < maxDumpTries; try++ {
+		msgs, err := c.request(ctx, op, "", typ, netlink.Dump, m, nil)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue // some kernels report an interrupted dump as EINTR
+			}
+			return nil, err
+		}
+		interrupted := false
+		out := msgs[:0]
+		for _, nm := range msgs {
+			if nm.Header.Flags&netlink.DumpInterrupted != 0 {
+				interrupted = true
+				break
+			}
+			if uint16(nm.Header.Type) == want {
+				out = append(out, nm)
+			}
+		}
+		if !interrupted {
+			return out, nil
+		}
+	}
+	return nil, &Error{Op: op, Err: errDumpInterrupted}
+}
 
 // ValidateLinkName refuses names the kernel would refuse or that would
 // confuse the CLI: empty, over 15 bytes, containing '/', ':' or white space,
 // "." or "..".
-func ValidateLinkName(name string) error { return nil }
-
-// Links lists every link of the namespace, with Master filled in.
-func (c *Conn) Links(ctx context.Context) ([]Link, error) { return nil, notImpl("list links", "") }
-
-// LinkByName returns the link called name (a direct RTM_GETLINK by name).
-func (c *Conn) LinkByName(ctx context.Context, name string) (Link, error) {
-	return Link{}, notImpl("get link", name)
+func ValidateLinkName(name string) error {
+	bad := func(why string) error {
+		return &Error{Op: "validate name", Object: fmt.Sprintf("%q", name), Err: fmt.Errorf("%w: %s", ErrInvalidName, why)}
+	}
+	switch {
+	case name == "":
+		return bad("empty")
+	case len(name) > unix.IFNAMSIZ-1:
+		return bad(fmt.Sprintf("longer than %d bytes", unix.IFNAMSIZ-1))
+	case name == "." || name == "..":
+		return bad("not allowed")
+	case strings.ContainsAny(name, "/:"):
+		return bad("contains '/' or ':'")
+	case strings.ContainsRune(name, 0):
+		return bad("contains NUL")
+	}
+	for _, r := range name {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' {
+			return bad("contains white space")
+		}
+	}
+	return nil
 }
 
-// LinkByIndex returns the link with the given index.
-func (c *Conn) LinkByIndex(ctx context.Context, index int) (Link, error) {
-	return Link{}, notImpl("get link", "")
-}
-
-// AddVeth creates the veth pair name/peer; a non-nil peerNS creates the peer
-// directly inside that namespace, in the same request.
-func (c *Conn) AddVeth(ctx context.Context, name, peer string, peerNS *netns.Handle) error {
-	return notImpl("add veth", name)
-}
-
-// AddBridge creates a bridge.
-func (c *Conn) AddBridge(ctx context.Context, name string) error { return notImpl("add bridge", name) }
-
-// AddDummy creates a dummy link.
-func (c *Conn) AddDummy(ctx context.Context, name string) error { return notImpl("add dummy", name) }
-
-// SetUp sets the link up (IFF_UP).
-func (c *Conn) SetUp(ctx context.Context, name string) error { return notImpl("set up", name) }
-
-// SetDown sets the link down.
-func (c *Conn) SetDown(ctx context.Context, name string) error { return notImpl("set down", name) }
-
-// SetMTU sets the link's MTU.
-func (c *Conn) SetMTU(ctx context.Context, name string, mtu uint32) error {
-	return notImpl("set mtu", name)
-}
-
-// SetName renames the link.
-func (c *Conn) SetName(ctx context.Context, name, newName string) error {
-	return notImpl("set name", name)
-}
-
-// SetHardwareAddr sets the link's MAC address.
-func (c *Conn) SetHardwareAddr(ctx context.Context, name string, mac net.HardwareAddr) error {
-	return notImpl("set address", name)
-}
-
-// SetMaster enslaves the link to master (a bridge).
-func (c *Conn) SetMaster(ctx context.Context, name, master string) error {
-	return notImpl("set master", name)
-}
-
-// SetNoMaster frees the link from its master.
-func (c *Conn) SetNoMaster(ctx context.Context, name string) error {
-	return notImpl("set nomaster", name)
-}
-
-// SetNetNS moves the link into the namespace ns (by file descriptor).
-func (c *Conn) SetNetNS(ctx context.Context, name string, ns *netns.Handle) error {
-	return notImpl("set netns", name)
-}
-
-// DeleteLink deletes the link (both ends, for a veth).
-func (c *Conn) DeleteLink(ctx context.Context, name string) error {
-	return notImpl("delete link", name)
-}
-
-// Addrs lists the addresses of dev, or of every link when dev is "".
-func (c *Conn) Addrs(ctx context.Context, dev string) ([]Addr, error) {
-	return nil, notImpl("list addrs", dev)
-}
-
-// AddAddr adds the address p (address and prefix length) to dev.
-func (c *Conn) AddAddr(ctx context.Context, dev string, p netip.Prefix, o *AddrOptions) error {
-	return notImpl("add addr", p.String())
-}
-
-// ReplaceAddr adds p to dev or updates it if present.
-func (c *Conn) ReplaceAddr(ctx context.Context, dev string, p netip.Prefix, o *AddrOptions) error {
-	return notImpl("replace addr", p.String())
-}
-
-// DelAddr removes the address p from dev.
-func (c *Conn) DelAddr(ctx context.Context, dev string, p netip.Prefix) error {
-	return notImpl("delete addr", p.String())
-}
-
-// FlushAddrs removes every address of dev.
-func (c *Conn) FlushAddrs(ctx context.Context, dev string) error { return notImpl("flush addrs", dev) }
-
-// Routes lists the routes of the main table, IPv4 and IPv6.
-func (c *Conn) Routes(ctx context.Context) ([]Route, error) { return nil, notImpl("list routes", "") }
-
-// AddRoute adds r; it fails with EEXIST if an identical route exists.
-func (c *Conn) AddRoute(ctx context.Context, r Route) error { return notImpl("add route", "") }
-
-// ReplaceRoute adds r or replaces the route with the same key.
-func (c *Conn) ReplaceRoute(ctx context.Context, r Route) error { return notImpl("replace route", "") }
-
-// DelRoute deletes the route matching r.
-func (c *Conn) DelRoute(ctx context.Context, r Route) error { return notImpl("delete route", "") }
+// ErrInvalidName is wrapped by the errors of ValidateLinkName.
+var ErrInvalidName = errors.New("invalid interface name")

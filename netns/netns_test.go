@@ -1,0 +1,288 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+func TestMain(m *testing.M) { os.Exit(testutil.MainWithLeakCheck(m)) }
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// addNS creates a namespace with Add and deletes it with ip at the end
+// (ignoring a delete the test already did).
+func addNS(t *testing.T) string {
+	t.Helper()
+	name := testutil.UniqueName("nsbn")
+	if err := Add(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := os.Lstat(filepath.Join(RunDir, name)); err == nil {
+			testutil.CmdErr("ip", "netns", "del", name)
+		}
+	})
+	return name
+}
+
+func ipNetnsList(t *testing.T) string {
+	return testutil.Cmd(t, "ip", "netns", "list")
+}
+
+func TestValidateName(t *testing.T) {
+	for _, n := range []string{"a", "ns1", "with space", strings.Repeat("x", 255)} {
+		if err := ValidateName(n); err != nil {
+			t.Errorf("ValidateName(%q) = %v", n, err)
+		}
+	}
+	for _, n := range []string{"", ".", "..", "a/b", "../etc", "/x", "a\x00b", strings.Repeat("x", 256)} {
+		if err := ValidateName(n); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateName(%q) = %v, want ErrInvalidName", n, err)
+		}
+	}
+}
+
+func TestBadNamesTouchNothing(t *testing.T) {
+	testutil.RequirePriv(t)
+	before, _ := os.ReadDir("/run")
+	for _, n := range []string{"..", ".", "../nsbox-evil", "a/b", ""} {
+		if err := Add(ctx(t), n); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("Add(%q) = %v, want ErrInvalidName", n, err)
+		}
+		if err := Delete(ctx(t), n); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("Delete(%q) = %v, want ErrInvalidName", n, err)
+		}
+	}
+	after, _ := os.ReadDir("/run")
+	if len(before) != len(after) {
+		t.Errorf("/run changed: %d -> %d entries", len(before), len(after))
+	}
+	if _, err := os.Lstat("/run/nsbox-evil"); err == nil {
+		t.Errorf("/run/nsbox-evil was created")
+	}
+}
+
+// TestAddIsSeenByIP: a namespace made by Add is listed and entered by ip,
+// and is a real, separate network namespace.
+func TestAddIsSeenByIP(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "ip")
+	name := addNS(t)
+	if !containsLine(ipNetnsList(t), name) {
+		t.Fatalf("ip netns list does not show %s", name)
+	}
+	// ip netns exec enters it: only a loopback, down.
+	out := testutil.Cmd(t, "ip", "netns", "exec", name, "ip", "-o", "link")
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "lo:") {
+		t.Errorf("ip netns exec %s ip link: %q, want only lo", name, out)
+	}
+	// /run/netns is a mount point and the file a bind of an nsfs inode.
+	mi := testutil.Cmd(t, "findmnt", "-n", "-o", "FSTYPE,PROPAGATION", filepath.Join(RunDir, name))
+	if !strings.HasPrefix(strings.TrimSpace(mi), "nsfs") {
+		t.Errorf("findmnt %s: %q, want nsfs", name, mi)
+	}
+	prop := testutil.Cmd(t, "findmnt", "-n", "-o", "PROPAGATION", RunDir)
+	if !strings.Contains(prop, "shared") {
+		t.Errorf("%s propagation %q, want shared", RunDir, prop)
+	}
+	self, _ := statNS("/proc/self/ns/net")
+	id, err := statNS(filepath.Join(RunDir, name))
+	if err != nil || id == self {
+		t.Errorf("namespace %s is the caller's own (%v)", name, err)
+	}
+	// Our own thread never moved.
+	if now, _ := statNS(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); now != self {
+		t.Errorf("the calling thread changed namespace")
+	}
+
+	if err := Add(ctx(t), name); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("Add existing = %v, want EEXIST", err)
+	}
+	if id2, err := statNS(filepath.Join(RunDir, name)); err != nil || id2 != id {
+		t.Errorf("existing namespace replaced or removed by a second Add (%v)", err)
+	}
+
+	names, err := List()
+	if err != nil || !contains(names, name) {
+		t.Errorf("List() = %v, %v; want %s in it", names, err, name)
+	}
+	if err := Delete(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	if containsLine(ipNetnsList(t), name) {
+		t.Errorf("ip netns list still shows %s after Delete", name)
+	}
+	if err := Delete(ctx(t), name); !errors.Is(err, unix.ENOENT) || !strings.Contains(err.Error(), "no such namespace") {
+		t.Errorf("Delete missing = %v, want ENOENT with 'no such namespace'", err)
+	}
+}
+
+// TestIPNamespacesWork: nsbox lists, opens, identifies and deletes a
+// namespace that ip made.
+func TestIPNamespacesWork(t *testing.T) {
+	testutil.RequirePriv(t)
+	name := testutil.UniqueName("nsbi")
+	testutil.Cmd(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { testutil.CmdErr("ip", "netns", "del", name) })
+	names, err := List()
+	if err != nil || !contains(names, name) {
+		t.Fatalf("List() = %v, %v", names, err)
+	}
+	h, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+
+	// A process inside it, started by ip.
+	ctx := ctx(t)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", name, "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	var got string
+	for i := 0; i < 100; i++ { // ip execs sleep after setns; wait for it
+		if got, err = Identify(pid); err == nil && got == name {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got != name {
+		t.Fatalf("Identify(%d) = %q, %v; want %s", pid, got, err, name)
+	}
+	ipSays := strings.TrimSpace(testutil.Cmd(t, "ip", "netns", "identify", fmt.Sprint(pid)))
+	if ipSays != name {
+		t.Errorf("ip netns identify says %q", ipSays)
+	}
+	pids, err := Pids(name)
+	if err != nil || !containsInt(pids, pid) {
+		t.Errorf("Pids(%s) = %v, %v; want %d in it", name, pids, err, pid)
+	}
+	ipPids := strings.Fields(testutil.Cmd(t, "ip", "netns", "pids", name))
+	if len(ipPids) != len(pids) {
+		t.Errorf("Pids = %v, ip netns pids = %v", pids, ipPids)
+	}
+	if me, err := Identify(0); err != nil || me == name {
+		t.Errorf("Identify(0) = %q, %v", me, err)
+	}
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if containsLine(ipNetnsList(t), name) {
+		t.Errorf("ip still lists %s after Delete", name)
+	}
+}
+
+func TestDo(t *testing.T) {
+	testutil.RequirePriv(t)
+	name := addNS(t)
+	h, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	want, _ := statNS(filepath.Join(RunDir, name))
+	self, _ := statNS("/proc/self/ns/net")
+	for i := 0; i < 20; i++ {
+		var inside nsID
+		err := Do(h, func() error {
+			var err error
+			inside, err = statNS(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+			return err
+		})
+		if err != nil || inside != want {
+			t.Fatalf("Do: inside %v (want %v), %v", inside, want, err)
+		}
+	}
+	// No thread of the process is left in a foreign namespace. Threads
+	// thrown away by Add exit asynchronously: give them a bounded moment.
+	var foreign []string
+	for try := 0; try < 100; try++ {
+		foreign = foreign[:0]
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			id, err := statNS("/proc/self/task/" + task.Name() + "/ns/net")
+			if err == nil && id != self {
+				foreign = append(foreign, task.Name())
+			}
+		}
+		if len(foreign) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(foreign) != 0 {
+		t.Errorf("threads left in a foreign namespace: %v", foreign)
+	}
+	sentinel := errors.New("x")
+	if err := Do(h, func() error { return sentinel }); err != sentinel {
+		t.Errorf("Do did not return fn's error: %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open("nsbox-no-such-ns"); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Open missing = %v", err)
+	}
+	if _, err := Open("/etc/hostname"); err == nil {
+		t.Errorf("Open of a plain file succeeded")
+	}
+	h, err := OpenPid(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	h, err = Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func containsInt(s []int, x int) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func containsLine(out, name string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == name {
+			return true
+		}
+	}
+	return false
+}

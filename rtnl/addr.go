@@ -1,0 +1,232 @@
+package rtnl
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Addr is an interface address.
+type Addr struct {
+	Index             int
+	Dev               string
+	Prefix            netip.Prefix  // the local address and its prefix length
+	Broadcast         netip.Addr    // IPv4 broadcast, if one is set
+	Label             string        // IPv4 label (usually the device name)
+	Scope             uint8         // RT_SCOPE_* (0 universe/global, 253 link, 254 host)
+	Flags             uint32        // IFA_F_* (permanent, tentative, ...)
+	ValidLifetime     time.Duration // 0 = forever
+	PreferredLifetime time.Duration // 0 = forever
+}
+
+// AddrOptions are the optional settings of AddAddr and ReplaceAddr; a nil
+// *AddrOptions or zero fields mean a permanent address (forever).
+type AddrOptions struct {
+	ValidLifetime     time.Duration // 0: forever
+	PreferredLifetime time.Duration // 0: forever, or ValidLifetime when that is set
+}
+
+const infinityLifetime = 0xFFFFFFFF
+
+func lifetime(secs uint32) time.Duration {
+	if secs == infinityLifetime {
+		return 0
+	}
+	return time.Duration(secs) * time.Second
+}
+
+func decodeAddr(data []byte) (Addr, error) {
+	var m rtnetlink.AddressMessage
+	if err := m.UnmarshalBinary(data); err != nil {
+		return Addr{}, err
+	}
+	a := Addr{Index: int(m.Index), Scope: m.Scope, Flags: uint32(m.Flags)}
+	if at := m.Attributes; at != nil {
+		ip := at.Local
+		if ip == nil {
+			ip = at.Address
+		}
+		addr, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return Addr{}, fmt.Errorf("bad address %v", ip)
+		}
+		a.Prefix = netip.PrefixFrom(addr, int(m.PrefixLength))
+		if b, ok := netip.AddrFromSlice(at.Broadcast); ok {
+			a.Broadcast = b
+		}
+		a.Label = at.Label
+		if at.Flags != 0 {
+			a.Flags = at.Flags
+		}
+		a.ValidLifetime = lifetime(at.CacheInfo.Valid)
+		a.PreferredLifetime = lifetime(at.CacheInfo.Preferred)
+		if at.CacheInfo == (rtnetlink.CacheInfo{}) {
+			a.ValidLifetime, a.PreferredLifetime = 0, 0
+		}
+	}
+	return a, nil
+}
+
+// Addrs lists the addresses (IPv4 and IPv6) of dev, or of every link when
+// dev is "", in the kernel's order.
+func (c *Conn) Addrs(ctx context.Context, dev string) ([]Addr, error) {
+	index := 0
+	var names map[int]string
+	if dev != "" {
+		l, err := c.LinkByName(ctx, dev)
+		if err != nil {
+			return nil, err
+		}
+		index = l.Index
+	} else {
+		var err error
+		if names, err = c.linkNames(ctx); err != nil {
+			return nil, err
+		}
+	}
+	msgs, err := c.dump(ctx, "list addrs", unix.RTM_GETADDR, unix.RTM_NEWADDR, &rtnetlink.AddressMessage{})
+	if err != nil {
+		return nil, err
+	}
+	var addrs []Addr
+	for _, nm := range msgs {
+		a, err := decodeAddr(nm.Data)
+		if err != nil {
+			return nil, &Error{Op: "list addrs", Object: dev, Err: fmt.Errorf("decode: %w", err)}
+		}
+		if index != 0 && a.Index != index {
+			continue
+		}
+		if dev != "" {
+			a.Dev = dev
+		} else {
+			a.Dev = names[a.Index]
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
+}
+
+// checkPrefix refuses prefixes that are not a plain IPv4 or IPv6 address
+// with a prefix length.
+func checkPrefix(p netip.Prefix) error {
+	if !p.IsValid() {
+		return fmt.Errorf("invalid prefix %v: %w", p, unix.EINVAL)
+	}
+	if p.Addr().Is4In6() {
+		return fmt.Errorf("IPv4-mapped IPv6 address %v: %w", p, unix.EINVAL)
+	}
+	if p.Addr().Zone() != "" {
+		return fmt.Errorf("address with zone %v: %w", p, unix.EINVAL)
+	}
+	return nil
+}
+
+func addrMessage(index int, p netip.Prefix) *rtnetlink.AddressMessage {
+	ip := net.IP(p.Addr().AsSlice())
+	fam := uint8(unix.AF_INET)
+	if p.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	var scope uint8
+	if p.Addr().Is4() && p.Addr().As4()[0] == 127 {
+		scope = unix.RT_SCOPE_HOST // as ip does for 127.0.0.0/8
+	}
+	return &rtnetlink.AddressMessage{
+		Family:       fam,
+		PrefixLength: uint8(p.Bits()),
+		Scope:        scope,
+		Index:        uint32(index),
+		Attributes:   &rtnetlink.AddressAttributes{Address: ip, Local: ip},
+	}
+}
+
+// cacheInfoAttr encodes IFA_CACHEINFO with the lifetimes of o.
+func cacheInfoAttr(o *AddrOptions) []byte {
+	if o == nil || (o.ValidLifetime == 0 && o.PreferredLifetime == 0) {
+		return nil
+	}
+	secs := func(d time.Duration) uint32 {
+		if d <= 0 {
+			return infinityLifetime
+		}
+		s := (d + time.Second - 1) / time.Second
+		if s >= infinityLifetime {
+			return infinityLifetime - 1
+		}
+		return uint32(s)
+	}
+	valid := secs(o.ValidLifetime)
+	pref := valid
+	if o.PreferredLifetime > 0 {
+		pref = secs(o.PreferredLifetime)
+		if pref > valid {
+			pref = valid
+		}
+	}
+	b := make([]byte, 4+16)
+	binary.NativeEndian.PutUint16(b[0:2], uint16(len(b)))
+	binary.NativeEndian.PutUint16(b[2:4], unix.IFA_CACHEINFO)
+	binary.NativeEndian.PutUint32(b[4:8], pref)
+	binary.NativeEndian.PutUint32(b[8:12], valid)
+	return b
+}
+
+func (c *Conn) changeAddr(ctx context.Context, op, dev string, p netip.Prefix, o *AddrOptions, typ uint16, flags netlink.HeaderFlags) error {
+	obj := p.String() + " dev " + dev
+	if err := checkPrefix(p); err != nil {
+		return &Error{Op: op, Object: obj, Err: err}
+	}
+	l, err := c.LinkByName(ctx, dev)
+	if err != nil {
+		return &Error{Op: op, Object: obj, Err: errors.Unwrap(err)}
+	}
+	return c.ack(ctx, op, obj, typ, flags, addrMessage(l.Index, p), cacheInfoAttr(o))
+}
+
+// AddAddr adds the address p (address and prefix length) to dev. An
+// address that is already there fails with an error wrapping unix.EEXIST.
+func (c *Conn) AddAddr(ctx context.Context, dev string, p netip.Prefix, o *AddrOptions) error {
+	return c.changeAddr(ctx, "add addr", dev, p, o, unix.RTM_NEWADDR, netlink.Create|netlink.Excl)
+}
+
+// ReplaceAddr adds p to dev or updates it (its lifetimes) if present.
+func (c *Conn) ReplaceAddr(ctx context.Context, dev string, p netip.Prefix, o *AddrOptions) error {
+	return c.changeAddr(ctx, "replace addr", dev, p, o, unix.RTM_NEWADDR, netlink.Create|netlink.Replace)
+}
+
+// DelAddr removes the address p from dev; a missing address fails with an
+// error wrapping unix.EADDRNOTAVAIL.
+func (c *Conn) DelAddr(ctx context.Context, dev string, p netip.Prefix) error {
+	return c.changeAddr(ctx, "delete addr", dev, p, nil, unix.RTM_DELADDR, 0)
+}
+
+// FlushAddrs removes every address (IPv4 and IPv6) of dev.
+func (c *Conn) FlushAddrs(ctx context.Context, dev string) error {
+	// Deleting a primary IPv4 address may delete its secondaries too, and
+	// the kernel may add an IPv6 link-local meanwhile: a few bounded rounds.
+	for round := 0; round < 5; round++ {
+		addrs, err := c.Addrs(ctx, dev)
+		if err != nil {
+			return &Error{Op: "flush addrs", Object: dev, Err: errors.Unwrap(err)}
+		}
+		if len(addrs) == 0 {
+			return nil
+		}
+		for _, a := range addrs {
+			err := c.ack(ctx, "flush addrs", dev, unix.RTM_DELADDR, 0, addrMessage(a.Index, a.Prefix), nil)
+			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return err
+			}
+		}
+	}
+	return &Error{Op: "flush addrs", Object: dev, Err: errors.New("addresses keep appearing")}
+}
