@@ -1,0 +1,738 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jsimonetti/rtnetlink/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// Config holds the bridge settings that Add and Set apply. A nil *Config, or
+// a nil field, leaves the kernel's value alone: at creation that is the
+// kernel default (STP off, forward delay 15 s, ageing time 300 s, priority
+// 32768). Durations are sent in the kernel's 1/100 s units (finer parts are
+// dropped) and must not be negative.
+type Config struct {
+	// STP turns the spanning tree protocol on or off. nil: unchanged.
+	STP *bool
+	// ForwardDelay is the time a port spends listening and learning before
+	// it forwards, when STP is on. The kernel accepts 2 s to 30 s while STP
+	// is on. nil: unchanged.
+	ForwardDelay *time.Duration
+	// AgeingTime is how long a learned MAC address stays in the forwarding
+	// database without traffic. Zero makes the bridge a hub that learns
+	// nothing. nil: unchanged.
+	AgeingTime *time.Duration
+	// Priority is the bridge priority, the first part of the bridge id
+	// (lower wins the root election). nil: unchanged.
+	Priority *uint16
+}
+
+func (cfg *Config) empty() bool {
+	return cfg == nil || (cfg.STP == nil && cfg.ForwardDelay == nil && cfg.AgeingTime == nil && cfg.Priority == nil)
+}
+
+// validate checks cfg before anything is sent, so a bad value changes nothing.
+func (cfg *Config) validate() error {
+	return encodeConfig(netlink.NewAttributeEncoder(), cfg)
+}
+
+// DeleteOptions are the options of Delete. A nil *DeleteOptions is the zero
+// value: refuse to delete a bridge that is up or still has ports.
+type DeleteOptions struct {
+	// Force deletes the bridge even when it is up or has ports; the kernel
+	// detaches the ports (they stay, without a master) before the bridge
+	// goes. Zero value: refuse with ErrBusy and change nothing.
+	Force bool
+}
+
+// PortState is the STP state of a bridge port (BR_STATE_* of linux/if_bridge.h).
+type PortState uint8
+
+// Port states, as the kernel numbers them.
+const (
+	PortDisabled   PortState = 0
+	PortListening  PortState = 1
+	PortLearning   PortState = 2
+	PortForwarding PortState = 3
+	PortBlocking   PortState = 4
+)
+
+// String returns the state as `bridge link` prints it: "disabled",
+// "listening", "learning", "forwarding" or "blocking".
+func (s PortState) String() string {
+	switch s {
+	case PortDisabled:
+		return "disabled"
+	case PortListening:
+		return "listening"
+	case PortLearning:
+		return "learning"
+	case PortForwarding:
+		return "forwarding"
+	case PortBlocking:
+		return "blocking"
+	}
+	return fmt.Sprintf("state%d", uint8(s))
+}
+
+// Bridge describes one bridge and its ports.
+type Bridge struct {
+	Index        int
+	Name         string
+	HardwareAddr net.HardwareAddr
+	Up           bool // IFF_UP is set
+	ID           ID   // bridge id: priority and MAC, "8000.aabbccddeeff"
+	RootID       ID   // the root bridge's id (ID itself when this bridge is root)
+	STP          bool // spanning tree is on (kernel or user-space STP)
+	STPState     uint32
+	ForwardDelay time.Duration
+	HelloTime    time.Duration
+	MaxAge       time.Duration
+	AgeingTime   time.Duration
+	Priority     uint16
+	Ports        []Port // sorted by name in byte order, as brctl show lists them
+}
+
+// Port is one port of a bridge.
+type Port struct {
+	Index    int
+	Name     string
+	No       uint16 // port number (brctl showmacs' "port no")
+	State    PortState
+	Priority uint16
+	Cost     uint32
+	Up       bool // IFF_UP is set on the port device
+}
+
+// FDBEntry is one entry of a bridge's forwarding database.
+type FDBEntry struct {
+	MAC       net.HardwareAddr
+	Port      string // the port's name
+	PortIndex int
+	PortNo    uint16
+	// Local is true for the addresses of the bridge's own ports.
+	Local bool
+	// Static is true for entries that never age (local ones, and entries
+	// added as static).
+	Static bool
+	// Ageing is the time since the entry was last refreshed by traffic: the
+	// "ageing timer" of brctl showmacs. Zero for static entries.
+	Ageing time.Duration
+	VLAN   uint16 // 0: no VLAN
+}
+
+// ---- netlink plumbing ----
+
+// conn returns the rtnetlink connection under c.
+func conn(c *rtnl.Conn) (*rtnetlink.Conn, error) {
+	if c == nil || c.Netlink() == nil {
+		return nil, errors.New("no netlink connection")
+	}
+	return c.Netlink(), nil
+}
+
+// kernelError is a refusal by the kernel: its errno and extended-ack text.
+type kernelError struct {
+	errno   error
+	message string
+}
+
+func (k *kernelError) Error() string {
+	if k.message != "" {
+		return k.errno.Error() + " (" + k.message + ")"
+	}
+	return k.errno.Error()
+}
+
+func (k *kernelError) Unwrap() error { return k.errno }
+
+// kerr strips the netlink library's "netlink receive:" wrapping so that the
+// message reads "file exists", keeping the errno for errors.Is.
+func kerr(err error) error {
+	var oe *netlink.OpError
+	if errors.As(err, &oe) {
+		var en unix.Errno
+		if errors.As(oe.Err, &en) {
+			return &kernelError{errno: en, message: oe.Message}
+		}
+	}
+	return err
+}
+
+// request sends m and returns the raw reply messages, validated against the
+// request. Dumps come back whole (the netlink library reads every part).
+// Raw bytes are what this package decodes: rtnetlink's LinkMessage does not
+// carry the bridge and port attributes in a driver-independent way.
+func request(nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) ([]netlink.Message, error) {
+	req, err := nc.Send(m, typ, flags)
+	if err != nil {
+		return nil, kerr(err)
+	}
+	_, msgs, err := nc.Receive()
+	if err != nil {
+		return nil, kerr(err)
+	}
+	if err := netlink.Validate(req, msgs); err != nil {
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// getLink fetches one link by name with a single RTM_GETLINK.
+func getLink(nc *rtnetlink.Conn, name string) (linkMsg, error) {
+	mask := uint32(rtextFilterSkipStats)
+	req := &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: &mask},
+	}
+	return getOne(nc, req)
+}
+
+// getLinkIndex fetches one link by index.
+func getLinkIndex(nc *rtnetlink.Conn, index uint32) (linkMsg, error) {
+	mask := uint32(rtextFilterSkipStats)
+	req := &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Index:      index,
+		Attributes: &rtnetlink.LinkAttributes{ExtMask: &mask},
+	}
+	return getOne(nc, req)
+}
+
+func getOne(nc *rtnetlink.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
+	msgs, err := request(nc, req, unix.RTM_GETLINK, netlink.Request)
+	if err != nil {
+		return linkMsg{}, err
+	}
+	for _, m := range msgs {
+		if m.Header.Type == unix.RTM_NEWLINK {
+			return decodeLink(m.Data)
+		}
+	}
+	return linkMsg{}, errors.New("no link in the kernel's reply")
+}
+
+// dumpLinks dumps the links of the namespace in one request. A non-zero
+// master asks the kernel for the ports of that master only (a filtered
+// dump); the result is filtered again here in case the kernel ignored it.
+func dumpLinks(nc *rtnetlink.Conn, master uint32) ([]linkMsg, error) {
+	mask := uint32(rtextFilterSkipStats)
+	attrs := &rtnetlink.LinkAttributes{ExtMask: &mask}
+	if master != 0 {
+		attrs.Master = &master
+	}
+	req := &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Attributes: attrs}
+	msgs, err := request(nc, req, unix.RTM_GETLINK, netlink.Request|netlink.Dump)
+	if err != nil {
+		return nil, err
+	}
+	links := make([]linkMsg, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK {
+			continue
+		}
+		l, err := decodeLink(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		if master != 0 && l.master != master {
+			continue
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// dumpFDB dumps every AF_BRIDGE neighbour entry of the namespace.
+func dumpFDB(nc *rtnetlink.Conn) ([]fdbMsg, error) {
+	req := &rtnetlink.NeighMessage{Family: unix.AF_BRIDGE}
+	msgs, err := request(nc, req, unix.RTM_GETNEIGH, netlink.Request|netlink.Dump)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fdbMsg, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWNEIGH || len(m.Data) == 0 || m.Data[0] != unix.AF_BRIDGE {
+			continue
+		}
+		f, err := decodeFDB(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// bridgeData carries the IFLA_BR_* attributes of cfg as IFLA_INFO_DATA. It
+// implements rtnetlink.LinkDriver for encoding only and is never registered.
+type bridgeData struct{ cfg *Config }
+
+func (d *bridgeData) New() rtnetlink.LinkDriver                 { return &bridgeData{} }
+func (d *bridgeData) Encode(ae *netlink.AttributeEncoder) error { return encodeConfig(ae, d.cfg) }
+func (d *bridgeData) Decode(*netlink.AttributeDecoder) error    { return nil }
+func (d *bridgeData) Kind() string                              { return "bridge" }
+
+// newLinkRequest is the RTM_NEWLINK message that creates bridge name with cfg.
+func newLinkRequest(name string, cfg *Config) *rtnetlink.LinkMessage {
+	info := &rtnetlink.LinkInfo{Kind: "bridge"}
+	if !cfg.empty() {
+		info.Data = &bridgeData{cfg: cfg}
+	}
+	return &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Attributes: &rtnetlink.LinkAttributes{Name: name, Info: info},
+	}
+}
+
+// setConfigRequest is the RTM_NEWLINK message that changes bridge index.
+func setConfigRequest(index uint32, cfg *Config) *rtnetlink.LinkMessage {
+	return &rtnetlink.LinkMessage{
+		Family: unix.AF_UNSPEC,
+		Index:  index,
+		Attributes: &rtnetlink.LinkAttributes{
+			Info: &rtnetlink.LinkInfo{Kind: "bridge", Data: &bridgeData{cfg: cfg}},
+		},
+	}
+}
+
+// setMasterRequest is the RTM_NEWLINK message that sets dev's master (0:
+// none).
+func setMasterRequest(dev, master uint32) *rtnetlink.LinkMessage {
+	return &rtnetlink.LinkMessage{
+		Family:     unix.AF_UNSPEC,
+		Index:      dev,
+		Attributes: &rtnetlink.LinkAttributes{Master: &master},
+	}
+}
+
+// ---- lookups with clear causes ----
+
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// lookupBridge fetches name and checks that it is a bridge.
+func lookupBridge(nc *rtnetlink.Conn, name string) (linkMsg, error) {
+	l, err := getLink(nc, name)
+	if isErrno(err, unix.ENODEV) {
+		return l, detailf(ErrNoDevice, "bridge "+name+" does not exist")
+	}
+	if err != nil {
+		return l, err
+	}
+	if l.kind != "bridge" {
+		what := l.kind
+		if what == "" {
+			what = "a device without a kind"
+		} else {
+			what = "a " + what
+		}
+		return l, detailf(ErrNotBridge, name+" is not a bridge (it is "+what+")")
+	}
+	return l, nil
+}
+
+// lookupDevice fetches a device that is to become or stop being a port.
+func lookupDevice(nc *rtnetlink.Conn, name string) (linkMsg, error) {
+	l, err := getLink(nc, name)
+	if isErrno(err, unix.ENODEV) {
+		return l, detailf(ErrNoDevice, "device "+name+" does not exist")
+	}
+	return l, err
+}
+
+func validateNames(names ...string) error {
+	for _, n := range names {
+		if err := rtnl.ValidateLinkName(n); err != nil {
+			return err
+		}
+		if n == "" {
+			return errors.New("empty name")
+		}
+	}
+	return nil
+}
+
+// ---- public operations ----
+
+// Add creates the bridge name with cfg (nil: kernel defaults) in one
+// RTM_NEWLINK request: if the kernel refuses a setting, no bridge is left.
+// The bridge is created down, like brctl addbr.
+func Add(ctx context.Context, c *rtnl.Conn, name string, cfg *Config) error {
+	fail := func(err error) error { return &Error{Op: "add", Object: name, Err: err} }
+	if err := validateNames(name); err != nil {
+		return fail(err)
+	}
+	if err := cfg.validate(); err != nil {
+		return fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	if err := nc.Link.New(newLinkRequest(name, cfg)); err != nil {
+		err = kerr(err)
+		if isErrno(err, unix.EEXIST) {
+			return fail(detailf(ErrExists, "device "+name+" already exists"))
+		}
+		return fail(err)
+	}
+	return nil
+}
+
+// Delete deletes the bridge name. Unless opts.Force is set it refuses, with
+// ErrBusy and without changing anything, a bridge that is up or still has
+// ports, and says which. A device that is not a bridge is never deleted.
+func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions) error {
+	fail := func(err error) error { return &Error{Op: "delete", Object: name, Err: err} }
+	if err := validateNames(name); err != nil {
+		return fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	br, err := lookupBridge(nc, name)
+	if err != nil {
+		return fail(err)
+	}
+	if opts == nil || !opts.Force {
+		ports, err := dumpLinks(nc, br.index)
+		if err != nil {
+			return fail(err)
+		}
+		var why []string
+		if br.flags&unix.IFF_UP != 0 {
+			why = append(why, name+" is up (set it down first)")
+		}
+		if len(ports) > 0 {
+			names := make([]string, len(ports))
+			for i, p := range ports {
+				names[i] = p.name
+			}
+			sort.Strings(names)
+			why = append(why, name+" still has ports "+strings.Join(names, ", ")+" (remove them first)")
+		}
+		if len(why) > 0 {
+			return fail(detailf(ErrBusy, strings.Join(why, "; ")))
+		}
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	if err := nc.Link.Delete(br.index); err != nil {
+		return fail(kerr(err))
+	}
+	return nil
+}
+
+// AddPort makes dev a port of bridge br, like brctl addif. It checks first,
+// and changes nothing when: br or dev does not exist (ErrNoDevice), br is
+// not a bridge (ErrNotBridge), dev is br or another bridge (ErrLoop), or dev
+// already has a master (ErrInUse, naming the bridge it belongs to). The
+// kernel would otherwise silently move a port from one bridge to another.
+func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
+	fail := func(err error) error { return &Error{Op: "add port", Object: dev + " to " + br, Err: err} }
+	if err := validateNames(br, dev); err != nil {
+		return fail(err)
+	}
+	if br == dev {
+		return fail(detailf(ErrLoop, "cannot add bridge "+br+" to itself"))
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	b, err := lookupBridge(nc, br)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := lookupDevice(nc, dev)
+	if err != nil {
+		return fail(err)
+	}
+	if d.kind == "bridge" {
+		return fail(detailf(ErrLoop, dev+" is a bridge itself; bridges cannot be ports of bridges"))
+	}
+	if d.master != 0 {
+		if d.master == b.index {
+			return fail(detailf(ErrInUse, dev+" is already a port of "+br))
+		}
+		return fail(detailf(ErrInUse, dev+" is already "+masterDesc(nc, d)))
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	if err := nc.Link.Set(setMasterRequest(d.index, b.index)); err != nil {
+		return fail(kerr(err))
+	}
+	return nil
+}
+
+// masterDesc names the master of d for an error message: "a port of bridge
+// br1" or "enslaved to bond0".
+func masterDesc(nc *rtnetlink.Conn, d linkMsg) string {
+	m, err := getLinkIndex(nc, d.master)
+	if err != nil {
+		return fmt.Sprintf("enslaved to the device with index %d", d.master)
+	}
+	if m.kind == "bridge" {
+		return "a port of bridge " + m.name + " (remove it from " + m.name + " first)"
+	}
+	return "enslaved to " + m.name
+}
+
+// RemovePort detaches dev from bridge br, like brctl delif. It fails with
+// ErrNotPort, changing nothing, when dev is not a port of br.
+func RemovePort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
+	fail := func(err error) error { return &Error{Op: "remove port", Object: dev + " from " + br, Err: err} }
+	if err := validateNames(br, dev); err != nil {
+		return fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	b, err := lookupBridge(nc, br)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := lookupDevice(nc, dev)
+	if err != nil {
+		return fail(err)
+	}
+	if d.master != b.index {
+		return fail(detailf(ErrNotPort, dev+" is not a port of "+br))
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	if err := nc.Link.Set(setMasterRequest(d.index, 0)); err != nil {
+		return fail(kerr(err))
+	}
+	return nil
+}
+
+// Set applies cfg to the existing bridge name in one RTM_NEWLINK request.
+func Set(ctx context.Context, c *rtnl.Conn, name string, cfg *Config) error {
+	fail := func(err error) error { return &Error{Op: "set", Object: name, Err: err} }
+	if err := validateNames(name); err != nil {
+		return fail(err)
+	}
+	if err := cfg.validate(); err != nil {
+		return fail(err)
+	}
+	if cfg.empty() {
+		return nil
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fail(err)
+	}
+	b, err := lookupBridge(nc, name)
+	if err != nil {
+		return fail(err)
+	}
+	if err := nc.Link.Set(setConfigRequest(b.index, cfg)); err != nil {
+		return fail(kerr(err))
+	}
+	return nil
+}
+
+// SetSTP turns spanning tree on or off on bridge name.
+func SetSTP(ctx context.Context, c *rtnl.Conn, name string, on bool) error {
+	return Set(ctx, c, name, &Config{STP: &on})
+}
+
+// Get returns bridge name and its ports: one RTM_GETLINK and one dump of its
+// ports (filtered by master in the kernel), whatever the number of ports.
+func Get(ctx context.Context, c *rtnl.Conn, name string) (Bridge, error) {
+	fail := func(err error) error { return &Error{Op: "show", Object: name, Err: err} }
+	if err := validateNames(name); err != nil {
+		return Bridge{}, fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return Bridge{}, fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return Bridge{}, fail(err)
+	}
+	b, err := lookupBridge(nc, name)
+	if err != nil {
+		return Bridge{}, fail(err)
+	}
+	ports, err := dumpLinks(nc, b.index)
+	if err != nil {
+		return Bridge{}, fail(err)
+	}
+	return assemble(b, ports), nil
+}
+
+// List returns every bridge of the namespace with its ports, sorted by name,
+// from a single link dump joined by index.
+func List(ctx context.Context, c *rtnl.Conn) ([]Bridge, error) {
+	fail := func(err error) error { return &Error{Op: "list", Err: err} }
+	nc, err := conn(c)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return nil, fail(err)
+	}
+	links, err := dumpLinks(nc, 0)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return join(links), nil
+}
+
+// join groups a link dump into bridges and their ports.
+func join(links []linkMsg) []Bridge {
+	byIndex := map[uint32][]linkMsg{}
+	var bridges []linkMsg
+	for _, l := range links {
+		if l.kind == "bridge" {
+			bridges = append(bridges, l)
+		}
+		if l.master != 0 && l.slaveKind == "bridge" {
+			byIndex[l.master] = append(byIndex[l.master], l)
+		}
+	}
+	out := make([]Bridge, 0, len(bridges))
+	for _, b := range bridges {
+		out = append(out, assemble(b, byIndex[b.index]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// assemble builds a Bridge from its link message and its ports' messages.
+func assemble(b linkMsg, ports []linkMsg) Bridge {
+	out := Bridge{
+		Index:        int(b.index),
+		Name:         b.name,
+		HardwareAddr: b.addr,
+		Up:           b.flags&unix.IFF_UP != 0,
+	}
+	if a := b.br; a != nil {
+		out.ID = a.bridgeID
+		out.RootID = a.rootID
+		out.STPState = a.stpState
+		out.STP = a.stpState != 0
+		out.ForwardDelay = fromClock(a.forwardDelay)
+		out.HelloTime = fromClock(a.helloTime)
+		out.MaxAge = fromClock(a.maxAge)
+		out.AgeingTime = fromClock(a.ageingTime)
+		out.Priority = a.priority
+	}
+	out.Ports = make([]Port, 0, len(ports))
+	for _, p := range ports {
+		if p.master != b.index {
+			continue
+		}
+		port := Port{Index: int(p.index), Name: p.name, Up: p.flags&unix.IFF_UP != 0}
+		if a := p.port; a != nil {
+			port.No = a.no
+			port.State = PortState(a.state)
+			port.Priority = a.priority
+			port.Cost = a.cost
+		}
+		out.Ports = append(out.Ports, port)
+	}
+	sort.Slice(out.Ports, func(i, j int) bool { return out.Ports[i].Name < out.Ports[j].Name })
+	return out
+}
+
+// FDB lists the forwarding database of bridge name: the learned and local
+// MAC addresses behind each port, sorted by MAC as brctl showmacs sorts
+// them. It takes one link get, one dump of the ports and one AF_BRIDGE
+// neighbour dump. Entries for the bridge device's own address (no port) are
+// left out, as brctl leaves them out.
+func FDB(ctx context.Context, c *rtnl.Conn, name string) ([]FDBEntry, error) {
+	fail := func(err error) error { return &Error{Op: "list fdb", Object: name, Err: err} }
+	b, err := Get(ctx, c, name)
+	if err != nil {
+		var be *Error
+		if errors.As(err, &be) {
+			return nil, fail(be.Err)
+		}
+		return nil, fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return nil, fail(err)
+	}
+	entries, err := dumpFDB(nc)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return fdbEntries(b, entries), nil
+}
+
+// fdbEntries keeps the entries of bridge b that sit behind one of its ports
+// and joins them with the port list.
+func fdbEntries(b Bridge, entries []fdbMsg) []FDBEntry {
+	ports := make(map[uint32]Port, len(b.Ports))
+	for _, p := range b.Ports {
+		ports[uint32(p.Index)] = p
+	}
+	var out []FDBEntry
+	for _, f := range entries {
+		if f.master != uint32(b.Index) || f.ifindex == uint32(b.Index) || len(f.mac) != 6 {
+			continue
+		}
+		p, ok := ports[f.ifindex]
+		if !ok {
+			continue
+		}
+		e := FDBEntry{
+			MAC:       f.mac,
+			Port:      p.Name,
+			PortIndex: p.Index,
+			PortNo:    p.No,
+			Local:     f.state&unix.NUD_PERMANENT != 0,
+			Static:    f.state&(unix.NUD_PERMANENT|unix.NUD_NOARP) != 0,
+			VLAN:      f.vlan,
+		}
+		if !e.Static {
+			e.Ageing = fromClock(f.updated)
+		}
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return bytes.Compare(out[i].MAC, out[j].MAC) < 0 })
+	return out
+}
