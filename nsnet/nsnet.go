@@ -1,0 +1,220 @@
+package nsnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Config says how a sandbox is attached. Its zero value is not usable:
+// Bridge is required, and exactly one of DHCP or Addr.
+type Config struct {
+	// Bridge is the bridge that the host end of the veth joins.
+	Bridge string
+	// BridgeNS is the namespace that holds Bridge; nil means the caller's.
+	BridgeNS *netns.Handle
+	// IfName is the sandbox end's name inside the child; "" means "eth0".
+	IfName string
+	// DHCP obtains the address from a DHCP server on the bridge.
+	DHCP bool
+	// DHCPTimeout bounds the wait for a lease; 0 means 10 s.
+	DHCPTimeout time.Duration
+	// Hostname is sent to the DHCP server (option 12) when set.
+	Hostname string
+	// Addr is a static address with its prefix length.
+	Addr netip.Prefix
+	// Gateway, when valid, becomes the default route; it must be inside Addr.
+	Gateway netip.Addr
+	// Logf receives DHCP diagnostics; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// ifName returns the sandbox interface name, with its default.
+func (c *Config) ifName() string {
+	if c.IfName == "" {
+		return "eth0"
+	}
+	return c.IfName
+}
+
+// Validate checks c without touching the system.
+func (c *Config) Validate() error {
+	if c.Bridge == "" {
+		return errors.New("nsnet: no bridge given")
+	}
+	if err := rtnl.ValidateLinkName(c.Bridge); err != nil {
+		return fmt.Errorf("nsnet: bridge: %w", err)
+	}
+	if err := rtnl.ValidateLinkName(c.ifName()); err != nil {
+		return fmt.Errorf("nsnet: interface: %w", err)
+	}
+	switch {
+	case c.DHCP && c.Addr.IsValid():
+		return errors.New("nsnet: DHCP and a static address are exclusive")
+	case !c.DHCP && !c.Addr.IsValid():
+		return errors.New("nsnet: need DHCP or a static address")
+	case c.DHCP && c.Gateway.IsValid():
+		return errors.New("nsnet: a gateway goes with a static address (DHCP gives its own)")
+	}
+	if c.Addr.IsValid() {
+		if c.Addr.Addr() == c.Addr.Masked().Addr() && c.Addr.Bits() < c.Addr.Addr().BitLen()-1 {
+			return fmt.Errorf("nsnet: address %s is the network address of its subnet", c.Addr)
+		}
+		if c.Gateway.IsValid() {
+			if !c.Addr.Contains(c.Gateway) {
+				return fmt.Errorf("nsnet: gateway %s is outside %s", c.Gateway, c.Addr.Masked())
+			}
+			if c.Gateway == c.Addr.Addr() {
+				return fmt.Errorf("nsnet: gateway %s is the sandbox's own address", c.Gateway)
+			}
+		}
+	}
+	return nil
+}
+
+// HostIfName is the name of the host end of the veth for child pid.
+func HostIfName(pid int) string {
+	return fmt.Sprintf("nsb%x", pid)
+}
+
+// CheckBridge verifies that the bridge exists and is a bridge, so that a
+// caller can refuse before spawning anything.
+func CheckBridge(ctx context.Context, c *Config) error {
+	conn, err := rtnl.Dial(c.BridgeNS)
+	if err != nil {
+		return fmt.Errorf("nsnet: check bridge %s: %w", c.Bridge, err)
+	}
+	defer conn.Close()
+	return checkBridge(ctx, conn, c.Bridge)
+}
+
+func checkBridge(ctx context.Context, conn *rtnl.Conn, name string) error {
+	l, err := conn.LinkByName(ctx, name)
+	if err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("nsnet: bridge %s does not exist (create it with nsbox bridge add %s)", name, name)
+		}
+		return fmt.Errorf("nsnet: bridge %s: %w", name, err)
+	}
+	if l.Kind != "bridge" {
+		kind := l.Kind
+		if kind == "" {
+			kind = "a device without a kind"
+		}
+		return fmt.Errorf("nsnet: %s is not a bridge (it is %s)", name, kind)
+	}
+	return nil
+}
+
+// Attachment is the network of one sandbox: its veth and, with DHCP, the
+// client that keeps its lease. Close undoes it.
+type Attachment struct {
+	hostConn *rtnl.Conn
+	hostIf   string
+	ifName   string
+	lease    leaseHolder
+	// Addr is the sandbox's address, static or leased.
+	Addr netip.Prefix
+	// Gateway is its default route's gateway, if any.
+	Gateway netip.Addr
+}
+
+// leaseHolder is the DHCP side of an attachment (see dhcp.go).
+type leaseHolder interface {
+	// close stops renewing and releases the lease.
+	close(ctx context.Context) error
+}
+
+// Attach wires the network of the child pid (whose network namespace must be
+// new and empty) as c says, and returns once the address is configured. On
+// failure nothing is left: the veth is deleted and no lease is kept.
+func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	child, err := netns.OpenPid(pid)
+	if err != nil {
+		return nil, fmt.Errorf("nsnet: open netns of pid %d: %w", pid, err)
+	}
+	defer child.Close()
+	hostConn, err := rtnl.Dial(c.BridgeNS)
+	if err != nil {
+		return nil, fmt.Errorf("nsnet: dial bridge namespace: %w", err)
+	}
+	a = &Attachment{hostConn: hostConn, hostIf: HostIfName(pid), ifName: c.ifName()}
+	defer func() {
+		if err != nil {
+			_ = a.Close(context.WithoutCancel(ctx))
+			a = nil
+		}
+	}()
+	if err := checkBridge(ctx, hostConn, c.Bridge); err != nil {
+		return a, err
+	}
+	if err := hostConn.AddVeth(ctx, a.hostIf, a.ifName, child); err != nil {
+		a.hostIf = "" // nothing was created: do not delete a stranger's link
+		return a, fmt.Errorf("nsnet: veth %s: %w", a.ifName, err)
+	}
+	up, master := true, c.Bridge
+	if err := hostConn.SetLink(ctx, a.hostIf, rtnl.LinkSettings{Master: &master, Up: &up}); err != nil {
+		return a, fmt.Errorf("nsnet: join %s to bridge %s: %w", a.hostIf, c.Bridge, err)
+	}
+	in, err := rtnl.Dial(child)
+	if err != nil {
+		return a, fmt.Errorf("nsnet: dial pid %d's namespace: %w", pid, err)
+	}
+	defer in.Close()
+	if err := in.SetUp(ctx, "lo"); err != nil {
+		return a, fmt.Errorf("nsnet: loopback up: %w", err)
+	}
+	if err := in.SetUp(ctx, a.ifName); err != nil {
+		return a, fmt.Errorf("nsnet: %s up: %w", a.ifName, err)
+	}
+	if c.DHCP {
+		return a, a.leaseDHCP(ctx, c, child)
+	}
+	if err := in.AddAddr(ctx, a.ifName, c.Addr, nil); err != nil {
+		return a, fmt.Errorf("nsnet: address %s: %w", c.Addr, err)
+	}
+	a.Addr = c.Addr
+	if c.Gateway.IsValid() {
+		if err := in.AddRoute(ctx, rtnl.Route{Gateway: c.Gateway, Dev: a.ifName}); err != nil {
+			return a, fmt.Errorf("nsnet: default route via %s: %w", c.Gateway, err)
+		}
+		a.Gateway = c.Gateway
+	}
+	return a, nil
+}
+
+// Close releases the lease (if any) and deletes the veth pair. It is safe to
+// call more than once; a veth that the kernel already removed (its namespace
+// died with the payload) is not an error.
+func (a *Attachment) Close(ctx context.Context) error {
+	if a == nil || a.hostConn == nil {
+		return nil
+	}
+	var errs []error
+	if a.lease != nil {
+		if err := a.lease.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		a.lease = nil
+	}
+	if a.hostIf != "" {
+		if err := a.hostConn.DeleteLink(ctx, a.hostIf); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("nsnet: delete %s: %w", a.hostIf, err))
+		}
+		a.hostIf = ""
+	}
+	if err := a.hostConn.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	a.hostConn = nil
+	return errors.Join(errs...)
+}
