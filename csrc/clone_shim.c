@@ -199,6 +199,7 @@ static void __attribute__((noreturn)) nsc_init(int payload)
 	for (unsigned i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
 		set |= 1UL << (fwd[i] - 1);
 	SYS3(SYS_close_range, 0, ~0U, 0);
+	SYS2(SYS_prctl, PR_SET_NAME, "nsbox-init");
 	for (;;) {
 		int st;
 		long p;

@@ -1,10 +1,375 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
 
-// runCommand is a placeholder until the run command lands.
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/nsclone"
+)
+
+const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgroup]
+    [--mount-proc|--no-mount-proc] [--propagation private|slave|shared|unchanged]
+    [--uid UID|NAME] [--gid GID|NAME] [--map-root] [--hostname NAME]
+    [--init|--no-init] [--netns NAME]
+    [--net --bridge BR [--dhcp | --addr CIDR [--gateway IP]] [--ifname NAME]] [--] [CMD [ARG...]]`
+
+// runOptions are the parsed flags and command of nsbox run.
+type runOptions struct {
+	ipc, pid, mount, net, uts, user, cgroup bool
+	mountProc, noMountProc                  bool
+	propagation                             string
+	uid, gid                                string
+	mapRoot                                 bool
+	hostname                                string
+	init, noInit                            bool
+	netns                                   string
+	bridge                                  string
+	dhcp                                    bool
+	addr, gateway, ifname                   string
+	help                                    bool
+
+	cmd []string
+}
+
+// runFlagSet defines every flag of nsbox run: the one source of truth for
+// parsing, help and validation.
+func runFlagSet(o *runOptions) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetInterspersed(false)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.BoolVar(&o.ipc, "ipc", false, "new IPC namespace")
+	fs.BoolVar(&o.pid, "pid", false, "new PID namespace (the payload, or the init, is PID 1)")
+	fs.BoolVar(&o.mount, "mount", false, "new mount namespace (its tree is made private first)")
+	fs.BoolVar(&o.net, "net", false, "new network namespace")
+	fs.BoolVar(&o.uts, "uts", false, "new UTS namespace (hostname)")
+	fs.BoolVar(&o.user, "user", false, "new user namespace (works without root)")
+	fs.BoolVar(&o.cgroup, "cgroup", false, "new cgroup namespace")
+	fs.BoolVar(&o.mountProc, "mount-proc", false, "mount a fresh /proc (needs --pid; implies --mount; the default with --pid --mount)")
+	fs.BoolVar(&o.noMountProc, "no-mount-proc", false, "do not mount /proc")
+	fs.StringVar(&o.propagation, "propagation", "", "propagation of / in the new mount namespace: private (default), slave, shared, unchanged")
+	fs.StringVar(&o.uid, "uid", "", "run the command as this user (number or name from /etc/passwd)")
+	fs.StringVar(&o.gid, "gid", "", "run the command with this group (number or name from /etc/group); supplementary groups are cleared")
+	fs.BoolVar(&o.mapRoot, "map-root", false, "map your uid and gid to root in the new user namespace (needs --user)")
+	fs.StringVar(&o.hostname, "hostname", "", "set the hostname (at most 64 bytes; implies --uts)")
+	fs.BoolVar(&o.init, "init", false, "run a tiny init as PID 1 that reaps orphans and forwards signals (the default with --pid)")
+	fs.BoolVar(&o.noInit, "no-init", false, "make the command itself PID 1, as the walkthrough does")
+	fs.StringVar(&o.netns, "netns", "", "join the named network namespace /run/netns/NAME")
+	fs.StringVar(&o.bridge, "bridge", "", "give the new network namespace a veth whose peer joins bridge BR (needs --net)")
+	fs.BoolVar(&o.dhcp, "dhcp", false, "configure the sandbox's interface by DHCP (needs --bridge)")
+	fs.StringVar(&o.addr, "addr", "", "address CIDR for the sandbox's interface (needs --bridge)")
+	fs.StringVar(&o.gateway, "gateway", "", "default gateway IP (needs --addr)")
+	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
+	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
+	return fs
+}
+
+// parseRunArgs parses and checks the arguments of nsbox run without looking
+// at the system. Every error is a usage error.
+func parseRunArgs(args []string) (*runOptions, error) {
+	o := &runOptions{}
+	fs := runFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("run: %v", err)
+	}
+	o.cmd = fs.Args()
+	if o.help {
+		return o, nil
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// check validates the combination of flags and applies the defaults.
+func (o *runOptions) check() error {
+	if !(o.ipc || o.pid || o.mount || o.net || o.uts || o.user || o.cgroup) {
+		// The walkthrough's set.
+		o.ipc, o.pid, o.mount = true, true, true
+	}
+	if o.mountProc && o.noMountProc {
+		return usagef("run: --mount-proc and --no-mount-proc exclude each other")
+	}
+	if o.init && o.noInit {
+		return usagef("run: --init and --no-init exclude each other")
+	}
+	if o.mountProc {
+		if !o.pid {
+			return usagef("run: --mount-proc needs --pid (a new /proc shows the new PID namespace)")
+		}
+		o.mount = true
+	}
+	if !o.mountProc && !o.noMountProc && o.pid && o.mount {
+		o.mountProc = true
+	}
+	if !o.init && !o.noInit && o.pid {
+		o.init = true
+	}
+	switch o.propagation {
+	case "", "private", "slave", "shared", "unchanged":
+	default:
+		return usagef("run: --propagation %q: want private, slave, shared or unchanged", o.propagation)
+	}
+	if o.propagation != "" && !o.mount {
+		return usagef("run: --propagation needs --mount")
+	}
+	if o.hostname != "" {
+		if len(o.hostname) > 64 {
+			return usagef("run: --hostname: %d bytes, more than 64", len(o.hostname))
+		}
+		if strings.IndexByte(o.hostname, 0) >= 0 {
+			return usagef("run: --hostname: contains a NUL byte")
+		}
+		o.uts = true
+	}
+	if o.mapRoot && !o.user {
+		return usagef("run: --map-root needs --user")
+	}
+	for _, id := range []struct{ flag, v string }{{"--uid", o.uid}, {"--gid", o.gid}} {
+		if id.v != "" {
+			if _, err := parseID(id.v); err != nil && !isName(id.v) {
+				return usagef("run: %s %q: %v", id.flag, id.v, err)
+			}
+		}
+	}
+	if o.netns != "" {
+		if o.net {
+			return usagef("run: --netns and --net exclude each other")
+		}
+		if strings.ContainsAny(o.netns, "/\x00") || o.netns == "." || o.netns == ".." {
+			return usagef("run: --netns %q: not a namespace name", o.netns)
+		}
+	}
+	if err := o.checkNetwork(); err != nil {
+		return err
+	}
+	for _, a := range o.cmd {
+		if strings.IndexByte(a, 0) >= 0 {
+			return usagef("run: argument %q contains a NUL byte", a)
+		}
+	}
+	return nil
+}
+
+// checkNetwork validates --bridge, --dhcp, --addr, --gateway and --ifname.
+func (o *runOptions) checkNetwork() error {
+	if o.bridge == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"--dhcp", o.dhcp}, {"--addr", o.addr != ""}, {"--gateway", o.gateway != ""}, {"--ifname", o.ifname != ""}} {
+			if f.set {
+				return usagef("run: %s needs --bridge", f.name)
+			}
+		}
+		return nil
+	}
+	if !o.net {
+		return usagef("run: --bridge needs --net")
+	}
+	if err := checkIfname("--bridge", o.bridge); err != nil {
+		return err
+	}
+	if o.ifname != "" {
+		if err := checkIfname("--ifname", o.ifname); err != nil {
+			return err
+		}
+	}
+	if o.dhcp == (o.addr != "") {
+		return usagef("run: --bridge needs exactly one of --dhcp and --addr")
+	}
+	if o.addr != "" {
+		if !strings.Contains(o.addr, "/") {
+			return usagef("run: --addr %q: want an address with a prefix length, such as 10.0.0.2/24", o.addr)
+		}
+		if _, err := netip.ParsePrefix(o.addr); err != nil {
+			return usagef("run: --addr %q: not a CIDR address", o.addr)
+		}
+	}
+	if o.gateway != "" {
+		if o.addr == "" {
+			return usagef("run: --gateway needs --addr")
+		}
+		if _, err := netip.ParseAddr(o.gateway); err != nil {
+			return usagef("run: --gateway %q: not an IP address", o.gateway)
+		}
+	}
+	return nil
+}
+
+func checkIfname(flag, name string) error {
+	if name == "" || len(name) > 15 || strings.ContainsAny(name, "/: \t\n\x00") || name == "." || name == ".." {
+		return usagef("run: %s %q: not an interface name (1 to 15 bytes, no '/', ':' or space)", flag, name)
+	}
+	return nil
+}
+
+// runCommand is nsbox run: spawn a command in new namespaces.
 func runCommand() *command {
-	return &command{name: "run", usage: "run ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("run: not implemented yet")
-	}}
+	return &command{name: "run", usage: runUsage, noBatch: true, run: runMain}
+}
+
+func runMain(ctx context.Context, e *env, args []string) error {
+	o, err := parseRunArgs(args)
+	if err != nil {
+		return err
+	}
+	if o.help {
+		fmt.Fprintln(e.stdout, "usage: nsbox "+runUsage)
+		fmt.Fprintln(e.stdout, "\nWith no namespace flag: --ipc --pid --mount, /proc mounted, an init as PID 1.")
+		fmt.Fprintln(e.stdout, "With no command: $SHELL, else /bin/sh. Exit status: the command's, 128+N if")
+		fmt.Fprintln(e.stdout, "it died of signal N, 125 if nsbox failed, 126 not executable, 127 not found.")
+		fmt.Fprintln(e.stdout, "\nflags:")
+		fmt.Fprint(e.stdout, runFlagSet(&runOptions{}).FlagUsages())
+		return nil
+	}
+	if e.netns != "" {
+		return usagef("run: use run --netns %s instead of -n %s", e.netns, e.netns)
+	}
+	if o.bridge != "" {
+		return &exitError{code: exitSetupFailed, err: errors.New("run: --bridge: not implemented yet")}
+	}
+	spec, err := o.spec()
+	if err != nil {
+		return err
+	}
+	return runSpawn(ctx, spec)
+}
+
+// spec turns the options into an nsclone.Spec, looking up users, groups and
+// the network namespace to join.
+func (o *runOptions) spec() (*nsclone.Spec, error) {
+	s := &nsclone.Spec{
+		Env:         os.Environ(),
+		MountProc:   o.mountProc,
+		Propagation: o.propagation,
+		Hostname:    o.hostname,
+		MapRoot:     o.mapRoot,
+		Init:        o.init,
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+	}
+	for _, f := range []struct {
+		on bool
+		ns nsclone.Namespace
+	}{{o.ipc, nsclone.IPC}, {o.pid, nsclone.PID}, {o.mount, nsclone.Mnt}, {o.net, nsclone.Net},
+		{o.uts, nsclone.UTS}, {o.user, nsclone.User}, {o.cgroup, nsclone.Cgroup}} {
+		if f.on {
+			s.Namespaces |= f.ns
+		}
+	}
+	s.Args = o.cmd
+	if len(s.Args) == 0 {
+		sh := os.Getenv("SHELL")
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		s.Args = []string{sh}
+	}
+	s.Path = s.Args[0]
+	if o.uid != "" {
+		id, err := lookupID(o.uid, "/etc/passwd", "--uid", "user")
+		if err != nil {
+			return nil, err
+		}
+		s.UID = &id
+	}
+	if o.gid != "" {
+		id, err := lookupID(o.gid, "/etc/group", "--gid", "group")
+		if err != nil {
+			return nil, err
+		}
+		s.GID = &id
+	}
+	if o.netns != "" {
+		p := "/run/netns/" + o.netns
+		if err := unix.Access(p, unix.F_OK); err != nil {
+			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --netns %s: no such network namespace (%s: %w)", o.netns, p, err)}
+		}
+		s.Join = map[nsclone.Namespace]string{nsclone.Net: p}
+	}
+	if err := s.Validate(); err != nil {
+		return nil, usagef("run: %v", err)
+	}
+	return s, nil
+}
+
+// forwarded are the signals nsbox run passes on to the payload (through the
+// init when there is one) instead of dying of them.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+
+// runSpawn starts spec, forwards signals to it and returns its exit status
+// as an exitError. It does not kill the payload when ctx is cancelled by a
+// signal: the signal is forwarded instead.
+func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	p, err := nsclone.Start(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		return spawnError(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				_ = p.Signal(sig) // gone already: nothing to forward to
+			case <-done:
+				return
+			}
+		}
+	}()
+	st, err := p.Wait()
+	close(done)
+	if err != nil {
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
+	}
+	if c := st.Code(); c != 0 {
+		return &exitError{code: c}
+	}
+	return nil
+}
+
+// spawnError maps an nsclone error to the exit codes of DESIGN.md, adding
+// advice for the common errnos.
+func spawnError(err error) error {
+	var se *nsclone.SetupError
+	if !errors.As(err, &se) {
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
+	}
+	if se.Stage == nsclone.StageExec {
+		msg := fmt.Errorf("run: %s: %w", se.Object, se.Err)
+		switch {
+		case errors.Is(se.Err, unix.ENOENT):
+			return &exitError{code: exitNotFound, err: fmt.Errorf("run: %s: command not found (%w)", se.Object, se.Err)}
+		case errors.Is(se.Err, unix.EACCES), errors.Is(se.Err, unix.ENOEXEC), errors.Is(se.Err, unix.EISDIR),
+			errors.Is(se.Err, unix.EPERM), errors.Is(se.Err, unix.ETXTBSY), errors.Is(se.Err, unix.ENOTDIR),
+			errors.Is(se.Err, unix.ELOOP), errors.Is(se.Err, unix.ENAMETOOLONG):
+			return &exitError{code: exitNoExec, err: msg}
+		}
+		return &exitError{code: exitSetupFailed, err: msg}
+	}
+	advice := ""
+	switch {
+	case se.Stage == nsclone.StageClone && errors.Is(se.Err, unix.EPERM):
+		advice = " (creating namespaces needs root; as a user try --user --map-root, unless user namespaces are disabled: see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone)"
+	case errors.Is(se.Err, unix.ENOSPC), errors.Is(se.Err, unix.EUSERS):
+		advice = " (namespace limit reached, see /proc/sys/user/max_*_namespaces)"
+	case se.Stage == nsclone.StageMountProc && errors.Is(se.Err, unix.EPERM):
+		advice = " (a fresh /proc needs the PID namespace's owner to hold CAP_SYS_ADMIN)"
+	}
+	return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w%s", err, advice)}
 }
