@@ -199,7 +199,6 @@ static void __attribute__((noreturn)) nsc_init(int payload)
 	for (unsigned i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
 		set |= 1UL << (fwd[i] - 1);
 	SYS3(SYS_close_range, 0, ~0U, 0);
-	SYS2(SYS_prctl, PR_SET_NAME, "nsbox-init");
 	for (;;) {
 		int st;
 		long p;
@@ -264,6 +263,7 @@ static int nsc_child(void *arg)
 	if (!s->init)
 		nsc_payload(c, errfd);
 
+	SYS2(SYS_prctl, PR_SET_NAME, "nsbox-init");
 	if (!(s->ns_flags & CLONE_NEWPID))
 		SYS2(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1);
 	ret = SYS5(SYS_clone, SIGCHLD, 0, 0, 0, 0); /* fork: no CLONE_VM, same stack copied */
