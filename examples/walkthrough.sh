@@ -6,6 +6,10 @@
 #
 #   NSBOX=bin/nsbox examples/walkthrough.sh
 #
+# WALKTHROUGH_TAG names the namespaces (wt-host-TAG, wt-ns1-TAG, wt-lan-TAG);
+# WALKTHROUGH_KEEP=DIR keeps everything for inspection and writes the DHCP
+# server's pid to DIR/dhcpd.pid (the caller then removes it all).
+#
 # Each step prints the walkthrough's command, then nsbox's, then its output.
 # Everything it made is removed on exit, even after a failure.
 set -euo pipefail
@@ -20,6 +24,11 @@ dhcpd_pid=
 
 cleanup() {
 	set +e
+	if [ -n "${WALKTHROUGH_KEEP:-}" ]; then
+		# A test inspects what is left, then removes it itself.
+		[ -n "$dhcpd_pid" ] && echo "$dhcpd_pid" >"$WALKTHROUGH_KEEP/dhcpd.pid"
+		return
+	fi
 	if [ -n "$dhcpd_pid" ]; then
 		kill "$dhcpd_pid" 2>/dev/null
 		wait "$dhcpd_pid" 2>/dev/null
