@@ -81,6 +81,8 @@ type Conn struct {
 	nl   *netlink.Conn
 	nsfd int // a duplicate of the namespace's fd, or -1: the caller's namespace
 
+	hasDeadline bool // a deadline from a context is set on nl
+
 	mu sync.Mutex
 	rt *rtnetlink.Conn // dialled by Netlink on first use
 }
@@ -170,11 +172,15 @@ func (c *Conn) deadline(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d, ok := ctx.Deadline()
-	if !ok {
-		d = time.Time{}
+	if d, ok := ctx.Deadline(); ok {
+		c.hasDeadline = true
+		return c.nl.SetDeadline(d)
 	}
-	return c.nl.SetDeadline(d)
+	if c.hasDeadline {
+		c.hasDeadline = false
+		return c.nl.SetDeadline(time.Time{})
+	}
+	return nil
 }
 
 // request sends one request built from m (plus extra, already encoded
