@@ -170,48 +170,83 @@ func kerr(err error) error {
 	return err
 }
 
+// maxDumpTries bounds the restarts of a dump the kernel marks interrupted.
+const maxDumpTries = 5
+
+var errDumpInterrupted = errors.New("dump interrupted by concurrent changes too many times")
+
 // request sends m and returns the raw reply messages, validated against the
-// request. Dumps come back whole (the netlink library reads every part).
-// Raw bytes are what this package decodes: rtnetlink's LinkMessage does not
-// carry the bridge and port attributes in a driver-independent way.
-func request(nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) ([]netlink.Message, error) {
-	req, err := nc.Send(m, typ, flags)
-	if err != nil {
-		return nil, kerr(err)
+// request. Dumps come back whole (the netlink library reads every part); a
+// dump the kernel marks interrupted (NLM_F_DUMP_INTR) is run again, at most
+// maxDumpTries times, and never returned half. Raw bytes are what this
+// package decodes: rtnetlink's LinkMessage does not carry the bridge and
+// port attributes in a driver-independent way. ctx's deadline, if any,
+// bounds the wait for the reply.
+func request(ctx context.Context, nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) ([]netlink.Message, error) {
+	for try := 0; try < maxDumpTries; try++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d, _ := ctx.Deadline() // zero: no deadline
+		if err := nc.SetReadDeadline(d); err != nil {
+			return nil, err
+		}
+		req, err := nc.Send(m, typ, flags)
+		if err != nil {
+			return nil, kerr(err)
+		}
+		_, msgs, err := nc.Receive()
+		if err != nil {
+			if flags&netlink.Dump != 0 && isErrno(err, unix.EINTR) {
+				continue
+			}
+			return nil, kerr(err)
+		}
+		if err := netlink.Validate(req, msgs); err != nil {
+			return nil, err
+		}
+		interrupted := false
+		for _, nm := range msgs {
+			if nm.Header.Flags&netlink.DumpInterrupted != 0 {
+				interrupted = true
+			}
+		}
+		if !interrupted {
+			return msgs, nil
+		}
 	}
-	_, msgs, err := nc.Receive()
-	if err != nil {
-		return nil, kerr(err)
-	}
-	if err := netlink.Validate(req, msgs); err != nil {
-		return nil, err
-	}
-	return msgs, nil
+	return nil, errDumpInterrupted
+}
+
+// change sends a request that only expects an acknowledgement.
+func change(ctx context.Context, nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) error {
+	_, err := request(ctx, nc, m, typ, netlink.Request|netlink.Acknowledge|flags)
+	return err
 }
 
 // getLink fetches one link by name with a single RTM_GETLINK.
-func getLink(nc *rtnetlink.Conn, name string) (linkMsg, error) {
+func getLink(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	req := &rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
 		Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: &mask},
 	}
-	return getOne(nc, req)
+	return getOne(ctx, nc, req)
 }
 
 // getLinkIndex fetches one link by index.
-func getLinkIndex(nc *rtnetlink.Conn, index uint32) (linkMsg, error) {
+func getLinkIndex(ctx context.Context, nc *rtnetlink.Conn, index uint32) (linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	req := &rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
 		Index:      index,
 		Attributes: &rtnetlink.LinkAttributes{ExtMask: &mask},
 	}
-	return getOne(nc, req)
+	return getOne(ctx, nc, req)
 }
 
-func getOne(nc *rtnetlink.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
-	msgs, err := request(nc, req, unix.RTM_GETLINK, netlink.Request)
+func getOne(ctx context.Context, nc *rtnetlink.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
+	msgs, err := request(ctx, nc, req, unix.RTM_GETLINK, netlink.Request)
 	if err != nil {
 		return linkMsg{}, err
 	}
@@ -226,14 +261,14 @@ func getOne(nc *rtnetlink.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
 // dumpLinks dumps the links of the namespace in one request. A non-zero
 // master asks the kernel for the ports of that master only (a filtered
 // dump); the result is filtered again here in case the kernel ignored it.
-func dumpLinks(nc *rtnetlink.Conn, master uint32) ([]linkMsg, error) {
+func dumpLinks(ctx context.Context, nc *rtnetlink.Conn, master uint32) ([]linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	attrs := &rtnetlink.LinkAttributes{ExtMask: &mask}
 	if master != 0 {
 		attrs.Master = &master
 	}
 	req := &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Attributes: attrs}
-	msgs, err := request(nc, req, unix.RTM_GETLINK, netlink.Request|netlink.Dump)
+	msgs, err := request(ctx, nc, req, unix.RTM_GETLINK, netlink.Request|netlink.Dump)
 	if err != nil {
 		return nil, err
 	}
@@ -255,9 +290,9 @@ func dumpLinks(nc *rtnetlink.Conn, master uint32) ([]linkMsg, error) {
 }
 
 // dumpFDB dumps every AF_BRIDGE neighbour entry of the namespace.
-func dumpFDB(nc *rtnetlink.Conn) ([]fdbMsg, error) {
+func dumpFDB(ctx context.Context, nc *rtnetlink.Conn) ([]fdbMsg, error) {
 	req := &rtnetlink.NeighMessage{Family: unix.AF_BRIDGE}
-	msgs, err := request(nc, req, unix.RTM_GETNEIGH, netlink.Request|netlink.Dump)
+	msgs, err := request(ctx, nc, req, unix.RTM_GETNEIGH, netlink.Request|netlink.Dump)
 	if err != nil {
 		return nil, err
 	}
@@ -319,16 +354,9 @@ func setMasterRequest(dev, master uint32) *rtnetlink.LinkMessage {
 
 // ---- lookups with clear causes ----
 
-func ctxErr(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return nil
-}
-
 // lookupBridge fetches name and checks that it is a bridge.
-func lookupBridge(nc *rtnetlink.Conn, name string) (linkMsg, error) {
-	l, err := getLink(nc, name)
+func lookupBridge(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
+	l, err := getLink(ctx, nc, name)
 	if isErrno(err, unix.ENODEV) {
 		return l, detailf(ErrNoDevice, "bridge "+name+" does not exist")
 	}
@@ -348,8 +376,8 @@ func lookupBridge(nc *rtnetlink.Conn, name string) (linkMsg, error) {
 }
 
 // lookupDevice fetches a device that is to become or stop being a port.
-func lookupDevice(nc *rtnetlink.Conn, name string) (linkMsg, error) {
-	l, err := getLink(nc, name)
+func lookupDevice(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
+	l, err := getLink(ctx, nc, name)
 	if isErrno(err, unix.ENODEV) {
 		return l, detailf(ErrNoDevice, "device "+name+" does not exist")
 	}
@@ -385,11 +413,7 @@ func Add(ctx context.Context, c *rtnl.Conn, name string, cfg *Config) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fail(err)
-	}
-	if err := nc.Link.New(newLinkRequest(name, cfg)); err != nil {
-		err = kerr(err)
+	if err := change(ctx, nc, newLinkRequest(name, cfg), unix.RTM_NEWLINK, netlink.Create|netlink.Excl); err != nil {
 		if isErrno(err, unix.EEXIST) {
 			return fail(detailf(ErrExists, "device "+name+" already exists"))
 		}
@@ -410,15 +434,12 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fail(err)
-	}
-	br, err := lookupBridge(nc, name)
+	br, err := lookupBridge(ctx, nc, name)
 	if err != nil {
 		return fail(err)
 	}
 	if opts == nil || !opts.Force {
-		ports, err := dumpLinks(nc, br.index)
+		ports, err := dumpLinks(ctx, nc, br.index)
 		if err != nil {
 			return fail(err)
 		}
@@ -438,11 +459,8 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 			return fail(detailf(ErrBusy, strings.Join(why, "; ")))
 		}
 	}
-	if err := ctxErr(ctx); err != nil {
+	if err := change(ctx, nc, &rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: br.index}, unix.RTM_DELLINK, 0); err != nil {
 		return fail(err)
-	}
-	if err := nc.Link.Delete(br.index); err != nil {
-		return fail(kerr(err))
 	}
 	return nil
 }
@@ -464,14 +482,11 @@ func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fail(err)
-	}
-	b, err := lookupBridge(nc, br)
+	b, err := lookupBridge(ctx, nc, br)
 	if err != nil {
 		return fail(err)
 	}
-	d, err := lookupDevice(nc, dev)
+	d, err := lookupDevice(ctx, nc, dev)
 	if err != nil {
 		return fail(err)
 	}
@@ -482,21 +497,18 @@ func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 		if d.master == b.index {
 			return fail(detailf(ErrInUse, dev+" is already a port of "+br))
 		}
-		return fail(detailf(ErrInUse, dev+" is already "+masterDesc(nc, d)))
+		return fail(detailf(ErrInUse, dev+" is already "+masterDesc(ctx, nc, d)))
 	}
-	if err := ctxErr(ctx); err != nil {
+	if err := change(ctx, nc, setMasterRequest(d.index, b.index), unix.RTM_NEWLINK, 0); err != nil {
 		return fail(err)
-	}
-	if err := nc.Link.Set(setMasterRequest(d.index, b.index)); err != nil {
-		return fail(kerr(err))
 	}
 	return nil
 }
 
 // masterDesc names the master of d for an error message: "a port of bridge
 // br1" or "enslaved to bond0".
-func masterDesc(nc *rtnetlink.Conn, d linkMsg) string {
-	m, err := getLinkIndex(nc, d.master)
+func masterDesc(ctx context.Context, nc *rtnetlink.Conn, d linkMsg) string {
+	m, err := getLinkIndex(ctx, nc, d.master)
 	if err != nil {
 		return fmt.Sprintf("enslaved to the device with index %d", d.master)
 	}
@@ -517,25 +529,19 @@ func RemovePort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fail(err)
-	}
-	b, err := lookupBridge(nc, br)
+	b, err := lookupBridge(ctx, nc, br)
 	if err != nil {
 		return fail(err)
 	}
-	d, err := lookupDevice(nc, dev)
+	d, err := lookupDevice(ctx, nc, dev)
 	if err != nil {
 		return fail(err)
 	}
 	if d.master != b.index {
 		return fail(detailf(ErrNotPort, dev+" is not a port of "+br))
 	}
-	if err := ctxErr(ctx); err != nil {
+	if err := change(ctx, nc, setMasterRequest(d.index, 0), unix.RTM_NEWLINK, 0); err != nil {
 		return fail(err)
-	}
-	if err := nc.Link.Set(setMasterRequest(d.index, 0)); err != nil {
-		return fail(kerr(err))
 	}
 	return nil
 }
@@ -556,15 +562,12 @@ func Set(ctx context.Context, c *rtnl.Conn, name string, cfg *Config) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fail(err)
-	}
-	b, err := lookupBridge(nc, name)
+	b, err := lookupBridge(ctx, nc, name)
 	if err != nil {
 		return fail(err)
 	}
-	if err := nc.Link.Set(setConfigRequest(b.index, cfg)); err != nil {
-		return fail(kerr(err))
+	if err := change(ctx, nc, setConfigRequest(b.index, cfg), unix.RTM_NEWLINK, 0); err != nil {
+		return fail(err)
 	}
 	return nil
 }
@@ -585,14 +588,11 @@ func Get(ctx context.Context, c *rtnl.Conn, name string) (Bridge, error) {
 	if err != nil {
 		return Bridge{}, fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return Bridge{}, fail(err)
-	}
-	b, err := lookupBridge(nc, name)
+	b, err := lookupBridge(ctx, nc, name)
 	if err != nil {
 		return Bridge{}, fail(err)
 	}
-	ports, err := dumpLinks(nc, b.index)
+	ports, err := dumpLinks(ctx, nc, b.index)
 	if err != nil {
 		return Bridge{}, fail(err)
 	}
@@ -607,10 +607,7 @@ func List(ctx context.Context, c *rtnl.Conn) ([]Bridge, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return nil, fail(err)
-	}
-	links, err := dumpLinks(nc, 0)
+	links, err := dumpLinks(ctx, nc, 0)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -693,10 +690,7 @@ func FDB(ctx context.Context, c *rtnl.Conn, name string) ([]FDBEntry, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	if err := ctxErr(ctx); err != nil {
-		return nil, fail(err)
-	}
-	entries, err := dumpFDB(nc)
+	entries, err := dumpFDB(ctx, nc)
 	if err != nil {
 		return nil, fail(err)
 	}
