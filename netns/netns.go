@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/nsclone"
 )
 
 // RunDir is where iproute2 and nsbox keep named network namespaces.
@@ -410,9 +412,72 @@ func Do(h *Handle, fn func() error) error {
 	return <-done
 }
 
-// Exec runs args[0] with args inside the named namespace, in a new mount
-// namespace with /sys remounted and the files of /etc/netns/NAME bound over
-// /etc (as `ip netns exec` does), and returns its exit code.
+// EtcDir holds per-namespace configuration files: each file of
+// /etc/netns/NAME is bound over /etc/FILE by Exec, as by `ip netns exec`.
+const EtcDir = "/etc/netns"
+
+// Exec runs args[0] with args inside the named namespace and returns its
+// exit code (128+N when it died of signal N), as `ip netns exec` does: the
+// child (spawned by nsclone, which joins the namespace with setns in the
+// child only) gets a new mount namespace whose tree is a slave of the
+// caller's, a sysfs of the namespace mounted on /sys, and each file of
+// /etc/netns/NAME bind-mounted over the file of the same name in /etc (an
+// entry whose /etc counterpart does not exist is skipped). stdio are the
+// child's stdin, stdout and stderr (nil: /dev/null). The error is non-nil
+// only when the command could not be started; it is then an *Error wrapping
+// the nsclone failure (errors.Is(err, unix.ENOENT) for a missing command).
 func Exec(ctx context.Context, name string, args []string, stdio [3]*os.File) (int, error) {
-	return -1, &Error{Op: "exec", Object: name, Err: ErrNotImplemented}
+	if err := ValidateName(name); err != nil {
+		return -1, err
+	}
+	if len(args) == 0 || args[0] == "" {
+		return -1, &Error{Op: "exec", Object: name, Err: errors.New("no command")}
+	}
+	h, err := Open(name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, &Error{Op: "exec", Object: name, Err: errNoSuchNS}
+		}
+		return -1, &Error{Op: "exec", Object: name, Err: errors.Unwrap(err)}
+	}
+	h.Close()
+	spec := &nsclone.Spec{
+		Path:        args[0],
+		Args:        args,
+		Namespaces:  nsclone.Mnt,
+		Propagation: "slave",
+		Join:        map[nsclone.Namespace]string{nsclone.Net: filepath.Join(RunDir, name)},
+		Mounts:      execMounts(name),
+		Stdin:       stdio[0],
+		Stdout:      stdio[1],
+		Stderr:      stdio[2],
+	}
+	st, err := nsclone.Run(ctx, spec)
+	if err != nil {
+		return -1, &Error{Op: "exec", Object: name, Err: err}
+	}
+	return st.Code(), nil
+}
+
+// execMounts lists the mounts of Exec: sysfs on /sys, then the binds of
+// /etc/netns/NAME/* over /etc/*.
+func execMounts(name string) []nsclone.Mount {
+	ms := []nsclone.Mount{{Source: name, Target: "/sys", FSType: "sysfs"}}
+	dir := filepath.Join(EtcDir, name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ms
+	}
+	for _, e := range ents {
+		target := filepath.Join("/etc", e.Name())
+		if _, err := os.Stat(target); err != nil {
+			continue // nothing to bind over (ip warns and goes on)
+		}
+		ms = append(ms, nsclone.Mount{
+			Source: filepath.Join(dir, e.Name()),
+			Target: target,
+			Flags:  unix.MS_BIND,
+		})
+	}
+	return ms
 }

@@ -286,3 +286,66 @@ func containsLine(out, name string) bool {
 	}
 	return false
 }
+
+// TestExec: the command runs inside the namespace (its interfaces are the
+// namespace's), sees /etc/netns/NAME/hosts as /etc/hosts, gets a sysfs of
+// the namespace, and its exit code comes back.
+func TestExec(t *testing.T) {
+	testutil.RequirePriv(t)
+	name := addNS(t)
+	etc := filepath.Join(EtcDir, name)
+	if _, err := os.Stat(EtcDir); errors.Is(err, os.ErrNotExist) {
+		t.Cleanup(func() { os.Remove(EtcDir) }) // only if we made it (and it is empty)
+	}
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	hosts := "10.99.0.1 nsbox-exec-test\n"
+	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An entry with no /etc counterpart is skipped, not fatal.
+	if err := os.WriteFile(filepath.Join(etc, "nsbox-no-such-file.conf"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostHosts, _ := os.ReadFile("/etc/hosts")
+	testutil.Cmd(t, "ip", "-n", name, "link", "add", "exv0", "type", "veth", "peer", "name", "exv1")
+
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	code, err := Exec(ctx(t), name, []string{"/bin/sh", "-c", "cat /etc/hosts; ls /sys/class/net; exit 7"}, [3]*os.File{nil, out, out})
+	if err != nil || code != 7 {
+		t.Fatalf("Exec = %d, %v; want 7, nil", code, err)
+	}
+	b, _ := os.ReadFile(out.Name())
+	got := string(b)
+	if !strings.HasPrefix(got, hosts) {
+		t.Errorf("/etc/hosts inside: %q, want %q", got, hosts)
+	}
+	if !strings.Contains(got, "exv0") || !strings.Contains(got, "exv1") || strings.Contains(got, "eth0") {
+		t.Errorf("/sys/class/net inside does not show the namespace's links: %q", got)
+	}
+	// The host's /etc/hosts is untouched and nothing leaked onto the host.
+	if now, _ := os.ReadFile("/etc/hosts"); string(now) != string(hostHosts) {
+		t.Errorf("host /etc/hosts changed")
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), etc) {
+		t.Errorf("a bind of %s is visible on the host", etc)
+	}
+	// ip netns exec agrees on what the namespace holds.
+	ipOut := testutil.Cmd(t, "ip", "netns", "exec", name, "cat", "/etc/hosts")
+	if ipOut != hosts {
+		t.Errorf("ip netns exec cat /etc/hosts = %q", ipOut)
+	}
+
+	if _, err := Exec(ctx(t), name, []string{"/nonexistent/nsbox-cmd"}, [3]*os.File{}); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Exec of a missing command = %v, want ENOENT", err)
+	}
+	if _, err := Exec(ctx(t), "nsbox-no-such-ns", []string{"/bin/true"}, [3]*os.File{}); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Exec in a missing namespace = %v, want ENOENT", err)
+	}
+}
