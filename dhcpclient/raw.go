@@ -1,0 +1,109 @@
+package dhcpclient
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/netns"
+)
+
+// rawConn is the Conn of a real interface: an AF_PACKET socket (through
+// nclient4's raw UDP conn) created inside the namespace, and short-lived
+// UDP sockets, also created there, for unicast.
+type rawConn struct {
+	ns  *netns.Handle // nil: the caller's namespace
+	dev string
+	pc  net.PacketConn
+}
+
+// Listen opens the client's packet socket on dev inside ns (nil: the
+// caller's namespace). The socket is created on a locked thread that entered
+// the namespace (netns.Do); it keeps working after the thread left. ns must
+// stay open while the Conn is used (unicast sends enter it again).
+func Listen(ns *netns.Handle, dev string) (Conn, error) {
+	c := &rawConn{ns: ns, dev: dev}
+	err := c.in(func() error {
+		pc, err := nclient4.NewRawUDPConn(dev, dhcpv4.ClientPort)
+		if err != nil {
+			return err
+		}
+		c.pc = pc
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dhcpclient: open packet socket on %s: %w", dev, err)
+	}
+	return c, nil
+}
+
+// in runs fn inside the Conn's namespace.
+func (c *rawConn) in(fn func() error) error {
+	if c.ns == nil {
+		return fn()
+	}
+	return netns.Do(c.ns, fn)
+}
+
+func (c *rawConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !dst.IsValid() {
+		_, err := c.pc.WriteTo(msg, &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort})
+		return err
+	}
+	return c.in(func() error { return sendUDP(c.dev, msg, src, dst) })
+}
+
+// sendUDP sends one datagram from src:68 (or an ephemeral port when 68 is
+// taken) to dst:67 through dev, on the calling thread's namespace.
+func sendUDP(dev string, msg []byte, src, dst netip.Addr) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return fmt.Errorf("udp socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fmt.Errorf("udp socket: %w", err)
+	}
+	if err := unix.BindToDevice(fd, dev); err != nil {
+		return fmt.Errorf("bind to device %s: %w", dev, err)
+	}
+	sa := &unix.SockaddrInet4{Port: dhcpv4.ClientPort}
+	if src.Is4() {
+		sa.Addr = src.As4()
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		sa.Port = 0
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %s: %w", src, err)
+		}
+	}
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Port: dhcpv4.ServerPort, Addr: dst.As4()}); err != nil {
+		return fmt.Errorf("send to %s: %w", dst, err)
+	}
+	return nil
+}
+
+func (c *rawConn) Recv(ctx context.Context) ([]byte, error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.pc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b := make([]byte, 4096)
+	n, _, err := c.pc.ReadFrom(b)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+func (c *rawConn) Close() error { return c.pc.Close() }

@@ -1,0 +1,478 @@
+package dhcpserver
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// Defaults of the options.
+const (
+	DefaultLeaseTime   = time.Hour        // WithLeaseTime not given
+	DefaultOfferHold   = 30 * time.Second // how long an offered address stays reserved
+	DefaultDeclineHold = 10 * time.Minute // how long a declined address is not offered
+)
+
+// Lease is one client's binding, as kept in memory and in the lease file.
+type Lease struct {
+	ClientID string     `json:"client_id"` // "id:HEX" (option 61) or "hw:MAC"
+	HWAddr   string     `json:"hwaddr"`
+	Addr     netip.Addr `json:"address"`
+	Hostname string     `json:"hostname,omitempty"`
+	Expiry   time.Time  `json:"expiry"`
+	// Offered is true while the address is only reserved by an OFFER (not
+	// yet acknowledged); such leases are not written to the lease file.
+	Offered bool `json:"-"`
+	// Declined marks an address a client reported in use (DHCPDECLINE); it
+	// is not offered again before Expiry. ClientID is empty then.
+	Declined bool `json:"declined,omitempty"`
+}
+
+// Server holds the pool and the leases. Its methods are safe for concurrent
+// use. Build it with New.
+type Server struct {
+	prefix    netip.Prefix // the server's own address and subnet
+	from, to  netip.Addr   // pool range, inclusive
+	router    netip.Addr
+	dns       []netip.Addr
+	leaseTime time.Duration
+	offerHold time.Duration
+	leaseFile string
+	now       func() time.Time
+	logf      func(format string, args ...any)
+
+	mu     sync.Mutex
+	byID   map[string]*Lease
+	byAddr map[netip.Addr]*Lease
+}
+
+// Option configures a Server.
+type Option func(*Server) error
+
+// WithRouter sets the router (option 3) given to clients; it must lie in
+// the server's subnet. Without it no router is sent.
+func WithRouter(ip netip.Addr) Option {
+	return func(s *Server) error {
+		if !ip.Is4() || !s.prefix.Contains(ip) {
+			return fmt.Errorf("dhcpserver: router %s: not in subnet %s", ip, s.prefix.Masked())
+		}
+		s.router = ip
+		return nil
+	}
+}
+
+// WithDNS sets the DNS servers (option 6) given to clients.
+func WithDNS(ips ...netip.Addr) Option {
+	return func(s *Server) error {
+		for _, ip := range ips {
+			if !ip.Is4() {
+				return fmt.Errorf("dhcpserver: dns server %s: not an IPv4 address", ip)
+			}
+		}
+		s.dns = append([]netip.Addr(nil), ips...)
+		return nil
+	}
+}
+
+// WithLeaseTime sets the lease time (option 51); zero means DefaultLeaseTime.
+// It must be at least one second and below 2^32-1 seconds.
+func WithLeaseTime(d time.Duration) Option {
+	return func(s *Server) error {
+		if d == 0 {
+			d = DefaultLeaseTime
+		}
+		if d < time.Second || d/time.Second >= 0xffffffff {
+			return fmt.Errorf("dhcpserver: lease time %s: must be between 1s and 136 years", d)
+		}
+		s.leaseTime = d.Truncate(time.Second)
+		return nil
+	}
+}
+
+// WithLeaseFile persists the leases to path (JSON, replaced atomically on
+// every change) and loads them from it in New when it exists. Without it the
+// leases live in memory only.
+func WithLeaseFile(path string) Option {
+	return func(s *Server) error { s.leaseFile = path; return nil }
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) error { s.now = now; return nil }
+}
+
+// WithLogf receives one line per decision; nil (the default) discards them.
+func WithLogf(logf func(format string, args ...any)) Option {
+	return func(s *Server) error { s.logf = logf; return nil }
+}
+
+// New returns a server whose own address and subnet are server (for
+// example 10.0.0.1/24) and whose pool is from..to (inclusive, inside the
+// subnet, not containing the server's address, the network or the broadcast
+// address). With WithLeaseFile, the leases stored there are loaded.
+func New(server netip.Prefix, from, to netip.Addr, opts ...Option) (*Server, error) {
+	if !server.Addr().Is4() || server.Bits() < 1 || server.Bits() > 30 {
+		return nil, fmt.Errorf("dhcpserver: server address %s: need an IPv4 address with a prefix of /1 to /30", server)
+	}
+	s := &Server{
+		prefix:    server,
+		from:      from,
+		to:        to,
+		leaseTime: DefaultLeaseTime,
+		offerHold: DefaultOfferHold,
+		now:       time.Now,
+		logf:      func(string, ...any) {},
+		byID:      map[string]*Lease{},
+		byAddr:    map[netip.Addr]*Lease{},
+	}
+	subnet := server.Masked()
+	switch {
+	case !from.Is4() || !to.Is4():
+		return nil, fmt.Errorf("dhcpserver: range %s-%s: not IPv4 addresses", from, to)
+	case to.Less(from):
+		return nil, fmt.Errorf("dhcpserver: range %s-%s: end before start", from, to)
+	case !subnet.Contains(from) || !subnet.Contains(to):
+		return nil, fmt.Errorf("dhcpserver: range %s-%s: not inside subnet %s", from, to, subnet)
+	case from == subnet.Addr() || to == broadcast(subnet):
+		return nil, fmt.Errorf("dhcpserver: range %s-%s: contains the network or broadcast address of %s", from, to, subnet)
+	case !server.Addr().Less(from) && !to.Less(server.Addr()):
+		return nil, fmt.Errorf("dhcpserver: range %s-%s: contains the server's own address %s", from, to, server.Addr())
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.leaseFile != "" {
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// broadcast returns the last address of p.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
+}
+
+// Leases returns a copy of the current bindings (acknowledged and not
+// expired), sorted by address.
+func (s *Server) Leases() []Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var out []Lease
+	for _, l := range s.byAddr {
+		if !l.Offered && !l.Declined && l.Expiry.After(now) {
+			out = append(out, *l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out
+}
+
+// clientID names the client of m: option 61 when present, else chaddr.
+func clientID(m *dhcpv4.DHCPv4) string {
+	if id := m.Options.Get(dhcpv4.OptionClientIdentifier); len(id) > 0 {
+		return "id:" + hex.EncodeToString(id)
+	}
+	return "hw:" + m.ClientHWAddr.String()
+}
+
+func addrOf(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip.To4())
+	if !ok {
+		return netip.Addr{}
+	}
+	return a
+}
+
+// inPool reports whether a is an address of the pool.
+func (s *Server) inPool(a netip.Addr) bool {
+	return a.Is4() && !a.Less(s.from) && !s.to.Less(a)
+}
+
+// free reports whether a may be given to client id (mu held).
+func (s *Server) free(a netip.Addr, id string, now time.Time) bool {
+	if !s.inPool(a) {
+		return false
+	}
+	l, ok := s.byAddr[a]
+	return !ok || l.ClientID == id || !l.Expiry.After(now)
+}
+
+// drop forgets l (mu held).
+func (s *Server) drop(l *Lease) {
+	if s.byAddr[l.Addr] == l {
+		delete(s.byAddr, l.Addr)
+	}
+	if l.ClientID != "" && s.byID[l.ClientID] == l {
+		delete(s.byID, l.ClientID)
+	}
+}
+
+// bind records that id holds a until expiry (mu held).
+func (s *Server) bind(id string, m *dhcpv4.DHCPv4, a netip.Addr, expiry time.Time, offered bool) {
+	if old, ok := s.byID[id]; ok {
+		s.drop(old)
+	}
+	if old, ok := s.byAddr[a]; ok {
+		s.drop(old)
+	}
+	l := &Lease{ClientID: id, HWAddr: m.ClientHWAddr.String(), Addr: a, Hostname: m.HostName(), Expiry: expiry, Offered: offered}
+	s.byID[id] = l
+	s.byAddr[a] = l
+}
+
+// pick chooses the address to offer to id (mu held): its current or former
+// address, else the one it asks for, else the first free one.
+func (s *Server) pick(id string, m *dhcpv4.DHCPv4, now time.Time) (netip.Addr, bool) {
+	if l, ok := s.byID[id]; ok && s.free(l.Addr, id, now) {
+		return l.Addr, true
+	}
+	if req := addrOf(m.RequestedIPAddress()); s.free(req, id, now) {
+		return req, true
+	}
+	for a := s.from; a.IsValid() && !s.to.Less(a); a = a.Next() {
+		if a != s.prefix.Addr() && s.free(a, id, now) {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// Handle decides the reply to one request. It returns a nil reply when the
+// request gets no answer (with the reason in err, which is informational),
+// and the address the reply must be sent to.
+func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPAddr, err error) {
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		return nil, nil, errors.New("not a BOOTREQUEST")
+	}
+	if len(req.ClientHWAddr) == 0 || len(req.ClientHWAddr) > 16 {
+		return nil, nil, errors.New("bad chaddr length")
+	}
+	id := clientID(req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var changed bool
+	switch mt := req.MessageType(); mt {
+	case dhcpv4.MessageTypeDiscover:
+		a, ok := s.pick(id, req, now)
+		if !ok {
+			return nil, nil, fmt.Errorf("discover from %s: pool %s-%s exhausted", id, s.from, s.to)
+		}
+		if l, ok := s.byID[id]; !ok || l.Addr != a || !l.Expiry.After(now) || l.Offered {
+			s.bind(id, req, a, now.Add(s.offerHold), true)
+		}
+		reply, err = s.reply(req, dhcpv4.MessageTypeOffer, a)
+		s.logf("offer %s to %s", a, id)
+	case dhcpv4.MessageTypeRequest:
+		reply, changed, err = s.request(req, id, now)
+	case dhcpv4.MessageTypeRelease:
+		if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != s.prefix.Addr() {
+			return nil, nil, fmt.Errorf("release from %s: for server %s", id, sid)
+		}
+		l, ok := s.byID[id]
+		if !ok || l.Addr != addrOf(req.ClientIPAddr) {
+			return nil, nil, fmt.Errorf("release from %s: no lease for %s", id, req.ClientIPAddr)
+		}
+		s.drop(l)
+		changed = true
+		s.logf("release %s from %s", l.Addr, id)
+	case dhcpv4.MessageTypeDecline:
+		a := addrOf(req.RequestedIPAddress())
+		l, ok := s.byID[id]
+		if !ok || l.Addr != a {
+			return nil, nil, fmt.Errorf("decline from %s: no lease for %s", id, a)
+		}
+		s.drop(l)
+		d := &Lease{Addr: a, Expiry: now.Add(DefaultDeclineHold), Declined: true}
+		s.byAddr[a] = d
+		changed = true
+		s.logf("decline %s from %s: not offered for %s", a, id, DefaultDeclineHold)
+	case dhcpv4.MessageTypeInform:
+		reply, err = s.reply(req, dhcpv4.MessageTypeAck, netip.Addr{})
+		if reply != nil {
+			reply.YourIPAddr = net.IPv4zero
+			reply.Options.Del(dhcpv4.OptionIPAddressLeaseTime)
+			reply.Options.Del(dhcpv4.OptionRenewTimeValue)
+			reply.Options.Del(dhcpv4.OptionRebindingTimeValue)
+		}
+		s.logf("inform from %s", id)
+	default:
+		return nil, nil, fmt.Errorf("message type %s from %s: not handled", mt, id)
+	}
+	if changed {
+		if werr := s.saveLocked(); werr != nil {
+			s.logf("%v", werr)
+		}
+	}
+	if reply == nil {
+		return nil, nil, err
+	}
+	return reply, s.destination(req, reply), err
+}
+
+// request handles a DHCPREQUEST in its three forms (RFC 2131 4.3.2).
+func (s *Server) request(req *dhcpv4.DHCPv4, id string, now time.Time) (*dhcpv4.DHCPv4, bool, error) {
+	sid := addrOf(req.ServerIdentifier())
+	asked := addrOf(req.RequestedIPAddress())
+	ciaddr := addrOf(req.ClientIPAddr)
+	l := s.byID[id]
+	var want netip.Addr
+	switch {
+	case sid.IsValid(): // SELECTING
+		if sid != s.prefix.Addr() {
+			if l != nil && l.Offered {
+				s.drop(l)
+			}
+			return nil, false, fmt.Errorf("request from %s: selected server %s, not us", id, sid)
+		}
+		if l == nil || l.Addr != asked || !l.Expiry.After(now) {
+			return s.nak(req, id, fmt.Sprintf("requested %s was not offered to it", asked))
+		}
+		want = asked
+	case asked.IsValid() && !asked.IsUnspecified(): // INIT-REBOOT
+		if !s.prefix.Masked().Contains(asked) {
+			return s.nak(req, id, fmt.Sprintf("requested %s is not on subnet %s", asked, s.prefix.Masked()))
+		}
+		if !s.free(asked, id, now) {
+			return s.nak(req, id, fmt.Sprintf("requested %s is not its address", asked))
+		}
+		want = asked
+	case ciaddr.IsValid() && !ciaddr.IsUnspecified(): // RENEWING or REBINDING
+		if !s.free(ciaddr, id, now) {
+			return s.nak(req, id, fmt.Sprintf("renewed %s is not its address", ciaddr))
+		}
+		want = ciaddr
+	default:
+		return nil, false, fmt.Errorf("request from %s: no server id, requested address or ciaddr", id)
+	}
+	s.bind(id, req, want, now.Add(s.leaseTime), false)
+	reply, err := s.reply(req, dhcpv4.MessageTypeAck, want)
+	s.logf("ack %s to %s", want, id)
+	return reply, true, err
+}
+
+func (s *Server) nak(req *dhcpv4.DHCPv4, id, reason string) (*dhcpv4.DHCPv4, bool, error) {
+	s.logf("nak to %s: %s", id, reason)
+	r, err := dhcpv4.NewReplyFromRequest(req,
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.prefix.Addr().AsSlice())),
+		dhcpv4.WithOption(dhcpv4.OptMessage(reason)),
+	)
+	if err != nil {
+		return nil, false, fmt.Errorf("nak to %s: %w", id, err)
+	}
+	r.YourIPAddr = net.IPv4zero
+	r.ClientIPAddr = net.IPv4zero
+	r.SetBroadcast()
+	return r, false, fmt.Errorf("nak to %s: %s", id, reason)
+}
+
+// reply builds an OFFER or ACK for a with the configured options.
+func (s *Server) reply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, a netip.Addr) (*dhcpv4.DHCPv4, error) {
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithMessageType(mt),
+		dhcpv4.WithServerIP(s.prefix.Addr().AsSlice()),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.prefix.Addr().AsSlice())),
+		dhcpv4.WithNetmask(net.CIDRMask(s.prefix.Bits(), 32)),
+		dhcpv4.WithLeaseTime(uint32(s.leaseTime / time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(s.leaseTime / 2)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(s.leaseTime / 8 * 7)),
+		dhcpv4.WithOption(dhcpv4.OptBroadcastAddress(broadcast(s.prefix).AsSlice())),
+	}
+	if a.IsValid() {
+		mods = append(mods, dhcpv4.WithYourIP(a.AsSlice()))
+	}
+	if s.router.IsValid() {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRouter(s.router.AsSlice())))
+	}
+	if len(s.dns) > 0 {
+		ips := make([]net.IP, len(s.dns))
+		for i, d := range s.dns {
+			ips[i] = d.AsSlice()
+		}
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptDNS(ips...)))
+	}
+	r, err := dhcpv4.NewReplyFromRequest(req, mods...)
+	if err != nil {
+		return nil, fmt.Errorf("%s to %s: %w", mt, clientID(req), err)
+	}
+	return r, nil
+}
+
+// destination applies RFC 2131 4.1: to the relay, to ciaddr, or broadcast.
+func (s *Server) destination(req, reply *dhcpv4.DHCPv4) *net.UDPAddr {
+	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		return &net.UDPAddr{IP: gi.AsSlice(), Port: dhcpv4.ServerPort}
+	}
+	if ci := addrOf(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() && reply.MessageType() != dhcpv4.MessageTypeNak {
+		return &net.UDPAddr{IP: ci.AsSlice(), Port: dhcpv4.ClientPort}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+}
+
+// HandlePacket decodes one request, handles it and encodes the reply. It
+// never panics on bad input: undecodable bytes give an error and no reply.
+func (s *Server) HandlePacket(b []byte) ([]byte, *net.UDPAddr, error) {
+	m, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decode request: %w", err)
+	}
+	reply, dst, err := s.Handle(m)
+	if reply == nil {
+		return nil, nil, err
+	}
+	return reply.ToBytes(), dst, err
+}
+
+// Serve answers requests arriving on conn until ctx is cancelled or conn
+// fails; it closes conn when it returns, after the replies in flight are
+// sent. Requests are handled concurrently, one goroutine per packet, like
+// server4.Server. A cancelled ctx returns nil.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer conn.Close()
+	for {
+		buf := make([]byte, 1500)
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dhcpserver: serve: %w", err)
+		}
+		wg.Add(1)
+		go func(b []byte) {
+			defer wg.Done()
+			reply, dst, err := s.HandlePacket(b)
+			if err != nil && reply == nil {
+				s.logf("ignored: %v", err)
+			}
+			if reply == nil {
+				return
+			}
+			if _, err := conn.WriteTo(reply, dst); err != nil {
+				s.logf("send reply to %s: %v", dst, err)
+			}
+		}(buf[:n])
+	}
+}
