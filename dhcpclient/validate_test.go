@@ -36,7 +36,9 @@ func TestBadRepliesIgnored(t *testing.T) {
 		{"network address", mutate(func(m *dhcpv4.DHCPv4) { m.YourIPAddr = net.IPv4(10, 9, 0, 0) }), "network address"},
 		{"broadcast address", mutate(func(m *dhcpv4.DHCPv4) { m.YourIPAddr = net.IPv4(10, 9, 0, 255) }), "broadcast address"},
 		{"yiaddr zero", mutate(func(m *dhcpv4.DHCPv4) { m.YourIPAddr = net.IPv4zero }), "yiaddr"},
-		{"bad dns length", mutate(func(m *dhcpv4.DHCPv4) { m.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionDomainNameServer, []byte{1, 2, 3})) }), "option 6"},
+		{"bad dns length", mutate(func(m *dhcpv4.DHCPv4) {
+			m.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionDomainNameServer, []byte{1, 2, 3}))
+		}), "option 6"},
 		{"bad classless route", mutate(func(m *dhcpv4.DHCPv4) {
 			m.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionClasslessStaticRoute, []byte{24, 10, 1}))
 		}), "classless route: truncated"},
