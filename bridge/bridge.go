@@ -445,7 +445,7 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 		}
 		var why []string
 		if br.flags&unix.IFF_UP != 0 {
-			why = append(why, name+" is up (set it down first)")
+			why = append(why, name+" is up")
 		}
 		if len(ports) > 0 {
 			names := make([]string, len(ports))
@@ -453,7 +453,7 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 				names[i] = p.name
 			}
 			sort.Strings(names)
-			why = append(why, name+" still has ports "+strings.Join(names, ", ")+" (remove them first)")
+			why = append(why, name+" still has ports "+strings.Join(names, ", "))
 		}
 		if len(why) > 0 {
 			return fail(detailf(ErrBusy, strings.Join(why, "; ")))

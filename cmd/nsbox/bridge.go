@@ -1,10 +1,386 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
 
-// bridgeCommand is a placeholder until the bridge command lands.
+	"github.com/nsbox/nsbox/bridge"
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const bridgeUsage = `bridge add BR                  create bridge BR, down (brctl addbr; alias addbr)
+bridge del BR                  delete BR; refused while BR is up or has ports: set it
+                               down and delif its ports first (alias delbr)
+bridge addif BR DEV            make DEV a port of BR; refused if DEV is in another bridge
+bridge delif BR DEV            detach DEV from BR
+bridge show [BR...]            bridges and their ports, in brctl show's layout
+bridge showmacs BR             forwarding database, in brctl showmacs' layout
+bridge stp BR on|off           spanning tree on or off
+bridge setageing BR SECONDS    MAC ageing time; setfd BR SECONDS: forward delay;
+bridge setbridgeprio BR PRIO   bridge priority 0-65535`
+
 func bridgeCommand() *command {
-	return &command{name: "bridge", usage: "bridge ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("bridge: not implemented yet")
-	}}
+	return &command{name: "bridge", usage: bridgeUsage, run: runBridge}
+}
+
+// bridgeConn returns the batch-shared rtnl connection of the current
+// namespace (-n), opening it on first use.
+func (e *env) bridgeConn() (*rtnl.Conn, error) {
+	key := "rtnl:" + e.netns
+	r, err := e.cached(key, func() (io.Closer, error) {
+		if e.netns == "" {
+			return rtnl.Dial(nil)
+		}
+		h, err := netns.Open(e.netns)
+		if err != nil {
+			return nil, err
+		}
+		defer h.Close()
+		return rtnl.Dial(h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, ok := r.(*rtnl.Conn)
+	if !ok {
+		return nil, fmt.Errorf("internal error: resource %s is a %T, not *rtnl.Conn", key, r)
+	}
+	return c, nil
+}
+
+// bridgeArgs checks the argument count and the interface names of a
+// subcommand: a wrong count or a bad name is a usage error (exit 2).
+func bridgeArgs(sub string, args []string, n int, synopsis string) error {
+	if len(args) != n {
+		return usagef("bridge %s: expected %s, got %d argument(s) (try nsbox -h)", sub, synopsis, len(args))
+	}
+	for _, a := range args {
+		if err := rtnl.ValidateLinkName(a); err != nil {
+			return usagef("bridge %s %q: %v", sub, a, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+func runBridge(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("bridge: missing subcommand (add, del, addif, delif, show, showmacs, stp; try nsbox -h)")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "add", "addbr":
+		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridge.Add(ctx, c, rest[0], nil)
+	case "del", "delete", "delbr":
+		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		err = bridge.Delete(ctx, c, rest[0], nil)
+		if errors.Is(err, bridge.ErrBusy) {
+			return fmt.Errorf("%w (first: nsbox%s link set %s down; nsbox%s bridge delif %s PORT)",
+				err, e.bridgeNSFlag(), rest[0], e.bridgeNSFlag(), rest[0])
+		}
+		return err
+	case "addif":
+		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridge.AddPort(ctx, c, rest[0], rest[1])
+	case "delif":
+		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridge.RemovePort(ctx, c, rest[0], rest[1])
+	case "show", "list":
+		for _, a := range rest {
+			if err := rtnl.ValidateLinkName(a); err != nil {
+				return usagef("bridge show %q: %v", a, errors.Unwrap(err))
+			}
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridgeShow(ctx, e, c, rest)
+	case "showmacs":
+		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridgeShowMACs(ctx, e, c, rest[0])
+	case "stp":
+		if len(rest) != 2 {
+			return usagef("bridge stp: expected BR on|off, got %d argument(s)", len(rest))
+		}
+		on, err := bridgeParseOnOff(rest[1])
+		if err != nil {
+			return err
+		}
+		if err := bridgeArgs(sub, rest[:1], 1, "BR"); err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridge.SetSTP(ctx, c, rest[0], on)
+	case "setageing", "setfd", "setbridgeprio":
+		if len(rest) != 2 {
+			return usagef("bridge %s: expected BR VALUE, got %d argument(s)", sub, len(rest))
+		}
+		if err := bridgeArgs(sub, rest[:1], 1, "BR"); err != nil {
+			return err
+		}
+		cfg, err := bridgeParseSetting(sub, rest[1])
+		if err != nil {
+			return err
+		}
+		c, err := e.bridgeConn()
+		if err != nil {
+			return err
+		}
+		return bridge.Set(ctx, c, rest[0], cfg)
+	}
+	return usagef("bridge: unknown subcommand %q (add, del, addif, delif, show, showmacs, stp; try nsbox -h)", sub)
+}
+
+// bridgeNSFlag repeats -n NAME for advice printed in error messages.
+func (e *env) bridgeNSFlag() string {
+	if e.netns == "" {
+		return ""
+	}
+	return " -n " + e.netns
+}
+
+// bridgeParseOnOff accepts the words brctl stp accepts.
+func bridgeParseOnOff(w string) (bool, error) {
+	switch w {
+	case "on", "yes", "1":
+		return true, nil
+	case "off", "no", "0":
+		return false, nil
+	}
+	return false, usagef("bridge stp: expected on or off, got %q", w)
+}
+
+// bridgeParseSetting parses the value of setageing/setfd (seconds, fractions
+// allowed, as brctl) or setbridgeprio (0-65535).
+func bridgeParseSetting(sub, v string) (*bridge.Config, error) {
+	if sub == "setbridgeprio" {
+		p, err := strconv.ParseUint(v, 0, 16)
+		if err != nil {
+			return nil, usagef("bridge setbridgeprio: priority %q is not a number from 0 to 65535", v)
+		}
+		prio := uint16(p)
+		return &bridge.Config{Priority: &prio}, nil
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || secs < 0 || secs > 1e7 {
+		return nil, usagef("bridge %s: %q is not a number of seconds from 0 to 10000000", sub, v)
+	}
+	d := time.Duration(secs * float64(time.Second))
+	if sub == "setfd" {
+		return &bridge.Config{ForwardDelay: &d}, nil
+	}
+	return &bridge.Config{AgeingTime: &d}, nil
+}
+
+// ---- show ----
+
+func bridgeShow(ctx context.Context, e *env, c *rtnl.Conn, names []string) error {
+	var bs []bridge.Bridge
+	if len(names) == 0 {
+		all, err := bridge.List(ctx, c)
+		if err != nil {
+			return err
+		}
+		bs = all
+	} else {
+		for _, n := range names {
+			b, err := bridge.Get(ctx, c, n)
+			if err != nil {
+				return err
+			}
+			bs = append(bs, b)
+		}
+	}
+	if e.json {
+		return bridgeWriteJSON(e.stdout, bridgeListJSON(bs))
+	}
+	_, err := io.WriteString(e.stdout, bridgeFormatShow(bs))
+	return err
+}
+
+// bridgeFormatShow lays bridges out exactly as brctl show does (bridge-utils
+// 1.7): the name and two tabs, the id, a tab, yes/no and two tabs, then the
+// ports one per line, the later ones after seven tabs.
+func bridgeFormatShow(bs []bridge.Bridge) string {
+	var b strings.Builder
+	b.Grow(64 + 32*len(bs))
+	b.WriteString("bridge name\tbridge id\t\tSTP enabled\tinterfaces\n")
+	for _, br := range bs {
+		stp := "no"
+		if br.STP {
+			stp = "yes"
+		}
+		b.WriteString(br.Name)
+		b.WriteString("\t\t")
+		b.WriteString(br.ID.String())
+		b.WriteString("\t")
+		b.WriteString(stp)
+		b.WriteString("\t\t")
+		for i, p := range br.Ports {
+			if i > 0 {
+				b.WriteString("\t\t\t\t\t\t\t")
+			}
+			b.WriteString(p.Name)
+			b.WriteString("\n")
+		}
+		if len(br.Ports) == 0 {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+type bridgePortJSON struct {
+	Ifname   string `json:"ifname"`
+	Ifindex  int    `json:"ifindex"`
+	PortNo   uint16 `json:"port_no"`
+	State    string `json:"state"`
+	Priority uint16 `json:"priority"`
+	Cost     uint32 `json:"cost"`
+}
+
+// bridgeJSON follows the keys of ip -j -d link's info_data where they
+// exist; times are in 1/100 s as there.
+type bridgeJSON struct {
+	Ifname       string           `json:"ifname"`
+	Ifindex      int              `json:"ifindex"`
+	Address      string           `json:"address"`
+	Up           bool             `json:"up"`
+	BridgeID     string           `json:"bridge_id"`
+	RootID       string           `json:"root_id"`
+	STPEnabled   bool             `json:"stp_enabled"`
+	STPState     uint32           `json:"stp_state"`
+	ForwardDelay int64            `json:"forward_delay"`
+	HelloTime    int64            `json:"hello_time"`
+	MaxAge       int64            `json:"max_age"`
+	AgeingTime   int64            `json:"ageing_time"`
+	Priority     uint16           `json:"priority"`
+	Interfaces   []bridgePortJSON `json:"interfaces"`
+}
+
+func bridgeCentis(d time.Duration) int64 { return int64(d / (10 * time.Millisecond)) }
+
+func bridgeListJSON(bs []bridge.Bridge) []bridgeJSON {
+	out := make([]bridgeJSON, 0, len(bs))
+	for _, b := range bs {
+		j := bridgeJSON{
+			Ifname: b.Name, Ifindex: b.Index, Address: b.HardwareAddr.String(), Up: b.Up,
+			BridgeID: b.ID.String(), RootID: b.RootID.String(),
+			STPEnabled: b.STP, STPState: b.STPState,
+			ForwardDelay: bridgeCentis(b.ForwardDelay), HelloTime: bridgeCentis(b.HelloTime),
+			MaxAge: bridgeCentis(b.MaxAge), AgeingTime: bridgeCentis(b.AgeingTime), Priority: b.Priority,
+			Interfaces: make([]bridgePortJSON, 0, len(b.Ports)),
+		}
+		for _, p := range b.Ports {
+			j.Interfaces = append(j.Interfaces, bridgePortJSON{
+				Ifname: p.Name, Ifindex: p.Index, PortNo: p.No, State: p.State.String(),
+				Priority: p.Priority, Cost: p.Cost,
+			})
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// ---- showmacs ----
+
+func bridgeShowMACs(ctx context.Context, e *env, c *rtnl.Conn, name string) error {
+	entries, err := bridge.FDB(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return bridgeWriteJSON(e.stdout, bridgeFDBJSON(entries))
+	}
+	_, err = io.WriteString(e.stdout, bridgeFormatShowMACs(entries))
+	return err
+}
+
+// bridgeFormatShowMACs lays entries out exactly as brctl showmacs does: port
+// number right-aligned in three, MAC, yes/no and two tabs, and the ageing
+// timer as %4d.%02d seconds.
+func bridgeFormatShowMACs(entries []bridge.FDBEntry) string {
+	var b strings.Builder
+	b.WriteString("port no\tmac addr\t\tis local?\tageing timer\n")
+	for _, f := range entries {
+		local := "no"
+		if f.Local {
+			local = "yes"
+		}
+		cs := bridgeCentis(f.Ageing)
+		fmt.Fprintf(&b, "%3d\t%s\t%s\t\t%4d.%02d\n", f.PortNo, f.MAC, local, cs/100, cs%100)
+	}
+	return b.String()
+}
+
+type bridgeFDBEntryJSON struct {
+	PortNo      uint16  `json:"port_no"`
+	Ifname      string  `json:"ifname"`
+	MAC         string  `json:"mac"`
+	IsLocal     bool    `json:"is_local"`
+	Static      bool    `json:"static"`
+	AgeingTimer float64 `json:"ageing_timer"` // seconds
+	VLAN        uint16  `json:"vlan,omitempty"`
+}
+
+func bridgeFDBJSON(entries []bridge.FDBEntry) []bridgeFDBEntryJSON {
+	out := make([]bridgeFDBEntryJSON, 0, len(entries))
+	for _, f := range entries {
+		out = append(out, bridgeFDBEntryJSON{
+			PortNo: f.PortNo, Ifname: f.Port, MAC: f.MAC.String(), IsLocal: f.Local, Static: f.Static,
+			AgeingTimer: float64(bridgeCentis(f.Ageing)) / 100, VLAN: f.VLAN,
+		})
+	}
+	return out
+}
+
+// bridgeWriteJSON prints v as one line of JSON, like ip -j.
+func bridgeWriteJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
