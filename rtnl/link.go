@@ -29,6 +29,12 @@ type Link struct {
 	Broadcast    net.HardwareAddr
 	MasterIndex  int    // 0: no master
 	Master       string // the master's name; filled in by Links
+	ParentIndex  int    // IFLA_LINK: a veth's peer, a vlan's lower device; 0: none
+	LinkNetNSID  int    // IFLA_LINK_NETNSID: the parent lives in that peer namespace; -1: same namespace
+	Qdisc        string // queueing discipline ("noqueue", "noop", ...)
+	TxQueueLen   uint32
+	Group        uint32 // device group; 0 is "default"
+	LinkMode     uint8  // 0 DEFAULT, 1 DORMANT
 }
 
 var operStates = [...]string{"UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"}
@@ -64,12 +70,24 @@ func decodeLink(data []byte) (Link, error) {
 		return Link{}, err
 	}
 	l := Link{
-		Index:    int(m.Index),
-		RawFlags: m.Flags,
-		Flags:    goFlags(m.Flags),
-		Type:     m.Type,
+		Index:       int(m.Index),
+		RawFlags:    m.Flags,
+		Flags:       goFlags(m.Flags),
+		Type:        m.Type,
+		LinkNetNSID: linkNetNSID(data),
 	}
 	if a := m.Attributes; a != nil {
+		l.ParentIndex = int(a.Type) // rtnetlink decodes IFLA_LINK into Type
+		l.Qdisc = a.QueueDisc
+		if a.TxQueueLen != nil {
+			l.TxQueueLen = *a.TxQueueLen
+		}
+		if a.NetDevGroup != nil {
+			l.Group = *a.NetDevGroup
+		}
+		if a.LinkMode != nil {
+			l.LinkMode = *a.LinkMode
+		}
 		l.Name = a.Name
 		l.MTU = a.MTU
 		l.OperState = operStateString(a.OperationalState)
@@ -83,6 +101,30 @@ func decodeLink(data []byte) (Link, error) {
 		}
 	}
 	return l, nil
+}
+
+// iflaLinkNetNSID is IFLA_LINK_NETNSID, which rtnetlink does not decode.
+const iflaLinkNetNSID = 37
+
+// linkNetNSID finds IFLA_LINK_NETNSID in an RTM_NEWLINK body, or -1.
+func linkNetNSID(data []byte) int {
+	if len(data) <= unix.SizeofIfInfomsg {
+		return -1
+	}
+	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return -1
+	}
+	id := -1
+	for ad.Next() {
+		if ad.Type() == iflaLinkNetNSID && len(ad.Bytes()) == 4 {
+			id = int(int32(ad.Int32()))
+		}
+	}
+	if ad.Err() != nil {
+		return -1
+	}
+	return id
 }
 
 func skipStats() *uint32 {

@@ -24,6 +24,8 @@ type Route struct {
 	Scope    uint8        // RT_SCOPE_*; for additions 0 lets it be chosen as ip does
 	Family   int          // unix.AF_INET or AF_INET6; 0 means from Dst/Gateway
 	Type     uint8        // RTN_*; 0 means unicast
+	Flags    uint32       // RTNH_F_* of a listed route (linkdown, onlink, ...)
+	Pref     uint8        // IPv6 router preference of a listed route (0 medium, 1 high, 3 low)
 }
 
 // String renders r like the start of an `ip route` line.
@@ -66,6 +68,10 @@ func decodeRoute(data []byte) (Route, *rtnetlink.RouteMessage, error) {
 		Scope:    m.Scope,
 		Family:   int(m.Family),
 		Type:     m.Type,
+		Flags:    m.Flags,
+	}
+	if a.Pref != nil {
+		r.Pref = *a.Pref
 	}
 	if a.Table != 0 {
 		r.Table = a.Table

@@ -1,10 +1,307 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
 
-// addrCommand is a placeholder until the addr command lands.
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const addrUsage = `addr list|show [dev DEV]       addresses, like ip addr (-j: addr_info as ip -j)
+addr add CIDR dev DEV [valid_lft SECS|forever] [preferred_lft SECS|forever]
+                               add an IPv4 or IPv6 address (a bare address is /32 or /128)
+addr del CIDR dev DEV          remove an address
+addr flush dev DEV             remove every address of DEV`
+
 func addrCommand() *command {
-	return &command{name: "addr", usage: "addr ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("addr: not implemented yet")
-	}}
+	return &command{name: "addr", aliases: []string{"address", "a"}, usage: addrUsage, run: runAddr}
+}
+
+func runAddr(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return addrShow(ctx, e, nil)
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "list", "show", "ls", "lst":
+		return addrShow(ctx, e, rest)
+	case "add", "replace", "del", "delete":
+		return addrChange(ctx, e, sub, rest)
+	case "flush":
+		return addrFlush(ctx, e, rest)
+	case "help":
+		fmt.Fprintln(e.stdout, addrUsage)
+		return nil
+	}
+	return usagef("addr: unknown subcommand %q (list, show, add, del, flush)", sub)
+}
+
+// addrArgs is a parsed `addr add|del` line.
+type addrArgs struct {
+	prefix netip.Prefix
+	dev    string
+	opts   *rtnl.AddrOptions
+}
+
+func parseLifetime(cmd, word, v string) (time.Duration, error) {
+	if v == "forever" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == 0 || n >= math.MaxUint32 {
+		return 0, usagef("%s: invalid %s %q (seconds or forever)", cmd, word, v)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+func parseAddrChange(sub string, args []string) (addrArgs, error) {
+	cmd := "addr " + sub
+	var a addrArgs
+	var cidr string
+	for len(args) > 0 {
+		w := args[0]
+		switch w {
+		case "dev", "valid_lft", "preferred_lft", "local":
+			if len(args) < 2 {
+				return a, usagef("%s: %s needs a value", cmd, w)
+			}
+			v := args[1]
+			args = args[2:]
+			switch w {
+			case "dev":
+				if err := checkDev(cmd, v); err != nil {
+					return a, err
+				}
+				a.dev = v
+			case "local":
+				if cidr != "" {
+					return a, usagef("%s: more than one address (%q, %q)", cmd, cidr, v)
+				}
+				cidr = v
+			default:
+				if sub == "del" || sub == "delete" {
+					return a, usagef("%s: %s applies to add and replace only", cmd, w)
+				}
+				d, err := parseLifetime(cmd, w, v)
+				if err != nil {
+					return a, err
+				}
+				if a.opts == nil {
+					a.opts = &rtnl.AddrOptions{}
+				}
+				if w == "valid_lft" {
+					a.opts.ValidLifetime = d
+				} else {
+					a.opts.PreferredLifetime = d
+				}
+			}
+		default:
+			if cidr != "" {
+				return a, usagef("%s: unexpected argument %q", cmd, w)
+			}
+			cidr = w
+			args = args[1:]
+		}
+	}
+	if cidr == "" {
+		return a, usagef("%s: missing address (CIDR)", cmd)
+	}
+	p, err := parsePrefix(cidr)
+	if err != nil {
+		return a, usagef("%s: %v", cmd, err)
+	}
+	a.prefix = p
+	if a.dev == "" {
+		return a, usagef("%s %s: missing \"dev DEV\"", cmd, cidr)
+	}
+	if o := a.opts; o != nil && o.ValidLifetime != 0 && o.PreferredLifetime > o.ValidLifetime {
+		return a, usagef("%s: preferred_lft is longer than valid_lft", cmd)
+	}
+	return a, nil
+}
+
+func addrChange(ctx context.Context, e *env, sub string, args []string) error {
+	a, err := parseAddrChange(sub, args)
+	if err != nil {
+		return err
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "add":
+		return c.AddAddr(ctx, a.dev, a.prefix, a.opts)
+	case "replace":
+		return c.ReplaceAddr(ctx, a.dev, a.prefix, a.opts)
+	}
+	return c.DelAddr(ctx, a.dev, a.prefix)
+}
+
+func addrFlush(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "dev" {
+		return usagef("addr flush: expected \"dev DEV\"")
+	}
+	dev, err := devArg("addr flush", args)
+	if err != nil {
+		return err
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	return c.FlushAddrs(ctx, dev)
+}
+
+// addrJSON is one entry of addr_info, as ip -j addr prints it.
+type addrJSON struct {
+	Family        string `json:"family"`
+	Local         string `json:"local"`
+	Prefixlen     int    `json:"prefixlen"`
+	Broadcast     string `json:"broadcast,omitempty"`
+	Scope         string `json:"scope"`
+	Secondary     bool   `json:"secondary,omitempty"`
+	Temporary     bool   `json:"temporary,omitempty"`
+	Nodad         bool   `json:"nodad,omitempty"`
+	Optimistic    bool   `json:"optimistic,omitempty"`
+	Dadfailed     bool   `json:"dadfailed,omitempty"`
+	Deprecated    bool   `json:"deprecated,omitempty"`
+	Tentative     bool   `json:"tentative,omitempty"`
+	Dynamic       bool   `json:"dynamic,omitempty"`
+	Noprefixroute bool   `json:"noprefixroute,omitempty"`
+	Label         string `json:"label,omitempty"`
+	ValidLifeTime uint64 `json:"valid_life_time"`
+	PreferredLife uint64 `json:"preferred_life_time"`
+	flagWords     []string
+}
+
+func lifeSecs(d time.Duration) uint64 {
+	if d == 0 {
+		return math.MaxUint32
+	}
+	return uint64(d / time.Second)
+}
+
+func addrToJSON(a rtnl.Addr) addrJSON {
+	j := addrJSON{
+		Family:        "inet",
+		Local:         a.Prefix.Addr().String(),
+		Prefixlen:     a.Prefix.Bits(),
+		Scope:         scopeName(a.Scope),
+		Label:         a.Label,
+		ValidLifeTime: lifeSecs(a.ValidLifetime),
+		PreferredLife: lifeSecs(a.PreferredLifetime),
+	}
+	v6 := a.Prefix.Addr().Is6()
+	if v6 {
+		j.Family = "inet6"
+		j.Label = ""
+	}
+	if a.Broadcast.IsValid() {
+		j.Broadcast = a.Broadcast.String()
+	}
+	f := a.Flags
+	set := func(bit uint32, p *bool, word string) {
+		if f&bit != 0 {
+			*p = true
+			j.flagWords = append(j.flagWords, word)
+		}
+	}
+	if v6 {
+		set(unix.IFA_F_SECONDARY, &j.Temporary, "temporary")
+	} else {
+		set(unix.IFA_F_SECONDARY, &j.Secondary, "secondary")
+	}
+	set(unix.IFA_F_NODAD, &j.Nodad, "nodad")
+	set(unix.IFA_F_OPTIMISTIC, &j.Optimistic, "optimistic")
+	set(unix.IFA_F_DADFAILED, &j.Dadfailed, "dadfailed")
+	set(unix.IFA_F_DEPRECATED, &j.Deprecated, "deprecated")
+	set(unix.IFA_F_TENTATIVE, &j.Tentative, "tentative")
+	if f&unix.IFA_F_PERMANENT == 0 {
+		j.Dynamic = true
+		j.flagWords = append(j.flagWords, "dynamic")
+	}
+	set(unix.IFA_F_NOPREFIXROUTE, &j.Noprefixroute, "noprefixroute")
+	return j
+}
+
+func lftText(secs uint64) string {
+	if secs == math.MaxUint32 {
+		return "forever"
+	}
+	return strconv.FormatUint(secs, 10) + "sec"
+}
+
+// text writes the two lines ip addr prints for an address.
+func (j addrJSON) text(w io.Writer) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "    %s %s/%d", j.Family, j.Local, j.Prefixlen)
+	if j.Broadcast != "" {
+		fmt.Fprintf(&b, " brd %s", j.Broadcast)
+	}
+	fmt.Fprintf(&b, " scope %s", j.Scope)
+	for _, f := range j.flagWords {
+		b.WriteString(" " + f)
+	}
+	if j.Label != "" {
+		b.WriteString(" " + j.Label)
+	}
+	fmt.Fprintf(&b, "\n       valid_lft %s preferred_lft %s\n", lftText(j.ValidLifeTime), lftText(j.PreferredLife))
+	io.WriteString(w, b.String())
+}
+
+func addrShow(ctx context.Context, e *env, args []string) error {
+	dev := ""
+	if len(args) > 0 {
+		if args[0] != "dev" && len(args) > 1 {
+			return usagef("addr show: unexpected argument %q", args[0])
+		}
+		var err error
+		if dev, err = devArg("addr show", args); err != nil {
+			return err
+		}
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	views, err := showLinks(ctx, c, dev)
+	if err != nil {
+		return err
+	}
+	addrs, err := c.Addrs(ctx, dev)
+	if err != nil {
+		return err
+	}
+	byIndex := map[int][]addrJSON{}
+	for _, a := range addrs {
+		byIndex[a.Index] = append(byIndex[a.Index], addrToJSON(a))
+	}
+	if e.json {
+		out := make([]linkJSON, len(views))
+		for i, v := range views {
+			out[i] = v.json(false)
+			info := byIndex[v.Index]
+			if info == nil {
+				info = []addrJSON{}
+			}
+			out[i].AddrInfo = &info
+		}
+		return e.printJSON(out)
+	}
+	for _, v := range views {
+		v.text(e.stdout, false)
+		for _, a := range byIndex[v.Index] {
+			a.text(e.stdout)
+		}
+	}
+	return nil
 }

@@ -1,10 +1,471 @@
 package main
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
 
-// linkCommand is a placeholder until the link command lands.
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const linkUsage = `link list|show [[dev] DEV]      links, like ip link (-j: ip -j keys)
+link add NAME type veth peer name PEER [netns NS]
+                               veth pair; with netns the peer is created directly
+                               inside NS (a name, a path or a pid)
+link add NAME type bridge|dummy
+link set [dev] DEV SETTING...  up | down | mtu N | netns NS | master BR | nomaster |
+                               name NEW | address MAC; several in one line, one request
+link del [dev] DEV             delete DEV (both ends of a veth)`
+
 func linkCommand() *command {
-	return &command{name: "link", usage: "link ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("link: not implemented yet")
-	}}
+	return &command{name: "link", usage: linkUsage, run: runLink}
+}
+
+func runLink(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return linkShow(ctx, e, nil)
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "list", "show", "ls", "lst":
+		return linkShow(ctx, e, rest)
+	case "add":
+		return linkAdd(ctx, e, rest)
+	case "set":
+		return linkSet(ctx, e, rest)
+	case "del", "delete":
+		return linkDel(ctx, e, rest)
+	case "help":
+		fmt.Fprintln(e.stdout, linkUsage)
+		return nil
+	}
+	return usagef("link: unknown subcommand %q (list, show, add, set, del)", sub)
+}
+
+// devArg takes "[dev] DEV" as the only arguments of cmd.
+func devArg(cmd string, args []string) (string, error) {
+	if len(args) > 0 && args[0] == "dev" {
+		args = args[1:]
+	}
+	switch len(args) {
+	case 0:
+		return "", usagef("%s: missing device name", cmd)
+	case 1:
+		return args[0], checkDev(cmd, args[0])
+	}
+	return "", usagef("%s: unexpected argument %q", cmd, args[1])
+}
+
+// linkAddArgs is a parsed `link add` line.
+type linkAddArgs struct {
+	name, kind, peer, peerNS string
+}
+
+func parseLinkAdd(args []string) (linkAddArgs, error) {
+	var a linkAddArgs
+	if len(args) > 0 && args[0] == "name" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return a, usagef("link add: missing NAME (link add NAME type veth|bridge|dummy ...)")
+	}
+	a.name, args = args[0], args[1:]
+	if err := checkDev("link add", a.name); err != nil {
+		return a, err
+	}
+	if len(args) < 2 || args[0] != "type" {
+		return a, usagef("link add %s: expected \"type veth|bridge|dummy\"", a.name)
+	}
+	a.kind, args = args[1], args[2:]
+	switch a.kind {
+	case "bridge", "dummy":
+		if len(args) > 0 {
+			return a, usagef("link add %s type %s: unexpected argument %q", a.name, a.kind, args[0])
+		}
+		return a, nil
+	case "veth":
+	default:
+		return a, usagef("link add %s: unsupported type %q (veth, bridge, dummy)", a.name, a.kind)
+	}
+	if len(args) == 0 {
+		return a, usagef("link add %s type veth: missing \"peer name PEER\"", a.name)
+	}
+	if args[0] != "peer" {
+		return a, usagef("link add %s type veth: unexpected argument %q (want peer name PEER)", a.name, args[0])
+	}
+	args = args[1:]
+	if len(args) > 0 && args[0] == "name" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return a, usagef("link add %s type veth: missing peer name", a.name)
+	}
+	a.peer, args = args[0], args[1:]
+	if err := checkDev("link add", a.peer); err != nil {
+		return a, err
+	}
+	if a.peer == a.name && len(args) == 0 {
+		return a, usagef("link add %s type veth: the peer needs another name (or another namespace)", a.name)
+	}
+	for len(args) > 0 {
+		switch args[0] {
+		case "netns":
+			if len(args) < 2 {
+				return a, usagef("link add %s: netns needs a namespace", a.name)
+			}
+			a.peerNS, args = args[1], args[2:]
+		default:
+			return a, usagef("link add %s type veth: unexpected argument %q", a.name, args[0])
+		}
+	}
+	return a, nil
+}
+
+func linkAdd(ctx context.Context, e *env, args []string) error {
+	a, err := parseLinkAdd(args)
+	if err != nil {
+		return err
+	}
+	var peerNS *netns.Handle
+	if a.peerNS != "" {
+		// Open the peer's namespace first: a missing one leaves nothing.
+		if peerNS, err = openNS(a.peerNS); err != nil {
+			return err
+		}
+		defer peerNS.Close()
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	switch a.kind {
+	case "veth":
+		return c.AddVeth(ctx, a.name, a.peer, peerNS)
+	case "bridge":
+		return c.AddBridge(ctx, a.name)
+	default:
+		return c.AddDummy(ctx, a.name)
+	}
+}
+
+// linkSetArgs is a parsed `link set` line.
+type linkSetArgs struct {
+	dev            string
+	up             *bool
+	mtu            uint32
+	mac            net.HardwareAddr
+	master         *string
+	netns, newName string
+}
+
+func parseLinkSet(args []string) (linkSetArgs, error) {
+	var s linkSetArgs
+	if len(args) > 0 && args[0] == "dev" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return s, usagef("link set: missing device name")
+	}
+	s.dev, args = args[0], args[1:]
+	if err := checkDev("link set", s.dev); err != nil {
+		return s, err
+	}
+	if len(args) == 0 {
+		return s, usagef("link set %s: nothing to set (up, down, mtu, netns, master, nomaster, name, address)", s.dev)
+	}
+	need := func(word string) (string, error) {
+		if len(args) < 2 {
+			return "", usagef("link set %s: %s needs a value", s.dev, word)
+		}
+		v := args[1]
+		args = args[2:]
+		return v, nil
+	}
+	for len(args) > 0 {
+		word := args[0]
+		switch word {
+		case "up", "down":
+			v := word == "up"
+			s.up = &v
+			args = args[1:]
+		case "nomaster":
+			none := ""
+			s.master = &none
+			args = args[1:]
+		case "mtu":
+			v, err := need(word)
+			if err != nil {
+				return s, err
+			}
+			if s.mtu, err = parseMTU(v); err != nil {
+				return s, usagef("link set %s: %v", s.dev, err)
+			}
+		case "address":
+			v, err := need(word)
+			if err != nil {
+				return s, err
+			}
+			if s.mac, err = parseMAC(v); err != nil {
+				return s, usagef("link set %s: %v", s.dev, err)
+			}
+		case "master":
+			v, err := need(word)
+			if err != nil {
+				return s, err
+			}
+			if err := checkDev("link set "+s.dev+" master", v); err != nil {
+				return s, err
+			}
+			s.master = &v
+		case "name":
+			v, err := need(word)
+			if err != nil {
+				return s, err
+			}
+			if err := checkDev("link set "+s.dev+" name", v); err != nil {
+				return s, err
+			}
+			s.newName = v
+		case "netns":
+			v, err := need(word)
+			if err != nil {
+				return s, err
+			}
+			if v == "" {
+				return s, usagef("link set %s: empty namespace", s.dev)
+			}
+			s.netns = v
+		default:
+			return s, usagef("link set %s: unknown setting %q (up, down, mtu, netns, master, nomaster, name, address)", s.dev, word)
+		}
+	}
+	return s, nil
+}
+
+func linkSet(ctx context.Context, e *env, args []string) error {
+	s, err := parseLinkSet(args)
+	if err != nil {
+		return err
+	}
+	settings := rtnl.LinkSettings{Up: s.up, MTU: s.mtu, HardwareAddr: s.mac, Master: s.master, Name: s.newName}
+	if s.netns != "" {
+		h, err := openNS(s.netns)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		settings.NetNS = h
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	return c.SetLink(ctx, s.dev, settings)
+}
+
+func linkDel(ctx context.Context, e *env, args []string) error {
+	dev, err := devArg("link del", args)
+	if err != nil {
+		return err
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	return c.DeleteLink(ctx, dev)
+}
+
+// linkJSON is one link as ip -j link prints it (same keys, same order).
+type linkJSON struct {
+	Ifindex     int         `json:"ifindex"`
+	Link        string      `json:"link,omitempty"`
+	LinkIndex   int         `json:"link_index,omitempty"`
+	LinkNetnsid *int        `json:"link_netnsid,omitempty"`
+	Ifname      string      `json:"ifname"`
+	Flags       []string    `json:"flags"`
+	MTU         uint32      `json:"mtu"`
+	Qdisc       string      `json:"qdisc,omitempty"`
+	Master      string      `json:"master,omitempty"`
+	Operstate   string      `json:"operstate"`
+	Linkmode    string      `json:"linkmode,omitempty"`
+	Group       string      `json:"group"`
+	Txqlen      *uint32     `json:"txqlen,omitempty"`
+	LinkType    string      `json:"link_type"`
+	Address     string      `json:"address,omitempty"`
+	Broadcast   string      `json:"broadcast,omitempty"`
+	AddrInfo    *[]addrJSON `json:"addr_info,omitempty"` // set (maybe empty) by addr show
+}
+
+// linkView is a link with what its rendering needs from its neighbours.
+type linkView struct {
+	rtnl.Link
+	parentName string // the peer's name when it lives in this namespace
+	parentDown bool
+}
+
+// linkViews pairs every link with its parent (veth peer) in the same list.
+func linkViews(links []rtnl.Link) []linkView {
+	byIndex := make(map[int]rtnl.Link, len(links))
+	for _, l := range links {
+		byIndex[l.Index] = l
+	}
+	vs := make([]linkView, len(links))
+	for i, l := range links {
+		vs[i].Link = l
+		if l.ParentIndex != 0 && l.LinkNetNSID < 0 {
+			if p, ok := byIndex[l.ParentIndex]; ok {
+				vs[i].parentName = p.Name
+				vs[i].parentDown = p.RawFlags&unix.IFF_UP == 0
+			}
+		}
+	}
+	return vs
+}
+
+func groupName(g uint32) string {
+	if g == 0 {
+		return "default"
+	}
+	return strconv.FormatUint(uint64(g), 10)
+}
+
+func (v linkView) json(withMode bool) linkJSON {
+	j := linkJSON{
+		Ifindex:   v.Index,
+		Ifname:    v.Name,
+		Flags:     linkFlagNames(v.RawFlags, v.parentDown),
+		MTU:       v.MTU,
+		Qdisc:     v.Qdisc,
+		Master:    v.Master,
+		Operstate: v.OperState,
+		Group:     groupName(v.Group),
+		LinkType:  linkTypeName(v.Type),
+	}
+	if v.ParentIndex != 0 {
+		if v.LinkNetNSID >= 0 {
+			id := v.LinkNetNSID
+			j.LinkIndex, j.LinkNetnsid = v.ParentIndex, &id
+		} else if v.parentName != "" {
+			j.Link = v.parentName
+		} else {
+			j.LinkIndex = v.ParentIndex
+		}
+	}
+	if withMode {
+		j.Linkmode = "DEFAULT"
+		if v.LinkMode == 1 {
+			j.Linkmode = "DORMANT"
+		}
+	}
+	if v.Qdisc != "" || v.TxQueueLen != 0 {
+		q := v.TxQueueLen
+		j.Txqlen = &q
+	}
+	if len(v.HardwareAddr) > 0 {
+		j.Address = v.HardwareAddr.String()
+	}
+	if len(v.Broadcast) > 0 {
+		j.Broadcast = v.Broadcast.String()
+	}
+	return j
+}
+
+// text writes the two lines ip link prints for a link.
+func (v linkView) text(w io.Writer, withMode bool) {
+	name := v.Name
+	switch {
+	case v.ParentIndex != 0 && v.LinkNetNSID >= 0:
+		name += "@if" + strconv.Itoa(v.ParentIndex)
+	case v.parentName != "":
+		name += "@" + v.parentName
+	case v.ParentIndex != 0:
+		name += "@if" + strconv.Itoa(v.ParentIndex)
+	}
+	j := v.json(withMode)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d: %s: <%s> mtu %d", v.Index, name, strings.Join(j.Flags, ","), v.MTU)
+	if v.Qdisc != "" {
+		fmt.Fprintf(&b, " qdisc %s", v.Qdisc)
+	}
+	if v.Master != "" {
+		fmt.Fprintf(&b, " master %s", v.Master)
+	}
+	fmt.Fprintf(&b, " state %s", v.OperState)
+	if withMode {
+		fmt.Fprintf(&b, " mode %s", j.Linkmode)
+	}
+	fmt.Fprintf(&b, " group %s", j.Group)
+	if j.Txqlen != nil {
+		fmt.Fprintf(&b, " qlen %d", *j.Txqlen)
+	}
+	fmt.Fprintf(&b, "\n    link/%s", j.LinkType)
+	if j.Address != "" {
+		fmt.Fprintf(&b, " %s", j.Address)
+	}
+	if j.Broadcast != "" {
+		fmt.Fprintf(&b, " brd %s", j.Broadcast)
+	}
+	if v.LinkNetNSID >= 0 {
+		fmt.Fprintf(&b, " link-netnsid %d", v.LinkNetNSID)
+	}
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
+}
+
+// showLinks returns the links to show: every link, or the one named dev
+// (looked up directly by name; its peer looked up by index).
+func showLinks(ctx context.Context, c *rtnl.Conn, dev string) ([]linkView, error) {
+	if dev == "" {
+		links, err := c.Links(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return linkViews(links), nil
+	}
+	l, err := c.LinkByName(ctx, dev)
+	if err != nil {
+		return nil, err
+	}
+	ls := []rtnl.Link{l}
+	if l.ParentIndex != 0 && l.LinkNetNSID < 0 {
+		if p, err := c.LinkByIndex(ctx, l.ParentIndex); err == nil {
+			ls = append(ls, p)
+		}
+	}
+	return linkViews(ls)[:1], nil
+}
+
+func linkShow(ctx context.Context, e *env, args []string) error {
+	dev := ""
+	if len(args) > 0 {
+		var err error
+		if dev, err = devArg("link show", args); err != nil {
+			return err
+		}
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	views, err := showLinks(ctx, c, dev)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		out := make([]linkJSON, len(views))
+		for i, v := range views {
+			out[i] = v.json(true)
+		}
+		return e.printJSON(out)
+	}
+	for _, v := range views {
+		v.text(e.stdout, true)
+	}
+	return nil
 }

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// rtnlConn returns the rtnl connection of the current namespace (-n NAME,
+// or the caller's), opened once per namespace and shared by the lines of a
+// batch (key "rtnl:"+NAME, the same as the bridge command's).
+func (e *env) rtnlConn() (*rtnl.Conn, error) {
+	key := "rtnl:" + e.netns
+	r, err := e.cached(key, func() (io.Closer, error) {
+		if e.netns == "" {
+			return rtnl.Dial(nil)
+		}
+		if err := netns.ValidateName(e.netns); err != nil {
+			return nil, usagef("-n: %v", errors.Unwrap(err))
+		}
+		h, err := netns.Open(e.netns)
+		if err != nil {
+			return nil, nsOpenError(e.netns, err)
+		}
+		defer h.Close()
+		return rtnl.Dial(h)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, ok := r.(*rtnl.Conn)
+	if !ok {
+		return nil, fmt.Errorf("internal error: resource %s is a %T, not *rtnl.Conn", key, r)
+	}
+	return c, nil
+}
+
+// nsOpenError words a failure to open a namespace for the CLI.
+func nsOpenError(name string, err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("netns %s: no such namespace (see nsbox netns list)", name)
+	}
+	return err
+}
+
+// openNS opens the namespace named by a `netns NS` argument: a name in
+// /run/netns, a path containing '/', or a pid, tried in that order (as ip).
+func openNS(arg string) (*netns.Handle, error) {
+	if strings.Contains(arg, "/") {
+		h, err := netns.Open(arg)
+		if err != nil {
+			return nil, nsOpenError(arg, err)
+		}
+		return h, nil
+	}
+	if err := netns.ValidateName(arg); err != nil {
+		return nil, usagef("invalid namespace name %q: %v", arg, errors.Unwrap(err))
+	}
+	h, err := netns.Open(arg)
+	if err == nil {
+		return h, nil
+	}
+	if pid, perr := strconv.Atoi(arg); perr == nil && pid > 0 && errors.Is(err, unix.ENOENT) {
+		if h, err2 := netns.OpenPid(pid); err2 == nil {
+			return h, nil
+		}
+	}
+	return nil, nsOpenError(arg, err)
+}
+
+// checkDev refuses an invalid interface name as a usage error.
+func checkDev(cmd, name string) error {
+	if err := rtnl.ValidateLinkName(name); err != nil {
+		return usagef("%s: invalid interface name %q: %v", cmd, name, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// parsePrefix parses CIDR (or a bare address, meaning /32 or /128) for
+// addresses: host bits may be set.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, errors.New("empty address")
+	}
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		addrPart, bitsPart, _ := strings.Cut(s, "/")
+		a, err := netip.ParseAddr(addrPart)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid address %q", addrPart)
+		}
+		bits, err := strconv.Atoi(bitsPart)
+		if err != nil || bitsPart == "" || bitsPart[0] == '+' || bitsPart[0] == '-' {
+			return netip.Prefix{}, fmt.Errorf("invalid prefix length %q", bitsPart)
+		}
+		if bits < 0 || bits > a.BitLen() {
+			return netip.Prefix{}, fmt.Errorf("prefix length %d out of range 0-%d for %s", bits, a.BitLen(), a)
+		}
+		p = netip.PrefixFrom(a, bits)
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("invalid address %q", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("address %q has a zone", s)
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("IPv4-mapped IPv6 address %q is not supported", s)
+	}
+	return p, nil
+}
+
+// parseDst parses a route destination: "default", or a prefix whose host
+// bits are clear (a bare address is a host route).
+func parseDst(s string) (netip.Prefix, error) {
+	if s == "default" || s == "all" {
+		return netip.Prefix{}, nil
+	}
+	p, err := parsePrefix(s)
+	if err != nil {
+		return p, err
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("prefix %s has host bits set (did you mean %s?)", s, p.Masked())
+	}
+	return p, nil
+}
+
+// parseMAC parses a 6-byte MAC address.
+func parseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("invalid MAC address %q (want xx:xx:xx:xx:xx:xx)", s)
+	}
+	if mac[0]&1 != 0 {
+		return nil, fmt.Errorf("MAC address %s is multicast", s)
+	}
+	return mac, nil
+}
+
+// parseMTU parses an MTU: a decimal from 68 (the IPv4 minimum) to 65536 (the
+// loopback default); the device may allow less.
+func parseMTU(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n < 68 || n > 65536 {
+		return 0, fmt.Errorf("invalid MTU %q (want 68-65536)", s)
+	}
+	return uint32(n), nil
+}
+
+// printJSON writes v as one line of JSON, as ip -j does.
+func (e *env) printJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+	return err
+}
+
+// linkFlagNames renders link flags in ip's order and words.
+func linkFlagNames(flags uint32, masterDown bool) []string {
+	var out []string
+	if flags&unix.IFF_UP != 0 && flags&unix.IFF_RUNNING == 0 {
+		out = append(out, "NO-CARRIER")
+	}
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{
+		{unix.IFF_LOOPBACK, "LOOPBACK"}, {unix.IFF_BROADCAST, "BROADCAST"}, {unix.IFF_POINTOPOINT, "POINTOPOINT"},
+		{unix.IFF_MULTICAST, "MULTICAST"}, {unix.IFF_NOARP, "NOARP"}, {unix.IFF_ALLMULTI, "ALLMULTI"},
+		{unix.IFF_PROMISC, "PROMISC"}, {unix.IFF_MASTER, "MASTER"}, {unix.IFF_SLAVE, "SLAVE"},
+		{unix.IFF_DEBUG, "DEBUG"}, {unix.IFF_DYNAMIC, "DYNAMIC"}, {unix.IFF_AUTOMEDIA, "AUTOMEDIA"},
+		{unix.IFF_PORTSEL, "PORTSEL"}, {unix.IFF_NOTRAILERS, "NOTRAILERS"}, {unix.IFF_UP, "UP"},
+		{unix.IFF_LOWER_UP, "LOWER_UP"}, {unix.IFF_DORMANT, "DORMANT"}, {unix.IFF_ECHO, "ECHO"},
+	} {
+		if flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	if masterDown {
+		out = append(out, "M-DOWN")
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func linkTypeName(t uint16) string {
+	switch t {
+	case unix.ARPHRD_ETHER:
+		return "ether"
+	case unix.ARPHRD_LOOPBACK:
+		return "loopback"
+	case unix.ARPHRD_NONE:
+		return "none"
+	case unix.ARPHRD_TUNNEL:
+		return "ipip"
+	case unix.ARPHRD_SIT:
+		return "sit"
+	case unix.ARPHRD_IPGRE:
+		return "gre"
+	case unix.ARPHRD_VOID:
+		return "void"
+	}
+	return "[" + strconv.Itoa(int(t)) + "]"
+}
+
+func scopeName(s uint8) string {
+	switch s {
+	case unix.RT_SCOPE_UNIVERSE:
+		return "global"
+	case unix.RT_SCOPE_SITE:
+		return "site"
+	case unix.RT_SCOPE_LINK:
+		return "link"
+	case unix.RT_SCOPE_HOST:
+		return "host"
+	case unix.RT_SCOPE_NOWHERE:
+		return "nowhere"
+	}
+	return strconv.Itoa(int(s))
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case unix.RTPROT_UNSPEC:
+		return "unspec"
+	case unix.RTPROT_REDIRECT:
+		return "redirect"
+	case unix.RTPROT_KERNEL:
+		return "kernel"
+	case unix.RTPROT_BOOT:
+		return "boot"
+	case unix.RTPROT_STATIC:
+		return "static"
+	case unix.RTPROT_RA:
+		return "ra"
+	case unix.RTPROT_DHCP:
+		return "dhcp"
+	case unix.RTPROT_BIRD:
+		return "bird"
+	case unix.RTPROT_BABEL:
+		return "babel"
+	}
+	return strconv.Itoa(int(p))
+}
