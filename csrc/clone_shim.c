@@ -25,13 +25,6 @@
 
 #include "clone_shim.h"
 
-/*
- * The child's stack. Measured with nsc_stack_probe (TestStackNeed): the
- * CLONE_VM child touches about 1.1 KiB on x86_64 (glibc's clone trampoline,
- * nsc_child and the raw syscalls; the init loop runs on a copy). 16 KiB gives
- * a wide margin and stays a trivial alloca on a cgo thread's stack.
- */
-#define NSC_STACK_SIZE (16 * 1024)
 #define NSC_PROBE_BYTE 0xa5
 
 #ifndef CLONE_PIDFD

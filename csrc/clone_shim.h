@@ -9,6 +9,15 @@
 
 #define NSC_MAX_JOIN 8
 
+/*
+ * The child's stack, alloca'd in nsc_spawn's frame. Measured with
+ * nsc_stack_probe (nsclone's TestStackNeed): the CLONE_VM child touches about
+ * 1.1 KiB on x86_64 (glibc's clone trampoline, nsc_child, nsc_payload and the
+ * raw syscalls; the init runs on a copy of the memory). 16 KiB leaves a wide
+ * margin and is a trivial alloca on a cgo thread's stack.
+ */
+#define NSC_STACK_SIZE (16 * 1024)
+
 /* Stages of the child's setup, reported with the errno of the failing call. */
 enum nsc_stage {
 	NSC_OK = 0,

@@ -538,3 +538,30 @@ func (p *Process) Wait() (ExitStatus, error) {
 	}
 	return ExitStatus{ws: ws}, nil
 }
+
+// stackNeed spawns s through the shim's stack probe and returns how many
+// bytes of the child's stack were touched (for the test that checks the
+// size stated in csrc/clone_shim.c). The child is waited for.
+func stackNeed(s *Spec) (int, error) {
+	b, err := newBuild(s, s.Path, s.Args, s.Env)
+	defer b.free()
+	if err != nil {
+		return 0, err
+	}
+	var res C.struct_nsc_result
+	runtime.LockOSThread()
+	used := C.nsc_stack_probe(b.spec, &res)
+	runtime.UnlockOSThread()
+	runtime.KeepAlive(b)
+	if res.stage != C.NSC_OK {
+		return 0, b.setupError(&res)
+	}
+	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: make(chan struct{})}
+	if _, err := p.Wait(); err != nil {
+		return 0, err
+	}
+	return int(used), nil
+}
+
+// stackSize is the size of the child's stack in the shim.
+const stackSize = C.NSC_STACK_SIZE
