@@ -1,10 +1,253 @@
 package main
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
 
-// dhcpCommand is a placeholder until the dhcp command lands.
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/dhcpclient"
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const dhcpUsage = `dhcp DEV [--once] [--timeout DUR] [--release] [--lease-file FILE] [--hostname H]
+     [--arp-check] [--no-route] [--no-dns] [--host-dns] [--retry DUR] [-v]
+     obtain a DHCP lease for DEV (brought up if down) and keep it renewed until
+     SIGINT/SIGTERM; --once acquires, applies and exits (default --timeout 30s)`
+
 func dhcpCommand() *command {
-	return &command{name: "dhcp", usage: "dhcp ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("dhcp: not implemented yet")
-	}}
+	return &command{name: "dhcp", usage: dhcpUsage, run: runDHCP, noBatch: true}
+}
+
+// dhcpFlags are the options of nsbox dhcp.
+type dhcpFlags struct {
+	once, release, arpCheck, noRoute, noDNS, hostDNS, verbose, help bool
+	timeout, retry                                                  time.Duration
+	leaseFile, hostname                                             string
+}
+
+func dhcpFlagSet(f *dhcpFlags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("dhcp", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&f.once, "once", false, "acquire and apply one lease, then exit")
+	fs.DurationVar(&f.timeout, "timeout", 0, "give up when no lease came within DUR (default 30s with --once, none otherwise)")
+	fs.BoolVar(&f.release, "release", false, "send DHCPRELEASE and remove the address on SIGINT/SIGTERM")
+	fs.StringVar(&f.leaseFile, "lease-file", "", "lease file (default "+dhcpclient.DefaultLeaseDir+"/netns-NAME-DEV.lease)")
+	fs.StringVar(&f.hostname, "hostname", "", "send this host name (option 12)")
+	fs.BoolVar(&f.arpCheck, "arp-check", false, "ARP-probe the offered address first (RFC 5227); decline it on conflict")
+	fs.BoolVar(&f.noRoute, "no-route", false, "install no routes (options 3 and 121)")
+	fs.BoolVar(&f.noDNS, "no-dns", false, "write no resolv.conf")
+	fs.BoolVar(&f.hostDNS, "host-dns", false, "without -n only: write the host's /etc/resolv.conf")
+	fs.DurationVar(&f.retry, "retry", 4*time.Second, "first retransmission delay (doubles up to 64s, RFC 2131)")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every state change and rejected reply to stderr")
+	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
+	return fs
+}
+
+func runDHCP(ctx context.Context, e *env, args []string) (err error) {
+	var f dhcpFlags
+	fs := dhcpFlagSet(&f)
+	if err := fs.Parse(args); err != nil {
+		return usagef("dhcp: %v", err)
+	}
+	if f.help {
+		fmt.Fprintf(e.stdout, "usage: nsbox [-n NAME] [-j] %s\n\n%s", dhcpUsage, fs.FlagUsages())
+		return nil
+	}
+	if fs.NArg() != 1 {
+		return usagef("dhcp: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpUsage, "\n", 2)[0])
+	}
+	dev := fs.Arg(0)
+	if err := rtnl.ValidateLinkName(dev); err != nil {
+		return usagef("dhcp: device %q: %v", dev, err)
+	}
+	switch {
+	case f.hostDNS && e.netns != "":
+		return usagef("dhcp %s: --host-dns is for the host namespace only (with -n the DNS goes to %s)", dev, dhcpclient.ResolvConfPath(e.netns))
+	case f.hostDNS && f.noDNS:
+		return usagef("dhcp %s: --host-dns and --no-dns contradict each other", dev)
+	case f.timeout < 0 || f.retry <= 0:
+		return usagef("dhcp %s: --timeout and --retry must be positive", dev)
+	case f.release && f.once:
+		return usagef("dhcp %s: --release applies to the foreground client, not --once", dev)
+	}
+	if f.once && f.timeout == 0 {
+		f.timeout = 30 * time.Second
+	}
+
+	var ns *netns.Handle
+	if e.netns != "" {
+		h, err := netns.Open(e.netns)
+		if err != nil {
+			return fmt.Errorf("dhcp %s: %w", dev, err)
+		}
+		defer h.Close()
+		ns = h
+	}
+	conn, err := rtnl.Dial(ns)
+	if err != nil {
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	defer conn.Close()
+	link, err := conn.LinkByName(ctx, dev)
+	if err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("dhcp %s: no such device%s", dev, inNS(e.netns))
+		}
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	if len(link.HardwareAddr) != 6 {
+		return fmt.Errorf("dhcp %s: not an Ethernet device (hardware address %q)", dev, link.HardwareAddr)
+	}
+	if link.RawFlags&unix.IFF_UP == 0 {
+		if err := conn.SetUp(ctx, dev); err != nil {
+			return fmt.Errorf("dhcp %s: bring up: %w", dev, err)
+		}
+		// Leave no partial state: a failed run puts the link down again.
+		defer func() {
+			if err != nil {
+				_ = conn.SetDown(context.Background(), dev)
+			}
+		}()
+	}
+	pc, err := dhcpclient.Listen(ns, dev)
+	if err != nil {
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	applier := &dhcpclient.RtnlApplier{Conn: conn, Dev: dev, NoRoute: f.noRoute}
+	switch {
+	case f.noDNS:
+	case e.netns != "":
+		applier.ResolvConf = dhcpclient.ResolvConfPath(e.netns)
+	case f.hostDNS:
+		applier.ResolvConf = "/etc/resolv.conf"
+	}
+	leaseFile := f.leaseFile
+	if leaseFile == "" {
+		leaseFile = dhcpclient.DefaultLeaseFile(e.netns, dev)
+	}
+	opts := []dhcpclient.Option{
+		dhcpclient.WithApplier(applier), dhcpclient.WithLeaseFile(leaseFile),
+		dhcpclient.WithNetns(e.netns), dhcpclient.WithFirstRetry(f.retry),
+		dhcpclient.WithMaxRetry(max(64*time.Second, f.retry)),
+	}
+	if f.hostname != "" {
+		opts = append(opts, dhcpclient.WithHostname(f.hostname))
+	}
+	if f.arpCheck {
+		opts = append(opts, dhcpclient.WithProber(&dhcpclient.ARPProber{NS: ns, Dev: dev, HW: link.HardwareAddr}))
+	}
+	if f.verbose {
+		opts = append(opts, dhcpclient.WithLogf(func(format string, a ...any) {
+			fmt.Fprintf(e.stderr, "nsbox: "+format+"\n", a...)
+		}))
+	}
+	cl, err := dhcpclient.New(dev, link.HardwareAddr, pc, opts...)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	defer cl.Close()
+
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if f.timeout > 0 {
+		actx, cancel = context.WithTimeout(ctx, f.timeout)
+	}
+	l, err := cl.Acquire(actx)
+	cancel()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("dhcp %s: interrupted before a lease came", dev)
+		case errors.Is(err, dhcpclient.ErrNoOffer) && errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("dhcp %s: no offer in %s", dev, f.timeout)
+		case errors.Is(err, dhcpclient.ErrNoLease) && errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("dhcp %s: offers but no lease in %s", dev, f.timeout)
+		}
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	if err := printLease(e, l); err != nil {
+		return err
+	}
+	if f.once {
+		return nil
+	}
+	if err := cl.Run(ctx); err != nil {
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	if f.release {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := cl.Release(rctx); err != nil {
+			return fmt.Errorf("dhcp %s: %w", dev, err)
+		}
+	}
+	return nil
+}
+
+func inNS(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " in netns " + ns
+}
+
+// printLease writes the lease as JSON (-j) or as one line of text.
+func printLease(e *env, l *dhcpclient.Lease) error {
+	if e.json {
+		b, err := json.Marshal(l)
+		if err != nil {
+			return fmt.Errorf("dhcp %s: %w", l.Interface, err)
+		}
+		_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+		return err
+	}
+	var extra []string
+	if l.Router.IsValid() {
+		extra = append(extra, "router "+l.Router.String())
+	}
+	for _, r := range l.Routes {
+		gw := "dev " + l.Interface
+		if r.Gateway.IsValid() {
+			gw = "via " + r.Gateway.String()
+		}
+		extra = append(extra, "route "+r.Dst.String()+" "+gw)
+	}
+	if len(l.DNS) > 0 {
+		s := make([]string, len(l.DNS))
+		for i, d := range l.DNS {
+			s[i] = d.String()
+		}
+		extra = append(extra, "dns "+strings.Join(s, ","))
+	}
+	if l.MTU > 0 {
+		extra = append(extra, fmt.Sprintf("mtu %d", l.MTU))
+	}
+	lease := "infinite"
+	if !l.Infinite() {
+		lease = l.LeaseTime.String()
+	}
+	_, err := fmt.Fprintf(e.stdout, "%s: %s from %s, lease %s %s\n", l.Interface, l.Addr, l.Server, lease, strings.Join(extra, " "))
+	return err
+}
+
+// parseAddrList parses IP[,IP...].
+func parseAddrList(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, p := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(p))
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("%q is not an IPv4 address", p)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }

@@ -1,10 +1,137 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
 
-// dhcpdCommand is a placeholder until the dhcpd command lands.
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/dhcpserver"
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const dhcpdUsage = `dhcpd DEV --range FROM-TO [--router IP] [--dns IP[,IP]] [--lease-time DUR] [--lease-file FILE] [-v]
+     serve DHCP on DEV (which needs an IPv4 address in the range's subnet)
+     until SIGINT/SIGTERM`
+
+// dhcpdLeaseDir holds the server lease files when --lease-file is not given.
+const dhcpdLeaseDir = "/var/lib/nsbox/dhcpd"
+
 func dhcpdCommand() *command {
-	return &command{name: "dhcpd", usage: "dhcpd ...", run: func(ctx context.Context, e *env, args []string) error {
-		return usagef("dhcpd: not implemented yet")
-	}}
+	return &command{name: "dhcpd", usage: dhcpdUsage, run: runDHCPD, noBatch: true}
+}
+
+func runDHCPD(ctx context.Context, e *env, args []string) error {
+	fs := pflag.NewFlagSet("dhcpd", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	rng := fs.String("range", "", "pool FROM-TO (inclusive), in DEV's subnet")
+	router := fs.String("router", "", "router (option 3) given to clients")
+	dns := fs.String("dns", "", "DNS servers (option 6), comma-separated")
+	leaseTime := fs.Duration("lease-time", time.Hour, "lease time (option 51)")
+	leaseFile := fs.String("lease-file", "", "lease file (default "+dhcpdLeaseDir+"/netns-NAME-DEV.leases)")
+	verbose := fs.BoolP("verbose", "v", false, "log every decision to stderr")
+	help := fs.BoolP("help", "h", false, "show this help")
+	if err := fs.Parse(args); err != nil {
+		return usagef("dhcpd: %v", err)
+	}
+	if *help {
+		fmt.Fprintf(e.stdout, "usage: nsbox [-n NAME] %s\n\n%s", dhcpdUsage, fs.FlagUsages())
+		return nil
+	}
+	if fs.NArg() != 1 {
+		return usagef("dhcpd: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpdUsage, "\n", 2)[0])
+	}
+	dev := fs.Arg(0)
+	if err := rtnl.ValidateLinkName(dev); err != nil {
+		return usagef("dhcpd: device %q: %v", dev, err)
+	}
+	from, to, ok := strings.Cut(*rng, "-")
+	fromA, err1 := netip.ParseAddr(from)
+	toA, err2 := netip.ParseAddr(to)
+	if !ok || err1 != nil || err2 != nil || !fromA.Is4() || !toA.Is4() {
+		return usagef("dhcpd %s: --range %q: want FROM-TO with two IPv4 addresses", dev, *rng)
+	}
+	var opts []dhcpserver.Option
+	if *router != "" {
+		r, err := netip.ParseAddr(*router)
+		if err != nil || !r.Is4() {
+			return usagef("dhcpd %s: --router %q: not an IPv4 address", dev, *router)
+		}
+		opts = append(opts, dhcpserver.WithRouter(r))
+	}
+	if *dns != "" {
+		ds, err := parseAddrList(*dns)
+		if err != nil {
+			return usagef("dhcpd %s: --dns: %v", dev, err)
+		}
+		opts = append(opts, dhcpserver.WithDNS(ds...))
+	}
+	opts = append(opts, dhcpserver.WithLeaseTime(*leaseTime))
+	file := *leaseFile
+	if file == "" {
+		ns := "host"
+		if e.netns != "" {
+			ns = "netns-" + e.netns
+		}
+		file = filepath.Join(dhcpdLeaseDir, ns+"-"+dev+".leases")
+	}
+	opts = append(opts, dhcpserver.WithLeaseFile(file))
+	if *verbose {
+		opts = append(opts, dhcpserver.WithLogf(func(format string, a ...any) {
+			fmt.Fprintf(e.stderr, "nsbox: dhcpd "+dev+": "+format+"\n", a...)
+		}))
+	}
+
+	var ns *netns.Handle
+	if e.netns != "" {
+		h, err := netns.Open(e.netns)
+		if err != nil {
+			return fmt.Errorf("dhcpd %s: %w", dev, err)
+		}
+		defer h.Close()
+		ns = h
+	}
+	conn, err := rtnl.Dial(ns)
+	if err != nil {
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	defer conn.Close()
+	addrs, err := conn.Addrs(ctx, dev)
+	if err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("dhcpd %s: no such device%s", dev, inNS(e.netns))
+		}
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	var self netip.Prefix
+	for _, a := range addrs {
+		if a.Prefix.Addr().Is4() && a.Prefix.Masked().Contains(fromA) {
+			self = a.Prefix
+			break
+		}
+	}
+	if !self.IsValid() {
+		return fmt.Errorf("dhcpd %s: no IPv4 address on %s in the subnet of %s (add one with nsbox addr add)", dev, dev, fromA)
+	}
+	srv, err := dhcpserver.New(self, fromA, toA, opts...)
+	if err != nil {
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	pc, err := dhcpserver.ListenUDP(ns, dev)
+	if err != nil {
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	fmt.Fprintf(e.stdout, "dhcpd %s: serving %s-%s as %s, leases in %s\n", dev, fromA, toA, self, file)
+	if err := srv.Serve(ctx, pc); err != nil {
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	return nil
 }
