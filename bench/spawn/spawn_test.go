@@ -1,0 +1,209 @@
+package spawn
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/nsclone"
+)
+
+// tools builds, once per run, the raw C loop and the nsbox binary.
+var tools struct {
+	once           sync.Once
+	dir            string
+	rawC, nsboxBin string
+	err            error
+}
+
+func buildTools(b *testing.B) (rawC, nsboxBin string) {
+	b.Helper()
+	tools.once.Do(func() {
+		tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-spawn")
+		if tools.err != nil {
+			return
+		}
+		tools.rawC = filepath.Join(tools.dir, "bench_clone")
+		out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", tools.rawC, "../../csrc/bench_clone.c").CombinedOutput()
+		if err != nil {
+			tools.err = fmt.Errorf("gcc bench_clone.c: %v: %s", err, out)
+			return
+		}
+		tools.nsboxBin = os.Getenv("NSBOX_BIN")
+		if tools.nsboxBin == "" {
+			tools.nsboxBin = filepath.Join(tools.dir, "nsbox")
+			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
+			}
+		}
+	})
+	if tools.err != nil {
+		b.Fatal(tools.err)
+	}
+	return tools.rawC, tools.nsboxBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
+	}
+	os.Exit(code)
+}
+
+// heapSize is the touched heap of the "big heap" cases.
+func heapSize() int {
+	if os.Getenv("NSBOX_BENCH_FULL") == "1" {
+		return 2 << 30
+	}
+	return 64 << 20
+}
+
+// touchHeap allocates n bytes and writes every page, so that the page
+// tables hold them.
+func touchHeap(n int) []byte {
+	h := make([]byte, n)
+	for i := 0; i < n; i += 4096 {
+		h[i] = 1
+	}
+	return h
+}
+
+var spawnSpec = nsclone.Spec{
+	Path: "/bin/true", Args: []string{"true"}, Env: []string{},
+	Namespaces: nsclone.IPC | nsclone.PID | nsclone.Mnt, MountProc: true,
+}
+
+// BenchmarkSpawn: one spawn of /bin/true in new IPC, PID and mount namespaces
+// with /proc mounted, waited for, per iteration; with no extra heap and with
+// a big touched heap in the caller.
+func BenchmarkSpawn(b *testing.B) {
+	testutil.RequirePriv(b)
+	rawC, _ := buildTools(b)
+	for _, heap := range []int{0, heapSize()} {
+		var h []byte
+		if heap > 0 {
+			h = touchHeap(heap)
+		}
+		name := "heap=" + strconv.Itoa(heap>>20) + "MiB"
+		b.Run(name+"/nsclone", func(b *testing.B) {
+			b.ReportAllocs()
+			ctx := context.Background()
+			for i := 0; i < b.N; i++ {
+				st, err := nsclone.Run(ctx, &spawnSpec)
+				if err != nil || st.Code() != 0 {
+					b.Fatalf("nsclone.Run: %v %v", st, err)
+				}
+			}
+		})
+		b.Run(name+"/nsclone-init", func(b *testing.B) {
+			b.ReportAllocs()
+			s := spawnSpec
+			s.Init = true
+			for i := 0; i < b.N; i++ {
+				st, err := nsclone.Run(context.Background(), &s)
+				if err != nil || st.Code() != 0 {
+					b.Fatalf("nsclone.Run: %v %v", st, err)
+				}
+			}
+		})
+		b.Run(name+"/rawC", func(b *testing.B) {
+			// The C loop runs in its own process: it touches the same heap
+			// itself and times its loop; that time is the result.
+			out, err := exec.Command(rawC, strconv.Itoa(b.N), strconv.Itoa(heap>>20)).Output()
+			if err != nil {
+				b.Fatalf("bench_clone: %v", err)
+			}
+			ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+			if err != nil {
+				b.Fatalf("bench_clone output %q: %v", out, err)
+			}
+			b.ReportMetric(ns/float64(b.N), "ns/op")
+		})
+		b.Run(name+"/osexec", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c := exec.Command("/bin/true")
+				c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWIPC | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
+				if err := c.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/unshare", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c := exec.Command("unshare", "--fork", "--ipc", "--pid", "--mount", "--mount-proc", "/bin/true")
+				if out, err := c.CombinedOutput(); err != nil {
+					b.Fatalf("unshare: %v: %s", err, out)
+				}
+			}
+		})
+		runtime.KeepAlive(h)
+		h = nil
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+}
+
+// BenchmarkCLI: whole processes, bin/nsbox run against unshare, as a shell
+// would start them.
+func BenchmarkCLI(b *testing.B) {
+	testutil.RequirePriv(b)
+	_, nsboxBin := buildTools(b)
+	cases := []struct {
+		name string
+		argv []string
+	}{
+		{"nsbox", []string{nsboxBin, "run", "--ipc", "--pid", "--mount", "--mount-proc", "--no-init", "/bin/true"}},
+		{"unshare", []string{"unshare", "--fork", "--ipc", "--pid", "--mount", "--mount-proc", "/bin/true"}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var stderr bytes.Buffer
+			for i := 0; i < b.N; i++ {
+				cmd := exec.Command(c.argv[0], c.argv[1:]...)
+				cmd.Stderr = &stderr
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("%s: %v: %s", c.argv[0], err, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCLIInit: nsbox run's default, with the init as PID 1, against
+// unshare, whose forked child is PID 1.
+func BenchmarkCLIInit(b *testing.B) {
+	testutil.RequirePriv(b)
+	_, nsboxBin := buildTools(b)
+	for _, c := range []struct {
+		name string
+		argv []string
+	}{
+		{"nsbox", []string{nsboxBin, "run", "/bin/true"}},
+		{"unshare", []string{"unshare", "--fork", "--ipc", "--pid", "--mount", "--mount-proc", "/bin/true"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if out, err := exec.Command(c.argv[0], c.argv[1:]...).CombinedOutput(); err != nil {
+					b.Fatalf("%s: %v: %s", c.argv[0], err, out)
+				}
+			}
+		})
+	}
+}
