@@ -297,6 +297,7 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		}
 		return e.printJSON(out)
 	}
+	resolvePeerNamespaces(ctx, c, views)
 	for _, v := range views {
 		v.text(e.stdout, false)
 		for _, a := range byIndex[v.Index] {

@@ -307,6 +307,45 @@ type linkView struct {
 	rtnl.Link
 	parentName string // the peer's name when it lives in this namespace
 	parentDown bool
+	peerNSName string // the named namespace of the peer (link-netnsid), if found
+}
+
+// resolvePeerNamespaces fills peerNSName for links whose peer lives in
+// another namespace, as ip link does: the named namespace whose id (as
+// this namespace knows it) is the link's link-netnsid.
+func resolvePeerNamespaces(ctx context.Context, c *rtnl.Conn, vs []linkView) {
+	need := false
+	for _, v := range vs {
+		if v.LinkNetNSID >= 0 {
+			need = true
+		}
+	}
+	if !need {
+		return
+	}
+	names, err := netns.List()
+	if err != nil {
+		return
+	}
+	ids := map[int]string{}
+	for _, n := range names {
+		h, err := netns.Open(n)
+		if err != nil {
+			continue
+		}
+		id, err := c.NetNSID(ctx, h)
+		h.Close()
+		if err == nil && id >= 0 {
+			if _, dup := ids[id]; !dup {
+				ids[id] = n
+			}
+		}
+	}
+	for i := range vs {
+		if vs[i].LinkNetNSID >= 0 {
+			vs[i].peerNSName = ids[vs[i].LinkNetNSID]
+		}
+	}
 }
 
 // linkViews pairs every link with its parent (veth peer) in the same list.
@@ -411,7 +450,9 @@ func (v linkView) text(w io.Writer, withMode bool) {
 	if j.Broadcast != "" {
 		fmt.Fprintf(&b, " brd %s", j.Broadcast)
 	}
-	if v.LinkNetNSID >= 0 {
+	if v.peerNSName != "" {
+		fmt.Fprintf(&b, " link-netns %s", v.peerNSName)
+	} else if v.LinkNetNSID >= 0 {
 		fmt.Fprintf(&b, " link-netnsid %d", v.LinkNetNSID)
 	}
 	b.WriteString("\n")
@@ -464,6 +505,7 @@ func linkShow(ctx context.Context, e *env, args []string) error {
 		}
 		return e.printJSON(out)
 	}
+	resolvePeerNamespaces(ctx, c, views)
 	for _, v := range views {
 		v.text(e.stdout, true)
 	}
