@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// runBuildNsbox builds bin/nsbox into a world-readable temporary folder (so
+// that uid 65534 can run it too), removed when t ends.
+func runBuildNsbox(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nsbox-run-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	bin := filepath.Join(dir, "nsbox")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runNsbox runs the binary with args under a 30 s limit and returns stdout,
+// stderr and the exit code.
+func runNsbox(t *testing.T, bin string, cred *syscall.Credential, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = "/"
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("nsbox %q: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// TestRunCLI drives the nsbox binary as a user would: exit codes, the one
+// "nsbox:" line per error, the walkthrough line, signals.
+func TestRunCLI(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "script")
+	if err := os.WriteFile(noexec, []byte("echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("bad input", func(t *testing.T) {
+		netnsBefore := testutil.Cmd(t, "ip", "netns", "list")
+		cases := []struct {
+			args []string
+			code int
+			msg  string
+		}{
+			{[]string{"run", "--bogus", "true"}, 2, "nsbox: run: unknown flag: --bogus"},
+			{[]string{"run", "--uid", "nsbox-no-user", "true"}, 2, "nsbox: run: --uid nsbox-no-user: no such user in /etc/passwd"},
+			{[]string{"run", "--gid", "nsbox-no-group", "true"}, 2, "nsbox: run: --gid nsbox-no-group: no such group in /etc/group"},
+			{[]string{"run", "--uid", "4294967296", "true"}, 2, `nsbox: run: --uid "4294967296": out of range (ids are 32-bit)`},
+			{[]string{"run", "--hostname", strings.Repeat("h", 65), "true"}, 2, "nsbox: run: --hostname: 65 bytes, more than 64"},
+			{[]string{"run", "--propagation", "weird", "true"}, 2, `nsbox: run: --propagation "weird": want private, slave, shared or unchanged`},
+			{[]string{"run", "--ipc", "--mount", "--mount-proc", "true"}, 2, "nsbox: run: --mount-proc needs --pid"},
+			{[]string{"run", "--map-root", "true"}, 2, "nsbox: run: --map-root needs --user"},
+			{[]string{"run", "--netns", "nsbox-no-such-ns", "true"}, 125, "nsbox: run: --netns nsbox-no-such-ns: no such network namespace"},
+			{[]string{"run", "--net", "--bridge", "br0", "--dhcp", "true"}, 125, "nsbox: run: --bridge: not implemented yet"},
+			{[]string{"run", "--", "/nonexistent/nsbox-cmd"}, 127, "nsbox: run: /nonexistent/nsbox-cmd: command not found (no such file or directory)"},
+			{[]string{"run", "--", "nsbox-no-such-command"}, 127, "nsbox: run: nsbox-no-such-command: command not found"},
+			{[]string{"run", "--", noexec}, 126, "nsbox: run: " + noexec + ": permission denied"},
+			{[]string{"run", "--", dir}, 126, "nsbox: run: " + dir + ": permission denied"},
+		}
+		for _, c := range cases {
+			stdout, stderr, code := runNsbox(t, bin, nil, c.args...)
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			if code != c.code || len(lines) != 1 || !strings.HasPrefix(lines[0], c.msg) || stdout != "" {
+				t.Errorf("nsbox %q: exit %d, stderr %q, stdout %q; want exit %d and one line starting %q",
+					c.args, code, stderr, stdout, c.code, c.msg)
+			}
+		}
+		if after := testutil.Cmd(t, "ip", "netns", "list"); after != netnsBefore {
+			// Other tests may run in parallel; only flag names we used.
+			if strings.Contains(after, "nsbox-no-such-ns") {
+				t.Errorf("a bad run left a network namespace behind: %q", after)
+			}
+		}
+	})
+
+	t.Run("exit status", func(t *testing.T) {
+		cases := []struct {
+			args []string
+			code int
+		}{
+			{[]string{"run", "--", "sh", "-c", "exit 3"}, 3},
+			{[]string{"run", "--no-init", "--", "sh", "-c", "exit 4"}, 4},
+			{[]string{"run", "--ipc", "--mount", "--", "sh", "-c", "kill -TERM $$"}, 143}, // no init, not PID 1
+			{[]string{"run", "--", "sh", "-c", "kill -TERM $$"}, 143},                     // the init reports 128+15
+			{[]string{"run", "--", "sh", "-c", "kill -KILL $$"}, 137},
+		}
+		for _, c := range cases {
+			if _, stderr, code := runNsbox(t, bin, nil, c.args...); code != c.code || stderr != "" {
+				t.Errorf("nsbox %q: exit %d stderr %q, want %d and nothing", c.args, code, stderr, c.code)
+			}
+		}
+	})
+
+	t.Run("walkthrough", func(t *testing.T) {
+		stdout, stderr, code := runNsbox(t, bin, nil, "run", "--ipc", "--pid", "--mount", "--no-init", "--uid", "nobody", "--gid", "nogroup", "--", "sh", "-c", "id -u; echo $$; ps -e -o pid= | wc -l")
+		if code != 0 || strings.Fields(stdout)[0] != "65534" || strings.Fields(stdout)[1] != "1" || strings.Fields(stdout)[2] != "3" {
+			// ps sees sh, ps itself and wc (its pipe peer).
+			t.Errorf("walkthrough line: exit %d, stdout %q, stderr %q; want 65534, 1 and 3 processes", code, stdout, stderr)
+		}
+		stdout, _, code = runNsbox(t, bin, nil, "run", "--", "sh", "-c", "echo $$; cat /proc/1/comm")
+		if code != 0 || strings.Join(strings.Fields(stdout), " ") != "2 nsbox-init" {
+			t.Errorf("default run: stdout %q exit %d, want the payload as 2 under nsbox-init", stdout, code)
+		}
+		stdout, _, code = runNsbox(t, bin, nil, "run", "--hostname", "nsbox-test-host", "--", "hostname")
+		if code != 0 || strings.TrimSpace(stdout) != "nsbox-test-host" {
+			t.Errorf("--hostname: stdout %q exit %d", stdout, code)
+		}
+		if h, _ := os.Hostname(); h == "nsbox-test-host" {
+			t.Errorf("the host's hostname changed")
+		}
+	})
+
+	t.Run("rootless", func(t *testing.T) {
+		stdout, stderr, code := runNsbox(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534},
+			"run", "--user", "--map-root", "--pid", "--mount", "--", "sh", "-c", "id -u; cat /proc/self/uid_map; echo $$")
+		f := strings.Fields(stdout)
+		if code != 0 || len(f) != 5 || f[0] != "0" || f[1] != "0" || f[2] != "65534" || f[3] != "1" || f[4] != "2" {
+			t.Errorf("rootless run: exit %d stdout %q stderr %q; want uid 0, map 0 65534 1, pid 2", code, stdout, stderr)
+		}
+	})
+
+	t.Run("netns", func(t *testing.T) {
+		name := testutil.NewNetns(t)
+		var st unix.Stat_t
+		if err := unix.Stat("/run/netns/"+name, &st); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := runNsbox(t, bin, nil, "run", "--netns", name, "--", "readlink", "/proc/self/ns/net")
+		if want := fmt.Sprintf("net:[%d]", st.Ino); code != 0 || strings.TrimSpace(stdout) != want {
+			t.Errorf("--netns: exit %d stdout %q stderr %q, want %s", code, stdout, stderr, want)
+		}
+	})
+
+	t.Run("signals", func(t *testing.T) {
+		for _, c := range []struct {
+			flags []string
+			sig   syscall.Signal
+			code  int
+		}{
+			{nil, unix.SIGTERM, 7},
+			{nil, unix.SIGINT, 8},
+			{nil, unix.SIGHUP, 9},
+			{[]string{"--no-init"}, unix.SIGTERM, 7},
+			{[]string{"--no-init"}, unix.SIGUSR1, 10},
+		} {
+			args := append(append([]string{"run"}, c.flags...), "--", "sh", "-c",
+				`trap 'exit 7' TERM; trap 'exit 8' INT; trap 'exit 9' HUP; trap 'exit 10' USR1; echo ready; while :; do sleep 0.05; done`)
+			code, err := runSignalled(bin, args, c.sig)
+			if err != nil || code != c.code {
+				t.Errorf("nsbox %v got %v: exit %d, %v; want %d", c.flags, c.sig, code, err, c.code)
+			}
+		}
+	})
+}
+
+// runSignalled starts nsbox, waits for the payload's "ready", sends sig to
+// nsbox and returns its exit code.
+func runSignalled(bin string, args []string, sig syscall.Signal) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, fmt.Errorf("read ready: %q %v", line, err)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return 0, err
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
