@@ -1,0 +1,340 @@
+// Package dhcp_test measures nsbox's DHCP client and server against their
+// peers in the same run:
+//
+//   - BenchmarkLeaseAcquisition: one lease, from the client's start to the
+//     address configured, against dnsmasq --no-ping on a veth between two
+//     namespaces: `nsbox dhcp --once` vs `busybox udhcpc -q` vs `dhclient -1`
+//     (the peers' scripts add the address with ip, as their stock scripts
+//     would; dhcpcd is not installed on Debian 12 here, so it is left out).
+//   - BenchmarkLeaseMany: N client namespaces on one bridge lease at once
+//     from nsbox's embedded server (dhcpserver in this process): N `nsbox
+//     dhcp --once` processes vs N udhcpc processes. N is 200 with
+//     NSBOX_BENCH_FULL=1 (make bench), 10 otherwise.
+//   - BenchmarkDaemonRSS: VmRSS of a foreground `nsbox dhcp` holding a lease,
+//     next to a foreground dhclient (reported as the KiB-rss metric).
+//
+// Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench . -benchmem ./bench/dhcp
+package dhcp_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/dhcpserver"
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/netns"
+)
+
+var nsboxBin string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nsbox-bench-dhcp")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nsboxBin = filepath.Join(dir, "nsbox")
+	out, err := exec.Command("go", "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func manyClients() int {
+	if os.Getenv("NSBOX_BENCH_FULL") == "1" {
+		return 200
+	}
+	return 10
+}
+
+func run(b *testing.B, name string, args ...string) string {
+	b.Helper()
+	out, err := testutil.CmdErr(name, args...)
+	if err != nil {
+		b.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// addScript writes a udhcpc/dhclient script that configures the address
+// with ip, like the stock scripts do, and nothing else (no resolv.conf).
+func addScript(b *testing.B, dir string) string {
+	b.Helper()
+	p := filepath.Join(dir, "add-addr.sh")
+	s := `#!/bin/sh
+case "$1$reason" in
+bound|renew) exec ip addr replace "$ip/$mask" dev "$interface" ;;
+BOUND|REBOOT) exec ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+esac
+exit 0
+`
+	if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// vethPair makes a server and a client namespace joined by a veth (s0 with
+// 10.S.T.1/24 in the server, eth0 up in the client).
+func vethPair(b *testing.B) (server, client, prefix string) {
+	b.Helper()
+	server, client = testutil.NewNetns(b), testutil.NewNetns(b)
+	prefix = "10.213.7"
+	run(b, "ip", "-n", server, "link", "add", "s0", "type", "veth", "peer", "name", "eth0", "netns", client)
+	run(b, "ip", "-n", server, "addr", "add", prefix+".1/24", "dev", "s0")
+	run(b, "ip", "-n", server, "link", "set", "s0", "up")
+	run(b, "ip", "-n", client, "link", "set", "eth0", "up")
+	return server, client, prefix
+}
+
+func hasAddr(b *testing.B, ns string) bool {
+	b.Helper()
+	return strings.Contains(run(b, "ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"), " inet ")
+}
+
+func BenchmarkLeaseAcquisition(b *testing.B) {
+	testutil.RequirePriv(b)
+	for _, tool := range []string{"ip", "dnsmasq", "busybox", "dhclient"} {
+		testutil.RequireTool(b, tool)
+	}
+	server, client, prefix := vethPair(b)
+	dir := b.TempDir()
+	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
+		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
+		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
+		"--no-ping")
+	testutil.WaitUDPListen(b, server, 67, dm)
+	script := addScript(b, dir)
+	clients := []struct {
+		name string
+		cmd  func(lease string) []string
+		stop func(lease string) // after the measured part
+	}{
+		{"nsbox", func(lease string) []string {
+			return []string{nsboxBin, "-n", client, "dhcp", "eth0", "--once", "--timeout", "20s", "--no-dns", "--lease-file", lease}
+		}, nil},
+		{"udhcpc", func(string) []string {
+			return []string{"ip", "netns", "exec", client, "busybox", "udhcpc", "-f", "-q", "-n", "-i", "eth0", "-s", script}
+		}, nil},
+		{"dhclient", func(lease string) []string {
+			return []string{"ip", "netns", "exec", client, "dhclient", "-1", "-sf", script, "-lf", lease, "-pf", lease + ".pid", "eth0"}
+		}, func(lease string) { // -1 leaves a daemon renewing the lease
+			if pid, err := os.ReadFile(lease + ".pid"); err == nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+					if p, err := os.FindProcess(n); err == nil {
+						_ = p.Kill()
+					}
+				}
+			}
+		}},
+	}
+	for _, c := range clients {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				run(b, "ip", "-n", client, "addr", "flush", "dev", "eth0")
+				lease := filepath.Join(b.TempDir(), "lease")
+				args := c.cmd(lease)
+				b.StartTimer()
+				if out, err := testutil.CmdErr(args[0], args[1:]...); err != nil {
+					b.Fatalf("%s: %v: %s", c.name, err, out)
+				}
+				b.StopTimer()
+				if c.stop != nil {
+					c.stop(lease)
+				}
+				if !hasAddr(b, client) {
+					b.Fatalf("%s exited without configuring an address", c.name)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// serveEmbedded runs dhcpserver on the lab bridge until b ends.
+func serveEmbedded(b *testing.B, lab *testutil.DHCPLab) {
+	b.Helper()
+	h, err := netns.Open(lab.ServerNS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close() })
+	srv, err := dhcpserver.New(netip.MustParsePrefix(lab.ServerIP+"/24"), netip.MustParseAddr(lab.Prefix+".2"),
+		netip.MustParseAddr(lab.Prefix+".254"), dhcpserver.WithRouter(netip.MustParseAddr(lab.ServerIP)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := dhcpserver.ListenUDP(h, lab.Bridge)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pc) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+func BenchmarkLeaseMany(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "busybox")
+	n := manyClients()
+	lab := testutil.NewDHCPLab(b, n, true)
+	serveEmbedded(b, lab)
+	dir := b.TempDir()
+	script := addScript(b, dir)
+	for _, impl := range []string{"nsbox", "udhcpc"} {
+		b.Run(fmt.Sprintf("N=%d/%s", n, impl), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				flushAll(b, lab)
+				b.StartTimer()
+				errs := make([]error, n)
+				var wg sync.WaitGroup
+				for j, ns := range lab.Clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var args []string
+						if impl == "nsbox" {
+							args = []string{nsboxBin, "-n", ns, "dhcp", "eth0", "--once", "--timeout", "30s",
+								"--retry", "500ms", "--no-dns", "--lease-file", filepath.Join(dir, ns+".lease")}
+						} else {
+							args = []string{"ip", "netns", "exec", ns, "busybox", "udhcpc", "-f", "-q", "-n", "-t", "10",
+								"-T", "1", "-i", "eth0", "-s", script}
+						}
+						if out, err := testutil.CmdErr(args[0], args[1:]...); err != nil {
+							errs[j] = fmt.Errorf("%s: %v: %s", ns, err, out)
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				seen := map[string]bool{}
+				for j, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+					a := testutil.IPv4Addrs(b, lab.Clients[j], "eth0")
+					if len(a) != 1 {
+						b.Fatalf("%s: addresses %v", lab.Clients[j], a)
+					}
+					for k := range a {
+						if seen[k] {
+							b.Fatalf("address %s leased twice", k)
+						}
+						seen[k] = true
+					}
+				}
+				for _, f := range lab.Clients {
+					os.Remove(filepath.Join(dir, f+".lease"))
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+func flushAll(b *testing.B, lab *testutil.DHCPLab) {
+	b.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lab.Clients))
+	sem := make(chan struct{}, 8)
+	for _, ns := range lab.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := testutil.CmdErr("ip", "-n", ns, "addr", "flush", "dev", "eth0"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// rssKiB reads VmRSS of pid from /proc.
+func rssKiB(pid int) (int, error) {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+func BenchmarkDaemonRSS(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "dhclient")
+	for _, impl := range []string{"nsbox", "dhclient"} {
+		b.Run(impl, func(b *testing.B) {
+			b.ReportAllocs()
+			var rss int
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				lab := testutil.NewDHCPLab(b, 1, true)
+				serveEmbedded(b, lab)
+				dir := b.TempDir()
+				ns := lab.Clients[0]
+				var p *testutil.Proc
+				if impl == "nsbox" {
+					p = testutil.StartProc(b, nsboxBin, "-n", ns, "dhcp", "eth0", "--no-dns", "--lease-file", filepath.Join(dir, "l"))
+				} else {
+					p = testutil.StartProc(b, "ip", "netns", "exec", ns, "dhclient", "-d", "-1", "-sf", addScript(b, dir),
+						"-lf", filepath.Join(dir, "l"), "-pf", filepath.Join(dir, "pid"), "eth0")
+				}
+				b.StartTimer()
+				ok := false
+				for j := 0; j < 400 && !ok; j++ {
+					ok = len(testutil.IPv4Addrs(b, ns, "eth0")) == 1
+					if !ok {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				b.StopTimer()
+				if !ok {
+					b.Fatalf("%s: no lease within 4s: %s", impl, p.Stderr.String())
+				}
+				time.Sleep(200 * time.Millisecond) // settle into BOUND
+				kib, err := rssKiB(p.Cmd.Process.Pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rss = max(rss, kib)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(rss), "KiB-rss")
+		})
+	}
+}
