@@ -2,6 +2,7 @@ package dhcpclient_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -247,5 +248,133 @@ func TestListenMissingDevice(t *testing.T) {
 	defer h.Close()
 	if _, err := dhcpclient.Listen(h, "nosuch0"); err == nil || !strings.Contains(err.Error(), "nosuch0") {
 		t.Errorf("Listen on a missing device: %v", err)
+	}
+}
+
+// serveEmbedded runs dhcpserver on the lab bridge; stop ends it early.
+func serveEmbedded(t *testing.T, lab *testutil.DHCPLab, from, to string, opts ...dhcpserver.Option) (srv *dhcpserver.Server, stop func()) {
+	t.Helper()
+	sh, err := netns.Open(lab.ServerNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Close() })
+	srv, err = dhcpserver.New(netip.MustParsePrefix(lab.ServerIP+"/24"), netip.MustParseAddr(lab.Prefix+from),
+		netip.MustParseAddr(lab.Prefix+to), append([]dhcpserver.Option{dhcpserver.WithRouter(netip.MustParseAddr(lab.ServerIP))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := dhcpserver.ListenUDP(sh, lab.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, pc) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv, stop
+}
+
+// TestARPCheckDeclines: a squatter on the LAN already uses the first pool
+// address; with the ARP probe the client declines it (the server sees the
+// DECLINE) and ends up with the second address.
+func TestARPCheckDeclines(t *testing.T) {
+	lab := testutil.NewDHCPLab(t, 2, true)
+	squatter := lab.Clients[1]
+	testutil.Cmd(t, "ip", "-n", squatter, "addr", "add", lab.Prefix+".10/24", "dev", lab.ClientDev)
+	srv, _ := serveEmbedded(t, lab, ".10", ".11")
+	h, err := netns.Open(lab.Clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	mac := macOf(t, lab.Clients[0], lab.ClientDev)
+	hw, _ := net.ParseMAC(mac)
+	lc := newLabClient(t, lab, 0, dhcpclient.WithDeclineWait(100*time.Millisecond),
+		dhcpclient.WithProber(&dhcpclient.ARPProber{NS: h, Dev: lab.ClientDev, HW: hw, Probes: 2, Interval: 100 * time.Millisecond}))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	l, err := lc.c.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Addr.Addr().String(); got != lab.Prefix+".11" {
+		t.Fatalf("leased %s, want %s.11 (.10 is taken by the squatter)", got, lab.Prefix)
+	}
+	addrs := testutil.IPv4Addrs(t, lab.Clients[0], lab.ClientDev)
+	if _, ok := addrs[lab.Prefix+".11/24"]; !ok || len(addrs) != 1 {
+		t.Errorf("ip addr %v, want only %s.11/24", addrs, lab.Prefix)
+	}
+	ls := srv.Leases()
+	if len(ls) != 1 || ls[0].Addr.String() != lab.Prefix+".11" {
+		t.Errorf("server leases %+v, want only .11 (the .10 declined)", ls)
+	}
+}
+
+// TestServerGoneExpiry: the server disappears after the bind; the client
+// renews and rebinds in vain and removes the address at expiry (observed
+// with ip), then starts over.
+func TestServerGoneExpiry(t *testing.T) {
+	lab := testutil.NewDHCPLab(t, 1, true)
+	_, stop := serveEmbedded(t, lab, ".10", ".20", dhcpserver.WithLeaseTime(3*time.Second))
+	states := make(chan dhcpclient.State, 64)
+	lc := newLabClient(t, lab, 0, dhcpclient.WithMinRenewRetry(200*time.Millisecond),
+		dhcpclient.WithStateHook(func(s dhcpclient.State) {
+			select {
+			case states <- s:
+			default:
+			}
+		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := lc.c.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	for len(states) > 0 { // the states of Acquire
+		<-states
+	}
+	if _, ok := testutil.IPv4Addrs(t, lab.Clients[0], lab.ClientDev)[l.Addr.String()]; !ok {
+		t.Fatalf("%s not configured", l.Addr)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- lc.c.Run(rctx) }()
+	var seen []dhcpclient.State
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case s := <-states:
+			seen = append(seen, s)
+			if s == dhcpclient.StateSelecting {
+				break wait
+			}
+		case <-deadline:
+			t.Fatalf("states %v: no SELECTING within 10s", seen)
+		}
+	}
+	if addrs := testutil.IPv4Addrs(t, lab.Clients[0], lab.ClientDev); len(addrs) != 0 {
+		t.Errorf("after expiry ip addr shows %v", addrs)
+	}
+	rcancel()
+	if err := <-done; err == nil {
+		t.Errorf("Run returned nil after losing its lease")
+	}
+	want := []dhcpclient.State{dhcpclient.StateRenewing, dhcpclient.StateRebinding, dhcpclient.StateInit}
+	for _, w := range want {
+		if !slices.Contains(seen, w) {
+			t.Errorf("states %v lack %s", seen, w)
+		}
 	}
 }
