@@ -1,0 +1,429 @@
+package netlinkbench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// nsboxBin is the nsbox binary, built on first use by a benchmark (plain
+// `go test` runs no benchmark and builds nothing).
+var (
+	nsboxBin  string
+	buildOnce sync.Once
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// needBinary builds nsbox once and fails b if that fails.
+func needBinary(b *testing.B) {
+	b.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "nsbox-bench-")
+		if buildErr != nil {
+			return
+		}
+		nsboxBin = filepath.Join(buildDir, "nsbox")
+		out, err := exec.Command("go", "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build nsbox: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+}
+
+func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }
+
+// run runs a command and fails b if it fails.
+func run(b *testing.B, stdin string, name string, args ...string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, name, args...)
+	if stdin != "" {
+		c.Stdin = strings.NewReader(stdin)
+	}
+	if out, err := c.CombinedOutput(); err != nil {
+		b.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// hub makes the namespace that stands for the root one, deleted at the end.
+func hub(b *testing.B) string {
+	b.Helper()
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "ip")
+	needBinary(b)
+	name := testutil.UniqueName("nsbh")
+	run(b, "", "ip", "netns", "add", name)
+	b.Cleanup(func() { testutil.CmdErr("ip", "netns", "del", name) })
+	return name
+}
+
+// spokes names the N namespaces of one build and removes whatever of them
+// is left when the benchmark ends.
+func spokes(b *testing.B, n int) []string {
+	b.Helper()
+	prefix := testutil.UniqueName("nsbs")
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	b.Cleanup(func() { deleteAll(names) })
+	return names
+}
+
+func deleteAll(names []string) {
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(netns.RunDir, n)); err == nil {
+			testutil.CmdErr("ip", "netns", "del", n)
+		}
+	}
+}
+
+// addrs returns the two ends of the i-th /30 in 10.128.0.0/10.
+func addrs(i int) (hubEnd, spokeEnd string) {
+	off := 4 * i
+	b, c, d := 128+(off>>16), (off>>8)&255, off&255
+	return fmt.Sprintf("10.%d.%d.%d/30", b, c, d+1), fmt.Sprintf("10.%d.%d.%d/30", b, c, d+2)
+}
+
+// nsboxScript is the whole topology as one nsbox batch (run with -n HUB).
+func nsboxScript(names []string) string {
+	var s strings.Builder
+	for i, n := range names {
+		h, p := addrs(i)
+		fmt.Fprintf(&s, "netns add %s\n", n)
+		fmt.Fprintf(&s, "link add h%d type veth peer name eth0 netns %s\n", i, n)
+		fmt.Fprintf(&s, "addr add %s dev h%d\n", h, i)
+		fmt.Fprintf(&s, "link set h%d up\n", i)
+		fmt.Fprintf(&s, "-n %s addr add %s dev eth0\n", n, p)
+		fmt.Fprintf(&s, "-n %s link set eth0 up\n", n)
+	}
+	return s.String()
+}
+
+// checkTopology verifies, through rtnl in the hub and ip in one spoke, that
+// a build produced what it should.
+func checkTopology(b *testing.B, hubName string, names []string) {
+	b.Helper()
+	h, err := netns.Open(hubName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	c, err := rtnl.Dial(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	links, err := c.Links(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := 0
+	for _, l := range links {
+		if strings.HasPrefix(l.Name, "h") && l.RawFlags&1 != 0 {
+			up++
+		}
+	}
+	if up != len(names) {
+		b.Fatalf("hub has %d veths up, want %d", up, len(names))
+	}
+	last := len(names) - 1
+	_, p := addrs(last)
+	out := testutil.Cmd(b, "ip", "-n", names[last], "-o", "addr", "show", "dev", "eth0", "up")
+	if !strings.Contains(out, strings.TrimSuffix(p, "/30")) {
+		b.Fatalf("spoke %s: %q lacks %s", names[last], out, p)
+	}
+}
+
+// reset deletes the spokes and waits until their veths left the hub, so
+// the next build starts from the same state.
+func reset(b *testing.B, hubName string, names []string) {
+	b.Helper()
+	deleteAll(names)
+	h, err := netns.Open(hubName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	c, err := rtnl.Dial(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	waitGone(b, c)
+}
+
+// waitGone waits (bounded) until the hub has no spoke veths left.
+func waitGone(b *testing.B, c *rtnl.Conn) {
+	b.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		links, err := c.Links(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(links) <= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("hub still has %d links", len(links))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func topologySize() int {
+	if full() {
+		return 200
+	}
+	return 20
+}
+
+// BenchmarkTopology builds N namespaces each joined to the hub by a veth,
+// an address on each end, both up.
+func BenchmarkTopology(b *testing.B) {
+	n := topologySize()
+	b.Run("nsbox-batch", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			script := nsboxScript(names)
+			b.StartTimer()
+			run(b, script, nsboxBin, "-n", hubName, "-b", "-")
+			b.StopTimer()
+			checkTopology(b, hubName, names)
+			reset(b, hubName, names)
+			b.StartTimer()
+		}
+	})
+	// ip -batch cannot switch namespace per line: one batch creates the
+	// namespaces, one (in the hub) the veths with their peers directly in
+	// the spokes, and one short batch per spoke its end.
+	b.Run("ip-batch", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			var nsb, hubb strings.Builder
+			spoke := make([]string, n)
+			for j, name := range names {
+				h, p := addrs(j)
+				fmt.Fprintf(&nsb, "netns add %s\n", name)
+				fmt.Fprintf(&hubb, "link add h%d type veth peer name eth0 netns %s\naddr add %s dev h%d\nlink set h%d up\n", j, name, h, j, j)
+				spoke[j] = fmt.Sprintf("addr add %s dev eth0\nlink set eth0 up\n", p)
+			}
+			b.StartTimer()
+			run(b, nsb.String(), "ip", "-batch", "-")
+			run(b, hubb.String(), "ip", "-n", hubName, "-batch", "-")
+			for j, name := range names {
+				run(b, spoke[j], "ip", "-n", name, "-batch", "-")
+			}
+			b.StopTimer()
+			checkTopology(b, hubName, names)
+			reset(b, hubName, names)
+			b.StartTimer()
+		}
+	})
+	// The same in a single ip -batch, the spokes' lines through netns exec.
+	b.Run("ip-batch-netns-exec", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			var s strings.Builder
+			for j, name := range names {
+				h, p := addrs(j)
+				fmt.Fprintf(&s, "netns add %s\n", name)
+				fmt.Fprintf(&s, "netns exec %s ip link add h%d type veth peer name eth0 netns %s\n", hubName, j, name)
+				fmt.Fprintf(&s, "netns exec %s ip addr add %s dev h%d\n", hubName, h, j)
+				fmt.Fprintf(&s, "netns exec %s ip link set h%d up\n", hubName, j)
+				fmt.Fprintf(&s, "netns exec %s ip addr add %s dev eth0\n", name, p)
+				fmt.Fprintf(&s, "netns exec %s ip link set eth0 up\n", name)
+			}
+			b.StartTimer()
+			run(b, s.String(), "ip", "-batch", "-")
+			b.StopTimer()
+			checkTopology(b, hubName, names)
+			reset(b, hubName, names)
+			b.StartTimer()
+		}
+	})
+	// One ip process per command, the walkthrough's way: add the pair in
+	// the hub, then move one end into the namespace.
+	b.Run("ip-per-command", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			b.StartTimer()
+			for j, name := range names {
+				h, p := addrs(j)
+				hv, pv := fmt.Sprintf("h%d", j), fmt.Sprintf("p%d", j)
+				run(b, "", "ip", "netns", "add", name)
+				run(b, "", "ip", "-n", hubName, "link", "add", hv, "type", "veth", "peer", "name", pv)
+				run(b, "", "ip", "-n", hubName, "link", "set", pv, "netns", name)
+				run(b, "", "ip", "-n", hubName, "addr", "add", h, "dev", hv)
+				run(b, "", "ip", "-n", hubName, "link", "set", hv, "up")
+				run(b, "", "ip", "-n", name, "link", "set", pv, "name", "eth0")
+				run(b, "", "ip", "-n", name, "addr", "add", p, "dev", "eth0")
+				run(b, "", "ip", "-n", name, "link", "set", "eth0", "up")
+			}
+			b.StopTimer()
+			checkTopology(b, hubName, names)
+			reset(b, hubName, names)
+			b.StartTimer()
+		}
+	})
+}
+
+// BenchmarkTeardown removes the topology of BenchmarkTopology: nsbox deletes
+// the namespaces in one batch, and the kernel takes their veths down in one
+// batched cleanup (timed until the last veth has left the hub); the peer
+// deletes the links one by one with ip, then the namespaces.
+func BenchmarkTeardown(b *testing.B) {
+	n := topologySize()
+	build := func(b *testing.B, hubName string, names []string) {
+		run(b, nsboxScript(names), nsboxBin, "-n", hubName, "-b", "-")
+	}
+	b.Run("nsbox-netns-del", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		h, err := netns.Open(hubName)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		c, err := rtnl.Dial(h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			build(b, hubName, names)
+			var s strings.Builder
+			for _, name := range names {
+				fmt.Fprintf(&s, "netns del %s\n", name)
+			}
+			b.StartTimer()
+			run(b, s.String(), nsboxBin, "-b", "-")
+			waitGone(b, c)
+		}
+	})
+	b.Run("ip-link-del-each", func(b *testing.B) {
+		b.ReportAllocs()
+		hubName := hub(b)
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			names := spokes(b, n)
+			build(b, hubName, names)
+			b.StartTimer()
+			for j, name := range names {
+				run(b, "", "ip", "-n", hubName, "link", "del", fmt.Sprintf("h%d", j))
+				run(b, "", "ip", "netns", "del", name)
+			}
+		}
+	})
+}
+
+// BenchmarkPerObject adds N veth pairs with an address each, up, in one
+// namespace, with one batch. ns/object must stay flat from the small N to
+// the large one: every line is a lookup by name, never a dump.
+func BenchmarkPerObject(b *testing.B) {
+	sizes := []int{20, 200}
+	if full() {
+		sizes = []int{100, 1000}
+	}
+	script := func(n int) string {
+		var s strings.Builder
+		for i := 0; i < n; i++ {
+			h, _ := addrs(i)
+			fmt.Fprintf(&s, "link add a%d type veth peer name b%d\naddr add %s dev a%d\nlink set a%d up\n", i, i, h, i, i)
+		}
+		return s.String()
+	}
+	for _, n := range sizes {
+		lines := script(n)
+		b.Run(fmt.Sprintf("N=%d/nsbox-batch", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				ns := hub(b)
+				b.StartTimer()
+				run(b, lines, nsboxBin, "-n", ns, "-b", "-")
+				b.StopTimer()
+				testutil.CmdErr("ip", "netns", "del", ns)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/object")
+		})
+		b.Run(fmt.Sprintf("N=%d/ip-batch", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				ns := hub(b)
+				b.StartTimer()
+				run(b, lines, "ip", "-n", ns, "-batch", "-")
+				b.StopTimer()
+				testutil.CmdErr("ip", "netns", "del", ns)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/object")
+		})
+	}
+}
+
+// BenchmarkNetnsAddDel creates and deletes a named namespace, one process
+// per call: nsbox netns add + del against ip netns add + del.
+func BenchmarkNetnsAddDel(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		argv func(op, ns string) []string
+	}{
+		{"nsbox", func(op, ns string) []string { return []string{nsboxBin, "netns", op, ns} }},
+		{"ip", func(op, ns string) []string { return []string{"ip", "netns", op, ns} }},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			testutil.RequirePriv(b)
+			testutil.RequireTool(b, "ip")
+			needBinary(b)
+			b.ReportAllocs()
+			name := testutil.UniqueName("nsbad")
+			b.Cleanup(func() { deleteAll([]string{name}) })
+			for i := 0; i < b.N; i++ {
+				add, del := impl.argv("add", name), impl.argv("del", name)
+				run(b, "", add[0], add[1:]...)
+				run(b, "", del[0], del[1:]...)
+			}
+		})
+	}
+}
