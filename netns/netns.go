@@ -427,21 +427,36 @@ const EtcDir = "/etc/netns"
 // only when the command could not be started; it is then an *Error wrapping
 // the nsclone failure (errors.Is(err, unix.ENOENT) for a missing command).
 func Exec(ctx context.Context, name string, args []string, stdio [3]*os.File) (int, error) {
-	if err := ValidateName(name); err != nil {
+	spec, err := ExecSpec(name, args, stdio)
+	if err != nil {
 		return -1, err
 	}
+	st, err := nsclone.Run(ctx, spec)
+	if err != nil {
+		return -1, &Error{Op: "exec", Object: name, Err: err}
+	}
+	return st.Code(), nil
+}
+
+// ExecSpec checks the namespace and returns the nsclone.Spec that Exec
+// runs, for callers that start the process themselves (to forward signals
+// to it, for example).
+func ExecSpec(name string, args []string, stdio [3]*os.File) (*nsclone.Spec, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
 	if len(args) == 0 || args[0] == "" {
-		return -1, &Error{Op: "exec", Object: name, Err: errors.New("no command")}
+		return nil, &Error{Op: "exec", Object: name, Err: errors.New("no command")}
 	}
 	h, err := Open(name)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return -1, &Error{Op: "exec", Object: name, Err: errNoSuchNS}
+			return nil, &Error{Op: "exec", Object: name, Err: errNoSuchNS}
 		}
-		return -1, &Error{Op: "exec", Object: name, Err: errors.Unwrap(err)}
+		return nil, &Error{Op: "exec", Object: name, Err: errors.Unwrap(err)}
 	}
 	h.Close()
-	spec := &nsclone.Spec{
+	return &nsclone.Spec{
 		Path:        args[0],
 		Args:        args,
 		Namespaces:  nsclone.Mnt,
@@ -451,12 +466,7 @@ func Exec(ctx context.Context, name string, args []string, stdio [3]*os.File) (i
 		Stdin:       stdio[0],
 		Stdout:      stdio[1],
 		Stderr:      stdio[2],
-	}
-	st, err := nsclone.Run(ctx, spec)
-	if err != nil {
-		return -1, &Error{Op: "exec", Object: name, Err: err}
-	}
-	return st.Code(), nil
+	}, nil
 }
 
 // execMounts lists the mounts of Exec: sysfs on /sys, then the binds of
