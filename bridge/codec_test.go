@@ -134,6 +134,44 @@ func TestDecodeLinkCapturedPort(t *testing.T) {
 	}
 }
 
+func TestDecodeLinkCapturedAFBridge(t *testing.T) {
+	msgs := hexLines(t, "testdata/port-dump-afbridge.hex")
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	m, err := decodeLink(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// `bridge -j link` printed: ifindex 4, v1, master br0 (2), forwarding,
+	// priority 32, cost 2. The AF_BRIDGE form has no IFLA_LINKINFO.
+	if m.name != "v1" || m.index != 4 || m.master != 2 || m.kind != "" || m.flags&unix.IFF_UP == 0 {
+		t.Fatalf("got name %q index %d master %d kind %q flags %#x", m.name, m.index, m.master, m.kind, m.flags)
+	}
+	want := portAttrs{state: 3, priority: 32, cost: 2, no: 1, id: 0x8001, hasState: true}
+	if m.port == nil || *m.port != want {
+		t.Fatalf("port attrs %+v, want %+v", m.port, want)
+	}
+	if len(msgs[0]) > 600 {
+		t.Errorf("AF_BRIDGE message is %d bytes; the point of using it is that it is small", len(msgs[0]))
+	}
+	bs := join([]linkMsg{{index: 2, name: "br0", kind: "bridge"}, m})
+	if len(bs) != 1 || len(bs[0].Ports) != 1 || bs[0].Ports[0].No != 1 || bs[0].Ports[0].State != PortForwarding {
+		t.Errorf("join with an AF_BRIDGE port: %+v", bs)
+	}
+}
+
+func TestPortDumpRequestGolden(t *testing.T) {
+	b, err := portDumpRequest().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// struct ifinfomsg with ifi_family AF_BRIDGE (7), nothing else.
+	if want := "07000000000000000000000000000000"; hex.EncodeToString(b) != want {
+		t.Errorf("port dump request %x, want %s", b, want)
+	}
+}
+
 // TestDecodeLinkProtinfo checks the AF_BRIDGE form, where the port
 // attributes come in IFLA_PROTINFO, with a message written by hand.
 func TestDecodeLinkProtinfo(t *testing.T) {
@@ -378,7 +416,7 @@ func TestErrorShape(t *testing.T) {
 }
 
 func FuzzDecodeLink(f *testing.F) {
-	for _, p := range []string{"testdata/link-bridge.hex", "testdata/link-port.hex"} {
+	for _, p := range []string{"testdata/link-bridge.hex", "testdata/link-port.hex", "testdata/port-dump-afbridge.hex"} {
 		for _, b := range hexLines(f, p) {
 			f.Add(b)
 		}

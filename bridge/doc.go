@@ -15,10 +15,12 @@
 // cause matches the sentinels (ErrNoDevice, ErrInUse, ...) and the kernel's
 // errno with errors.Is.
 //
-// Speed: Get and List read all ports with one link dump joined by index
-// (never one request per port), asking the kernel to leave out counters
-// (RTEXT_FILTER_SKIP_STATS) and, for one bridge, to filter by master. FDB
-// adds one AF_BRIDGE neighbour dump.
+// Speed: Get and List never send one request per port. The ports of every
+// bridge come from one AF_BRIDGE link dump (the kernel's compact per-port
+// messages, with IFLA_PROTINFO, the dump `bridge link` uses) joined by
+// index with the bridge itself (one RTM_GETLINK) or with a dump of the
+// bridges filtered by kind in the kernel. FDB adds one AF_BRIDGE neighbour
+// dump.
 //
 // Privileges: reading needs none; changing bridges needs CAP_NET_ADMIN in
 // the namespace's owning user namespace.
