@@ -250,6 +250,10 @@ func newNSOnto(path string) error {
 // for good, which would keep whatever fn did to it (a namespace) alive and
 // visible as /proc/self.
 func onThrowawayThread(fn func() error) error {
+	// Holding the caller's thread (often the main one) while we wait keeps
+	// the worker off it, so it usually needs no second hop below.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -427,3 +427,36 @@ func BenchmarkNetnsAddDel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNetnsAddDelBatch creates and deletes K named namespaces in one
+// process: nsbox -b against ip -batch with the same lines (ns/op is per K).
+func BenchmarkNetnsAddDelBatch(b *testing.B) {
+	const k = 20
+	for _, impl := range []struct {
+		name string
+		argv []string
+	}{
+		{"nsbox-batch", []string{"", "-b", "-"}},
+		{"ip-batch", []string{"ip", "-batch", "-"}},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			testutil.RequirePriv(b)
+			testutil.RequireTool(b, "ip")
+			needBinary(b)
+			b.ReportAllocs()
+			argv := append([]string(nil), impl.argv...)
+			if argv[0] == "" {
+				argv[0] = nsboxBin
+			}
+			names := spokes(b, k)
+			var s strings.Builder
+			for _, n := range names {
+				fmt.Fprintf(&s, "netns add %s\nnetns del %s\n", n, n)
+			}
+			script := s.String()
+			for i := 0; i < b.N; i++ {
+				run(b, script, argv[0], argv[1:]...)
+			}
+		})
+	}
+}
