@@ -517,6 +517,47 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 // already has a master (ErrInUse, naming the bridge it belongs to). The
 // kernel would otherwise silently move a port from one bridge to another.
 func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
+	return addPort(ctx, c, nil, br, dev)
+}
+
+// Session is a series of bridge operations on one connection that resolves
+// each bridge name once: its AddPort asks the kernel for the device only,
+// not for the bridge again, which is what a batch attaching hundreds of
+// ports to one bridge needs. A remembered bridge that was deleted meanwhile
+// is noticed (the kernel answers ENODEV) and looked up afresh; Delete
+// through the Session forgets the name. A bridge renamed by someone else
+// while the Session lives is not noticed, as with ip -batch's own name
+// cache: use the package functions when other tools change bridges
+// concurrently. A Session is not safe for concurrent use.
+type Session struct {
+	c       *rtnl.Conn
+	bridges map[string]uint32 // name -> ifindex of bridges resolved so far
+}
+
+// NewSession returns a Session on c.
+func NewSession(c *rtnl.Conn) *Session {
+	return &Session{c: c, bridges: map[string]uint32{}}
+}
+
+// AddPort is AddPort on the Session's connection, with the bridge's index
+// remembered between calls.
+func (s *Session) AddPort(ctx context.Context, br, dev string) error {
+	return addPort(ctx, s.c, s.bridges, br, dev)
+}
+
+// Delete is Delete on the Session's connection; it forgets the bridge.
+func (s *Session) Delete(ctx context.Context, name string, opts *DeleteOptions) error {
+	delete(s.bridges, name)
+	return Delete(ctx, s.c, name, opts)
+}
+
+// Close forgets every bridge; the connection stays open (it is the caller's).
+func (s *Session) Close() error {
+	s.bridges = map[string]uint32{}
+	return nil
+}
+
+func addPort(ctx context.Context, c *rtnl.Conn, cache map[string]uint32, br, dev string) error {
 	fail := func(err error) error { return &Error{Op: "add port", Object: dev + " to " + br, Err: err} }
 	if err := validateNames(br, dev); err != nil {
 		return fail(err)
@@ -528,27 +569,41 @@ func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 	if err != nil {
 		return fail(err)
 	}
-	b, err := lookupBridge(ctx, nc, br)
-	if err != nil {
-		return fail(err)
-	}
-	d, err := lookupDevice(ctx, nc, dev)
-	if err != nil {
-		return fail(err)
-	}
-	if d.kind == "bridge" {
-		return fail(detailf(ErrLoop, dev+" is a bridge itself; bridges cannot be ports of bridges"))
-	}
-	if d.master != 0 {
-		if d.master == b.index {
-			return fail(detailf(ErrInUse, dev+" is already a port of "+br))
+	for try := 0; ; try++ {
+		bidx, cached := cache[br]
+		if !cached {
+			b, err := lookupBridge(ctx, nc, br)
+			if err != nil {
+				return fail(err)
+			}
+			bidx = b.index
+			if cache != nil {
+				cache[br] = bidx
+			}
 		}
-		return fail(detailf(ErrInUse, dev+" is already "+masterDesc(ctx, nc, d)))
+		d, err := lookupDevice(ctx, nc, dev)
+		if err != nil {
+			return fail(err)
+		}
+		if d.kind == "bridge" {
+			return fail(detailf(ErrLoop, dev+" is a bridge itself; bridges cannot be ports of bridges"))
+		}
+		if d.master != 0 {
+			if d.master == bidx {
+				return fail(detailf(ErrInUse, dev+" is already a port of "+br))
+			}
+			return fail(detailf(ErrInUse, dev+" is already "+masterDesc(ctx, nc, d)))
+		}
+		err = change(ctx, nc, setMasterRequest(d.index, bidx), unix.RTM_NEWLINK, 0)
+		if err != nil && cached && try == 0 && isErrno(err, unix.ENODEV) {
+			delete(cache, br) // the remembered bridge is gone: look again
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return nil
 	}
-	if err := change(ctx, nc, setMasterRequest(d.index, b.index), unix.RTM_NEWLINK, 0); err != nil {
-		return fail(err)
-	}
-	return nil
 }
 
 // masterDesc names the master of d for an error message: "a port of bridge

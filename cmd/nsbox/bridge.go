@@ -55,6 +55,25 @@ func (e *env) bridgeConn() (*rtnl.Conn, error) {
 	return c, nil
 }
 
+// bridgeSession returns the batch-shared bridge.Session of the current
+// namespace, so that a batch of addif lines resolves each bridge once.
+func (e *env) bridgeSession() (*bridge.Session, error) {
+	c, err := e.bridgeConn()
+	if err != nil {
+		return nil, err
+	}
+	key := "bridge:" + e.netns
+	r, err := e.cached(key, func() (io.Closer, error) { return bridge.NewSession(c), nil })
+	if err != nil {
+		return nil, err
+	}
+	s, ok := r.(*bridge.Session)
+	if !ok {
+		return nil, fmt.Errorf("internal error: resource %s is a %T, not *bridge.Session", key, r)
+	}
+	return s, nil
+}
+
 // bridgeArgs checks the argument count and the interface names of a
 // subcommand: a wrong count or a bad name is a usage error (exit 2).
 func bridgeArgs(sub string, args []string, n int, synopsis string) error {
@@ -88,11 +107,11 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
 			return err
 		}
-		c, err := e.bridgeConn()
+		s, err := e.bridgeSession()
 		if err != nil {
 			return err
 		}
-		err = bridge.Delete(ctx, c, rest[0], nil)
+		err = s.Delete(ctx, rest[0], nil)
 		if errors.Is(err, bridge.ErrBusy) {
 			return fmt.Errorf("%w (first: nsbox%s link set %s down; nsbox%s bridge delif %s PORT)",
 				err, e.bridgeNSFlag(), rest[0], e.bridgeNSFlag(), rest[0])
@@ -102,11 +121,11 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
 			return err
 		}
-		c, err := e.bridgeConn()
+		s, err := e.bridgeSession()
 		if err != nil {
 			return err
 		}
-		return bridge.AddPort(ctx, c, rest[0], rest[1])
+		return s.AddPort(ctx, rest[0], rest[1])
 	case "delif":
 		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
 			return err
