@@ -524,7 +524,7 @@ func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 // each bridge name once: its AddPort asks the kernel for the device only,
 // not for the bridge again, which is what a batch attaching hundreds of
 // ports to one bridge needs. A remembered bridge that was deleted meanwhile
-// is noticed (the kernel answers ENODEV) and looked up afresh; Delete
+// is noticed (the kernel refuses the stale index) and looked up afresh; Delete
 // through the Session forgets the name. A bridge renamed by someone else
 // while the Session lives is not noticed, as with ip -batch's own name
 // cache: use the package functions when other tools change bridges
@@ -595,8 +595,10 @@ func addPort(ctx context.Context, c *rtnl.Conn, cache map[string]uint32, br, dev
 			return fail(detailf(ErrInUse, dev+" is already "+masterDesc(ctx, nc, d)))
 		}
 		err = change(ctx, nc, setMasterRequest(d.index, bidx), unix.RTM_NEWLINK, 0)
-		if err != nil && cached && try == 0 && isErrno(err, unix.ENODEV) {
-			delete(cache, br) // the remembered bridge is gone: look again
+		if err != nil && cached && try == 0 {
+			// The remembered bridge may be gone (the kernel says EINVAL
+			// or ENODEV for a missing master): look again, once.
+			delete(cache, br)
 			continue
 		}
 		if err != nil {

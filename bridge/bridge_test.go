@@ -409,3 +409,43 @@ func TestTraffic(t *testing.T) {
 		t.Errorf("ping still works after RemovePort")
 	}
 }
+
+// TestSession checks that a Session resolves the bridge once and still
+// notices a bridge deleted and re-created behind its back.
+func TestSession(t *testing.T) {
+	ns := testutil.NewNetns(t)
+	c := dial(t, ns)
+	ctx := ctxT(t)
+	s := bridge.NewSession(c)
+	defer s.Close()
+	ip(t, ns, "link", "add", "br0", "type", "bridge")
+	for _, v := range []string{"v1", "v2", "v3"} {
+		ip(t, ns, "link", "add", v, "type", "veth", "peer", "name", "p"+v)
+	}
+	if err := s.AddPort(ctx, "br0", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// Replace br0 with another bridge of the same name (a new ifindex).
+	ip(t, ns, "link", "del", "br0")
+	ip(t, ns, "link", "add", "br0", "type", "bridge")
+	if err := s.AddPort(ctx, "br0", "v2"); err != nil {
+		t.Fatalf("AddPort after br0 was re-created: %v", err)
+	}
+	if d := testutil.LinkDetail(t, ns, "v2"); d == nil || d.Master != "br0" {
+		t.Errorf("v2: %+v", d)
+	}
+	// The refusals still hold with a remembered bridge.
+	if err := s.AddPort(ctx, "br0", "v2"); !errors.Is(err, bridge.ErrInUse) {
+		t.Errorf("second AddPort of v2: %v", err)
+	}
+	// Replace br0 with a veth: the session must not attach to it.
+	ip(t, ns, "link", "set", "v2", "nomaster")
+	ip(t, ns, "link", "del", "br0")
+	ip(t, ns, "link", "add", "br0", "type", "veth", "peer", "name", "pbr0")
+	if err := s.AddPort(ctx, "br0", "v3"); !errors.Is(err, bridge.ErrNotBridge) {
+		t.Errorf("AddPort to a br0 that became a veth: %v", err)
+	}
+	if d := testutil.LinkDetail(t, ns, "v3"); d == nil || d.Master != "" {
+		t.Errorf("v3: %+v", d)
+	}
+}
