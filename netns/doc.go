@@ -3,6 +3,13 @@
 // named NAME is a network namespace bind-mounted onto the empty file
 // /run/netns/NAME, and /run/netns is a shared mount point of its own.
 //
+// Add makes the new namespace on a goroutine locked to a fresh OS thread
+// that is never unlocked, so the Go runtime terminates the thread afterwards
+// (never the main thread, which the runtime would park instead): no thread
+// that serves other goroutines ever enters the new namespace. Exec runs a
+// command inside a named namespace through nsclone, whose C child does the
+// setns, as `ip netns exec` does.
+//
 // It also gives handles (open file descriptors) to any network namespace: by
 // name, by path, by pid or the caller's own. Packages on top (rtnl) use the
 // descriptor to open netlink sockets inside a namespace without moving any

@@ -27,6 +27,7 @@ type Error struct {
 	Err    error  // the cause, usually a unix.Errno
 }
 
+// Error renders "netns: OP OBJECT: cause".
 func (e *Error) Error() string {
 	if e.Object == "" {
 		return "netns: " + e.Op + ": " + e.Err.Error()
@@ -39,9 +40,6 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // ErrInvalidName is wrapped by the errors of ValidateName.
 var ErrInvalidName = errors.New("invalid namespace name")
-
-// ErrNotImplemented is returned by functions that are not implemented yet.
-var ErrNotImplemented = errors.New("not implemented")
 
 // Handle is an open network namespace: a file descriptor that keeps it alive
 // while the handle is open. The zero value is not usable; get one from Open,

@@ -35,6 +35,7 @@ type Error struct {
 	Message string // the kernel's extended acknowledgement message, or ""
 }
 
+// Error renders "rtnl: OP OBJECT: cause (kernel message)".
 func (e *Error) Error() string {
 	s := "rtnl: " + e.Op
 	if e.Object != "" {
