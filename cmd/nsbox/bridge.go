@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/bridge"
-	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
@@ -31,29 +30,8 @@ func bridgeCommand() *command {
 }
 
 // bridgeConn returns the batch-shared rtnl connection of the current
-// namespace (-n), opening it on first use.
-func (e *env) bridgeConn() (*rtnl.Conn, error) {
-	key := "rtnl:" + e.netns
-	r, err := e.cached(key, func() (io.Closer, error) {
-		if e.netns == "" {
-			return rtnl.Dial(nil)
-		}
-		h, err := netns.Open(e.netns)
-		if err != nil {
-			return nil, err
-		}
-		defer h.Close()
-		return rtnl.Dial(h)
-	})
-	if err != nil {
-		return nil, err
-	}
-	c, ok := r.(*rtnl.Conn)
-	if !ok {
-		return nil, fmt.Errorf("internal error: resource %s is a %T, not *rtnl.Conn", key, r)
-	}
-	return c, nil
-}
+// namespace (-n), the one the link, addr and route words use too.
+func (e *env) bridgeConn() (*rtnl.Conn, error) { return e.rtnlConn() }
 
 // bridgeSession returns the batch-shared bridge.Session of the current
 // namespace, so that a batch of addif lines resolves each bridge once.

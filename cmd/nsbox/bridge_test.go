@@ -12,19 +12,19 @@ import (
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
-// nsboxRun runs nsbox in-process with args and returns its exit code, stdout
+// brRun runs nsbox in-process with args and returns its exit code, stdout
 // and stderr.
-func nsboxRun(t *testing.T, args ...string) (int, string, string) {
+func brRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := realMain(args, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
-// nsboxOK runs nsbox and fails the test unless it exits 0.
-func nsboxOK(t *testing.T, args ...string) string {
+// brOK runs nsbox and fails the test unless it exits 0.
+func brOK(t *testing.T, args ...string) string {
 	t.Helper()
-	code, out, errs := nsboxRun(t, args...)
+	code, out, errs := brRun(t, args...)
 	if code != 0 {
 		t.Fatalf("nsbox %s: exit %d: %s", strings.Join(args, " "), code, errs)
 	}
@@ -41,19 +41,19 @@ func brIP(t *testing.T, ns string, args ...string) {
 func TestBridgeCLIMatchesBrctl(t *testing.T) {
 	ns := testutil.NewNetns(t)
 	testutil.RequireTool(t, "brctl")
-	nsboxOK(t, "-n", ns, "bridge", "add", "br0")
-	nsboxOK(t, "-n", ns, "bridge", "add", "averylongbrname")
-	nsboxOK(t, "-n", ns, "bridge", "add", "brempty")
+	brOK(t, "-n", ns, "bridge", "add", "br0")
+	brOK(t, "-n", ns, "bridge", "add", "averylongbrname")
+	brOK(t, "-n", ns, "bridge", "add", "brempty")
 	for _, v := range []string{"v1", "v2", "v10", "A3"} {
 		brIP(t, ns, "link", "add", v, "type", "veth", "peer", "name", "p"+v)
-		nsboxOK(t, "-n", ns, "bridge", "addif", "br0", v)
+		brOK(t, "-n", ns, "bridge", "addif", "br0", v)
 	}
 	brIP(t, ns, "link", "add", "w1", "type", "veth", "peer", "name", "pw1")
-	nsboxOK(t, "-n", ns, "bridge", "addif", "averylongbrname", "w1")
-	nsboxOK(t, "-n", ns, "bridge", "stp", "averylongbrname", "on")
+	brOK(t, "-n", ns, "bridge", "addif", "averylongbrname", "w1")
+	brOK(t, "-n", ns, "bridge", "stp", "averylongbrname", "on")
 
 	for _, args := range [][]string{{"show"}, {"show", "br0"}, {"show", "brempty", "averylongbrname"}} {
-		got := nsboxOK(t, append([]string{"-n", ns, "bridge"}, args...)...)
+		got := brOK(t, append([]string{"-n", ns, "bridge"}, args...)...)
 		want := testutil.Brctl(t, ns, args...)
 		if got != want {
 			t.Errorf("nsbox bridge %s:\n%q\nbrctl %s:\n%q", strings.Join(args, " "), got, strings.Join(args, " "), want)
@@ -61,7 +61,7 @@ func TestBridgeCLIMatchesBrctl(t *testing.T) {
 	}
 	// With every peer down no traffic is learned: only local entries, whose
 	// timers are 0.00, so the whole output must match.
-	got := nsboxOK(t, "-n", ns, "bridge", "showmacs", "br0")
+	got := brOK(t, "-n", ns, "bridge", "showmacs", "br0")
 	want := testutil.Brctl(t, ns, "showmacs", "br0")
 	if got != want {
 		t.Errorf("nsbox bridge showmacs br0:\n%s\nbrctl showmacs br0:\n%s", got, want)
@@ -80,7 +80,7 @@ func TestBridgeCLIMatchesBrctl(t *testing.T) {
 			State  string `json:"state"`
 		} `json:"interfaces"`
 	}
-	if err := json.Unmarshal([]byte(nsboxOK(t, "-n", ns, "-j", "bridge", "show")), &js); err != nil {
+	if err := json.Unmarshal([]byte(brOK(t, "-n", ns, "-j", "bridge", "show")), &js); err != nil {
 		t.Fatal(err)
 	}
 	ports := map[string]string{}
@@ -105,10 +105,10 @@ func TestBridgeCLIMatchesBrctl(t *testing.T) {
 // right exit code and no change.
 func TestBridgeCLIBadInput(t *testing.T) {
 	ns := testutil.NewNetns(t)
-	nsboxOK(t, "-n", ns, "bridge", "add", "br0")
-	nsboxOK(t, "-n", ns, "bridge", "add", "br1")
+	brOK(t, "-n", ns, "bridge", "add", "br0")
+	brOK(t, "-n", ns, "bridge", "add", "br1")
 	brIP(t, ns, "link", "add", "v1", "type", "veth", "peer", "name", "p1")
-	nsboxOK(t, "-n", ns, "bridge", "addif", "br1", "v1")
+	brOK(t, "-n", ns, "bridge", "addif", "br1", "v1")
 	brIP(t, ns, "link", "set", "br1", "up")
 
 	for _, tc := range []struct {
@@ -139,7 +139,7 @@ func TestBridgeCLIBadInput(t *testing.T) {
 		{[]string{"show", "nobr"}, 1, "bridge nobr does not exist"},
 		{[]string{"showmacs", "v1"}, 1, "v1 is not a bridge"},
 	} {
-		code, out, errs := nsboxRun(t, append([]string{"-n", ns, "bridge"}, tc.args...)...)
+		code, out, errs := brRun(t, append([]string{"-n", ns, "bridge"}, tc.args...)...)
 		if code != tc.code || !strings.HasPrefix(errs, "nsbox: ") || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, tc.msg) || out != "" {
 			t.Errorf("nsbox bridge %s: exit %d stdout %q stderr %q; want exit %d and one line with %q",
 				strings.Join(tc.args, " "), code, out, errs, tc.code, tc.msg)
@@ -179,7 +179,7 @@ func TestBridgeCLIWalkthrough(t *testing.T) {
 	if err := os.WriteFile(batch, []byte("# brctl addbr br0; brctl addif br0 h1 h2\nbridge add br0\nbridge addif br0 h1\nbridge addif br0 h2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	nsboxOK(t, "-n", brNS, "-b", batch)
+	brOK(t, "-n", brNS, "-b", batch)
 	for _, dev := range []string{"h1", "h2", "br0"} {
 		brIP(t, brNS, "link", "set", dev, "up")
 	}
@@ -206,7 +206,7 @@ func TestBridgeCLIWalkthrough(t *testing.T) {
 		testutil.IPJSON(t, &l, "-n", ns, "link", "show", "eth0")
 		return l[0].Address
 	}
-	got := nsboxOK(t, "-n", brNS, "bridge", "showmacs", "br0")
+	got := brOK(t, "-n", brNS, "bridge", "showmacs", "br0")
 	want := testutil.Brctl(t, brNS, "showmacs", "br0")
 	for _, m := range []string{mac(c1), mac(c2)} {
 		if !strings.Contains(got, "\t"+m+"\tno\t\t") {
@@ -214,21 +214,21 @@ func TestBridgeCLIWalkthrough(t *testing.T) {
 		}
 	}
 	// Same lines as brctl, but for the ageing timers, which move on.
-	if mask(got) != mask(want) {
+	if brMaskTimers(got) != brMaskTimers(want) {
 		t.Errorf("showmacs:\n%s\nbrctl showmacs:\n%s", got, want)
 	}
 
-	nsboxOK(t, "-n", brNS, "bridge", "delif", "br0", "h2")
+	brOK(t, "-n", brNS, "bridge", "delif", "br0", "h2")
 	if err := ping(); err == nil {
 		t.Errorf("ping still works after delif")
 	}
-	if out := nsboxOK(t, "-n", brNS, "bridge", "show", "br0"); strings.Contains(out, "h2") {
+	if out := brOK(t, "-n", brNS, "bridge", "show", "br0"); strings.Contains(out, "h2") {
 		t.Errorf("show after delif:\n%s", out)
 	}
 }
 
-// mask blanks the ageing timer column of showmacs output.
-func mask(s string) string {
+// brMaskTimers blanks the ageing timer column of showmacs output.
+func brMaskTimers(s string) string {
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		if j := strings.LastIndexByte(l, '\t'); j >= 0 && i > 0 {
