@@ -9,7 +9,9 @@
  * init, the child is cloned without CLONE_VM (it outlives nsc_spawn) and forks
  * the payload. See README.md.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,12 @@
 #include <unistd.h>
 
 #include "clone_shim.h"
+
+/* NSC_API is empty for nsclone; csrc/run_fast.c includes this file with
+ * NSC_API static to get a private copy for nsbox run's C fast path. */
+#ifndef NSC_API
+#define NSC_API
+#endif
 
 #define NSC_PROBE_BYTE 0xa5
 
@@ -361,12 +369,12 @@ static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *
 	return r->stage;
 }
 
-int nsc_spawn(const struct nsc_spec *s, struct nsc_result *r)
+NSC_API int nsc_spawn(const struct nsc_spec *s, struct nsc_result *r)
 {
 	return nsc_spawn_impl(s, r, 0);
 }
 
-long nsc_stack_probe(const struct nsc_spec *s, struct nsc_result *r)
+NSC_API long nsc_stack_probe(const struct nsc_spec *s, struct nsc_result *r)
 {
 	long used = -1;
 	nsc_spawn_impl(s, r, &used);

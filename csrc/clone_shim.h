@@ -94,10 +94,14 @@ struct nsc_result {
 /* nsc_spawn clones the child described by s and returns once it has exec'd
  * (r->stage == NSC_OK) or failed (the child is reaped then). Call it on a
  * locked OS thread. It returns r->stage. */
+#ifndef NSC_API
 int nsc_spawn(const struct nsc_spec *s, struct nsc_result *r);
+#endif
 
 /* nsc_stack_probe returns the number of bytes of the child's stack that a
  * spawn of s touched (for tests measuring the stack need). */
+#ifndef NSC_API
 long nsc_stack_probe(const struct nsc_spec *s, struct nsc_result *r);
+#endif
 
 #endif

@@ -51,6 +51,7 @@ func runNsbox(t *testing.T, bin string, cred *syscall.Credential, args ...string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+runFastMode(t))
 	cmd.Dir = "/"
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -68,11 +69,27 @@ func runNsbox(t *testing.T, bin string, cred *syscall.Credential, args ...string
 	return stdout.String(), stderr.String(), code
 }
 
+// runFastMode is the NSBOX_NO_FASTPATH value of the subtest: TestRunCLI
+// runs everything once through the C fast path and once through Go.
+func runFastMode(t *testing.T) string {
+	if strings.Contains(t.Name(), "/go-path") {
+		return "1"
+	}
+	return "0"
+}
+
 // TestRunCLI drives the nsbox binary as a user would: exit codes, the one
-// "nsbox:" line per error, the walkthrough line, signals.
+// "nsbox:" line per error, the walkthrough line, signals; once with the C
+// fast path (for the command lines it takes) and once with Go only.
 func TestRunCLI(t *testing.T) {
 	testutil.RequirePriv(t)
 	bin := runBuildNsbox(t)
+	for _, mode := range []string{"fast-path", "go-path"} {
+		t.Run(mode, func(t *testing.T) { testRunCLI(t, bin) })
+	}
+}
+
+func testRunCLI(t *testing.T, bin string) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "script")
 	if err := os.WriteFile(noexec, []byte("echo hi\n"), 0o644); err != nil {
@@ -189,7 +206,7 @@ func TestRunCLI(t *testing.T) {
 		} {
 			args := append(append([]string{"run"}, c.flags...), "--", "sh", "-c",
 				`trap 'exit 7' TERM; trap 'exit 8' INT; trap 'exit 9' HUP; trap 'exit 10' USR1; echo ready; while :; do sleep 0.05; done`)
-			code, err := runSignalled(bin, args, c.sig)
+			code, err := runSignalled(bin, runFastMode(t), args, c.sig)
 			if err != nil || code != c.code {
 				t.Errorf("nsbox %v got %v: exit %d, %v; want %d", c.flags, c.sig, code, err, c.code)
 			}
@@ -199,10 +216,11 @@ func TestRunCLI(t *testing.T) {
 
 // runSignalled starts nsbox, waits for the payload's "ready", sends sig to
 // nsbox and returns its exit code.
-func runSignalled(bin string, args []string, sig syscall.Signal) (int, error) {
+func runSignalled(bin, noFast string, args []string, sig syscall.Signal) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+noFast)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, err

@@ -1,0 +1,84 @@
+package main
+
+// The C fast path of nsbox run (csrc/run_fast.c) runs from an ELF
+// constructor before the Go runtime starts. It handles plain invocations
+// only and leaves everything else to runMain; this file exposes its parser
+// to the parity tests, which check that it agrees with parseRunArgs.
+
+/*
+#cgo CFLAGS: -Wall -Wextra -Werror -O2 -I${SRCDIR}/../../csrc
+#define _GNU_SOURCE
+#include "run_fast.c"
+*/
+import "C"
+
+import "unsafe"
+
+// fastSpec is what the C parser made of a command line.
+type fastSpec struct {
+	ns            uint64
+	propagation   uint64
+	propagationOK bool // --propagation was given
+	mountProc     bool
+	init          bool
+	hostname      string
+	uid, gid      *uint32
+	path          string
+	cmdIndex      int // index in args of the command, len(args) if none
+}
+
+// fastParse runs the C fast path's parser over the arguments of run (the
+// words after "run") with env; ok is false when it leaves them to Go.
+func fastParse(args, env []string) (fastSpec, bool) {
+	argv := append([]string{"nsbox", "run"}, args...)
+	cargv := make([]*C.char, len(argv)+1)
+	cenv := make([]*C.char, len(env)+1)
+	for i, a := range argv {
+		cargv[i] = C.CString(a)
+	}
+	for i, e := range env {
+		cenv[i] = C.CString(e)
+	}
+	defer func() {
+		for _, p := range append(cargv, cenv...) {
+			if p != nil {
+				C.free(unsafe.Pointer(p))
+			}
+		}
+	}()
+	// The C arrays of pointers live in C memory (cgo forbids passing Go
+	// memory that holds Go pointers; these hold C pointers only, but keep
+	// the rule simple).
+	pv := (**C.char)(C.malloc(C.size_t(len(cargv)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	pe := (**C.char)(C.malloc(C.size_t(len(cenv)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(pv))
+	defer C.free(unsafe.Pointer(pe))
+	copy(unsafe.Slice(pv, len(cargv)), cargv)
+	copy(unsafe.Slice(pe, len(cenv)), cenv)
+	f := (*C.struct_nsb_fast)(C.malloc(C.size_t(unsafe.Sizeof(C.struct_nsb_fast{}))))
+	defer C.free(unsafe.Pointer(f))
+	if C.nsb_fast_parse_for_test(C.int(len(argv)), pv, pe, f) != 0 {
+		return fastSpec{}, false
+	}
+	s := fastSpec{
+		ns:            uint64(f.ns_flags),
+		propagation:   uint64(f.propagation),
+		propagationOK: f.propagation_set != 0,
+		mountProc:     f.mount_proc != 0,
+		init:          f.init != 0,
+		path:          C.GoString(f.path),
+		cmdIndex:      int(f.cmd_index) - 2,
+	}
+	if f.hostname != nil {
+		s.hostname = C.GoString(f.hostname)
+	}
+	if f.set_uid != 0 {
+		v := uint32(f.uid)
+		s.uid = &v
+	}
+	if f.set_gid != 0 {
+		v := uint32(f.gid)
+		s.gid = &v
+	}
+	return s, true
+}

@@ -1,0 +1,354 @@
+/*
+ * run_fast.c: the C fast path of `nsbox run`, run from an ELF constructor
+ * before the Go runtime starts (as runc's nsexec does), so a plain
+ * `nsbox run` pays neither the Go runtime's start nor its page faults.
+ *
+ * The Go code (cmd/nsbox/run.go) stays the one source of truth for the flags
+ * of run: this file accepts only a subset of plain invocations, and anything
+ * else (an unknown or unusual flag, --user, --netns, the networking flags,
+ * global flags, a name it cannot resolve, any setup failure) returns to Go,
+ * which parses everything again and reports the error. Go's FuzzRunFastParity
+ * checks that whatever this parser accepts, Go's parser accepts with the same
+ * spec. NSBOX_NO_FASTPATH=1 turns this path off.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#define NSC_API static __attribute__((unused))
+#include "clone_shim.c"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* nsb_fast is the outcome of parsing: the spawn spec fields of run. */
+struct nsb_fast {
+	unsigned long ns_flags;
+	unsigned long propagation;
+	int propagation_set; /* --propagation given */
+	int mount_proc, init;
+	const char *hostname;
+	int set_uid, set_gid;
+	unsigned int uid, gid;
+	int cmd_index; /* argv index of the command; argc if none */
+	const char *path; /* resolved command (points into buf) */
+	char buf[4096];
+};
+
+static int nsb_streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
+
+/* nsb_parse_id parses a decimal id below 2^32-1; 0 on success. */
+static int nsb_parse_id(const char *s, unsigned int *out)
+{
+	unsigned long long v = 0;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned)(*s - '0');
+		if (v >= 0xffffffffULL)
+			return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+/* nsb_lookup resolves a name in an /etc/passwd-style file (name:x:id:...). */
+static int nsb_lookup(const char *file, const char *name, unsigned int *out)
+{
+	static char data[65536];
+	size_t nlen = strlen(name);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, data, sizeof data - 1);
+	close(fd);
+	if (n <= 0 || n == (ssize_t)sizeof data - 1)
+		return -1; /* empty, error or too big: let Go do it */
+	data[n] = 0;
+	for (char *line = data; line && *line;) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (strncmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			char *id = strchr(line + nlen + 1, ':');
+			if (!id)
+				return -1;
+			char *end = strchr(++id, ':');
+			if (end)
+				*end = 0;
+			return nsb_parse_id(id, out);
+		}
+		line = next;
+	}
+	return -1;
+}
+
+/* nsb_id takes a number, or a name that looks like one of Go's isName. */
+static int nsb_id(const char *v, const char *file, unsigned int *out)
+{
+	if (nsb_parse_id(v, out) == 0)
+		return 0;
+	if (!*v || (*v >= '0' && *v <= '9') || *v == '-' || *v == '+' || strlen(v) > 256 || strpbrk(v, ": \t\n/"))
+		return -1;
+	return nsb_lookup(file, v, out);
+}
+
+/* nsb_resolve finds cmd like nsclone's resolvePath: the first executable
+ * regular file in PATH. Anything else returns -1 (Go reports it). */
+static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
+{
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	if (strchr(cmd, '/')) {
+		f->path = cmd;
+		return 0;
+	}
+	for (char *const *e = envp; *e; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			path = *e + 5; /* the last PATH= wins, as in Go */
+	for (const char *p = path;;) {
+		const char *end = strchr(p, ':');
+		size_t dl = end ? (size_t)(end - p) : strlen(p);
+		const char *dir = dl ? p : ".";
+		if (!dl)
+			dl = 1;
+		if (dl + 1 + strlen(cmd) + 1 <= sizeof f->buf) {
+			struct stat st;
+			memcpy(f->buf, dir, dl);
+			f->buf[dl] = '/';
+			strcpy(f->buf + dl + 1, cmd);
+			if (stat(f->buf, &st) == 0) {
+				if (S_ISREG(st.st_mode) && access(f->buf, X_OK) == 0) {
+					f->path = f->buf;
+					return 0;
+				}
+				return -1; /* a candidate that cannot run: Go says 126 */
+			}
+		}
+		if (!end)
+			return -1;
+		p = end + 1;
+	}
+}
+
+/* nsb_fast_parse parses argv[2:] of `nsbox run`. It returns 0 when the fast
+ * path can run it, -1 when Go must. */
+static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_fast *f)
+{
+	int ipc = 0, pid = 0, mnt = 0, net = 0, uts = 0, cgroup = 0;
+	int mount_proc = 0, no_mount_proc = 0, init = 0, no_init = 0;
+	const char *prop = 0, *uid = 0, *gid = 0;
+	int i;
+
+	memset(f, 0, sizeof *f);
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char **val = 0;
+		if (nsb_streq(a, "--")) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || nsb_streq(a, "-"))
+			break;
+		if (nsb_streq(a, "--ipc"))
+			ipc = 1;
+		else if (nsb_streq(a, "--pid"))
+			pid = 1;
+		else if (nsb_streq(a, "--mount"))
+			mnt = 1;
+		else if (nsb_streq(a, "--net"))
+			net = 1;
+		else if (nsb_streq(a, "--uts"))
+			uts = 1;
+		else if (nsb_streq(a, "--cgroup"))
+			cgroup = 1;
+		else if (nsb_streq(a, "--mount-proc"))
+			mount_proc = 1;
+		else if (nsb_streq(a, "--no-mount-proc"))
+			no_mount_proc = 1;
+		else if (nsb_streq(a, "--init"))
+			init = 1;
+		else if (nsb_streq(a, "--no-init"))
+			no_init = 1;
+		else if (nsb_streq(a, "--propagation"))
+			val = &prop;
+		else if (nsb_streq(a, "--hostname"))
+			val = &f->hostname;
+		else if (nsb_streq(a, "--uid"))
+			val = &uid;
+		else if (nsb_streq(a, "--gid"))
+			val = &gid;
+		else
+			return -1; /* --user, --netns, --flag=value, short flags...: Go */
+		if (val) {
+			if (++i >= argc)
+				return -1;
+			*val = argv[i];
+		}
+	}
+	f->cmd_index = i;
+
+	/* The defaults and rules of runOptions.check, for this subset. */
+	if (!(ipc || pid || mnt || net || uts || cgroup))
+		ipc = pid = mnt = 1;
+	if ((mount_proc && no_mount_proc) || (init && no_init))
+		return -1;
+	if (mount_proc) {
+		if (!pid)
+			return -1;
+		mnt = 1;
+	}
+	if (!mount_proc && !no_mount_proc && pid && mnt)
+		mount_proc = 1;
+	if (!init && !no_init && pid)
+		init = 1;
+	if (prop) {
+		if (!mnt)
+			return -1;
+		if (nsb_streq(prop, "private"))
+			f->propagation = MS_REC | MS_PRIVATE;
+		else if (nsb_streq(prop, "slave"))
+			f->propagation = MS_REC | MS_SLAVE;
+		else if (nsb_streq(prop, "shared"))
+			f->propagation = MS_REC | MS_SHARED;
+		else if (nsb_streq(prop, "unchanged"))
+			f->propagation = 0;
+		else
+			return -1;
+		f->propagation_set = 1;
+	} else if (mnt) {
+		f->propagation = MS_REC | MS_PRIVATE;
+	}
+	if (f->hostname) {
+		if (!*f->hostname || strlen(f->hostname) > 64)
+			return -1; /* empty: Go treats it as unset; keep one meaning */
+		uts = 1;
+	}
+	if (uid) {
+		if (nsb_id(uid, "/etc/passwd", &f->uid) < 0)
+			return -1;
+		f->set_uid = 1;
+	}
+	if (gid) {
+		if (nsb_id(gid, "/etc/group", &f->gid) < 0)
+			return -1;
+		f->set_gid = 1;
+	}
+	f->ns_flags = (ipc ? CLONE_NEWIPC : 0) | (pid ? CLONE_NEWPID : 0) | (mnt ? CLONE_NEWNS : 0) |
+		      (net ? CLONE_NEWNET : 0) | (uts ? CLONE_NEWUTS : 0) | (cgroup ? CLONE_NEWCGROUP : 0);
+	f->mount_proc = mount_proc;
+	f->init = init;
+	if (f->cmd_index < argc) {
+		if (nsb_resolve(argv[f->cmd_index], envp, f) < 0)
+			return -1;
+	} else {
+		const char *sh = getenv("SHELL");
+		if (!sh || !*sh)
+			sh = "/bin/sh";
+		if (!strchr(sh, '/'))
+			return -1;
+		f->path = sh;
+	}
+	return 0;
+}
+
+static volatile pid_t nsb_child;
+static volatile int nsb_pending[65];
+
+static void nsb_forward(int sig)
+{
+	if (nsb_child > 0)
+		kill(nsb_child, sig);
+	else
+		nsb_pending[sig] = 1;
+}
+
+/* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
+ * setup failure that left nothing behind) to let Go take over, else exits. */
+static int nsb_fast_run(int argc, char **argv, char **envp)
+{
+	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	static const int fds[3] = {0, 1, 2};
+	static struct nsb_fast f;
+	struct nsc_spec s;
+	struct nsc_result r;
+	struct sigaction sa, old[6];
+	char *shell_argv[2];
+	unsigned i;
+	int st;
+
+	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
+		return -1;
+	memset(&s, 0, sizeof s);
+	s.path = f.path;
+	if (f.cmd_index < argc) {
+		s.argv = argv + f.cmd_index;
+	} else {
+		shell_argv[0] = (char *)f.path;
+		shell_argv[1] = 0;
+		s.argv = shell_argv;
+	}
+	s.envp = envp;
+	s.ns_flags = f.ns_flags;
+	s.propagation = f.propagation;
+	s.mount_proc = f.mount_proc;
+	if (f.hostname) {
+		s.hostname = f.hostname;
+		s.hostname_len = (int)strlen(f.hostname);
+	}
+	s.set_groups = f.set_uid || f.set_gid;
+	s.set_uid = f.set_uid;
+	s.uid = f.uid;
+	s.set_gid = f.set_gid;
+	s.gid = f.gid;
+	s.nfds = 3;
+	s.fds = fds;
+	s.nkeep = 3;
+	s.keep = fds;
+	s.init = f.init;
+	if (f.init && !(f.ns_flags & CLONE_NEWPID))
+		s.pdeathsig = SIGKILL;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = nsb_forward;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < 6; i++)
+		sigaction(fwd[i], &sa, &old[i]);
+	if (nsc_spawn(&s, &r) != NSC_OK) {
+		for (i = 0; i < 6; i++)
+			sigaction(fwd[i], &old[i], 0);
+		for (i = 0; i < 6; i++)
+			if (nsb_pending[fwd[i]])
+				raise(fwd[i]); /* Go's handlers take them from here */
+		return -1;
+	}
+	nsb_child = r.pid;
+	for (i = 0; i < 6; i++)
+		if (nsb_pending[fwd[i]])
+			kill(r.pid, fwd[i]);
+	while (waitpid(r.pid, &st, __WALL) < 0)
+		if (errno != EINTR)
+			_exit(125);
+	if (WIFSIGNALED(st))
+		_exit(128 + WTERMSIG(st));
+	_exit(WEXITSTATUS(st));
+}
+
+/* nsb_fast_ctor runs before the Go runtime (glibc passes argc, argv, envp
+ * to constructors). It returns when Go must handle the command line. */
+__attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
+{
+	if (argc < 2 || !nsb_streq(argv[1], "run"))
+		return;
+	for (char **e = envp; *e; e++)
+		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
+			return;
+	nsb_fast_run(argc, argv, envp);
+}
+
+/* nsb_fast_parse_for_test exposes the parser to Go's parity tests. */
+static int nsb_fast_parse_for_test(int argc, char **argv, char **envp, struct nsb_fast *f)
+{
+	return nsb_fast_parse(argc, argv, envp, f);
+}
