@@ -22,8 +22,9 @@ bridge delif BR DEV            detach DEV from BR
 bridge show [BR...]            bridges and their ports, in brctl show's layout
 bridge showmacs BR             forwarding database, in brctl showmacs' layout
 bridge stp BR on|off           spanning tree on or off
-bridge setageing BR SECONDS    MAC ageing time; setfd BR SECONDS: forward delay;
-bridge setbridgeprio BR PRIO   bridge priority 0-65535`
+bridge setageing BR SECONDS    MAC ageing time (brctl setageing)
+bridge setfd BR SECONDS        STP forward delay (brctl setfd)
+bridge setbridgeprio BR PRIO   bridge priority 0-65535 (brctl setbridgeprio)`
 
 func bridgeCommand() *command {
 	return &command{name: "bridge", usage: bridgeUsage, run: runBridge}
@@ -238,8 +239,12 @@ func bridgeShow(ctx context.Context, e *env, c *rtnl.Conn, names []string) error
 
 // bridgeFormatShow lays bridges out exactly as brctl show does (bridge-utils
 // 1.7): the name and two tabs, the id, a tab, yes/no and two tabs, then the
-// ports one per line, the later ones after seven tabs.
+// ports one per line, the later ones after seven tabs. Like brctl, it
+// prints nothing at all, not even the header, when there is no bridge.
 func bridgeFormatShow(bs []bridge.Bridge) string {
+	if len(bs) == 0 {
+		return ""
+	}
 	var b strings.Builder
 	b.Grow(64 + 32*len(bs))
 	b.WriteString("bridge name\tbridge id\t\tSTP enabled\tinterfaces\n")

@@ -41,6 +41,10 @@ func brIP(t *testing.T, ns string, args ...string) {
 func TestBridgeCLIMatchesBrctl(t *testing.T) {
 	ns := testutil.NewNetns(t)
 	testutil.RequireTool(t, "brctl")
+	// No bridge: brctl prints nothing, not even its header.
+	if got, want := brOK(t, "-n", ns, "bridge", "show"), testutil.Brctl(t, ns, "show"); got != want {
+		t.Errorf("show without bridges: %q, brctl: %q", got, want)
+	}
 	brOK(t, "-n", ns, "bridge", "add", "br0")
 	brOK(t, "-n", ns, "bridge", "add", "averylongbrname")
 	brOK(t, "-n", ns, "bridge", "add", "brempty")
