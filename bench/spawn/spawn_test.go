@@ -40,7 +40,16 @@ func buildTools(b *testing.B) (rawC, nsboxBin string) {
 			tools.err = fmt.Errorf("gcc bench_clone.c: %v: %s", err, out)
 			return
 		}
+		// NSBOX_BIN, else the Makefile's bin/nsbox (make test and make bench
+		// build it first), else a fresh build.
 		tools.nsboxBin = os.Getenv("NSBOX_BIN")
+		if tools.nsboxBin == "" {
+			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					tools.nsboxBin = abs
+				}
+			}
+		}
 		if tools.nsboxBin == "" {
 			tools.nsboxBin = filepath.Join(tools.dir, "nsbox")
 			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox")
@@ -164,19 +173,29 @@ func BenchmarkSpawn(b *testing.B) {
 func BenchmarkCLI(b *testing.B) {
 	testutil.RequirePriv(b)
 	_, nsboxBin := buildTools(b)
+	// go-path is nsbox with its C fast path off (NSBOX_NO_FASTPATH=1): the
+	// Go runtime starts, parses with pflag and spawns through nsclone.
+	nsboxArgs := []string{nsboxBin, "run", "--ipc", "--pid", "--mount", "--mount-proc", "--no-init", "/bin/true"}
 	cases := []struct {
 		name string
 		argv []string
+		env  string
 	}{
-		{"nsbox", []string{nsboxBin, "run", "--ipc", "--pid", "--mount", "--mount-proc", "--no-init", "/bin/true"}},
-		{"unshare", []string{"unshare", "--fork", "--ipc", "--pid", "--mount", "--mount-proc", "/bin/true"}},
+		{"nsbox", nsboxArgs, ""},
+		{"unshare", []string{"unshare", "--fork", "--ipc", "--pid", "--mount", "--mount-proc", "/bin/true"}, ""},
+		{"go-path", nsboxArgs, "NSBOX_NO_FASTPATH=1"},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var stderr bytes.Buffer
+			env := os.Environ()
+			if c.env != "" {
+				env = append(env, c.env)
+			}
 			for i := 0; i < b.N; i++ {
 				cmd := exec.Command(c.argv[0], c.argv[1:]...)
+				cmd.Env = env
 				cmd.Stderr = &stderr
 				if err := cmd.Run(); err != nil {
 					b.Fatalf("%s: %v: %s", c.argv[0], err, stderr.String())
