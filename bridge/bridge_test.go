@@ -357,7 +357,7 @@ func TestTraffic(t *testing.T) {
 		return err
 	}
 	var err error
-	for try := 0; try < 5; try++ { // ports need a moment to reach forwarding
+	for try := 0; try < 10; try++ { // ports need a moment to reach forwarding; bounded
 		if err = ping(); err == nil {
 			break
 		}

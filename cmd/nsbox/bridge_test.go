@@ -193,7 +193,7 @@ func TestBridgeCLIWalkthrough(t *testing.T) {
 		return err
 	}
 	var err error
-	for try := 0; try < 5; try++ {
+	for try := 0; try < 10; try++ { // bounded: ports need a moment to forward
 		if err = ping(); err == nil {
 			break
 		}
