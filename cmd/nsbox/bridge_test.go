@@ -241,3 +241,28 @@ func brMaskTimers(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestBridgeCLISettings checks stp, setageing, setfd and setbridgeprio
+// against ip -d link's info_data.
+func TestBridgeCLISettings(t *testing.T) {
+	ns := testutil.NewNetns(t)
+	brOK(t, "-n", ns, "bridge", "add", "br0")
+	brOK(t, "-n", ns, "bridge", "setageing", "br0", "42.5")
+	brOK(t, "-n", ns, "bridge", "setfd", "br0", "4")
+	brOK(t, "-n", ns, "bridge", "setbridgeprio", "br0", "4096")
+	brOK(t, "-n", ns, "bridge", "stp", "br0", "on")
+	info := testutil.LinkDetail(t, ns, "br0").Linkinfo.InfoData
+	want := map[string]float64{"ageing_time": 4250, "forward_delay": 400, "priority": 4096, "stp_state": 1}
+	for k, v := range want {
+		if info[k] != v {
+			t.Errorf("after the set commands: %s = %v, want %v", k, info[k], v)
+		}
+	}
+	if out := brOK(t, "-n", ns, "bridge", "show"); !strings.Contains(out, "br0\t\t1000.") || !strings.Contains(out, "\tyes\t\t") {
+		t.Errorf("show after setbridgeprio 4096 and stp on:\n%s", out)
+	}
+	brOK(t, "-n", ns, "bridge", "stp", "br0", "off")
+	if v := testutil.LinkDetail(t, ns, "br0").Linkinfo.InfoData["stp_state"]; v != float64(0) {
+		t.Errorf("stp_state after stp off: %v", v)
+	}
+}
