@@ -2,6 +2,7 @@ package dhcpclient_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -175,7 +176,10 @@ func TestDnsmasqClasslessRoutes(t *testing.T) {
 // TestEmbeddedServerManyClients: 50 client namespaces on one bridge lease
 // from nsbox's own server at once; all addresses distinct and configured.
 func TestEmbeddedServerManyClients(t *testing.T) {
-	const n = 50
+	n := 50
+	if v := os.Getenv("NSBOX_DHCP_MANY"); v != "" {
+		fmt.Sscan(v, &n)
+	}
 	lab := testutil.NewDHCPLab(t, n, true)
 	sh, err := netns.Open(lab.ServerNS)
 	if err != nil {
@@ -235,6 +239,25 @@ func TestEmbeddedServerManyClients(t *testing.T) {
 	}
 	if got := len(srv.Leases()); got != n {
 		t.Errorf("server holds %d leases, want %d", got, n)
+	}
+	// The server unicast its replies (RFC 2131 4.1): it seeded its
+	// neighbour table with every client's address and MAC.
+	var neigh []struct {
+		Dst    string `json:"dst"`
+		Lladdr string `json:"lladdr"`
+	}
+	testutil.IPJSON(t, &neigh, "-n", lab.ServerNS, "-4", "neigh", "show", "dev", lab.Bridge)
+	macs := map[string]string{}
+	for _, e := range neigh {
+		macs[e.Dst] = e.Lladdr
+	}
+	for i, l := range leases {
+		if l == nil {
+			continue
+		}
+		if got, want := macs[l.Addr.Addr().String()], macOf(t, lab.Clients[i], lab.ClientDev); got != want {
+			t.Errorf("server neighbour entry for %s: %q, want %s", l.Addr.Addr(), got, want)
+		}
 	}
 }
 

@@ -9,10 +9,35 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/netns"
 )
+
+// udpPort68 is a classic BPF filter for the packet socket (which sees IP
+// datagrams without the Ethernet header): only unfragmented UDP to port 68
+// reaches user space. On a bridge full of clients the broadcasts of the
+// others (to port 67) are dropped in the kernel instead of filling the
+// socket's buffer.
+var udpPort68 = func() []bpf.RawInstruction {
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 9, Size: 1},                                      // IP protocol
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_UDP, SkipTrue: 6}, // not UDP: drop
+		bpf.LoadAbsolute{Off: 6, Size: 2},                                      // flags, fragment offset
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 4},            // a later fragment: drop
+		bpf.LoadMemShift{Off: 0},                                               // X = IP header length
+		bpf.LoadIndirect{Off: 2, Size: 2},                                      // UDP destination port
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: dhcpv4.ClientPort, SkipTrue: 1},
+		bpf.RetConstant{Val: 0xffff},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		panic("dhcpclient: bad BPF program: " + err.Error()) // a constant program: a bug
+	}
+	return prog
+}()
 
 // rawConn is the Conn of a real interface: an AF_PACKET socket (through
 // nclient4's raw UDP conn) created inside the namespace, and short-lived
@@ -30,11 +55,15 @@ type rawConn struct {
 func Listen(ns *netns.Handle, dev string) (Conn, error) {
 	c := &rawConn{ns: ns, dev: dev}
 	err := c.in(func() error {
-		pc, err := nclient4.NewRawUDPConn(dev, dhcpv4.ClientPort)
+		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
-		c.pc = pc
+		raw, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_IP, &packet.Config{Filter: udpPort68})
+		if err != nil {
+			return err
+		}
+		c.pc = nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{Port: dhcpv4.ClientPort})
 		return nil
 	})
 	if err != nil {
@@ -95,7 +124,7 @@ func sendUDP(dev string, msg []byte, src, dst netip.Addr) error {
 func (c *rawConn) Recv(ctx context.Context) ([]byte, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	b := make([]byte, 4096)
+	b := make([]byte, maxReplySize+100) // room to notice an oversized reply
 	n, _, err := c.pc.ReadFrom(b)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -427,6 +427,26 @@ func (s *Server) destination(req, reply *dhcpv4.DHCPv4) *net.UDPAddr {
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
 }
 
+// unicastTo applies RFC 2131 4.1 for a client without an address that did
+// not ask for broadcast: the OFFER or ACK goes to yiaddr at chaddr, after
+// the neighbour entry is set, when conn can set it (ListenUDP's can).
+func (s *Server) unicastTo(conn net.PacketConn, req, reply *dhcpv4.DHCPv4, dst *net.UDPAddr) *net.UDPAddr {
+	as, ok := conn.(arpSetter)
+	if !ok || !dst.IP.Equal(net.IPv4bcast) || req.IsBroadcast() || len(req.ClientHWAddr) != 6 {
+		return dst
+	}
+	mt := reply.MessageType()
+	yi := addrOf(reply.YourIPAddr)
+	if (mt != dhcpv4.MessageTypeOffer && mt != dhcpv4.MessageTypeAck) || !yi.IsValid() || yi.IsUnspecified() {
+		return dst
+	}
+	if err := as.setARP(yi, req.ClientHWAddr); err != nil {
+		s.logf("%v (broadcasting instead)", err)
+		return dst
+	}
+	return &net.UDPAddr{IP: yi.AsSlice(), Port: dhcpv4.ClientPort}
+}
+
 // HandlePacket decodes one request, handles it and encodes the reply. It
 // never panics on bad input: undecodable bytes give an error and no reply.
 func (s *Server) HandlePacket(b []byte) ([]byte, *net.UDPAddr, error) {
@@ -463,14 +483,20 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		wg.Add(1)
 		go func(b []byte) {
 			defer wg.Done()
-			reply, dst, err := s.HandlePacket(b)
+			m, err := dhcpv4.FromBytes(b)
+			if err != nil {
+				s.logf("ignored: decode request: %v", err)
+				return
+			}
+			reply, dst, err := s.Handle(m)
 			if err != nil && reply == nil {
 				s.logf("ignored: %v", err)
 			}
 			if reply == nil {
 				return
 			}
-			if _, err := conn.WriteTo(reply, dst); err != nil {
+			dst = s.unicastTo(conn, m, reply, dst)
+			if _, err := conn.WriteTo(reply.ToBytes(), dst); err != nil {
 				s.logf("send reply to %s: %v", dst, err)
 			}
 		}(buf[:n])
