@@ -255,8 +255,13 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 static volatile pid_t nsb_child;
 static volatile int nsb_pending[65];
 
-static void nsb_forward(int sig)
+static void nsb_forward(int sig, siginfo_t *info, void *uc)
 {
+	(void)uc;
+	/* The terminal signals the whole foreground process group: the
+	 * payload (and the init) got this one already. */
+	if (info && info->si_code == SI_KERNEL)
+		return;
 	if (nsb_child > 0)
 		kill(nsb_child, sig);
 	else
@@ -310,8 +315,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.pdeathsig = SIGKILL;
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = nsb_forward;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = nsb_forward;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < 6; i++)
 		sigaction(fwd[i], &sa, &old[i]);
