@@ -67,107 +67,100 @@ func bridgeArgs(sub string, args []string, n int, synopsis string) error {
 	return nil
 }
 
-func runBridge(ctx context.Context, e *env, args []string) error {
+// bridgeOp is one parsed bridge command line: everything is checked
+// before anything touches the kernel.
+type bridgeOp struct {
+	sub   string         // canonical subcommand: add, del, addif, delif, show, showmacs, set
+	names []string       // bridge (and device) names, validated
+	cfg   *bridge.Config // for set (stp, setageing, setfd, setbridgeprio)
+}
+
+// parseBridgeArgs parses the words after "bridge"; every mistake is a usage
+// error (exit 2).
+func parseBridgeArgs(args []string) (bridgeOp, error) {
 	if len(args) == 0 {
-		return usagef("bridge: missing subcommand (add, del, addif, delif, show, showmacs, stp; try nsbox -h)")
+		return bridgeOp{}, usagef("bridge: missing subcommand (add, del, addif, delif, show, showmacs, stp; try nsbox -h)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
 	case "add", "addbr":
-		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
-			return err
-		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridge.Add(ctx, c, rest[0], nil)
+		return bridgeOp{sub: "add", names: rest}, bridgeArgs(sub, rest, 1, "BR")
 	case "del", "delete", "delbr":
-		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
-			return err
-		}
-		s, err := e.bridgeSession()
-		if err != nil {
-			return err
-		}
-		err = s.Delete(ctx, rest[0], nil)
-		if errors.Is(err, bridge.ErrBusy) {
-			return fmt.Errorf("%w (first: nsbox%s link set %s down; nsbox%s bridge delif %s PORT)",
-				err, e.bridgeNSFlag(), rest[0], e.bridgeNSFlag(), rest[0])
-		}
-		return err
+		return bridgeOp{sub: "del", names: rest}, bridgeArgs(sub, rest, 1, "BR")
 	case "addif":
-		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
-			return err
-		}
-		s, err := e.bridgeSession()
-		if err != nil {
-			return err
-		}
-		return s.AddPort(ctx, rest[0], rest[1])
+		return bridgeOp{sub: "addif", names: rest}, bridgeArgs(sub, rest, 2, "BR DEV")
 	case "delif":
-		if err := bridgeArgs(sub, rest, 2, "BR DEV"); err != nil {
-			return err
-		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridge.RemovePort(ctx, c, rest[0], rest[1])
+		return bridgeOp{sub: "delif", names: rest}, bridgeArgs(sub, rest, 2, "BR DEV")
 	case "show", "list":
 		for _, a := range rest {
 			if err := rtnl.ValidateLinkName(a); err != nil {
-				return usagef("bridge show %q: %v", a, errors.Unwrap(err))
+				return bridgeOp{}, usagef("bridge show %q: %v", a, errors.Unwrap(err))
 			}
 		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridgeShow(ctx, e, c, rest)
+		return bridgeOp{sub: "show", names: rest}, nil
 	case "showmacs":
-		if err := bridgeArgs(sub, rest, 1, "BR"); err != nil {
-			return err
-		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridgeShowMACs(ctx, e, c, rest[0])
+		return bridgeOp{sub: "showmacs", names: rest}, bridgeArgs(sub, rest, 1, "BR")
 	case "stp":
 		if len(rest) != 2 {
-			return usagef("bridge stp: expected BR on|off, got %d argument(s)", len(rest))
+			return bridgeOp{}, usagef("bridge stp: expected BR on|off, got %d argument(s)", len(rest))
 		}
 		on, err := bridgeParseOnOff(rest[1])
 		if err != nil {
-			return err
+			return bridgeOp{}, err
 		}
-		if err := bridgeArgs(sub, rest[:1], 1, "BR"); err != nil {
-			return err
-		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridge.SetSTP(ctx, c, rest[0], on)
+		return bridgeOp{sub: "set", names: rest[:1], cfg: &bridge.Config{STP: &on}}, bridgeArgs(sub, rest[:1], 1, "BR")
 	case "setageing", "setfd", "setbridgeprio":
 		if len(rest) != 2 {
-			return usagef("bridge %s: expected BR VALUE, got %d argument(s)", sub, len(rest))
+			return bridgeOp{}, usagef("bridge %s: expected BR VALUE, got %d argument(s)", sub, len(rest))
 		}
 		if err := bridgeArgs(sub, rest[:1], 1, "BR"); err != nil {
-			return err
+			return bridgeOp{}, err
 		}
 		cfg, err := bridgeParseSetting(sub, rest[1])
-		if err != nil {
-			return err
-		}
-		c, err := e.bridgeConn()
-		if err != nil {
-			return err
-		}
-		return bridge.Set(ctx, c, rest[0], cfg)
+		return bridgeOp{sub: "set", names: rest[:1], cfg: cfg}, err
 	}
-	return usagef("bridge: unknown subcommand %q (add, del, addif, delif, show, showmacs, stp; try nsbox -h)", sub)
+	return bridgeOp{}, usagef("bridge: unknown subcommand %q (add, del, addif, delif, show, showmacs, stp; try nsbox -h)", sub)
+}
+
+func runBridge(ctx context.Context, e *env, args []string) error {
+	op, err := parseBridgeArgs(args)
+	if err != nil {
+		return err
+	}
+	c, err := e.bridgeConn()
+	if err != nil {
+		return err
+	}
+	switch op.sub {
+	case "add":
+		return bridge.Add(ctx, c, op.names[0], nil)
+	case "del":
+		s, err := e.bridgeSession()
+		if err != nil {
+			return err
+		}
+		err = s.Delete(ctx, op.names[0], nil)
+		if errors.Is(err, bridge.ErrBusy) {
+			return fmt.Errorf("%w (first: nsbox%s link set %s down; nsbox%s bridge delif %s PORT)",
+				err, e.bridgeNSFlag(), op.names[0], e.bridgeNSFlag(), op.names[0])
+		}
+		return err
+	case "addif":
+		s, err := e.bridgeSession()
+		if err != nil {
+			return err
+		}
+		return s.AddPort(ctx, op.names[0], op.names[1])
+	case "delif":
+		return bridge.RemovePort(ctx, c, op.names[0], op.names[1])
+	case "show":
+		return bridgeShow(ctx, e, c, op.names)
+	case "showmacs":
+		return bridgeShowMACs(ctx, e, c, op.names[0])
+	case "set":
+		return bridge.Set(ctx, c, op.names[0], op.cfg)
+	}
+	return fmt.Errorf("internal error: bridge subcommand %q parsed but not run", op.sub)
 }
 
 // bridgeNSFlag repeats -n NAME for advice printed in error messages.
