@@ -206,3 +206,45 @@ func TestDHCPForegroundRelease(t *testing.T) {
 	}
 	t.Errorf("dnsmasq still lists %s after release", mac)
 }
+
+// TestDHCPInitRebootFromLeaseFile: a second --once with the same lease file
+// starts in INIT-REBOOT (no DISCOVER) and gets the same address from
+// dnsmasq.
+func TestDHCPInitRebootFromLeaseFile(t *testing.T) {
+	lab := testutil.NewDHCPLab(t, 1, false)
+	testutil.StartDnsmasq(t, lab)
+	ns := lab.Clients[0]
+	lf := filepath.Join(t.TempDir(), "eth0.lease")
+	code, out, errs := dhcpMain("-n", ns, "-j", "dhcp", "eth0", "--once", "--timeout", "10s", "--lease-file", lf)
+	if code != 0 {
+		t.Fatalf("first run: %d %s", code, errs)
+	}
+	if d := testutil.LinkDetail(t, ns, "eth0"); !slices.Contains(d.Flags, "UP") {
+		t.Errorf("eth0 was down and not brought up: %v", d.Flags)
+	}
+	var first struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(out), &first); err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		Address string `json:"address"`
+		Netns   string `json:"netns"`
+	}
+	b, err := os.ReadFile(lf)
+	if err != nil || json.Unmarshal(b, &saved) != nil || saved.Address != first.Address || saved.Netns != ns {
+		t.Fatalf("lease file %s: %v", b, err)
+	}
+	testutil.Cmd(t, "ip", "-n", ns, "addr", "flush", "dev", "eth0")
+	code, _, errs = dhcpMain("-n", ns, "dhcp", "eth0", "--once", "--timeout", "10s", "--lease-file", lf, "-v")
+	if code != 0 {
+		t.Fatalf("second run: %d %s", code, errs)
+	}
+	if !strings.Contains(errs, "INIT-REBOOT -> REBOOTING") || strings.Contains(errs, "SELECTING") {
+		t.Errorf("second run did not go through INIT-REBOOT alone:\n%s", errs)
+	}
+	if _, ok := testutil.IPv4Addrs(t, ns, "eth0")[first.Address+"/24"]; !ok {
+		t.Errorf("after reboot: %v, want %s/24", testutil.IPv4Addrs(t, ns, "eth0"), first.Address)
+	}
+}
