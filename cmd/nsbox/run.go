@@ -351,10 +351,11 @@ func spawnError(err error) error {
 		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
 	}
 	if se.Stage == nsclone.StageExec {
-		msg := fmt.Errorf("run: %s: %w", se.Object, se.Err)
+		msg := &runMsgError{msg: fmt.Sprintf("run: %s: %v", se.Object, se.Err), err: err}
 		switch {
 		case errors.Is(se.Err, unix.ENOENT):
-			return &exitError{code: exitNotFound, err: fmt.Errorf("run: %s: command not found (%w)", se.Object, se.Err)}
+			msg.msg = fmt.Sprintf("run: %s: command not found (%v)", se.Object, se.Err)
+			return &exitError{code: exitNotFound, err: msg}
 		case errors.Is(se.Err, unix.EACCES), errors.Is(se.Err, unix.ENOEXEC), errors.Is(se.Err, unix.EISDIR),
 			errors.Is(se.Err, unix.EPERM), errors.Is(se.Err, unix.ETXTBSY), errors.Is(se.Err, unix.ENOTDIR),
 			errors.Is(se.Err, unix.ELOOP), errors.Is(se.Err, unix.ENAMETOOLONG):
@@ -373,3 +374,13 @@ func spawnError(err error) error {
 	}
 	return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w%s", err, advice)}
 }
+
+// runMsgError is an error with a message of its own that still wraps its
+// cause (for errors.Is and errors.As).
+type runMsgError struct {
+	msg string
+	err error
+}
+
+func (e *runMsgError) Error() string { return e.msg }
+func (e *runMsgError) Unwrap() error { return e.err }

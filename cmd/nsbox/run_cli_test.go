@@ -180,6 +180,15 @@ func testRunCLI(t *testing.T, bin string) {
 		}
 	})
 
+	t.Run("clone EPERM advice", func(t *testing.T) {
+		// An ordinary user asking for namespaces without --user.
+		_, stderr, code := runNsbox(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, "run", "--pid", "--", "true")
+		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+		if code != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], "nsbox: run: nsclone: clone pid: operation not permitted (creating namespaces needs root") {
+			t.Errorf("unprivileged --pid: exit %d stderr %q; want 125 and the EPERM advice", code, stderr)
+		}
+	})
+
 	t.Run("netns", func(t *testing.T) {
 		name := testutil.NewNetns(t)
 		var st unix.Stat_t

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/nsclone"
 )
 
 func TestParseRunArgsDefaults(t *testing.T) {
@@ -164,4 +168,30 @@ func FuzzParseRunArgs(f *testing.F) {
 			t.Fatalf("%q: check is not idempotent: %v", args, err)
 		}
 	})
+}
+
+func TestSpawnErrorCodes(t *testing.T) {
+	cases := []struct {
+		err  error
+		code int
+		msg  string
+	}{
+		{&nsclone.SetupError{Stage: nsclone.StageExec, Object: "/x", Err: unix.ENOENT}, 127, "run: /x: command not found"},
+		{&nsclone.SetupError{Stage: nsclone.StageExec, Object: "/x", Err: unix.EACCES}, 126, "run: /x: permission denied"},
+		{&nsclone.SetupError{Stage: nsclone.StageExec, Object: "/x", Err: unix.ENOEXEC}, 126, "run: /x: exec format error"},
+		{&nsclone.SetupError{Stage: nsclone.StageExec, Object: "/x", Err: unix.E2BIG}, 125, "run: /x: argument list too long"},
+		{&nsclone.SetupError{Stage: nsclone.StageClone, Object: "pid", Err: unix.EPERM}, 125, "user namespaces are disabled"},
+		{&nsclone.SetupError{Stage: nsclone.StageClone, Object: "ipc", Err: unix.ENOSPC}, 125, "namespace limit reached, see /proc/sys/user/max_*_namespaces"},
+		{&nsclone.SetupError{Stage: nsclone.StageMountProc, Err: unix.EPERM}, 125, "mount /proc: operation not permitted"},
+		{errors.New("other"), 125, "run: other"},
+	}
+	for _, c := range cases {
+		err := spawnError(c.err)
+		if exitCodeOf(err) != c.code || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("spawnError(%v) = %q exit %d, want %d and %q", c.err, err, exitCodeOf(err), c.code, c.msg)
+		}
+		if !errors.Is(err, c.err) {
+			t.Errorf("spawnError(%v) does not wrap the cause", c.err)
+		}
+	}
 }
