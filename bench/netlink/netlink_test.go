@@ -209,6 +209,7 @@ func BenchmarkTopology(b *testing.B) {
 	b.Run("nsbox-batch", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -227,6 +228,7 @@ func BenchmarkTopology(b *testing.B) {
 	b.Run("ip-batch", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -254,6 +256,7 @@ func BenchmarkTopology(b *testing.B) {
 	b.Run("ip-batch-netns-exec", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -280,6 +283,7 @@ func BenchmarkTopology(b *testing.B) {
 	b.Run("ip-per-command", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -316,6 +320,7 @@ func BenchmarkTeardown(b *testing.B) {
 	b.Run("nsbox-netns-del", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		h, err := netns.Open(hubName)
 		if err != nil {
 			b.Fatal(err)
@@ -326,6 +331,7 @@ func BenchmarkTeardown(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -342,6 +348,7 @@ func BenchmarkTeardown(b *testing.B) {
 	b.Run("ip-link-del-each", func(b *testing.B) {
 		b.ReportAllocs()
 		hubName := hub(b)
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			names := spokes(b, n)
@@ -419,6 +426,7 @@ func BenchmarkNetnsAddDel(b *testing.B) {
 			b.ReportAllocs()
 			name := testutil.UniqueName("nsbad")
 			b.Cleanup(func() { deleteAll([]string{name}) })
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				add, del := impl.argv("add", name), impl.argv("del", name)
 				run(b, "", add[0], add[1:]...)
@@ -454,6 +462,7 @@ func BenchmarkNetnsAddDelBatch(b *testing.B) {
 				fmt.Fprintf(&s, "netns add %s\nnetns del %s\n", n, n)
 			}
 			script := s.String()
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				run(b, script, argv[0], argv[1:]...)
 			}
