@@ -46,7 +46,7 @@ func dhcpFlagSet(f *dhcpFlags) *pflag.FlagSet {
 	fs.BoolVar(&f.noRoute, "no-route", false, "install no routes (options 3 and 121)")
 	fs.BoolVar(&f.noDNS, "no-dns", false, "write no resolv.conf")
 	fs.BoolVar(&f.hostDNS, "host-dns", false, "without -n only: write the host's /etc/resolv.conf")
-	fs.DurationVar(&f.retry, "retry", 4*time.Second, "first retransmission delay (doubles up to 64s, RFC 2131)")
+	fs.DurationVar(&f.retry, "retry", time.Second, "first retransmission delay, doubled up to 64s with jitter (RFC 2131 says 4s)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every state change and rejected reply to stderr")
 	fs.BoolVarP(&f.help, "help", "h", false, "show this help")
 	return fs
@@ -117,6 +117,19 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 				_ = conn.SetDown(context.Background(), dev)
 			}
 		}()
+		// A DISCOVER sent before the carrier is up is lost and costs a
+		// whole retry delay: wait (up to 2 s) until the link runs.
+		for i := 0; i < 200; i++ {
+			l, lerr := conn.LinkByName(ctx, dev)
+			if lerr != nil || l.RawFlags&unix.IFF_RUNNING != 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("dhcp %s: interrupted", dev)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	}
 	pc, err := dhcpclient.Listen(ns, dev)
 	if err != nil {
@@ -125,6 +138,8 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 	applier := &dhcpclient.RtnlApplier{Conn: conn, Dev: dev, NoRoute: f.noRoute}
 	switch {
 	case f.noDNS:
+	case strings.Contains(e.netns, "/"):
+		// A namespace given by path has no /etc/netns/NAME: no DNS file.
 	case e.netns != "":
 		applier.ResolvConf = dhcpclient.ResolvConfPath(e.netns)
 	case f.hostDNS:
@@ -132,7 +147,7 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 	}
 	leaseFile := f.leaseFile
 	if leaseFile == "" {
-		leaseFile = dhcpclient.DefaultLeaseFile(e.netns, dev)
+		leaseFile = dhcpclient.DefaultLeaseFile(strings.ReplaceAll(e.netns, "/", "_"), dev)
 	}
 	opts := []dhcpclient.Option{
 		dhcpclient.WithApplier(applier), dhcpclient.WithLeaseFile(leaseFile),
@@ -200,10 +215,11 @@ func inNS(ns string) string {
 	return " in netns " + ns
 }
 
-// printLease writes the lease as JSON (-j) or as one line of text.
+// printLease writes the lease as JSON (-j: an array holding one object, as
+// every -j output of nsbox) or as one line of text.
 func printLease(e *env, l *dhcpclient.Lease) error {
 	if e.json {
-		b, err := json.Marshal(l)
+		b, err := json.Marshal([]*dhcpclient.Lease{l})
 		if err != nil {
 			return fmt.Errorf("dhcp %s: %w", l.Interface, err)
 		}

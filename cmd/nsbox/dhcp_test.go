@@ -117,7 +117,7 @@ func TestDHCPOnceJSONAgainstDhcpd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var l struct {
+	var ls []struct {
 		Address string   `json:"address"`
 		Prefix  int      `json:"prefix"`
 		Router  string   `json:"router"`
@@ -128,9 +128,10 @@ func TestDHCPOnceJSONAgainstDhcpd(t *testing.T) {
 		T2      int      `json:"t2"`
 		Expiry  string   `json:"expiry"`
 	}
-	if err := json.Unmarshal([]byte(out), &l); err != nil {
-		t.Fatalf("-j output %q: %v", out, err)
+	if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls) != 1 {
+		t.Fatalf("-j output %q: %v, want an array of one lease", out, err)
 	}
+	l := ls[0]
 	if !strings.HasPrefix(l.Address, lab.Prefix+".5") && !strings.HasPrefix(l.Address, lab.Prefix+".60") ||
 		l.Prefix != 24 || l.Router != lab.ServerIP || len(l.DNS) != 2 || l.Server != lab.ServerIP ||
 		l.Lease != 120 || l.T1 != 60 || l.T2 != 105 || l.Expiry == "" {
@@ -215,19 +216,20 @@ func TestDHCPInitRebootFromLeaseFile(t *testing.T) {
 	testutil.StartDnsmasq(t, lab)
 	ns := lab.Clients[0]
 	lf := filepath.Join(t.TempDir(), "eth0.lease")
-	code, out, errs := dhcpMain("-n", ns, "-j", "dhcp", "eth0", "--once", "--timeout", "10s", "--lease-file", lf)
+	code, out, errs := dhcpMain("-n", ns, "-j", "dhcp", "eth0", "--once", "--timeout", "10s", "--lease-file", lf, "--retry", "300ms")
 	if code != 0 {
 		t.Fatalf("first run: %d %s", code, errs)
 	}
 	if d := testutil.LinkDetail(t, ns, "eth0"); !slices.Contains(d.Flags, "UP") {
 		t.Errorf("eth0 was down and not brought up: %v", d.Flags)
 	}
-	var first struct {
+	var firsts []struct {
 		Address string `json:"address"`
 	}
-	if err := json.Unmarshal([]byte(out), &first); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal([]byte(out), &firsts); err != nil || len(firsts) != 1 {
+		t.Fatalf("-j output %q: %v", out, err)
 	}
+	first := firsts[0]
 	var saved struct {
 		Address string `json:"address"`
 		Netns   string `json:"netns"`
@@ -246,5 +248,29 @@ func TestDHCPInitRebootFromLeaseFile(t *testing.T) {
 	}
 	if _, ok := testutil.IPv4Addrs(t, ns, "eth0")[first.Address+"/24"]; !ok {
 		t.Errorf("after reboot: %v, want %s/24", testutil.IPv4Addrs(t, ns, "eth0"), first.Address)
+	}
+}
+
+// TestDHCPOnBridge: the walkthrough's `dhclient br0`: the client runs on a
+// bridge (inside the client namespace) whose port leads to the server.
+func TestDHCPOnBridge(t *testing.T) {
+	lab := testutil.NewDHCPLab(t, 1, true)
+	testutil.StartDnsmasq(t, lab)
+	ns := lab.Clients[0]
+	testutil.Cmd(t, "ip", "-n", ns, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "eth0", "master", "br0")
+	code, out, errs := dhcpMain("-n", ns, "dhcp", "br0", "--once", "--timeout", "10s", "--retry", "300ms",
+		"--lease-file", filepath.Join(t.TempDir(), "l"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	addrs := testutil.IPv4Addrs(t, ns, "br0")
+	if len(addrs) != 1 || !strings.HasPrefix(out, "br0: ") {
+		t.Errorf("br0 addresses %v, output %q", addrs, out)
+	}
+	for a := range addrs {
+		if !strings.Contains(out, a) {
+			t.Errorf("output %q does not name the configured %s", out, a)
+		}
 	}
 }

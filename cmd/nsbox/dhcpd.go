@@ -79,7 +79,7 @@ func runDHCPD(ctx context.Context, e *env, args []string) error {
 	if file == "" {
 		ns := "host"
 		if e.netns != "" {
-			ns = "netns-" + e.netns
+			ns = "netns-" + strings.ReplaceAll(e.netns, "/", "_")
 		}
 		file = filepath.Join(dhcpdLeaseDir, ns+"-"+dev+".leases")
 	}
