@@ -46,8 +46,11 @@
 //
 // # Namespaces and privileges
 //
-// Listen creates the packet socket (AF_PACKET, SOCK_DGRAM, ETH_P_IP) on a
-// locked OS thread inside the target namespace through netns.Do; the socket
+// Listen creates the packet socket (AF_PACKET, SOCK_DGRAM, ETH_P_IP, with a
+// classic BPF filter that passes only UDP to port 68, so the broadcasts of
+// other clients never reach user space) on a locked OS thread inside the
+// target namespace through netns.Do (nclient4 frames and unframes the UDP
+// datagrams); the socket
 // stays bound to that namespace's interface after the thread leaves, and no
 // Go thread is left in the namespace. Unicast REQUESTs and RELEASEs use a
 // short-lived UDP socket created the same way. All of this needs CAP_NET_RAW

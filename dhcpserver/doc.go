@@ -16,8 +16,15 @@
 // the reply, so tests drive it without sockets (over a socketpair or
 // directly) and the fuzzer feeds it arbitrary bytes. Serve runs it on a
 // net.PacketConn; ListenUDP opens that socket inside a network namespace.
-// Relayed requests (giaddr set) are answered to the relay. There is no
-// failover, no static host table and no DHCPv6.
+// Relayed requests (giaddr set) are answered to the relay; a client that
+// has no address and did not set the broadcast flag gets its OFFER and ACK
+// unicast to yiaddr at its hardware address (RFC 2131 4.1, as dnsmasq does:
+// the conn of ListenUDP seeds the neighbour entry with SIOCSARP), so that
+// hundreds of clients on one bridge do not flood each other; everything
+// else to a client without an address (NAK, broadcast flag set) is
+// broadcast. Leases are written on every change, without fsync (atomic by
+// rename, not durable across a power cut). There is no failover, no static
+// host table and no DHCPv6.
 //
 // # Privileges
 //
