@@ -3,12 +3,119 @@ package nsnet
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"time"
 
+	"github.com/nsbox/nsbox/dhcpclient"
 	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
 )
 
-// leaseDHCP obtains a lease inside child for a.ifName and keeps renewing it
-// until Close. (Filled in once dhcpclient lands.)
-func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, child *netns.Handle) error {
-	return errors.New("nsnet: dhcp: not implemented yet")
+// dhcpLease keeps a sandbox's lease renewed in the background.
+type dhcpLease struct {
+	client *dhcpclient.Client
+	conn   *rtnl.Conn
+	ns     *netns.Handle
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// leaseDHCP obtains a lease inside child for a.ifName within c.DHCPTimeout,
+// applies it, and keeps renewing it until Close. No lease file is written:
+// the lease lives and dies with the sandbox.
+func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Handle) error {
+	// The client keeps using the namespace (unicast renewals and the
+	// release enter it), so it gets a handle of its own.
+	child, err := netns.Open(fmt.Sprintf("/proc/self/fd/%d", parent.Fd()))
+	if err != nil {
+		return fmt.Errorf("nsnet: dhcp: %w", err)
+	}
+	in, err := rtnl.Dial(child)
+	if err != nil {
+		child.Close()
+		return fmt.Errorf("nsnet: dhcp: dial: %w", err)
+	}
+	link, err := in.LinkByName(ctx, a.ifName)
+	if err != nil {
+		in.Close()
+		child.Close()
+		return fmt.Errorf("nsnet: dhcp: %w", err)
+	}
+	pc, err := dhcpclient.Listen(child, a.ifName)
+	if err != nil {
+		in.Close()
+		child.Close()
+		return fmt.Errorf("nsnet: dhcp: %w", err)
+	}
+	logf := c.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	opts := []dhcpclient.Option{
+		dhcpclient.WithApplier(&dhcpclient.RtnlApplier{Conn: in, Dev: a.ifName}),
+		dhcpclient.WithLogf(logf),
+		// A sandbox's link is up at once and the server is on the same
+		// bridge: retry fast instead of RFC 2131's 4 s first wait.
+		dhcpclient.WithFirstRetry(250 * time.Millisecond),
+	}
+	if c.Hostname != "" {
+		opts = append(opts, dhcpclient.WithHostname(c.Hostname))
+	}
+	cl, err := dhcpclient.New(a.ifName, link.HardwareAddr, pc, opts...)
+	if err != nil {
+		pc.Close()
+		in.Close()
+		child.Close()
+		return fmt.Errorf("nsnet: dhcp: %w", err)
+	}
+	timeout := c.DHCPTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	lease, err := cl.Acquire(actx)
+	cancel()
+	if err != nil {
+		cl.Close()
+		in.Close()
+		child.Close()
+		if errors.Is(err, dhcpclient.ErrNoOffer) {
+			return fmt.Errorf("nsnet: dhcp %s: no offer in %s", a.ifName, timeout)
+		}
+		return fmt.Errorf("nsnet: dhcp %s: %w", a.ifName, err)
+	}
+	a.Addr, a.Gateway = lease.Addr, lease.Router
+	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &dhcpLease{client: cl, conn: in, ns: child, cancel: rcancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		if err := cl.Run(rctx); err != nil {
+			logf("nsnet: dhcp %s: %v", a.ifName, err)
+		}
+	}()
+	a.lease = l
+	return nil
+}
+
+// close stops renewing and releases the lease, so the server can hand the
+// address out again at once.
+func (l *dhcpLease) close(ctx context.Context) error {
+	var err error
+	l.once.Do(func() {
+		l.cancel()
+		<-l.done
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if rerr := l.client.Release(rctx); rerr != nil && !errors.Is(rerr, dhcpclient.ErrNoLeaseHeld) {
+			err = fmt.Errorf("nsnet: dhcp release: %w", rerr)
+		}
+		if cerr := l.client.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		l.conn.Close()
+		l.ns.Close()
+	})
+	return err
 }

@@ -1,0 +1,82 @@
+package nsnet
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/dhcpserver"
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/netns"
+)
+
+// serve runs nsbox's embedded DHCP server on br0 of the lab namespace.
+func serve(t *testing.T, labName string) *dhcpserver.Server {
+	t.Helper()
+	h, err := netns.Open(labName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	srv, err := dhcpserver.New(netip.MustParsePrefix("10.77.0.1/24"),
+		netip.MustParseAddr("10.77.0.100"), netip.MustParseAddr("10.77.0.150"),
+		dhcpserver.WithRouter(netip.MustParseAddr("10.77.0.1")), dhcpserver.WithLeaseTime(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := dhcpserver.ListenUDP(h, "br0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return srv
+}
+
+func TestDHCPLeaseSeenByFirstInstructionAndReleased(t *testing.T) {
+	testutil.RequirePriv(t)
+	name, h := lab(t)
+	srv := serve(t, name)
+	c := &Config{Bridge: "br0", BridgeNS: h, DHCP: true, DHCPTimeout: 10 * time.Second}
+	out, att := spawn(t, c, "ip -4 -o addr show dev eth0; ip route show default")
+	if !strings.Contains(out, "inet 10.77.0.1") || !strings.Contains(out, "/24") {
+		t.Errorf("payload did not see a leased 10.77.0.x/24 address: %q", out)
+	}
+	if !strings.Contains(out, "default via 10.77.0.1 dev eth0") {
+		t.Errorf("payload did not see the router as default route: %q", out)
+	}
+	if att.Addr.Addr().String() == "" || !strings.Contains(out, att.Addr.Addr().String()) {
+		t.Errorf("attachment address %s is not what the payload saw: %q", att.Addr, out)
+	}
+	// The server holds the lease until the attachment releases it.
+	held := func() int {
+		n := 0
+		for _, l := range srv.Leases() {
+			if l.Addr == att.Addr.Addr() && !l.Offered && time.Now().Before(l.Expiry) {
+				n++
+			}
+		}
+		return n
+	}
+	if held() != 1 {
+		t.Errorf("server does not hold the lease of %s: %+v", att.Addr, srv.Leases())
+	}
+	if err := att.Close(context.Background()); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for i := 0; i < 100 && held() != 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if held() != 0 {
+		t.Errorf("lease of %s still held after Close: %+v", att.Addr, srv.Leases())
+	}
+}
