@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -162,6 +163,10 @@ var errNoSuchNS = fmt.Errorf("no such namespace: %w", unix.ENOENT)
 // onto it. On failure nothing is left behind. An existing name fails with
 // an error wrapping unix.EEXIST and is left untouched.
 func Add(ctx context.Context, name string) error {
+	return add(ctx, name, newNSOnto)
+}
+
+func add(ctx context.Context, name string, create func(path string) error) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -177,7 +182,7 @@ func Add(ctx context.Context, name string) error {
 		return &Error{Op: "add", Object: name, Err: err}
 	}
 	unix.Close(fd)
-	if err := newNSOnto(path); err != nil {
+	if err := create(path); err != nil {
 		_ = unix.Unlink(path)
 		return &Error{Op: "add", Object: name, Err: err}
 	}
@@ -230,16 +235,94 @@ func prepareRunDir() error {
 // thread, so the Go runtime terminates the thread when it returns: no other
 // goroutine ever runs in the new namespace.
 func newNSOnto(path string) error {
-	return onThrowawayThread(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare net: %w", err)
+	return onThrowawayThread(func() error { return createOnThisThread(path) })
+}
+
+// createOnThisThread moves the calling (locked, dedicated) thread into a
+// new network namespace and bind-mounts that namespace onto path.
+func createOnThisThread(path string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("unshare net: %w", err)
+	}
+	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("mount --bind %s %s: %w", src, path, err)
+	}
+	return nil
+}
+
+// Creator adds many named namespaces on one dedicated OS thread: a
+// goroutine locked to it for its whole life, that runs nothing else and is
+// never unlocked, so the thread is thrown away when the Creator is closed.
+// It saves Add's thread creation per namespace (a batch of adds). The
+// namespace made last stays referenced by that thread until the next Add
+// or Close, so a namespace deleted meanwhile is freed only then. A Creator
+// is safe for use by several goroutines; Close it when done.
+type Creator struct {
+	reqs chan creatorReq
+	quit chan struct{}
+	once sync.Once
+}
+
+type creatorReq struct {
+	path  string
+	reply chan error
+}
+
+// NewCreator starts a Creator's thread.
+func NewCreator() *Creator {
+	c := &Creator{reqs: make(chan creatorReq), quit: make(chan struct{})}
+	// Holding the caller's thread (often the main one) keeps the server
+	// off it while it starts.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	started := make(chan struct{})
+	go c.serve(started)
+	<-started
+	return c
+}
+
+func (c *Creator) serve(started chan struct{}) {
+	runtime.LockOSThread() // never unlocked: the thread dies with this goroutine
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread would be parked, not thrown away: move to a
+		// goroutine on another thread while we hold this one, then free it.
+		inner := make(chan struct{})
+		go c.serve(inner)
+		<-inner
+		runtime.UnlockOSThread()
+		close(started)
+		return
+	}
+	close(started)
+	for {
+		select {
+		case r := <-c.reqs:
+			r.reply <- createOnThisThread(r.path)
+		case <-c.quit:
+			return
 		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("mount --bind %s %s: %w", src, path, err)
+	}
+}
+
+// Add creates the named namespace as the package-level Add does, on the
+// Creator's thread.
+func (c *Creator) Add(ctx context.Context, name string) error {
+	return add(ctx, name, func(path string) error {
+		r := creatorReq{path: path, reply: make(chan error, 1)}
+		select {
+		case c.reqs <- r:
+		case <-c.quit:
+			return errors.New("creator closed")
 		}
-		return nil
+		return <-r.reply
 	})
+}
+
+// Close ends the Creator; its thread is terminated.
+func (c *Creator) Close() error {
+	c.once.Do(func() { close(c.quit) })
+	return nil
 }
 
 // onThrowawayThread runs fn on a goroutine locked to an OS thread that is

@@ -349,3 +349,57 @@ func TestExec(t *testing.T) {
 		t.Errorf("Exec in a missing namespace = %v, want ENOENT", err)
 	}
 }
+
+// TestCreator: namespaces made on the Creator's thread are distinct, real
+// and seen by ip; once the Creator is closed no thread of the process is in
+// a foreign namespace.
+func TestCreator(t *testing.T) {
+	testutil.RequirePriv(t)
+	self, _ := statNS("/proc/self/ns/net")
+	c := NewCreator()
+	defer c.Close()
+	seen := map[nsID]string{}
+	for i := 0; i < 5; i++ {
+		name := testutil.UniqueName("nsbcr")
+		if err := c.Add(ctx(t), name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { Delete(context.Background(), name) })
+		id, err := statNS(filepath.Join(RunDir, name))
+		if err != nil || id == self {
+			t.Fatalf("%s: %v, %v", name, id, err)
+		}
+		if other, dup := seen[id]; dup {
+			t.Fatalf("%s and %s are the same namespace", name, other)
+		}
+		seen[id] = name
+		if out := testutil.Cmd(t, "ip", "netns", "exec", name, "ip", "-o", "link"); !strings.Contains(out, "lo:") {
+			t.Errorf("ip netns exec %s: %q", name, out)
+		}
+		if err := c.Add(ctx(t), name); !errors.Is(err, unix.EEXIST) {
+			t.Errorf("second Add of %s = %v", name, err)
+		}
+	}
+	c.Close()
+	if err := c.Add(ctx(t), testutil.UniqueName("nsbcr")); err == nil {
+		t.Errorf("Add after Close succeeded")
+	}
+	var foreign []string
+	for try := 0; try < 100; try++ {
+		foreign = foreign[:0]
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			id, err := statNS("/proc/self/task/" + task.Name() + "/ns/net")
+			if err == nil && id != self {
+				foreign = append(foreign, task.Name())
+			}
+		}
+		if len(foreign) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(foreign) != 0 {
+		t.Errorf("threads left in a foreign namespace after Close: %v", foreign)
+	}
+}

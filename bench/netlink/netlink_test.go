@@ -199,7 +199,7 @@ func topologySize() int {
 	if full() {
 		return 200
 	}
-	return 20
+	return 10
 }
 
 // BenchmarkTopology builds N namespaces each joined to the hub by a veth,
@@ -366,7 +366,7 @@ func BenchmarkTeardown(b *testing.B) {
 // namespace, with one batch. ns/object must stay flat from the small N to
 // the large one: every line is a lookup by name, never a dump.
 func BenchmarkPerObject(b *testing.B) {
-	sizes := []int{20, 200}
+	sizes := []int{10, 100}
 	if full() {
 		sizes = []int{100, 1000}
 	}

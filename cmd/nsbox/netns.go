@@ -41,7 +41,11 @@ func runNetns(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := netns.Add(ctx, name); err != nil {
+		cr, err := e.nsCreator()
+		if err != nil {
+			return err
+		}
+		if err := cr.Add(ctx, name); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("netns add %s: namespace already exists", name)
 			}
@@ -76,6 +80,20 @@ func runNetns(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usagef("netns: unknown subcommand %q (add, del, list, exec, identify, pids)", sub)
+}
+
+// nsCreator returns the namespace creator shared by the lines of a batch:
+// one dedicated thread makes every namespace of the invocation.
+func (e *env) nsCreator() (*netns.Creator, error) {
+	r, err := e.cached("netns:creator", func() (io.Closer, error) { return netns.NewCreator(), nil })
+	if err != nil {
+		return nil, err
+	}
+	c, ok := r.(*netns.Creator)
+	if !ok {
+		return nil, fmt.Errorf("internal error: resource netns:creator is a %T", r)
+	}
+	return c, nil
 }
 
 // nsNameArg takes a single valid namespace name.
