@@ -6,6 +6,9 @@
 //     namespaces: `nsbox dhcp --once` vs `busybox udhcpc -q` vs `dhclient -1`
 //     (the peers' scripts add the address with ip, as their stock scripts
 //     would; dhcpcd is not installed on Debian 12 here, so it is left out).
+//   - BenchmarkLeaseAcquisitionInProcess: the same lease taken by the
+//     dhcpclient library in this process (socket, exchange, rtnl apply),
+//     which shows what is protocol and what is process start-up.
 //   - BenchmarkLeaseMany: N client namespaces on one bridge lease at once
 //     from nsbox's embedded server (dhcpserver in this process): N `nsbox
 //     dhcp --once` processes vs N udhcpc processes. N is 200 with
@@ -169,6 +172,62 @@ func BenchmarkLeaseAcquisition(b *testing.B) {
 			}
 		})
 	}
+}
+
+func BenchmarkLeaseAcquisitionInProcess(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "dnsmasq")
+	server, client, prefix := vethPair(b)
+	dir := b.TempDir()
+	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
+		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
+		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
+		"--no-ping")
+	testutil.WaitUDPListen(b, server, 67, dm)
+	h, err := netns.Open(client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	rc, err := rtnl.Dial(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rc.Close()
+	link, err := rc.LinkByName(context.Background(), "eth0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("nsbox", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			run(b, "ip", "-n", client, "addr", "flush", "dev", "eth0")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			b.StartTimer()
+			pc, err := dhcpclient.Listen(h, "eth0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, err := dhcpclient.New("eth0", link.HardwareAddr, pc,
+				dhcpclient.WithApplier(&dhcpclient.RtnlApplier{Conn: rc, Dev: "eth0"}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, err = c.Acquire(ctx)
+			b.StopTimer()
+			cancel()
+			c.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !hasAddr(b, client) {
+				b.Fatal("no address configured")
+			}
+			b.StartTimer()
+		}
+	})
 }
 
 // serveEmbedded runs dhcpserver on the lab bridge until b ends.
