@@ -195,13 +195,15 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 	if f.once {
 		return nil
 	}
-	if err := cl.Run(ctx); err != nil {
+	// SIGINT/SIGTERM end Run; a lease lost meanwhile (the client is
+	// looking for a new one) is a normal stop too.
+	if err := cl.Run(ctx); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
 	if f.release {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := cl.Release(rctx); err != nil {
+		if err := cl.Release(rctx); err != nil && !errors.Is(err, dhcpclient.ErrNoLeaseHeld) {
 			return fmt.Errorf("dhcp %s: %w", dev, err)
 		}
 	}
