@@ -449,3 +449,21 @@ func TestSession(t *testing.T) {
 		t.Errorf("v3: %+v", d)
 	}
 }
+
+// TestCanceledContext checks that a done context stops an operation before
+// it changes anything.
+func TestCanceledContext(t *testing.T) {
+	ns := testutil.NewNetns(t)
+	c := dial(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := bridge.Add(ctx, c, "br0", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Add with a canceled context: %v", err)
+	}
+	if d := testutil.LinkDetail(t, ns, "br0"); d != nil {
+		t.Errorf("Add with a canceled context created br0")
+	}
+	if _, err := bridge.List(ctx, c); !errors.Is(err, context.Canceled) {
+		t.Errorf("List with a canceled context: %v", err)
+	}
+}
