@@ -95,7 +95,7 @@ type Bridge struct {
 	ID           ID   // bridge id: priority and MAC, "8000.aabbccddeeff"
 	RootID       ID   // the root bridge's id (ID itself when this bridge is root)
 	STP          bool // spanning tree is on (kernel or user-space STP)
-	STPState     uint32
+	STPState     uint32 // IFLA_BR_STP_STATE: 0 off, 1 kernel STP, 2 user-space STP
 	ForwardDelay time.Duration
 	HelloTime    time.Duration
 	MaxAge       time.Duration
@@ -681,8 +681,8 @@ func SetSTP(ctx context.Context, c *rtnl.Conn, name string, on bool) error {
 	return Set(ctx, c, name, &Config{STP: &on})
 }
 
-// Get returns bridge name and its ports: one RTM_GETLINK and one dump of its
-// ports (filtered by master in the kernel), whatever the number of ports.
+// Get returns bridge name and its ports: one RTM_GETLINK for the bridge and
+// one AF_BRIDGE dump of the ports, joined by index, whatever their number.
 func Get(ctx context.Context, c *rtnl.Conn, name string) (Bridge, error) {
 	fail := func(err error) error { return &Error{Op: "show", Object: name, Err: err} }
 	if err := validateNames(name); err != nil {
@@ -703,8 +703,9 @@ func Get(ctx context.Context, c *rtnl.Conn, name string) (Bridge, error) {
 	return assemble(b, ports), nil
 }
 
-// List returns every bridge of the namespace with its ports, sorted by name,
-// from a single link dump joined by index.
+// List returns every bridge of the namespace with its ports, sorted by name:
+// one dump of the bridges (filtered by kind in the kernel) and one AF_BRIDGE
+// dump of all ports, joined by index.
 func List(ctx context.Context, c *rtnl.Conn) ([]Bridge, error) {
 	fail := func(err error) error { return &Error{Op: "list", Err: err} }
 	nc, err := conn(c)
