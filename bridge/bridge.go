@@ -91,10 +91,10 @@ type Bridge struct {
 	Index        int
 	Name         string
 	HardwareAddr net.HardwareAddr
-	Up           bool // IFF_UP is set
-	ID           ID   // bridge id: priority and MAC, "8000.aabbccddeeff"
-	RootID       ID   // the root bridge's id (ID itself when this bridge is root)
-	STP          bool // spanning tree is on (kernel or user-space STP)
+	Up           bool   // IFF_UP is set
+	ID           ID     // bridge id: priority and MAC, "8000.aabbccddeeff"
+	RootID       ID     // the root bridge's id (ID itself when this bridge is root)
+	STP          bool   // spanning tree is on (kernel or user-space STP)
 	STPState     uint32 // IFLA_BR_STP_STATE: 0 off, 1 kernel STP, 2 user-space STP
 	ForwardDelay time.Duration
 	HelloTime    time.Duration
