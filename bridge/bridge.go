@@ -514,9 +514,10 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 
 // AddPort makes dev a port of bridge br, like brctl addif. It checks first,
 // and changes nothing when: br or dev does not exist (ErrNoDevice), br is
-// not a bridge (ErrNotBridge), dev is br or another bridge (ErrLoop), or dev
-// already has a master (ErrInUse, naming the bridge it belongs to). The
-// kernel would otherwise silently move a port from one bridge to another.
+// not a bridge (ErrNotBridge), dev is br or another bridge (ErrLoop), dev is
+// a loopback or not Ethernet (ErrNotEthernet), or dev already has a master
+// (ErrInUse, naming the bridge it belongs to). The kernel would otherwise
+// silently move a port from one bridge to another.
 func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 	return addPort(ctx, c, nil, br, dev)
 }
@@ -588,6 +589,12 @@ func addPort(ctx context.Context, c *rtnl.Conn, cache map[string]uint32, br, dev
 		}
 		if d.kind == "bridge" {
 			return fail(detailf(ErrLoop, dev+" is a bridge itself; bridges cannot be ports of bridges"))
+		}
+		if d.flags&unix.IFF_LOOPBACK != 0 {
+			return fail(detailf(ErrNotEthernet, dev+" is a loopback device; it cannot be a bridge port"))
+		}
+		if d.hwType != unix.ARPHRD_ETHER {
+			return fail(detailf(ErrNotEthernet, fmt.Sprintf("%s is not an Ethernet device (link type %d); it cannot be a bridge port", dev, d.hwType)))
 		}
 		if d.master != 0 {
 			if d.master == bidx {

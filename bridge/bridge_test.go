@@ -212,6 +212,7 @@ func TestPorts(t *testing.T) {
 		{"br0", "nosuch0", bridge.ErrNoDevice, "device nosuch0 does not exist"},
 		{"nobr0", "w1", bridge.ErrNoDevice, "bridge nobr0 does not exist"},
 		{"w1", "pw1", bridge.ErrNotBridge, "w1 is not a bridge (it is a veth)"},
+		{"br0", "lo", bridge.ErrNotEthernet, "lo is a loopback device"},
 	} {
 		err := bridge.AddPort(ctx, c, tc.br, tc.dev)
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {

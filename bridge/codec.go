@@ -96,6 +96,7 @@ type portAttrs struct {
 
 // linkMsg is the part of an RTM_NEWLINK message that bridge needs.
 type linkMsg struct {
+	hwType    uint16 // ifi_type: ARPHRD_ETHER, ARPHRD_LOOPBACK, ...
 	index     uint32
 	flags     uint32 // IFF_*
 	name      string
@@ -116,6 +117,7 @@ func decodeLink(b []byte) (linkMsg, error) {
 	if len(b) < sizeofIfInfomsg {
 		return m, fmt.Errorf("decode link: %w", errShort)
 	}
+	m.hwType = binary.NativeEndian.Uint16(b[2:4])
 	m.index = uint32(int32(binary.NativeEndian.Uint32(b[4:8])))
 	m.flags = binary.NativeEndian.Uint32(b[8:12])
 	ad, err := netlink.NewAttributeDecoder(b[sizeofIfInfomsg:])

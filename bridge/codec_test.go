@@ -125,6 +125,9 @@ func TestDecodeLinkCapturedPort(t *testing.T) {
 	if m.br != nil {
 		t.Errorf("a port decoded with bridge attributes")
 	}
+	if m.hwType != unix.ARPHRD_ETHER {
+		t.Errorf("ifi_type %d, want ARPHRD_ETHER", m.hwType)
+	}
 	if m.port == nil {
 		t.Fatal("no port attributes")
 	}

@@ -44,6 +44,9 @@ var (
 	// ErrLoop: the device is the bridge itself, or another bridge; the kernel
 	// does not nest bridges.
 	ErrLoop = &sentinel{"a bridge cannot be its own port or a port of another bridge", unix.ELOOP}
+	// ErrNotEthernet: the device cannot be a bridge port: a loopback or a
+	// device that does not carry Ethernet frames (tun, ipip...).
+	ErrNotEthernet = &sentinel{"not an Ethernet device", unix.EINVAL}
 	// ErrBusy: the bridge is up or still has ports and Delete was not forced.
 	ErrBusy = &sentinel{"bridge is busy", unix.EBUSY}
 )
