@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsbox/nsbox/internal/testutil"
 )
@@ -256,4 +259,33 @@ func TestBatch(t *testing.T) {
 		t.Fatalf("batch from stdin: exit %d: %s", code, errs)
 	}
 	nlOK(t, "netns", "del", sub)
+}
+
+// TestLinkNetnsByPathAndPid: `netns NS` takes a name, a path or a pid.
+func TestLinkNetnsByPathAndPid(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns := testutil.NewNetns(t)
+	byPath := testutil.NewNetns(t)
+	byPid := testutil.NewNetns(t)
+	sleeper := exec.Command("ip", "netns", "exec", byPid, "sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	pid := strconv.Itoa(sleeper.Process.Pid)
+	for i := 0; i < 100; i++ { // until ip has entered the namespace
+		if out, _ := testutil.CmdErr("ip", "netns", "identify", pid); strings.TrimSpace(out) == byPid {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nlOK(t, "-n", ns, "link", "add", "pa", "type", "veth", "peer", "name", "pb", "netns", "/run/netns/"+byPath)
+	nlOK(t, "-n", ns, "link", "add", "qa", "type", "veth", "peer", "name", "qb")
+	nlOK(t, "-n", ns, "link", "set", "qb", "netns", pid)
+	if names := nlLinkNames(t, byPath); !reflect.DeepEqual(names, []string{"lo", "pb"}) {
+		t.Errorf("%s holds %v, want lo and pb", byPath, names)
+	}
+	if names := nlLinkNames(t, byPid); !reflect.DeepEqual(names, []string{"lo", "qb"}) {
+		t.Errorf("%s (pid %s) holds %v, want lo and qb", byPid, pid, names)
+	}
 }
