@@ -124,6 +124,7 @@ func TestBridgeCLIBadInput(t *testing.T) {
 		{[]string{"addif", "br0", "br0"}, 1, "cannot add bridge br0 to itself"},
 		{[]string{"addif", "br0", "br1"}, 1, "br1 is a bridge itself"},
 		{[]string{"addif", "br0", "nosuch"}, 1, "device nosuch does not exist"},
+		{[]string{"addif", "br0", "lo"}, 1, "lo is a loopback device; it cannot be a bridge port"},
 		{[]string{"addif", "nobr", "p1"}, 1, "bridge nobr does not exist"},
 		{[]string{"addif", "p1", "br0"}, 1, "p1 is not a bridge"},
 		{[]string{"delif", "br0", "v1"}, 1, "v1 is not a port of br0"},
