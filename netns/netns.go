@@ -384,6 +384,9 @@ func Delete(ctx context.Context, name string) error {
 		return &Error{Op: "delete", Object: name, Err: fmt.Errorf("umount: %w", err)}
 	}
 	if err := unix.Unlink(path); err != nil {
+		if err == unix.EBUSY {
+			return &Error{Op: "delete", Object: name, Err: fmt.Errorf("unlink: %w (still mounted in another mount namespace?)", err)}
+		}
 		return &Error{Op: "delete", Object: name, Err: fmt.Errorf("unlink: %w", err)}
 	}
 	return nil
