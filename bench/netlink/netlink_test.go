@@ -366,7 +366,7 @@ func BenchmarkTeardown(b *testing.B) {
 // namespace, with one batch. ns/object must stay flat from the small N to
 // the large one: every line is a lookup by name, never a dump.
 func BenchmarkPerObject(b *testing.B) {
-	sizes := []int{10, 100}
+	sizes := []int{10, 50}
 	if full() {
 		sizes = []int{100, 1000}
 	}
@@ -439,7 +439,7 @@ func BenchmarkNetnsAddDel(b *testing.B) {
 // BenchmarkNetnsAddDelBatch creates and deletes K named namespaces in one
 // process: nsbox -b against ip -batch with the same lines (ns/op is per K).
 func BenchmarkNetnsAddDelBatch(b *testing.B) {
-	const k = 20
+	const k = 10
 	for _, impl := range []struct {
 		name string
 		argv []string
