@@ -469,3 +469,34 @@ func BenchmarkNetnsAddDelBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNetnsAddDelLibrary: the Go API (netns.Add + Delete in this
+// process) against one ip process per call, for programs that embed nsbox.
+func BenchmarkNetnsAddDelLibrary(b *testing.B) {
+	b.Run("nsbox-lib", func(b *testing.B) {
+		testutil.RequirePriv(b)
+		b.ReportAllocs()
+		name := testutil.UniqueName("nsbal")
+		b.Cleanup(func() { deleteAll([]string{name}) })
+		ctx := context.Background()
+		for i := 0; i < b.N; i++ {
+			if err := netns.Add(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+			if err := netns.Delete(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ip", func(b *testing.B) {
+		testutil.RequirePriv(b)
+		testutil.RequireTool(b, "ip")
+		b.ReportAllocs()
+		name := testutil.UniqueName("nsbal")
+		b.Cleanup(func() { deleteAll([]string{name}) })
+		for i := 0; i < b.N; i++ {
+			run(b, "", "ip", "netns", "add", name)
+			run(b, "", "ip", "netns", "del", name)
+		}
+	})
+}
