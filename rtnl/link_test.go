@@ -225,3 +225,32 @@ func TestAddDummy(t *testing.T) {
 		t.Errorf("dum0 kind %q", l.LinkInfo.InfoKind)
 	}
 }
+
+// TestNetlinkEscapeHatch: Netlink() is a working rtnetlink connection in
+// the same namespace as the Conn (bridge/ builds on it).
+func TestNetlinkEscapeHatch(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns, _, c := testConn(t)
+	if err := c.AddBridge(testCtx(t), "brx0"); err != nil {
+		t.Fatal(err)
+	}
+	rt := c.Netlink()
+	if rt == nil || c.Netlink() != rt {
+		t.Fatalf("Netlink() = %v, want one connection", rt)
+	}
+	msgs, err := rt.Link.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range msgs {
+		names = append(names, m.Attributes.Name)
+	}
+	var want []string
+	for _, l := range ipLinks(t, ns) {
+		want = append(want, l.Ifname)
+	}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("Netlink().Link.List() = %v; ip shows %v", names, want)
+	}
+}
