@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,11 @@ func needBinary(b *testing.B) {
 			return
 		}
 		nsboxBin = filepath.Join(buildDir, "nsbox")
-		out, err := exec.Command("go", "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		out, err := exec.Command(goTool, "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build nsbox: %v: %s", err, out)
 		}
