@@ -468,14 +468,14 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				ns := lab.Clients[0]
 				var p *testutil.Proc
 				if impl == "nsbox" {
-					p = testutil.StartProc(b, nsboxBin, "-n", ns, "dhcp", "eth0", "--no-dns", "--lease-file", filepath.Join(dir, "l"))
+					p = testutil.StartProc(b, nsboxBin, "-n", ns, "dhcp", "eth0", "--no-dns", "--retry", "200ms", "--lease-file", filepath.Join(dir, "l"))
 				} else {
 					p = testutil.StartProc(b, "ip", "netns", "exec", ns, "dhclient", "-d", "-1", "-sf", addScript(b, dir),
 						"-lf", filepath.Join(dir, "l"), "-pf", filepath.Join(dir, "pid"), "eth0")
 				}
 				b.StartTimer()
 				ok := false
-				for j := 0; j < 400 && !ok; j++ {
+				for j := 0; j < 1500 && !ok; j++ {
 					ok = len(testutil.IPv4Addrs(b, ns, "eth0")) == 1
 					if !ok {
 						time.Sleep(10 * time.Millisecond)
@@ -483,7 +483,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				}
 				b.StopTimer()
 				if !ok {
-					b.Fatalf("%s: no lease within 4s: %s", impl, p.Stderr.String())
+					b.Fatalf("%s: no lease within 15s: %s", impl, p.Stderr.String())
 				}
 				time.Sleep(200 * time.Millisecond) // settle into BOUND
 				kib, err := rssKiB(p.Cmd.Process.Pid)

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,7 +75,42 @@ func NewDHCPLab(t testing.TB, n int, up bool) *DHCPLab {
 			t.Fatalf("lab client %d: %v", i, err)
 		}
 	}
+	if up {
+		lab.WaitForwarding(t)
+	}
 	return lab
+}
+
+// WaitForwarding waits (up to 5 s) until every port of the lab bridge is in
+// the forwarding state (bridge -j link), so that a client's first DISCOVER
+// is not lost to a port that is still coming up.
+func (lab *DHCPLab) WaitForwarding(t testing.TB) {
+	t.Helper()
+	var ports []struct {
+		Ifname string `json:"ifname"`
+		State  string `json:"state"`
+	}
+	for i := 0; i < 100; i++ {
+		out, err := CmdErr("bridge", "-n", lab.ServerNS, "-j", "link", "show")
+		if err != nil {
+			t.Fatalf("bridge -n %s -j link show: %v", lab.ServerNS, err)
+		}
+		ports = ports[:0]
+		if err := json.Unmarshal([]byte(out), &ports); err != nil {
+			t.Fatalf("bridge -j link show: %q: %v", out, err)
+		}
+		ready := 0
+		for _, p := range ports {
+			if p.State == "forwarding" {
+				ready++
+			}
+		}
+		if ready == len(lab.Clients) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("lab bridge ports not all forwarding after 5s: %+v", ports)
 }
 
 func (lab *DHCPLab) addClient(i int, up bool) error {
