@@ -52,35 +52,48 @@ func dhcpFlagSet(f *dhcpFlags) *pflag.FlagSet {
 	return fs
 }
 
-func runDHCP(ctx context.Context, e *env, args []string) (err error) {
-	var f dhcpFlags
-	fs := dhcpFlagSet(&f)
+// parseDHCPArgs checks the arguments of nsbox dhcp (netnsName is -n's) and
+// returns the flags and the device; every error is a usage error. It
+// touches nothing, so it is fuzzed.
+func parseDHCPArgs(netnsName string, args []string) (f dhcpFlags, dev string, fs *pflag.FlagSet, err error) {
+	fs = dhcpFlagSet(&f)
 	if err := fs.Parse(args); err != nil {
-		return usagef("dhcp: %v", err)
+		return f, "", fs, usagef("dhcp: %s", printable(err.Error()))
+	}
+	if f.help {
+		return f, "", fs, nil
+	}
+	if fs.NArg() != 1 {
+		return f, "", fs, usagef("dhcp: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpUsage, "\n", 2)[0])
+	}
+	dev = fs.Arg(0)
+	if err := rtnl.ValidateLinkName(dev); err != nil {
+		return f, "", fs, usagef("dhcp: device %q: %v", dev, err)
+	}
+	switch {
+	case f.hostDNS && netnsName != "":
+		return f, "", fs, usagef("dhcp %s: --host-dns is for the host namespace only (with -n the DNS goes to /etc/netns/%s/resolv.conf)", dev, netnsName)
+	case f.hostDNS && f.noDNS:
+		return f, "", fs, usagef("dhcp %s: --host-dns and --no-dns contradict each other", dev)
+	case f.timeout < 0 || f.retry <= 0:
+		return f, "", fs, usagef("dhcp %s: --timeout and --retry must be positive", dev)
+	case f.release && f.once:
+		return f, "", fs, usagef("dhcp %s: --release applies to the foreground client, not --once", dev)
+	}
+	if f.once && f.timeout == 0 {
+		f.timeout = 30 * time.Second
+	}
+	return f, dev, fs, nil
+}
+
+func runDHCP(ctx context.Context, e *env, args []string) (err error) {
+	f, dev, fs, err := parseDHCPArgs(e.netns, args)
+	if err != nil {
+		return err
 	}
 	if f.help {
 		fmt.Fprintf(e.stdout, "usage: nsbox [-n NAME] [-j] %s\n\n%s", dhcpUsage, fs.FlagUsages())
 		return nil
-	}
-	if fs.NArg() != 1 {
-		return usagef("dhcp: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpUsage, "\n", 2)[0])
-	}
-	dev := fs.Arg(0)
-	if err := rtnl.ValidateLinkName(dev); err != nil {
-		return usagef("dhcp: device %q: %v", dev, err)
-	}
-	switch {
-	case f.hostDNS && e.netns != "":
-		return usagef("dhcp %s: --host-dns is for the host namespace only (with -n the DNS goes to %s)", dev, dhcpclient.ResolvConfPath(e.netns))
-	case f.hostDNS && f.noDNS:
-		return usagef("dhcp %s: --host-dns and --no-dns contradict each other", dev)
-	case f.timeout < 0 || f.retry <= 0:
-		return usagef("dhcp %s: --timeout and --retry must be positive", dev)
-	case f.release && f.once:
-		return usagef("dhcp %s: --release applies to the foreground client, not --once", dev)
-	}
-	if f.once && f.timeout == 0 {
-		f.timeout = 30 * time.Second
 	}
 
 	var ns *netns.Handle
@@ -268,4 +281,18 @@ func parseAddrList(s string) ([]netip.Addr, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// printable escapes control characters (a newline in an argument would
+// otherwise break the one-line error rule).
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

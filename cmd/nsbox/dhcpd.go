@@ -29,53 +29,83 @@ func dhcpdCommand() *command {
 	return &command{name: "dhcpd", usage: dhcpdUsage, run: runDHCPD, noBatch: true}
 }
 
-func runDHCPD(ctx context.Context, e *env, args []string) error {
+// dhcpdArgs are the checked arguments of nsbox dhcpd.
+type dhcpdArgs struct {
+	dev       string
+	from, to  netip.Addr
+	opts      []dhcpserver.Option
+	leaseFile string // "" for the default
+	verbose   bool
+	help      bool
+	usage     string // the flags' help text
+}
+
+// parseDHCPDArgs checks the arguments of nsbox dhcpd; every error is a usage
+// error. It touches nothing, so it is fuzzed.
+func parseDHCPDArgs(args []string) (a dhcpdArgs, err error) {
 	fs := pflag.NewFlagSet("dhcpd", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	rng := fs.String("range", "", "pool FROM-TO (inclusive), in DEV's subnet")
 	router := fs.String("router", "", "router (option 3) given to clients")
 	dns := fs.String("dns", "", "DNS servers (option 6), comma-separated")
 	leaseTime := fs.Duration("lease-time", time.Hour, "lease time (option 51)")
-	leaseFile := fs.String("lease-file", "", "lease file (default "+dhcpdLeaseDir+"/netns-NAME-DEV.leases)")
-	verbose := fs.BoolP("verbose", "v", false, "log every decision to stderr")
-	help := fs.BoolP("help", "h", false, "show this help")
+	fs.StringVar(&a.leaseFile, "lease-file", "", "lease file (default "+dhcpdLeaseDir+"/netns-NAME-DEV.leases)")
+	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log every decision to stderr")
+	fs.BoolVarP(&a.help, "help", "h", false, "show this help")
+	a.usage = fs.FlagUsages()
 	if err := fs.Parse(args); err != nil {
-		return usagef("dhcpd: %v", err)
+		return a, usagef("dhcpd: %s", printable(err.Error()))
 	}
-	if *help {
-		fmt.Fprintf(e.stdout, "usage: nsbox [-n NAME] %s\n\n%s", dhcpdUsage, fs.FlagUsages())
-		return nil
+	if a.help {
+		return a, nil
 	}
 	if fs.NArg() != 1 {
-		return usagef("dhcpd: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpdUsage, "\n", 2)[0])
+		return a, usagef("dhcpd: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpdUsage, "\n", 2)[0])
 	}
-	dev := fs.Arg(0)
+	a.dev = fs.Arg(0)
+	dev := a.dev
 	if err := rtnl.ValidateLinkName(dev); err != nil {
-		return usagef("dhcpd: device %q: %v", dev, err)
+		return a, usagef("dhcpd: device %q: %v", dev, err)
 	}
 	from, to, ok := strings.Cut(*rng, "-")
 	fromA, err1 := netip.ParseAddr(from)
 	toA, err2 := netip.ParseAddr(to)
 	if !ok || err1 != nil || err2 != nil || !fromA.Is4() || !toA.Is4() {
-		return usagef("dhcpd %s: --range %q: want FROM-TO with two IPv4 addresses", dev, *rng)
+		return a, usagef("dhcpd %s: --range %q: want FROM-TO with two IPv4 addresses", dev, *rng)
 	}
-	var opts []dhcpserver.Option
+	a.from, a.to = fromA, toA
 	if *router != "" {
 		r, err := netip.ParseAddr(*router)
 		if err != nil || !r.Is4() {
-			return usagef("dhcpd %s: --router %q: not an IPv4 address", dev, *router)
+			return a, usagef("dhcpd %s: --router %q: not an IPv4 address", dev, *router)
 		}
-		opts = append(opts, dhcpserver.WithRouter(r))
+		a.opts = append(a.opts, dhcpserver.WithRouter(r))
 	}
 	if *dns != "" {
 		ds, err := parseAddrList(*dns)
 		if err != nil {
-			return usagef("dhcpd %s: --dns: %v", dev, err)
+			return a, usagef("dhcpd %s: --dns: %s", dev, printable(err.Error()))
 		}
-		opts = append(opts, dhcpserver.WithDNS(ds...))
+		a.opts = append(a.opts, dhcpserver.WithDNS(ds...))
 	}
-	opts = append(opts, dhcpserver.WithLeaseTime(*leaseTime))
-	file := *leaseFile
+	if *leaseTime < time.Second || *leaseTime/time.Second >= 0xffffffff {
+		return a, usagef("dhcpd %s: --lease-time %s: must be between 1s and 136 years", dev, *leaseTime)
+	}
+	a.opts = append(a.opts, dhcpserver.WithLeaseTime(*leaseTime))
+	return a, nil
+}
+
+func runDHCPD(ctx context.Context, e *env, args []string) error {
+	a, err := parseDHCPDArgs(args)
+	if err != nil {
+		return err
+	}
+	if a.help {
+		fmt.Fprintf(e.stdout, "usage: nsbox [-n NAME] %s\n\n%s", dhcpdUsage, a.usage)
+		return nil
+	}
+	dev, fromA, toA, opts := a.dev, a.from, a.to, a.opts
+	file := a.leaseFile
 	if file == "" {
 		ns := "host"
 		if e.netns != "" {
@@ -84,7 +114,7 @@ func runDHCPD(ctx context.Context, e *env, args []string) error {
 		file = filepath.Join(dhcpdLeaseDir, ns+"-"+dev+".leases")
 	}
 	opts = append(opts, dhcpserver.WithLeaseFile(file))
-	if *verbose {
+	if a.verbose {
 		opts = append(opts, dhcpserver.WithLogf(func(format string, a ...any) {
 			fmt.Fprintf(e.stderr, "nsbox: dhcpd "+dev+": "+format+"\n", a...)
 		}))
