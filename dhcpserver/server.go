@@ -461,16 +461,21 @@ func (s *Server) HandlePacket(b []byte) ([]byte, *net.UDPAddr, error) {
 	return reply.ToBytes(), dst, err
 }
 
+// maxInFlight bounds the requests Serve handles at once.
+const maxInFlight = 256
+
 // Serve answers requests arriving on conn until ctx is cancelled or conn
 // fails; it closes conn when it returns, after the replies in flight are
-// sent. Requests are handled concurrently, one goroutine per packet, like
-// server4.Server. A cancelled ctx returns nil.
+// sent. Requests are handled concurrently, one goroutine per packet like
+// server4.Server, at most maxInFlight at a time. A cancelled ctx returns
+// nil.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer conn.Close()
+	sem := make(chan struct{}, maxInFlight)
 	for {
 		buf := make([]byte, 1500)
 		n, _, err := conn.ReadFrom(buf)
@@ -480,9 +485,11 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			}
 			return fmt.Errorf("dhcpserver: serve: %w", err)
 		}
+		sem <- struct{}{} // at most maxInFlight requests handled at once
 		wg.Add(1)
 		go func(b []byte) {
 			defer wg.Done()
+			defer func() { <-sem }()
 			m, err := dhcpv4.FromBytes(b)
 			if err != nil {
 				s.logf("ignored: decode request: %v", err)
