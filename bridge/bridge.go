@@ -528,9 +528,9 @@ func AddPort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 // ports to one bridge needs. A remembered bridge that was deleted meanwhile
 // is noticed (the kernel refuses the stale index) and looked up afresh; Delete
 // through the Session forgets the name. A bridge renamed by someone else
-// while the Session lives is not noticed, as with ip -batch's own name
-// cache: use the package functions when other tools change bridges
-// concurrently. A Session is not safe for concurrent use.
+// while the Session lives is not noticed (its old name keeps leading to it):
+// use the package functions when other tools rename bridges concurrently.
+// A Session is not safe for concurrent use.
 type Session struct {
 	c       *rtnl.Conn
 	bridges map[string]uint32 // name -> ifindex of bridges resolved so far
