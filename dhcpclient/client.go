@@ -205,6 +205,9 @@ func New(ifname string, hw net.HardwareAddr, conn Conn, opts ...Option) (*Client
 // Close stops the receiver and closes the Conn. The configured address
 // stays (with its lifetime) unless Release was called.
 func (c *Client) Close() error {
+	// Wait for a concurrent startReader (or keep one from starting) so the
+	// fields below are settled.
+	c.readerOnce.Do(func() {})
 	if c.stopReader != nil {
 		c.stopReader()
 	}

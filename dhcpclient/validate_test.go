@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -192,3 +194,33 @@ func FuzzClientLoop(f *testing.F) {
 		ap.none(t)
 	})
 }
+
+func TestSaveLeaseAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/sub/eth0.lease"
+	l := &Lease{Interface: "eth0", Addr: netipPrefix("10.9.0.50/24"), Server: serverA, LeaseTime: Infinite, T1: Infinite, T2: Infinite}
+	for i := 0; i < 3; i++ {
+		if err := SaveLease(path, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(dir + "/sub")
+	if err != nil || len(ents) != 1 || ents[0].Name() != "eth0.lease" {
+		t.Fatalf("directory holds %v (%v), want only the lease file", ents, err)
+	}
+	back, err := LoadLease(path)
+	if err != nil || !back.Infinite() || back.Addr != l.Addr || !back.Expiry().IsZero() {
+		t.Fatalf("reloaded %+v, %v", back, err)
+	}
+	if l, err := LoadLease(dir + "/missing"); l != nil || err != nil {
+		t.Errorf("missing file: %v %v, want nil nil", l, err)
+	}
+	if err := os.WriteFile(dir+"/bad", []byte(`{"address":"::1","prefix":200}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadLease(dir + "/bad"); err == nil {
+		t.Error("a lease with an IPv6 address and prefix 200 was loaded")
+	}
+}
+
+func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
