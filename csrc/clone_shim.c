@@ -39,45 +39,7 @@
 #define CLONE_PIDFD 0x00001000
 #endif
 
-/* Raw syscalls: they return -errno and never touch errno, which the CLONE_VM
- * child shares with the calling thread. */
-#if defined(__x86_64__)
-static inline long nsc_sys(long n, long a, long b, long c, long d, long e)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
-#elif defined(__aarch64__)
-static inline long nsc_sys(long n, long a, long b, long c, long d, long e)
-{
-	register long x8 __asm__("x8") = n;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = d;
-	register long x4 __asm__("x4") = e;
-	__asm__ volatile("svc 0"
-			 : "+r"(x0)
-			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4)
-			 : "memory");
-	return x0;
-}
-#else
-#error "clone_shim: raw syscalls are written for x86_64 and aarch64 only"
-#endif
-
-#define SYS0(n) nsc_sys((n), 0, 0, 0, 0, 0)
-#define SYS1(n, a) nsc_sys((n), (long)(a), 0, 0, 0, 0)
-#define SYS2(n, a, b) nsc_sys((n), (long)(a), (long)(b), 0, 0, 0)
-#define SYS3(n, a, b, c) nsc_sys((n), (long)(a), (long)(b), (long)(c), 0, 0)
-#define SYS4(n, a, b, c, d) nsc_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), 0)
-#define SYS5(n, a, b, c, d, e) nsc_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e))
+#include "nsc_syscall.h"
 
 /* The kernel's struct sigaction (x86_64 and arm64 share this layout). */
 struct nsc_sigaction {
@@ -124,12 +86,46 @@ static void nsc_close_strays(const struct nsc_child *c)
 	}
 }
 
-/* nsc_payload drops ids, arranges the fds, resets signals and execs. */
+/* nsc_exec_init execs nsinit from its memfd: the error pipe stays open
+ * across that exec (nsinit closes it by exec'ing the payload) and signals
+ * stay blocked (exec resets the handlers; nsinit restores the mask for the
+ * payload). */
+static void __attribute__((noreturn)) nsc_exec_init(const struct nsc_child *c, int errfd, int init_fd)
+{
+	const struct nsc_spec *s = c->s;
+	char *p = s->init_scratch, tmp[24];
+	int i = 0;
+	long ret;
+	unsigned long v;
+
+	if ((ret = SYS3(SYS_fcntl, errfd, F_SETFD, 0)) < 0)
+		nsc_fail(errfd, NSC_STAGE_FDS, ret, errfd);
+	v = (unsigned long)errfd;
+	do
+		tmp[i++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (i > 0)
+		*p++ = tmp[--i];
+	*p = 0;
+	p = s->init_scratch + 24;
+	v = c->oldmask;
+	do
+		tmp[i++] = "0123456789abcdef"[v % 16];
+	while ((v /= 16) > 0);
+	while (i > 0)
+		*p++ = tmp[--i];
+	*p = 0;
+	ret = nsc_sys(SYS_execveat, init_fd, (long)"", (long)s->init_argv, (long)s->envp, AT_EMPTY_PATH);
+	nsc_fail(errfd, NSC_STAGE_EXEC, ret, 1);
+}
+
+/* nsc_payload drops ids, arranges the fds, resets signals and execs (or
+ * execs nsinit, which forks the payload). */
 static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int errfd)
 {
 	const struct nsc_spec *s = c->s;
 	long ret;
-	int n = s->nfds, base = n;
+	int n = s->nfds, base = n, init_fd = s->init ? s->init_fd : -1;
 
 	if (s->set_groups && (ret = SYS2(SYS_setgroups, 0, 0)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGROUPS, ret, 0);
@@ -153,6 +149,11 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 			nsc_fail(errfd, NSC_STAGE_FDS, ret, errfd);
 		errfd = base + n;
 	}
+	if (init_fd >= 0 && init_fd < n) {
+		if ((ret = SYS3(SYS_dup3, init_fd, base + n + 1, O_CLOEXEC)) < 0)
+			nsc_fail(errfd, NSC_STAGE_FDS, ret, init_fd);
+		init_fd = base + n + 1;
+	}
 	for (int i = 0; i < n; i++) {
 		int f = s->fds[i];
 		if (f >= 0 && f < n && f != i && (ret = SYS3(SYS_dup3, f, base + i, O_CLOEXEC)) < 0)
@@ -170,6 +171,9 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 		if (ret < 0)
 			nsc_fail(errfd, NSC_STAGE_FDS, ret, i);
 	}
+
+	if (init_fd >= 0)
+		nsc_exec_init(c, errfd, init_fd);
 
 	/* Handled signals back to default, then the caller's mask. */
 	for (int sig = 1; sig <= 64; sig++) {
@@ -261,7 +265,7 @@ static int nsc_child(void *arg)
 	}
 	if (s->hostname && (ret = SYS2(SYS_sethostname, s->hostname, s->hostname_len)) < 0)
 		nsc_fail(errfd, NSC_STAGE_HOSTNAME, ret, 0);
-	if (!s->init)
+	if (!s->init || s->init_fd >= 0)
 		nsc_payload(c, errfd);
 
 	SYS2(SYS_prctl, PR_SET_NAME, "nsbox-init");
@@ -309,7 +313,7 @@ static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *
 	top = (char *)(((uintptr_t)stack + NSC_STACK_SIZE) & ~(uintptr_t)15);
 
 	SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &all, &c.oldmask, 8);
-	pid = clone(nsc_child, top, (int)(s->ns_flags | SIGCHLD | CLONE_PIDFD | (s->init ? 0 : CLONE_VM)),
+	pid = clone(nsc_child, top, (int)(s->ns_flags | SIGCHLD | CLONE_PIDFD | (s->init && s->init_fd < 0 ? 0 : CLONE_VM)),
 		    &c, &pidfd);
 	n = errno;
 	SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &c.oldmask, 0, 8);

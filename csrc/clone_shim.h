@@ -76,8 +76,17 @@ struct nsc_spec {
 	int nkeep;      /* sorted fds the child needs before the exec (fds, join fds) */
 	const int *keep;
 
-	int init;       /* clone an init (without CLONE_VM) that forks the payload */
+	int init;       /* run an init that forks the payload */
 	int pdeathsig;  /* for the payload of an init without a PID namespace */
+	/* With init_fd >= 0 (a sealed memfd holding csrc/nsinit.c built), the
+	 * CLONE_VM child execs it as the init with init_argv ({name, errfd,
+	 * mask, flags, path, payload argv...}); the child formats the errfd
+	 * and mask into init_scratch (48 bytes, which init_argv[1] and [2]
+	 * point at). With init_fd < 0 the init is cloned without CLONE_VM and
+	 * runs nsc_init on a copy of the caller's memory. */
+	int init_fd;
+	char *const *init_argv;
+	char *init_scratch;
 
 	nsc_hook hook;  /* NULL: no hook, the child does not wait */
 	uintptr_t hook_ctx;

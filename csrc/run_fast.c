@@ -311,6 +311,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.nkeep = 3;
 	s.keep = fds;
 	s.init = f.init;
+	s.init_fd = -1; /* the init is cloned without CLONE_VM: this process is tiny */
 	if (f.init && !(f.ns_flags & CLONE_NEWPID))
 		s.pdeathsig = SIGKILL;
 

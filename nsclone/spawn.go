@@ -53,20 +53,16 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		args = []string{s.Path}
 	}
 
-	b, err := newBuild(s, path, args, env)
-	defer b.free()
+	res, err := spawn(s, path, args, env, false)
+	if err != nil && s.Init && len(initELF) > 0 && s.BeforeExec == nil &&
+		res.stage == C.NSC_STAGE_EXEC && res.index == 1 {
+		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
+		// filter): fall back to the init cloned without CLONE_VM. (Not
+		// with a hook, which must not run twice.)
+		res, err = spawn(s, path, args, env, true)
+	}
 	if err != nil {
 		return nil, err
-	}
-
-	var res C.struct_nsc_result
-	runtime.LockOSThread()
-	C.nsc_spawn(b.spec, &res)
-	runtime.UnlockOSThread()
-	runtime.KeepAlive(b)
-
-	if res.stage != C.NSC_OK {
-		return nil, b.setupError(&res)
 	}
 	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: make(chan struct{})}
 	if ctx.Done() != nil {
@@ -87,6 +83,56 @@ func Run(ctx context.Context, s *Spec) (ExitStatus, error) {
 		err = fmt.Errorf("nsclone: %s killed: %w", s.Path, context.Cause(ctx))
 	}
 	return st, err
+}
+
+// spawn builds the C spec and runs the shim once.
+func spawn(s *Spec, path string, args, env []string, forkInit bool) (C.struct_nsc_result, error) {
+	var res C.struct_nsc_result
+	b, err := newBuild(s, path, args, env, forkInit)
+	defer b.free()
+	if err != nil {
+		return res, err
+	}
+	runtime.LockOSThread()
+	C.nsc_spawn(b.spec, &res)
+	runtime.UnlockOSThread()
+	runtime.KeepAlive(b)
+	if res.stage != C.NSC_OK {
+		return res, b.setupError(&res)
+	}
+	return res, nil
+}
+
+// memfdNoExec reports whether the system forbids executable memfds
+// (vm.memfd_noexec = 2).
+func memfdNoExec() bool {
+	b, err := os.ReadFile("/proc/sys/vm/memfd_noexec")
+	return err == nil && strings.TrimSpace(string(b)) == "2"
+}
+
+// initMemfd returns a sealed memfd holding nsinit, ready to exec.
+func initMemfd() (int, error) {
+	fd, err := unix.MemfdCreate("nsbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
+	if err == unix.EINVAL { // kernels before 6.3 have no MFD_EXEC
+		fd, err = unix.MemfdCreate("nsbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
+	if err != nil {
+		return -1, err
+	}
+	for data := initELF; len(data) > 0; {
+		n, err := unix.Write(fd, data)
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		data = data[n:]
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS,
+		unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // build holds the C memory of one spawn: the spec and everything it points
@@ -163,7 +209,7 @@ func (b *build) free() {
 }
 
 // newBuild lays out the C spec for s.
-func newBuild(s *Spec, path string, args, env []string) (*build, error) {
+func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, error) {
 	b := &build{s: s, path: path, join: s.joinOrder(), euid: os.Geteuid()}
 	// Size: every string with its NUL, the pointer arrays, the mounts and
 	// the fd arrays, with slack for alignment.
@@ -178,7 +224,14 @@ func newBuild(s *Spec, path string, args, env []string) (*build, error) {
 		strs += len(m.Source) + len(m.Target) + len(m.FSType) + len(m.Data) + 4
 	}
 	nfds := 3 + len(s.ExtraFiles)
-	b.size = uintptr(strs) + 8*uintptr(len(args)+len(env)+4) +
+	if s.Init {
+		// nsinit's argv: its own words, the path and the payload's argv again.
+		strs += 2*len(path) + 64
+		for _, a := range args {
+			strs += len(a) + 1
+		}
+	}
+	b.size = uintptr(strs) + 8*uintptr(2*len(args)+len(env)+12) + 48 +
 		unsafe.Sizeof(C.struct_nsc_spec{}) + uintptr(len(s.Mounts))*unsafe.Sizeof(C.struct_nsc_mount{}) +
 		4*uintptr(2*nfds+maxJoin) + 64
 	b.mem = C.malloc(C.size_t(b.size))
@@ -273,18 +326,36 @@ func newBuild(s *Spec, path string, args, env []string) (*build, error) {
 			fds[i] = -1
 		}
 	}
+	spec.init_fd = -1
+	if s.Init {
+		spec.init = 1
+		flags := 0
+		if s.Namespaces&PID == 0 {
+			spec.pdeathsig = C.int(unix.SIGKILL)
+			flags = 3 // subreaper, and SIGKILL to the payload if the init dies
+		}
+		if len(initELF) > 0 && !forkInit && !memfdNoExec() {
+			fd, err := initMemfd()
+			if err != nil {
+				return b, &SetupError{Stage: StageOpen, Object: "memfd nsbox-init", Err: err}
+			}
+			b.opened = append(b.opened, fd)
+			keep = append(keep, fd)
+			spec.init_fd = C.int(fd)
+			scratch := (*C.char)(b.alloc(48, 8))
+			spec.init_scratch = scratch
+			argv := b.cstrs(append([]string{"nsbox-init", "", "", strconv.Itoa(flags), path}, args...))
+			av := unsafe.Slice(argv, len(args)+6)
+			av[1], av[2] = scratch, (*C.char)(unsafe.Add(unsafe.Pointer(scratch), 24))
+			spec.init_argv = argv
+		}
+	}
 	keep = sortedUnique(append(keep, fds...))
 	spec.nfds = C.int(len(fds))
 	spec.fds = b.ints(fds)
 	spec.nkeep = C.int(len(keep))
 	spec.keep = b.ints(keep)
 
-	if s.Init {
-		spec.init = 1
-		if s.Namespaces&PID == 0 {
-			spec.pdeathsig = C.int(unix.SIGKILL)
-		}
-	}
 	if s.BeforeExec != nil || s.MapRoot || len(s.UIDMap) > 0 || len(s.GIDMap) > 0 {
 		b.handle = cgo.NewHandle(b)
 		spec.hook = C.nsc_go_hook()
@@ -406,6 +477,9 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 		e.Stage = StageSignals
 	case C.NSC_STAGE_EXEC:
 		e.Stage, e.Object = StageExec, b.path
+		if idx == 1 {
+			e.Object = "nsbox-init (memfd)"
+		}
 	default:
 		e.Stage, e.Object = StageSync, "unknown stage "+strconv.Itoa(int(r.stage))
 	}
@@ -543,7 +617,7 @@ func (p *Process) Wait() (ExitStatus, error) {
 // bytes of the child's stack were touched (for the test that checks the
 // size stated in csrc/clone_shim.c). The child is waited for.
 func stackNeed(s *Spec) (int, error) {
-	b, err := newBuild(s, s.Path, s.Args, s.Env)
+	b, err := newBuild(s, s.Path, s.Args, s.Env, false)
 	defer b.free()
 	if err != nil {
 		return 0, err

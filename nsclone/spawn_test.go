@@ -2,6 +2,7 @@ package nsclone
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -432,5 +433,65 @@ func TestSignalForwardedByInit(t *testing.T) {
 	rest, _ := io.ReadAll(r)
 	if err != nil || st.Code() != 5 || !strings.Contains(string(rest), "got-usr1") {
 		t.Errorf("Wait = %v, %v, output %q; want exit 5 after got-usr1", st, err, rest)
+	}
+}
+
+// The init is nsinit exec'd from a sealed memfd: it shares no memory with
+// the caller and is no nsbox binary.
+func TestInitIsSealedMemfd(t *testing.T) {
+	testutil.RequirePriv(t)
+	if len(initELF) == 0 {
+		t.Skip("no prebuilt nsinit for this architecture: the init is cloned without CLONE_VM")
+	}
+	stdin, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	p, err := Start(context.Background(), &Spec{Path: "/bin/cat", Stdin: stdin, Namespaces: PID | Mnt, MountProc: true, Init: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := readLink(fmt.Sprintf("/proc/%d/exe", p.Pid()))
+	comm := readFile(fmt.Sprintf("/proc/%d/comm", p.Pid()))
+	w.Close()
+	if st, err := p.Wait(); err != nil || st.Code() != 0 {
+		t.Fatalf("cat: %v %v", st, err)
+	}
+	if !strings.HasPrefix(exe, "/memfd:nsbox-init") || comm != "nsbox-init" {
+		t.Errorf("init exe %q comm %q, want the nsbox-init memfd", exe, comm)
+	}
+}
+
+// initELF must be built from the current csrc/nsinit.c.
+func TestInitBlobUpToDate(t *testing.T) {
+	if initSourceHash == "" {
+		t.Skip("no prebuilt nsinit for this architecture")
+	}
+	var src []byte
+	for _, f := range []string{"../csrc/nsinit.c", "../csrc/nsc_syscall.h"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(src)); got != initSourceHash {
+		t.Errorf("nsclone/init_elf_amd64.go is stale (sources %s, blob built from %s): run csrc/gen_init.sh", got, initSourceHash)
+	}
+}
+
+// The fallback init, cloned without CLONE_VM, reaps and reports like nsinit.
+func TestForkInit(t *testing.T) {
+	testutil.RequirePriv(t)
+	s := &Spec{Path: "/bin/sh", Args: []string{"sh", "-c", `test "$(cat /proc/1/comm)" = nsbox-init && exit 9`},
+		Namespaces: PID | Mnt, MountProc: true, Init: true}
+	res, err := spawn(s, "/bin/sh", s.Args, os.Environ(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: make(chan struct{})}
+	if st, err := p.Wait(); err != nil || st.Code() != 9 {
+		t.Errorf("fork init: %v %v, want exit 9 (the payload saw nsbox-init as PID 1)", st, err)
 	}
 }
