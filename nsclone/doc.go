@@ -13,11 +13,14 @@
 // Spec.Mounts, sets the hostname, drops groups, gid and uid, changes
 // directory, arranges its fds, resets handled signals and execs.
 //
-// With Spec.Init a tiny init, cloned without CLONE_VM (it pays one copy of the
-// caller's page tables, since it outlives the call), does the namespace setup,
-// forks the payload, reaps orphans, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-// SIGUSR1 and SIGUSR2 to it, and exits with its status (128+N when the
-// payload died of signal N).
+// With Spec.Init the child execs nsinit instead of the payload: a freestanding
+// static program of about 8 KiB (csrc/nsinit.c, embedded here, written to a
+// sealed memfd per spawn) that forks the payload, reaps orphans, forwards
+// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to it, and exits with
+// its status (128+N when the payload died of signal N). It shares nothing with
+// the caller. Where it cannot run (no blob for the architecture,
+// vm.memfd_noexec=2) the init is cloned without CLONE_VM instead and pays one
+// copy of the caller's page tables.
 //
 // # Privileges
 //

@@ -109,10 +109,11 @@ type Spec struct {
 	// ExtraFiles become fds 3, 4, ...; a nil entry leaves that fd closed.
 	ExtraFiles []*os.File
 
-	// Init runs a tiny init as the child (PID 1 with a PID namespace) that
-	// forks the payload, reaps orphans, forwards SIGINT, SIGTERM, SIGHUP,
-	// SIGQUIT, SIGUSR1 and SIGUSR2 to the payload and exits with its status
-	// (128+N when it died of signal N). Without a PID namespace the init
+	// Init runs a tiny init, nsinit (see the package doc), as the child
+	// (PID 1 with a PID namespace) that forks the payload, reaps orphans,
+	// forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to the
+	// payload and exits with its status (128+N when it died of signal N, so
+	// ExitStatus.Signaled is false then). Without a PID namespace the init
 	// is a child subreaper and the payload gets SIGKILL if the init dies.
 	Init bool
 
