@@ -6,8 +6,13 @@
  * mount tree private, mounts /proc, execs /bin/true, and waits for it; every
  * call is checked.
  *
+ * bench_clone_loop(n) runs n spawns and returns their total nanoseconds, or
+ * -1. bench/spawn calls it through cgo inside the Go benchmark process (so the
+ * clone copies that process's page tables, big heap included, as the
+ * walkthrough's would). Built alone it is a program:
+ *
  * usage: bench_clone N [HEAP_MIB]   prints the total nanoseconds of N spawns
- * after touching a heap of HEAP_MIB MiB (to show the cost of the copy).
+ * after touching a heap of HEAP_MIB MiB.
  */
 #define _GNU_SOURCE
 #include <alloca.h>
@@ -35,11 +40,32 @@ static int callee(void *arg)
 	_exit(127);
 }
 
-int main(int argc, char **argv)
+static __attribute__((unused)) long long bench_clone_loop(long n)
 {
 	struct timespec t0, t1;
+	char *stack = alloca(STACK_SIZE);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < n; i++) {
+		int st;
+		pid_t pid = clone(callee, stack + STACK_SIZE, SIGCHLD | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNS, NULL);
+		if (pid < 0)
+			return -1;
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR)
+				return -1;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+}
+
+#ifndef BENCH_CLONE_NO_MAIN
+int main(int argc, char **argv)
+{
 	long n, heap_mib = 0;
-	char *heap = NULL;
+	long long ns;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench_clone N [HEAP_MIB]\n");
@@ -50,7 +76,7 @@ int main(int argc, char **argv)
 		heap_mib = atol(argv[2]);
 	if (heap_mib > 0) {
 		size_t sz = (size_t)heap_mib << 20;
-		heap = malloc(sz);
+		char *heap = malloc(sz);
 		if (!heap) {
 			perror("malloc");
 			return 1;
@@ -58,27 +84,12 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sz; i += 4096)
 			heap[i] = 1;
 	}
-	char *stack = alloca(STACK_SIZE);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (long i = 0; i < n; i++) {
-		int st;
-		pid_t pid = clone(callee, stack + STACK_SIZE, SIGCHLD | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNS, NULL);
-		if (pid < 0) {
-			perror("clone");
-			return 1;
-		}
-		while (waitpid(pid, &st, 0) < 0)
-			if (errno != EINTR) {
-				perror("waitpid");
-				return 1;
-			}
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "child failed: status %#x\n", st);
-			return 1;
-		}
+	ns = bench_clone_loop(n);
+	if (ns < 0) {
+		perror("spawn");
+		return 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("%lld\n", (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
-	free(heap);
+	printf("%lld\n", ns);
 	return 0;
 }
+#endif

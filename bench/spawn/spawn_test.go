@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,27 +18,17 @@ import (
 	"github.com/nsbox/nsbox/nsclone"
 )
 
-// tools builds, once per run, the raw C loop and the nsbox binary.
+// tools finds or builds, once per run, the nsbox binary.
 var tools struct {
-	once           sync.Once
-	dir            string
-	rawC, nsboxBin string
-	err            error
+	once     sync.Once
+	dir      string
+	nsboxBin string
+	err      error
 }
 
-func buildTools(b *testing.B) (rawC, nsboxBin string) {
+func buildTools(b *testing.B) string {
 	b.Helper()
 	tools.once.Do(func() {
-		tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-spawn")
-		if tools.err != nil {
-			return
-		}
-		tools.rawC = filepath.Join(tools.dir, "bench_clone")
-		out, err := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", tools.rawC, "../../csrc/bench_clone.c").CombinedOutput()
-		if err != nil {
-			tools.err = fmt.Errorf("gcc bench_clone.c: %v: %s", err, out)
-			return
-		}
 		// NSBOX_BIN, else the Makefile's bin/nsbox (make test and make bench
 		// build it first), else a fresh build.
 		tools.nsboxBin = os.Getenv("NSBOX_BIN")
@@ -51,6 +40,10 @@ func buildTools(b *testing.B) (rawC, nsboxBin string) {
 			}
 		}
 		if tools.nsboxBin == "" {
+			tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-spawn")
+			if tools.err != nil {
+				return
+			}
 			tools.nsboxBin = filepath.Join(tools.dir, "nsbox")
 			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
@@ -62,7 +55,7 @@ func buildTools(b *testing.B) (rawC, nsboxBin string) {
 	if tools.err != nil {
 		b.Fatal(tools.err)
 	}
-	return tools.rawC, tools.nsboxBin
+	return tools.nsboxBin
 }
 
 func TestMain(m *testing.M) {
@@ -101,7 +94,6 @@ var spawnSpec = nsclone.Spec{
 // a big touched heap in the caller.
 func BenchmarkSpawn(b *testing.B) {
 	testutil.RequirePriv(b)
-	rawC, _ := buildTools(b)
 	for _, heap := range []int{0, heapSize()} {
 		var h []byte
 		if heap > 0 {
@@ -130,17 +122,15 @@ func BenchmarkSpawn(b *testing.B) {
 			}
 		})
 		b.Run(name+"/rawC", func(b *testing.B) {
-			// The C loop runs in its own process: it touches the same heap
-			// itself and times its loop; that time is the result.
-			out, err := exec.Command(rawC, strconv.Itoa(b.N), strconv.Itoa(heap>>20)).Output()
-			if err != nil {
-				b.Fatalf("bench_clone: %v", err)
+			// csrc/bench_clone.c through cgo, in this process (its clone
+			// copies our page tables, heap included, like the
+			// walkthrough's).
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := rawCLoop(1); err != nil {
+					b.Fatal(err)
+				}
 			}
-			ns, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-			if err != nil {
-				b.Fatalf("bench_clone output %q: %v", out, err)
-			}
-			b.ReportMetric(ns/float64(b.N), "ns/op")
 		})
 		b.Run(name+"/osexec", func(b *testing.B) {
 			b.ReportAllocs()
@@ -172,7 +162,7 @@ func BenchmarkSpawn(b *testing.B) {
 // would start them.
 func BenchmarkCLI(b *testing.B) {
 	testutil.RequirePriv(b)
-	_, nsboxBin := buildTools(b)
+	nsboxBin := buildTools(b)
 	// go-path is nsbox with its C fast path off (NSBOX_NO_FASTPATH=1): the
 	// Go runtime starts, parses with pflag and spawns through nsclone.
 	nsboxArgs := []string{nsboxBin, "run", "--ipc", "--pid", "--mount", "--mount-proc", "--no-init", "/bin/true"}
@@ -209,7 +199,7 @@ func BenchmarkCLI(b *testing.B) {
 // unshare, whose forked child is PID 1.
 func BenchmarkCLIInit(b *testing.B) {
 	testutil.RequirePriv(b)
-	_, nsboxBin := buildTools(b)
+	nsboxBin := buildTools(b)
 	for _, c := range []struct {
 		name string
 		argv []string
