@@ -134,12 +134,13 @@ type FDBEntry struct {
 
 // ---- netlink plumbing ----
 
-// conn returns the rtnetlink connection under c.
-func conn(c *rtnl.Conn) (*rtnetlink.Conn, error) {
-	if c == nil || c.Netlink() == nil {
+// conn returns c, checked: every request of this package goes through
+// c.Execute, on the connection's own socket.
+func conn(c *rtnl.Conn) (*rtnl.Conn, error) {
+	if c == nil {
 		return nil, errors.New("no netlink connection")
 	}
-	return c.Netlink(), nil
+	return c, nil
 }
 
 // kernelError is a refusal by the kernel: its errno and extended-ack text.
@@ -175,39 +176,28 @@ const maxDumpTries = 5
 
 var errDumpInterrupted = errors.New("dump interrupted by concurrent changes too many times")
 
-// request sends m and returns the raw reply messages, validated against the
-// request. Dumps come back whole (the netlink library reads every part); a
-// dump the kernel marks interrupted (NLM_F_DUMP_INTR) is run again, at most
-// maxDumpTries times, and never returned half. Raw bytes are what this
-// package decodes: rtnetlink's LinkMessage does not carry the bridge and
-// port attributes in a driver-independent way. ctx's deadline, if any,
-// bounds the wait for the reply.
-func request(ctx context.Context, nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) ([]netlink.Message, error) {
-	if d, ok := ctx.Deadline(); ok {
-		// Arming the poller's timer costs about 10 µs a request; only pay
-		// it when the caller set a deadline.
-		if err := nc.SetReadDeadline(d); err != nil {
-			return nil, err
-		}
-		defer nc.SetReadDeadline(time.Time{})
+// request sends m and returns the raw reply messages. Dumps come back whole
+// (every part is read); a dump the kernel marks interrupted
+// (NLM_F_DUMP_INTR) is run again, at most maxDumpTries times, and never
+// returned half. Raw bytes are what this package decodes: rtnetlink's
+// LinkMessage does not carry the bridge and port attributes in a
+// driver-independent way, and decoding every reply into one would cost more
+// than the request. ctx's deadline, if any, bounds the wait for the reply.
+func request(ctx context.Context, nc *rtnl.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) ([]netlink.Message, error) {
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	for try := 0; try < maxDumpTries; try++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		req, err := nc.Send(m, typ, flags)
-		if err != nil {
-			return nil, kerr(err)
-		}
-		_, msgs, err := nc.Receive()
+		msgs, err := nc.Execute(ctx, typ, flags, data)
 		if err != nil {
 			if flags&netlink.Dump != 0 && isErrno(err, unix.EINTR) {
 				continue
 			}
 			return nil, kerr(err)
-		}
-		if err := netlink.Validate(req, msgs); err != nil {
-			return nil, err
 		}
 		interrupted := false
 		for _, nm := range msgs {
@@ -223,13 +213,13 @@ func request(ctx context.Context, nc *rtnetlink.Conn, m rtnetlink.Message, typ u
 }
 
 // change sends a request that only expects an acknowledgement.
-func change(ctx context.Context, nc *rtnetlink.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) error {
+func change(ctx context.Context, nc *rtnl.Conn, m rtnetlink.Message, typ uint16, flags netlink.HeaderFlags) error {
 	_, err := request(ctx, nc, m, typ, netlink.Request|netlink.Acknowledge|flags)
 	return err
 }
 
 // getLink fetches one link by name with a single RTM_GETLINK.
-func getLink(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
+func getLink(ctx context.Context, nc *rtnl.Conn, name string) (linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	req := &rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
@@ -239,7 +229,7 @@ func getLink(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, err
 }
 
 // getLinkIndex fetches one link by index.
-func getLinkIndex(ctx context.Context, nc *rtnetlink.Conn, index uint32) (linkMsg, error) {
+func getLinkIndex(ctx context.Context, nc *rtnl.Conn, index uint32) (linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	req := &rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
@@ -249,7 +239,7 @@ func getLinkIndex(ctx context.Context, nc *rtnetlink.Conn, index uint32) (linkMs
 	return getOne(ctx, nc, req)
 }
 
-func getOne(ctx context.Context, nc *rtnetlink.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
+func getOne(ctx context.Context, nc *rtnl.Conn, req *rtnetlink.LinkMessage) (linkMsg, error) {
 	msgs, err := request(ctx, nc, req, unix.RTM_GETLINK, netlink.Request)
 	if err != nil {
 		return linkMsg{}, err
@@ -286,7 +276,7 @@ func portDumpRequest() *rawMessage {
 
 // dumpPorts dumps the ports of every bridge in one AF_BRIDGE request; a
 // non-zero master keeps the ports of that bridge only.
-func dumpPorts(ctx context.Context, nc *rtnetlink.Conn, master uint32) ([]linkMsg, error) {
+func dumpPorts(ctx context.Context, nc *rtnl.Conn, master uint32) ([]linkMsg, error) {
 	msgs, err := request(ctx, nc, portDumpRequest(), unix.RTM_GETLINK, netlink.Request|netlink.Dump)
 	if err != nil {
 		return nil, err
@@ -310,7 +300,7 @@ func dumpPorts(ctx context.Context, nc *rtnetlink.Conn, master uint32) ([]linkMs
 
 // dumpBridges dumps the bridges of the namespace, filtered by kind in the
 // kernel (IFLA_LINKINFO/IFLA_INFO_KIND in the request).
-func dumpBridges(ctx context.Context, nc *rtnetlink.Conn) ([]linkMsg, error) {
+func dumpBridges(ctx context.Context, nc *rtnl.Conn) ([]linkMsg, error) {
 	mask := uint32(rtextFilterSkipStats)
 	req := &rtnetlink.LinkMessage{
 		Family:     unix.AF_UNSPEC,
@@ -337,7 +327,7 @@ func dumpBridges(ctx context.Context, nc *rtnetlink.Conn) ([]linkMsg, error) {
 }
 
 // dumpFDB dumps every AF_BRIDGE neighbour entry of the namespace.
-func dumpFDB(ctx context.Context, nc *rtnetlink.Conn) ([]fdbMsg, error) {
+func dumpFDB(ctx context.Context, nc *rtnl.Conn) ([]fdbMsg, error) {
 	req := &rtnetlink.NeighMessage{Family: unix.AF_BRIDGE}
 	msgs, err := request(ctx, nc, req, unix.RTM_GETNEIGH, netlink.Request|netlink.Dump)
 	if err != nil {
@@ -402,7 +392,7 @@ func setMasterRequest(dev, master uint32) *rtnetlink.LinkMessage {
 // ---- lookups with clear causes ----
 
 // lookupBridge fetches name and checks that it is a bridge.
-func lookupBridge(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
+func lookupBridge(ctx context.Context, nc *rtnl.Conn, name string) (linkMsg, error) {
 	l, err := getLink(ctx, nc, name)
 	if isErrno(err, unix.ENODEV) {
 		return l, detailf(ErrNoDevice, "bridge "+name+" does not exist")
@@ -423,7 +413,7 @@ func lookupBridge(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg
 }
 
 // lookupDevice fetches a device that is to become or stop being a port.
-func lookupDevice(ctx context.Context, nc *rtnetlink.Conn, name string) (linkMsg, error) {
+func lookupDevice(ctx context.Context, nc *rtnl.Conn, name string) (linkMsg, error) {
 	l, err := getLink(ctx, nc, name)
 	if isErrno(err, unix.ENODEV) {
 		return l, detailf(ErrNoDevice, "device "+name+" does not exist")
@@ -618,7 +608,7 @@ func addPort(ctx context.Context, c *rtnl.Conn, cache map[string]uint32, br, dev
 
 // masterDesc names the master of d for an error message: "a port of bridge
 // br1" or "enslaved to bond0".
-func masterDesc(ctx context.Context, nc *rtnetlink.Conn, d linkMsg) string {
+func masterDesc(ctx context.Context, nc *rtnl.Conn, d linkMsg) string {
 	m, err := getLinkIndex(ctx, nc, d.master)
 	if err != nil {
 		return fmt.Sprintf("enslaved to the device with index %d", d.master)

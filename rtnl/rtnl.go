@@ -82,7 +82,8 @@ type Conn struct {
 	nl   *netlink.Conn
 	nsfd int // a duplicate of the namespace's fd, or -1: the caller's namespace
 
-	hasDeadline bool // a deadline from a context is set on nl
+	hasDeadline bool   // a deadline from a context is set on nl
+	raw         *rawIO // the raw request path on nl's descriptor; nil: nl.Execute
 
 	mu sync.Mutex
 	rt *rtnetlink.Conn // dialled by Netlink on first use
@@ -122,7 +123,7 @@ func newConn(nl *netlink.Conn) *Conn {
 	// Extended acks carry the kernel's reason in errors; an old kernel
 	// without them still works, with bare errnos.
 	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
-	return &Conn{nl: nl, nsfd: -1}
+	return &Conn{nl: nl, nsfd: -1, raw: newRawIO(nl)}
 }
 
 // Close closes the connection.
@@ -194,11 +195,7 @@ func (c *Conn) request(ctx context.Context, op, obj string, typ uint16, flags ne
 	if err != nil {
 		return nil, &Error{Op: op, Object: obj, Err: fmt.Errorf("encode: %w", err)}
 	}
-	data = append(data, extra...)
-	msgs, err := c.nl.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request | flags},
-		Data:   data,
-	})
+	msgs, err := c.exchange(typ, netlink.Request|flags, data, extra)
 	if err != nil {
 		return nil, wrap(op, obj, err)
 	}
