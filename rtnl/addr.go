@@ -185,11 +185,14 @@ func (c *Conn) changeAddr(ctx context.Context, op, dev string, p netip.Prefix, o
 	if err := checkPrefix(p); err != nil {
 		return &Error{Op: op, Object: obj, Err: err}
 	}
-	l, err := c.LinkByName(ctx, dev)
+	if err := ValidateLinkName(dev); err != nil {
+		return &Error{Op: op, Object: obj, Err: errors.Unwrap(err)}
+	}
+	index, err := c.linkIndex(ctx, dev)
 	if err != nil {
 		return &Error{Op: op, Object: obj, Err: errors.Unwrap(err)}
 	}
-	return c.ack(ctx, op, obj, typ, flags, addrMessage(l.Index, p), cacheInfoAttr(o))
+	return c.ack(ctx, op, obj, typ, flags, addrMessage(index, p), cacheInfoAttr(o))
 }
 
 // AddAddr adds the address p (address and prefix length) to dev. An

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -276,4 +277,37 @@ func checkReply(m netlink.Message) error {
 		}
 	}
 	return oe
+}
+
+// linkIndex returns the index of the link called name. On a real socket it
+// asks with ioctl(SIOCGIFINDEX) on the netlink socket itself (the kernel
+// resolves the name in the socket's namespace, as if_nametoindex does): a
+// hash lookup, where an RTM_GETLINK makes the kernel build and the caller
+// decode a whole link message. Errors have getLink's shape, so a missing
+// link fails with an error wrapping unix.ENODEV.
+func (c *Conn) linkIndex(ctx context.Context, name string) (int, error) {
+	if c.raw == nil {
+		l, err := c.getLink(ctx, name, &rtnetlink.LinkMessage{
+			Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: skipStats()},
+		})
+		return l.Index, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, &Error{Op: "get link", Object: name, Err: err}
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, &Error{Op: "get link", Object: name, Err: err}
+	}
+	var errno syscall.Errno
+	err = c.raw.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCGIFINDEX, uintptr(unsafe.Pointer(ifr)))
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return 0, &Error{Op: "get link", Object: name, Err: err}
+	}
+	return int(ifr.Uint32()), nil
 }

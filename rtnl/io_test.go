@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -121,5 +122,44 @@ func TestExecuteRealKernel(t *testing.T) {
 	attrs, _ := ae.Encode()
 	if _, err := c.Execute(ctx, unix.RTM_GETLINK, 0, append(req, attrs...)); !errors.Is(err, unix.ENODEV) {
 		t.Fatalf("Execute get nosuchdev: %v; want ENODEV", err)
+	}
+}
+
+// TestLinkIndexIoctl: the ioctl lookup gives the index ip shows, a missing
+// name fails with ENODEV, and the callers that use it (a master by name, an
+// address) keep their error texts.
+func TestLinkIndexIoctl(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns, _, c := testConn(t)
+	ctx := testCtx(t)
+	if err := c.AddBridge(ctx, "ixbr0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddVeth(ctx, "ixa", "ixb", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"lo", "ixbr0", "ixb"} {
+		got, err := c.linkIndex(ctx, name)
+		if want := ipLinkOne(t, ns, name).Ifindex; err != nil || got != want {
+			t.Errorf("linkIndex(%s) = %d, %v; ip says %d", name, got, err, want)
+		}
+	}
+	if _, err := c.linkIndex(ctx, "nosuch0"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("linkIndex(nosuch0) = %v, want ENODEV", err)
+	}
+	err := c.SetMaster(ctx, "ixa", "nosuchbr")
+	if !errors.Is(err, unix.ENODEV) || err.Error() != "rtnl: set master ixa: master nosuchbr: no such device" {
+		t.Errorf("SetMaster to a missing bridge: %v", err)
+	}
+	if err := c.SetMaster(ctx, "ixa", "ixbr0"); err != nil {
+		t.Fatal(err)
+	}
+	if m := ipLinkOne(t, ns, "ixa").Master; m != "ixbr0" {
+		t.Errorf("after SetMaster ip shows master %q, want ixbr0", m)
+	}
+	p := netip.MustParsePrefix("10.9.8.7/24")
+	err = c.AddAddr(ctx, "nosuch0", p, nil)
+	if err == nil || err.Error() != "rtnl: add addr 10.9.8.7/24 dev nosuch0: no such device" {
+		t.Errorf("AddAddr on a missing device: %v", err)
 	}
 }

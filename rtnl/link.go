@@ -304,13 +304,11 @@ func (c *Conn) setLink(ctx context.Context, op, name string, s LinkSettings) err
 			return err
 		}
 		// A rename needs the index: IFLA_IFNAME then carries the new name.
-		l, err := c.getLink(ctx, name, &rtnetlink.LinkMessage{
-			Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: skipStats()},
-		})
+		index, err := c.linkIndex(ctx, name)
 		if err != nil {
 			return &Error{Op: op, Object: name, Err: errors.Unwrap(err)}
 		}
-		req.Index = uint32(l.Index)
+		req.Index = uint32(index)
 		a.Name = s.Name
 	} else {
 		a.Name = name // the kernel finds the device by IFLA_IFNAME
@@ -334,13 +332,11 @@ func (c *Conn) setLink(ctx context.Context, op, name string, s LinkSettings) err
 			if err := ValidateLinkName(*s.Master); err != nil {
 				return err
 			}
-			m, err := c.getLink(ctx, *s.Master, &rtnetlink.LinkMessage{
-				Attributes: &rtnetlink.LinkAttributes{Name: *s.Master, ExtMask: skipStats()},
-			})
+			m, err := c.linkIndex(ctx, *s.Master)
 			if err != nil {
 				return &Error{Op: op, Object: name, Err: fmt.Errorf("master %s: %w", *s.Master, errors.Unwrap(err))}
 			}
-			idx = uint32(m.Index)
+			idx = uint32(m)
 		}
 		a.Master = &idx
 	}
