@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -212,4 +213,64 @@ func BenchmarkBridgeShow(b *testing.B) {
 			b.ReportMetric(float64(n), "ports")
 		})
 	}
+}
+
+// BenchmarkBridgeAttachAlternated is BenchmarkBridgeAttach's nsbox-batch
+// and ip-batch, alternated within each iteration on the same lab, so that
+// both see the same machine load. It reports the median time of each and
+// their ratio (nsbox/ip: below 1 means nsbox is faster). Use -benchtime=11x
+// or more; each iteration runs both once.
+//
+// Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench BridgeAttachAlternated -benchtime=11x ./bench/bridge
+func BenchmarkBridgeAttachAlternated(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "ip")
+	n := ports()
+	ns := lab(b, n)
+	nsboxLines := make([]string, 0, 2*n)
+	ipLines := make([]string, 0, 2*n)
+	for i := 0; i < n; i++ {
+		nsboxLines = append(nsboxLines, fmt.Sprintf("bridge addif br0 v%d", i), fmt.Sprintf("link set v%d up", i))
+		ipLines = append(ipLines, fmt.Sprintf("link set v%d master br0", i), fmt.Sprintf("link set v%d up", i))
+	}
+	cmds := [][]string{
+		{nsboxBin, "-n", ns, "-b", writeBatch(b, "nsbox.batch", nsboxLines)},
+		{"ip", "-n", ns, "-batch", writeBatch(b, "ip.batch", ipLines)},
+	}
+	times := [2][]time.Duration{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, cmd := range cmds {
+			start := time.Now()
+			run(b, cmd[0], cmd[1:]...)
+			times[k] = append(times[k], time.Since(start))
+			b.StopTimer()
+			checkAttached(b, ns, n)
+			detach(b, ns, n)
+			b.StartTimer()
+		}
+	}
+	reportAlternated(b, times[0], times[1])
+	b.ReportMetric(float64(n), "ports")
+}
+
+// reportAlternated reports the medians of the nsbox and ip runs and their
+// ratio.
+func reportAlternated(b *testing.B, nsbox, ip []time.Duration) {
+	mn, mi := median(nsbox), median(ip)
+	b.ReportMetric(float64(mn.Microseconds())/1000, "nsbox-ms")
+	b.ReportMetric(float64(mi.Microseconds())/1000, "ip-ms")
+	if mi > 0 {
+		b.ReportMetric(float64(mn)/float64(mi), "nsbox/ip")
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }

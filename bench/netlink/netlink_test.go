@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -504,4 +505,123 @@ func BenchmarkNetnsAddDelLibrary(b *testing.B) {
 			run(b, "", "ip", "netns", "del", name)
 		}
 	})
+}
+
+// alternate runs each of impls once per iteration, first one first on even
+// iterations and last one first on odd ones (so that the clean-up a run
+// leaves to the kernel, such as a namespace's deletion, weighs on both
+// alike), and reports the median of each and the ratio of the first to the
+// second ("nsbox/ip": below 1 means nsbox is faster). prepare (untimed)
+// returns what a run needs; check (untimed) verifies and cleans up.
+func alternate(b *testing.B, names [2]string, prepare func(b *testing.B, k int) func(), check func(b *testing.B, k int)) {
+	b.Helper()
+	var times [2][]time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		order := [2]int{0, 1}
+		if i%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		for _, k := range order {
+			b.StopTimer()
+			runIt := prepare(b, k)
+			b.StartTimer()
+			start := time.Now()
+			runIt()
+			times[k] = append(times[k], time.Since(start))
+			b.StopTimer()
+			check(b, k)
+			b.StartTimer()
+		}
+	}
+	m0, m1 := median(times[0]), median(times[1])
+	b.ReportMetric(float64(m0.Microseconds())/1000, names[0]+"-ms")
+	b.ReportMetric(float64(m1.Microseconds())/1000, names[1]+"-ms")
+	if m1 > 0 {
+		b.ReportMetric(float64(m0)/float64(m1), names[0]+"/"+names[1])
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// BenchmarkPerObjectAlternated is BenchmarkPerObject's largest N with
+// nsbox -b and ip -batch alternated in each iteration (same load for both);
+// it reports both medians and their ratio. Use -benchtime=11x or more.
+//
+// Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench PerObjectAlternated -benchtime=11x ./bench/netlink
+func BenchmarkPerObjectAlternated(b *testing.B) {
+	n := 50
+	if full() {
+		n = 1000
+	}
+	var s strings.Builder
+	for i := 0; i < n; i++ {
+		h, _ := addrs(i)
+		fmt.Fprintf(&s, "link add a%d type veth peer name b%d\naddr add %s dev a%d\nlink set a%d up\n", i, i, h, i, i)
+	}
+	lines := s.String()
+	var ns string
+	alternate(b, [2]string{"nsbox", "ip"},
+		func(b *testing.B, k int) func() {
+			ns = hub(b)
+			if k == 0 {
+				return func() { run(b, lines, nsboxBin, "-n", ns, "-b", "-") }
+			}
+			return func() { run(b, lines, "ip", "-n", ns, "-batch", "-") }
+		},
+		func(b *testing.B, k int) {
+			out := testutil.Cmd(b, "ip", "-n", ns, "-o", "addr", "show", "up")
+			if got := strings.Count(out, " inet 10."); got != n {
+				b.Fatalf("run %d: %d addresses on up links, want %d", k, got, n)
+			}
+			testutil.CmdErr("ip", "netns", "del", ns)
+		})
+	b.ReportMetric(float64(n), "objects")
+}
+
+// BenchmarkTopologyAlternated is BenchmarkTopology's nsbox-batch and
+// ip-batch alternated in each iteration; it reports both medians and their
+// ratio. Use -benchtime=11x or more.
+//
+// Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench TopologyAlternated -benchtime=11x ./bench/netlink
+func BenchmarkTopologyAlternated(b *testing.B) {
+	n := topologySize()
+	hubName := hub(b)
+	var names []string
+	alternate(b, [2]string{"nsbox", "ip"},
+		func(b *testing.B, k int) func() {
+			names = spokes(b, n)
+			if k == 0 {
+				script := nsboxScript(names)
+				return func() { run(b, script, nsboxBin, "-n", hubName, "-b", "-") }
+			}
+			var nsb, hubb strings.Builder
+			spoke := make([]string, n)
+			for j, name := range names {
+				h, p := addrs(j)
+				fmt.Fprintf(&nsb, "netns add %s\n", name)
+				fmt.Fprintf(&hubb, "link add h%d type veth peer name eth0 netns %s\naddr add %s dev h%d\nlink set h%d up\n", j, name, h, j, j)
+				spoke[j] = fmt.Sprintf("addr add %s dev eth0\nlink set eth0 up\n", p)
+			}
+			return func() {
+				run(b, nsb.String(), "ip", "-batch", "-")
+				run(b, hubb.String(), "ip", "-n", hubName, "-batch", "-")
+				for j, name := range names {
+					run(b, spoke[j], "ip", "-n", name, "-batch", "-")
+				}
+			}
+		},
+		func(b *testing.B, k int) {
+			checkTopology(b, hubName, names)
+			reset(b, hubName, names)
+		})
+	b.ReportMetric(float64(n), "namespaces")
 }
