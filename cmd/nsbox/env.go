@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 )
@@ -26,6 +27,8 @@ type env struct {
 	// closed when the invocation ends, so a batch reuses them.
 	resources map[string]io.Closer
 	keys      []string // opening order, closed in reverse
+
+	table []*command // the command table, built on first lookup
 }
 
 func newEnv(stdin io.Reader, stdout, stderr io.Writer) *env {
@@ -83,8 +86,13 @@ func commands() []*command {
 	}
 }
 
-func lookupCommand(word string) *command {
-	for _, c := range commands() {
+// lookupCommand finds the command named word (or one of its aliases). The
+// table is built once per invocation, not once per batch line.
+func (e *env) lookupCommand(word string) *command {
+	if e.table == nil {
+		e.table = commands()
+	}
+	for _, c := range e.table {
 		if c.name == word {
 			return c
 		}
@@ -137,7 +145,7 @@ func (e *env) main(ctx context.Context, args []string) error {
 
 // dispatch runs the command named by args[0].
 func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
-	c := lookupCommand(args[0])
+	c := e.lookupCommand(args[0])
 	if c == nil {
 		return usagef("unknown command %q (try nsbox -h)", args[0])
 	}
@@ -211,6 +219,29 @@ func (e *lineError) Unwrap() error { return e.err }
 // splitLine splits a batch line into words: white space separates them, and
 // single or double quotes group them, as in ip -batch.
 func splitLine(s string) ([]string, error) {
+	if !strings.ContainsAny(s, `'"`) && utf8.ValidString(s) {
+		// The common line: no quotes, so the words are substrings of the
+		// line (no copy per word).
+		var words []string
+		start := -1
+		for i := 0; i < len(s); i++ {
+			switch s[i] {
+			case ' ', '\t', '\r':
+				if start >= 0 {
+					words = append(words, s[start:i])
+					start = -1
+				}
+			default:
+				if start < 0 {
+					start = i
+				}
+			}
+		}
+		if start >= 0 {
+			words = append(words, s[start:])
+		}
+		return words, nil
+	}
 	var words []string
 	var cur strings.Builder
 	inWord := false
