@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -35,6 +36,10 @@ const recvBufSize = 64 << 10
 // counter and the reused buffers. nil when the socket offers no RawConn
 // (a test fake), and then mdlayher/netlink's Execute is used.
 type rawIO struct {
+	// mu keeps a request and its reply together. A Conn is still for one
+	// goroutine at a time; mu only stops a misuse from mixing the bytes
+	// of two requests, as nl.Execute's own lock did.
+	mu   sync.Mutex
 	rc   syscall.RawConn
 	seq  uint32
 	wbuf []byte
@@ -80,6 +85,8 @@ func (c *Conn) exchange(typ uint16, flags netlink.HeaderFlags, data, extra []byt
 			Data:   data,
 		})
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.seq++
 	if r.seq == 0 {
 		r.seq = 1

@@ -163,3 +163,4 @@ func TestLinkIndexIoctl(t *testing.T) {
 		t.Errorf("AddAddr on a missing device: %v", err)
 	}
 }
+
