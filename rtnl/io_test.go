@@ -163,4 +163,3 @@ func TestLinkIndexIoctl(t *testing.T) {
 		t.Errorf("AddAddr on a missing device: %v", err)
 	}
 }
-
