@@ -20,7 +20,11 @@
 // messages, with IFLA_PROTINFO, the dump `bridge link` uses) joined by
 // index with the bridge itself (one RTM_GETLINK) or with a dump of the
 // bridges filtered by kind in the kernel. FDB adds one AF_BRIDGE neighbour
-// dump.
+// dump. Every request goes through rtnl.Conn.Execute on the connection's
+// own socket (no second socket, no decoding of replies into rtnetlink
+// structures): AddPort costs one RTM_GETLINK for the device (the checks
+// above need its kind, flags, type and master) and one RTM_NEWLINK, and a
+// Session resolves each bridge once.
 //
 // Privileges: reading needs none; changing bridges needs CAP_NET_ADMIN in
 // the namespace's owning user namespace.
@@ -30,8 +34,8 @@
 //
 // Debugging: compare with `ip -d -j link show`, `bridge -j link`,
 // `bridge -j fdb show br BR` and `brctl show` run in the same namespace
-// (`ip netns exec NS ...`). To see the messages themselves, set
-// NLDEBUG=level=1 (mdlayher/netlink) or capture them on an nlmon device.
+// (`ip netns exec NS ...`). To see the messages themselves, use
+// `strace -e sendto,recvfrom -x` or capture them on an nlmon device.
 // The bridge-specific encoders and decoders are in codec.go; codec_test.go
 // checks them against golden bytes.
 package bridge
