@@ -1,12 +1,15 @@
 package rtnl
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -161,5 +164,32 @@ func TestLinkIndexIoctl(t *testing.T) {
 	err = c.AddAddr(ctx, "nosuch0", p, nil)
 	if err == nil || err.Error() != "rtnl: add addr 10.9.8.7/24 dev nosuch0: no such device" {
 		t.Errorf("AddAddr on a missing device: %v", err)
+	}
+}
+
+// TestExecuteDeadline: a request the kernel does not answer (a change
+// without NLM_F_ACK) waits in the poller until ctx's deadline, and the
+// connection works normally afterwards.
+func TestExecuteDeadline(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns, _, c := testConn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := make([]byte, unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(req[4:8], 1) // ifindex 1: lo
+	start := time.Now()
+	_, err := c.Execute(ctx, unix.RTM_NEWLINK, 0, req) // no change, no ack
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("unanswered request: %v; want a deadline error", err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("unanswered request returned after %v, before its deadline", d)
+	}
+	l, err := c.LinkByName(testCtx(t), "lo")
+	if err != nil || l.Index != ipLinkOne(t, ns, "lo").Ifindex {
+		t.Fatalf("after the deadline: LinkByName(lo) = %+v, %v", l, err)
+	}
+	if _, err := c.LinkByName(context.Background(), "lo"); err != nil {
+		t.Fatalf("without a deadline: %v", err)
 	}
 }
