@@ -26,6 +26,12 @@ import (
 // works on the request; recvfrom is non-blocking (MSG_DONTWAIT) and, on the
 // rare EAGAIN, the goroutine parks in the poller like any network read.
 // Replies are read into one reused buffer and copied out once per datagram.
+//
+// The price of the raw sendto: while the kernel works on a request (or waits
+// for the RTNL lock), the goroutine keeps its P and a stop-the-world pause of
+// this process waits for the request to end. For route netlink requests that
+// is microseconds, milliseconds when another process holds the RTNL lock for
+// long (a namespace being torn down).
 
 // recvBufSize is the initial receive buffer: larger than any dump part the
 // kernel builds (32 KiB at most), so a peek is needed only for a single
