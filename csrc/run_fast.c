@@ -17,8 +17,15 @@
 #define NSC_API static __attribute__((unused))
 #include "clone_shim.c"
 
+#include "nsinit_elf.h"
+
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
 
 /* nsb_fast is the outcome of parsing: the spawn spec fields of run. */
 struct nsb_fast {
@@ -252,6 +259,38 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	return 0;
 }
 
+/* nsb_init_memfd returns a sealed memfd holding nsinit (see nsclone), or -1
+ * (then the init is forked: cheap here, this process is tiny). */
+static int nsb_init_memfd(void)
+{
+	const unsigned char *p = nsinit_elf;
+	unsigned long left = nsinit_elf_len;
+	int fd;
+
+	if (!left)
+		return -1;
+	fd = (int)syscall(SYS_memfd_create, "nsbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	if (fd < 0 && errno == EINVAL)
+		fd = (int)syscall(SYS_memfd_create, "nsbox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	while (left > 0) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		p += n;
+		left -= (unsigned long)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 || fd < 3)
+		goto fail; /* below 3 it would be taken for a stdio fd */
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
 static volatile pid_t nsb_child;
 static volatile int nsb_pending[65];
 
@@ -279,6 +318,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	struct nsc_result r;
 	struct sigaction sa, old[6];
 	char *shell_argv[2];
+	static char scratch[48];
+	char **init_argv = 0;
+	int keep[4] = {0, 1, 2, -1}, memfd = -1;
 	unsigned i;
 	int st;
 
@@ -311,9 +353,31 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.nkeep = 3;
 	s.keep = fds;
 	s.init = f.init;
-	s.init_fd = -1; /* the init is cloned without CLONE_VM: this process is tiny */
+	s.init_fd = -1;
 	if (f.init && !(f.ns_flags & CLONE_NEWPID))
 		s.pdeathsig = SIGKILL;
+	if (f.init && (memfd = nsb_init_memfd()) >= 0) {
+		/* nsinit's argv: name, errfd, mask (the child fills both into
+		 * scratch), flags, path, the payload's argv. */
+		int n = 0;
+		while (s.argv[n])
+			n++;
+		init_argv = malloc((size_t)(n + 6) * sizeof *init_argv);
+		if (init_argv) {
+			init_argv[0] = "nsbox-init";
+			init_argv[1] = scratch;
+			init_argv[2] = scratch + 24;
+			init_argv[3] = (f.ns_flags & CLONE_NEWPID) ? "0" : "3";
+			init_argv[4] = (char *)f.path;
+			memcpy(init_argv + 5, s.argv, (size_t)(n + 1) * sizeof *init_argv);
+			keep[3] = memfd;
+			s.nkeep = 4;
+			s.keep = keep;
+			s.init_fd = memfd;
+			s.init_argv = init_argv;
+			s.init_scratch = scratch;
+		}
+	}
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = nsb_forward;
@@ -322,6 +386,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	for (i = 0; i < 6; i++)
 		sigaction(fwd[i], &sa, &old[i]);
 	if (nsc_spawn(&s, &r) != NSC_OK) {
+		if (memfd >= 0)
+			close(memfd);
+		free(init_argv);
 		for (i = 0; i < 6; i++)
 			sigaction(fwd[i], &old[i], 0);
 		for (i = 0; i < 6; i++)

@@ -4,6 +4,11 @@ package nsclone
 #cgo CFLAGS: -Wall -Wextra -Werror -O2 -I${SRCDIR}/../csrc
 #include <stdlib.h>
 #include "clone_shim.h"
+#include "nsinit_elf.h"
+
+static const void *nsc_init_elf(void) { return nsinit_elf; }
+static unsigned long nsc_init_elf_len(void) { return nsinit_elf_len; }
+static const char *nsc_init_hash(void) { return nsinit_source_hash; }
 
 extern int nscloneGoHook(uintptr_t ctx, int pid);
 static nsc_hook nsc_go_hook(void) { return nscloneGoHook; }
@@ -27,6 +32,19 @@ import (
 )
 
 const maxJoin = C.NSC_MAX_JOIN
+
+// initELF returns nsinit (csrc/nsinit_elf.h), read-only C memory; empty where
+// no blob was built for the architecture.
+func initELF() []byte {
+	n := int(C.nsc_init_elf_len())
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(C.nsc_init_elf()), n)
+}
+
+// initSourceHash is the hash of the sources initELF was built from.
+func initSourceHash() string { return C.GoString(C.nsc_init_hash()) }
 
 // Start spawns the process described by s and returns once it has exec'd the
 // payload (or, with Init, once the payload has exec'd). Cancelling ctx kills
@@ -54,7 +72,7 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 	}
 
 	res, err := spawn(s, path, args, env, false)
-	if err != nil && s.Init && len(initELF) > 0 && s.BeforeExec == nil &&
+	if err != nil && s.Init && len(initELF()) > 0 && s.BeforeExec == nil &&
 		res.stage == C.NSC_STAGE_EXEC && res.index == 1 {
 		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
 		// filter): fall back to the init cloned without CLONE_VM. (Not
@@ -119,7 +137,7 @@ func initMemfd() (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	for data := initELF; len(data) > 0; {
+	for data := initELF(); len(data) > 0; {
 		n, err := unix.Write(fd, data)
 		if err != nil {
 			unix.Close(fd)
@@ -334,7 +352,7 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 			spec.pdeathsig = C.int(unix.SIGKILL)
 			flags = 3 // subreaper, and SIGKILL to the payload if the init dies
 		}
-		if len(initELF) > 0 && !forkInit && !memfdNoExec() {
+		if len(initELF()) > 0 && !forkInit && !memfdNoExec() {
 			fd, err := initMemfd()
 			if err != nil {
 				return b, &SetupError{Stage: StageOpen, Object: "memfd nsbox-init", Err: err}

@@ -326,6 +326,9 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
 		for {
 			select {
 			case sig := <-sigs:
+				if fromTerminal(sig) {
+					continue // the payload, in our process group, got it too
+				}
 				_ = p.Signal(sig) // gone already: nothing to forward to
 			case <-done:
 				return
@@ -341,6 +344,19 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
 		return &exitError{code: c}
 	}
 	return nil
+}
+
+// fromTerminal guesses whether sig came from the terminal (Ctrl-C, Ctrl-\)
+// to the whole foreground process group, which holds the payload too: Go
+// does not show siginfo, so SIGINT and SIGQUIT are taken as the terminal's
+// while nsbox's process group is the foreground of the terminal on stdin.
+// (The C fast path reads si_code instead.)
+func fromTerminal(sig os.Signal) bool {
+	if sig != unix.SIGINT && sig != unix.SIGQUIT {
+		return false
+	}
+	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	return err == nil && fg == unix.Getpgrp()
 }
 
 // spawnError maps an nsclone error to the exit codes of DESIGN.md, adding

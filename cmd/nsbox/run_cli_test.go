@@ -201,6 +201,16 @@ func testRunCLI(t *testing.T, bin string) {
 		}
 	})
 
+	t.Run("ctrl-c on a terminal", func(t *testing.T) {
+		for _, flags := range [][]string{nil, {"--no-init"}} {
+			out, code, err := runOnTerminal(t, bin, append(append([]string{"run"}, flags...), "--", "sh", "-c",
+				`n=0; trap 'n=$((n+1)); echo INT$n' INT; trap 'echo TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`))
+			if err != nil || code != 7 || !strings.Contains(out, "INT1") || strings.Contains(out, "INT2") {
+				t.Errorf("nsbox %v: Ctrl-C then SIGTERM: exit %d, %v, output %q; want INT1 once, then exit 7", flags, code, err, out)
+			}
+		}
+	})
+
 	t.Run("signals", func(t *testing.T) {
 		for _, c := range []struct {
 			flags []string
@@ -252,4 +262,92 @@ func runSignalled(bin, noFast string, args []string, sig syscall.Signal) (int, e
 		return ee.ExitCode(), nil
 	}
 	return 0, err
+}
+
+// runOnTerminal runs nsbox as the session leader of a new pseudo-terminal,
+// types Ctrl-C once the payload is ready, then sends SIGTERM to nsbox, and
+// returns what the terminal showed and the exit code. Whatever happens, the
+// whole process group (nsbox and the payload) is killed at the end.
+func runOnTerminal(t *testing.T, bin string, args []string) (string, int, error) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		return "", 0, err
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		return "", 0, err
+	}
+	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer slave.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+runFastMode(t))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		return "", 0, err
+	}
+	slave.Close()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	defer func() {
+		// nsbox leads its session and process group; the payload is in it.
+		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+	}()
+	chunks := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			k, err := master.Read(buf)
+			if k > 0 {
+				chunks <- string(buf[:k])
+			}
+			if err != nil {
+				close(chunks)
+				return
+			}
+		}
+	}()
+	var out strings.Builder
+	read := func(want string, limit time.Duration) bool {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		for !strings.Contains(out.String(), want) {
+			select {
+			case c, ok := <-chunks:
+				if !ok {
+					return false
+				}
+				out.WriteString(c)
+			case <-timer.C:
+				return false
+			}
+		}
+		return true
+	}
+	if read("ready", 10*time.Second) {
+		master.Write([]byte{3}) // Ctrl-C
+		read("INT1", 5*time.Second)
+		read("INT2", 500*time.Millisecond) // room for a duplicate to show
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	select {
+	case err = <-waited:
+	case <-time.After(10 * time.Second):
+		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		return out.String(), 0, fmt.Errorf("nsbox did not exit after SIGTERM: %v", <-waited)
+	}
+	read("TERM", 100*time.Millisecond)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), ee.ExitCode(), nil
+	}
+	return out.String(), 0, err
 }
