@@ -5,7 +5,7 @@
  * child stays a CLONE_VM child that copies no page tables, and no nsbox
  * binary is ever re-executed inside the sandbox (CVE-2019-5736).
  *
- * Built by csrc/gen_init.sh into nsclone/init_elf_amd64.go.
+ * Built by csrc/gen_init.sh into csrc/nsinit_elf.h.
  *
  * usage: nsbox-init ERRFD MASK FLAGS PATH ARGV0 [ARG...]   (envp: the payload's)
  *   ERRFD  the spawn's error pipe (decimal); the payload reports a failed exec

@@ -2,7 +2,7 @@
 #ifndef NSBOX_NSINIT_ELF_H
 #define NSBOX_NSINIT_ELF_H
 /* sha256 of csrc/nsinit.c and csrc/nsc_syscall.h that the blob was built from */
-static const char nsinit_source_hash[] __attribute__((unused)) = "0c778ab139a2439b12ddab6fe7e79e70ddecfcd9841fa6cb9b8c670372519dc1";
+static const char nsinit_source_hash[] __attribute__((unused)) = "f98990c440478119f409e8bdc0d92dd80bd64ec0944552a7f8ca0d0918dc04fb";
 #if defined(__x86_64__)
 /* csrc/nsinit.c built as a static x86_64 program */
 static const unsigned char nsinit_elf[] __attribute__((unused)) = {
