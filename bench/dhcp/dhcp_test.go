@@ -140,13 +140,7 @@ func BenchmarkLeaseAcquisition(b *testing.B) {
 		{"dhclient", func(lease string) []string {
 			return []string{"ip", "netns", "exec", client, "dhclient", "-1", "-sf", script, "-lf", lease, "-pf", lease + ".pid", "eth0"}
 		}, func(lease string) { // -1 leaves a daemon renewing the lease
-			if pid, err := os.ReadFile(lease + ".pid"); err == nil {
-				if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
-					if p, err := os.FindProcess(n); err == nil {
-						_ = p.Kill()
-					}
-				}
-			}
+			killByCmdline(b, lease)
 		}},
 	}
 	for _, c := range clients {
@@ -496,4 +490,36 @@ func BenchmarkDaemonRSS(b *testing.B) {
 			b.ReportMetric(float64(rss), "KiB-rss")
 		})
 	}
+}
+
+// killByCmdline kills every process whose command line mentions marker (a
+// path unique to one run) and waits, bounded, until none is left. dhclient -1
+// forks a daemon that keeps the lease; its pid file may not be written yet
+// when the parent exits, so the daemon is found through /proc instead.
+func killByCmdline(b *testing.B, marker string) {
+	b.Helper()
+	for try := 0; try < 100; try++ {
+		found := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err != nil || !strings.Contains(string(cmd), marker) {
+				continue
+			}
+			found++
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+				_, _ = p.Wait() // reaps it if it is our child; harmless otherwise
+			}
+		}
+		if found == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Errorf("processes mentioning %s survived SIGKILL", marker)
 }
