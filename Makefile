@@ -4,6 +4,10 @@ BIN       := bin/nsbox
 GOFLAGS_B := -trimpath
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
+# cgo's cache key does not cover csrc/ (nsclone includes it from there), so
+# the sources' hash goes into CGO_CFLAGS: a change in csrc/ rebuilds nsclone.
+export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
+
 .PHONY: all build test test-unit bench lint clean
 
 all: build

@@ -172,6 +172,15 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 			nsc_fail(errfd, NSC_STAGE_FDS, ret, i);
 	}
 
+	/* After the id drop, which would clear it; the getppid check closes
+	 * the window in which the caller died before the prctl. */
+	if (s->parent_death_sig) {
+		if ((ret = SYS2(SYS_prctl, PR_SET_PDEATHSIG, s->parent_death_sig)) < 0)
+			nsc_fail(errfd, NSC_STAGE_SIGNALS, ret, 0);
+		if (SYS0(SYS_getppid) != s->parent_pid)
+			nsc_fail(errfd, NSC_STAGE_SIGNALS, -ESRCH, 0);
+	}
+
 	if (init_fd >= 0)
 		nsc_exec_init(c, errfd, init_fd);
 

@@ -131,6 +131,15 @@ type Spec struct {
 	// the child's pid as the caller sees it. It runs on the goroutine that
 	// called Start, whose OS thread stays locked meanwhile.
 	BeforeExec func(pid int) error
+
+	// ParentDeathSignal, when not zero, is sent to the child (the payload,
+	// or the init) when the process that started it dies, even of SIGKILL,
+	// so that a sandbox never outlives nsbox (its namespaces, and the veth
+	// in its network namespace, go with it). It is set after the ids are
+	// dropped, right before exec (a credential change clears it); the exec
+	// of a set-user-ID program clears it too. If the caller is already gone
+	// by then, the child exits instead of running.
+	ParentDeathSignal syscall.Signal
 }
 
 // ErrInvalidSpec is wrapped by every error of Spec.Validate.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,7 @@ type runOptions struct {
 	bridge                                  string
 	dhcp                                    bool
 	addr, gateway, ifname                   string
+	dhcpTimeout                             time.Duration
 	help                                    bool
 
 	cmd []string
@@ -69,6 +71,7 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.StringVar(&o.addr, "addr", "", "address CIDR for the sandbox's interface (needs --bridge)")
 	fs.StringVar(&o.gateway, "gateway", "", "default gateway IP (needs --addr)")
 	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
+	fs.DurationVar(&o.dhcpTimeout, "dhcp-timeout", 10*time.Second, "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
 }
@@ -167,7 +170,8 @@ func (o *runOptions) checkNetwork() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--dhcp", o.dhcp}, {"--addr", o.addr != ""}, {"--gateway", o.gateway != ""}, {"--ifname", o.ifname != ""}} {
+		}{{"--dhcp", o.dhcp}, {"--addr", o.addr != ""}, {"--gateway", o.gateway != ""}, {"--ifname", o.ifname != ""},
+			{"--dhcp-timeout", o.dhcpTimeout != 10*time.Second}} {
 			if f.set {
 				return usagef("run: %s needs --bridge", f.name)
 			}
@@ -187,6 +191,12 @@ func (o *runOptions) checkNetwork() error {
 	}
 	if o.dhcp == (o.addr != "") {
 		return usagef("run: --bridge needs exactly one of --dhcp and --addr")
+	}
+	if o.dhcpTimeout != 10*time.Second && !o.dhcp {
+		return usagef("run: --dhcp-timeout needs --dhcp")
+	}
+	if o.dhcpTimeout <= 0 {
+		return usagef("run: --dhcp-timeout %s: want a positive duration such as 5s", o.dhcpTimeout)
 	}
 	if o.addr != "" {
 		if !strings.Contains(o.addr, "/") {
@@ -233,17 +243,32 @@ func runMain(ctx context.Context, e *env, args []string) error {
 		fmt.Fprint(e.stdout, runFlagSet(&runOptions{}).FlagUsages())
 		return nil
 	}
-	if e.netns != "" {
-		return usagef("run: use run --netns %s instead of -n %s", e.netns, e.netns)
-	}
-	if o.bridge != "" {
-		return &exitError{code: exitSetupFailed, err: errors.New("run: --bridge: not implemented yet")}
+	if e.netns != "" && o.bridge == "" {
+		return usagef("run: use run --netns %s instead of -n %s (-n NAME with run names the namespace of --bridge)", e.netns, e.netns)
 	}
 	spec, err := o.spec()
 	if err != nil {
 		return err
 	}
-	return runSpawn(ctx, spec)
+	// With --bridge, the bridge (in -n NAME's namespace, or nsbox's own)
+	// is checked before anything is spawned; the payload is held until its
+	// network is configured, dies with nsbox (so even a SIGKILL leaves no
+	// sandbox, and the kernel removes its veth), and its veth and lease go
+	// when it ends.
+	sn, err := o.networkConfig(ctx, e.netns)
+	if err != nil {
+		return err
+	}
+	if sn != nil {
+		sn.cfg.DHCPTimeout = o.dhcpTimeout
+		sn.hook(ctx, spec)
+		spec.ParentDeathSignal = unix.SIGKILL
+	}
+	err = runSpawn(ctx, spec)
+	if cerr := sn.close(ctx); cerr != nil && err == nil {
+		return &exitError{code: exitFailed, err: fmt.Errorf("run: %w", cerr)}
+	}
+	return err
 }
 
 // spec turns the options into an nsclone.Spec, looking up users, groups and
