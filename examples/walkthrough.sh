@@ -49,7 +49,7 @@ step() { # step "walkthrough command" nsbox-args...
 }
 
 step "./ns   (clone IPC+PID+NS, mount /proc, become nobody, exec bash)" \
-	run --ipc --pid --mount --no-init --uid nobody --gid nogroup -- /bin/bash -c 'id; ps auxw'
+	run --ipc --pid --mount --no-init --uid nobody --gid nogroup -- /bin/bash -c 'id; ps auxw; exit 0'
 
 step "ip netns add ns1" netns add "$HOST"
 step "ip netns add ns1" netns add "$NS1"
@@ -79,7 +79,7 @@ step "(LAN address)" -n "$LAN" addr add 192.168.3.1/24 dev lan0
 step "(LAN up)" -n "$LAN" link set lan0 up
 printf '\n### (LAN DHCP server) nsbox -n %s dhcpd lan0 --range 192.168.3.100-192.168.3.200 --router 192.168.3.1\n' "$LAN"
 "$NSBOX" -n "$LAN" dhcpd lan0 --range 192.168.3.100-192.168.3.200 --router 192.168.3.1 \
-	--lease-time 10m --lease-file "$tmp/dhcpd.leases" &
+	--lease-time 10m --lease-file "$tmp/dhcpd.leases" >"${WALKTHROUGH_KEEP:-$tmp}/dhcpd.log" 2>&1 &
 dhcpd_pid=$!
 
 step "brctl addbr br0" -n "$HOST" bridge add br0

@@ -80,6 +80,7 @@ func TestWalkthroughScript(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "walkthrough.sh")
 	cmd.Env = append(os.Environ(), "NSBOX="+bin, "WALKTHROUGH_TAG="+tag, "WALKTHROUGH_KEEP="+keep)
+	cmd.WaitDelay = 5 * time.Second // a stray writer of the pipe cannot hang the test
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("walkthrough.sh: %v\n%s", err, out)
