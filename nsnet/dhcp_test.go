@@ -70,8 +70,30 @@ func TestDHCPLeaseSeenByFirstInstructionAndReleased(t *testing.T) {
 	if held() != 1 {
 		t.Errorf("server does not hold the lease of %s: %+v", att.Addr, srv.Leases())
 	}
-	if err := att.Close(context.Background()); err != nil {
-		t.Fatalf("close: %v", err)
+	// The payload has exited: Detach releases the lease and the kernel
+	// removes the veth with the sandbox's namespace.
+	if err := att.Detach(context.Background()); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	var left []string
+	for i := 0; i < 100; i++ {
+		var links []struct {
+			Ifname string `json:"ifname"`
+		}
+		testutil.IPJSON(t, &links, "-n", name, "link", "show")
+		left = left[:0]
+		for _, l := range links {
+			if strings.HasPrefix(l.Ifname, "nsb") {
+				left = append(left, l.Ifname)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(left) != 0 {
+		t.Errorf("veth %v left 5 s after the sandbox ended", left)
 	}
 	for i := 0; i < 100 && held() != 0; i++ {
 		time.Sleep(20 * time.Millisecond)

@@ -192,6 +192,21 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 	return a, nil
 }
 
+// Detach releases the lease (if any) and lets go of the sandbox without
+// deleting its veth: once the sandbox's processes are gone, the kernel
+// destroys its network namespace and removes the veth pair with it, batching
+// the work of many sandboxes (an explicit delete costs an RCU grace period,
+// tens of milliseconds, under the global rtnl lock). The removal is
+// asynchronous: the host end disappears shortly after the namespace's last
+// user. Use Close while the sandbox may still be running.
+func (a *Attachment) Detach(ctx context.Context) error {
+	if a == nil {
+		return nil
+	}
+	a.hostIf = ""
+	return a.Close(ctx)
+}
+
 // Close releases the lease (if any) and deletes the veth pair. It is safe to
 // call more than once; a veth that the kernel already removed (its namespace
 // died with the payload) is not an error.

@@ -76,8 +76,9 @@ func (sn *sandboxNet) hook(ctx context.Context, spec *nsclone.Spec) {
 	}
 }
 
-// close releases the lease, deletes the veth and closes the bridge's
-// namespace handle. It is safe on a nil sandboxNet.
+// close releases the lease, lets the kernel remove the veth with the
+// sandbox's namespace, and closes the bridge's namespace handle. It is safe
+// on a nil sandboxNet.
 func (sn *sandboxNet) close(ctx context.Context) error {
 	if sn == nil {
 		return nil
@@ -86,7 +87,9 @@ func (sn *sandboxNet) close(ctx context.Context) error {
 	att := sn.att
 	sn.att = nil
 	sn.mu.Unlock()
-	err := att.Close(context.WithoutCancel(ctx))
+	// The payload has ended: the kernel removes the veth with its
+	// namespace once the lease's sockets are closed.
+	err := att.Detach(context.WithoutCancel(ctx))
 	if sn.ns != nil {
 		sn.ns.Close()
 		sn.ns = nil
