@@ -112,7 +112,7 @@ func testRunCLI(t *testing.T, bin string) {
 			{[]string{"run", "--ipc", "--mount", "--mount-proc", "true"}, 2, "nsbox: run: --mount-proc needs --pid"},
 			{[]string{"run", "--map-root", "true"}, 2, "nsbox: run: --map-root needs --user"},
 			{[]string{"run", "--netns", "nsbox-no-such-ns", "true"}, 125, "nsbox: run: --netns nsbox-no-such-ns: no such network namespace"},
-			{[]string{"run", "--net", "--bridge", "br0", "--dhcp", "true"}, 125, "nsbox: run: --bridge: not implemented yet"},
+			{[]string{"run", "--net", "--bridge", "nsbox-nobr0", "--dhcp", "true"}, 125, "nsbox: run: nsnet: bridge nsbox-nobr0 does not exist"},
 			{[]string{"run", "--", "/nonexistent/nsbox-cmd"}, 127, "nsbox: run: /nonexistent/nsbox-cmd: command not found (no such file or directory)"},
 			{[]string{"run", "--", "nsbox-no-such-command"}, 127, "nsbox: run: nsbox-no-such-command: command not found"},
 			{[]string{"run", "--", noexec}, 126, "nsbox: run: " + noexec + ": permission denied"},

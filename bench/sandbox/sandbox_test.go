@@ -1,0 +1,237 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// nsboxBin builds the CLI once per benchmark binary.
+var build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+func nsbox(b *testing.B) string {
+	b.Helper()
+	build.once.Do(func() {
+		if p := os.Getenv("NSBOX_BIN"); p != "" {
+			build.bin = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "nsbox-bench-sandbox")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.bin = filepath.Join(dir, "nsbox")
+		out, err := exec.Command("go", "build", "-trimpath", "-o", build.bin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if build.err != nil {
+		b.Fatal(build.err)
+	}
+	return build.bin
+}
+
+func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }
+
+// lab makes a namespace with bridge br0 (10.80.0.1/22) and, with dhcp, nsbox's
+// DHCP server on it; everything goes when b ends.
+func lab(b *testing.B, bin string, dhcp bool) string {
+	b.Helper()
+	ns := testutil.NewNetns(b)
+	testutil.Cmd(b, "ip", "-n", ns, "link", "add", "br0", "type", "bridge")
+	testutil.Cmd(b, "ip", "-n", ns, "addr", "add", "10.80.0.1/22", "dev", "br0")
+	testutil.Cmd(b, "ip", "-n", ns, "link", "set", "br0", "up")
+	if dhcp {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv := exec.CommandContext(ctx, bin, "-n", ns, "dhcpd", "br0", "--range", "10.80.0.10-10.80.3.250",
+			"--router", "10.80.0.1", "--lease-time", "10m", "--lease-file", filepath.Join(b.TempDir(), "leases"))
+		srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
+		srv.WaitDelay = 5 * time.Second
+		if err := srv.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cancel(); _ = srv.Wait() })
+		testutil.WaitUDPListen(b, ns, 67, nil)
+	}
+	return ns
+}
+
+// peerScript is one sandbox the way a shell script builds it with unshare,
+// ip and udhcpc: a named namespace, a veth whose peer is created inside it,
+// a DHCP lease, the payload in fresh IPC/PID/mount namespaces, teardown.
+const peerScript = `set -e
+lab=$1; sb=$2; h=$3; dir=$4
+ip netns add "$sb"
+trap 'ip netns del "$sb" 2>/dev/null' EXIT
+ip -n "$lab" link add "$h" type veth peer name eth0 netns "$sb"
+ip -n "$lab" link set "$h" master br0 up
+ip -n "$sb" link set lo up
+ip -n "$sb" link set eth0 up
+ip netns exec "$sb" busybox udhcpc -f -q -n -T 1 -t 10 -i eth0 -s "$dir/udhcpc.sh" >/dev/null 2>&1
+ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc /bin/true
+`
+
+// udhcpcScript configures the lease it is given, as a dhclient-script would.
+const udhcpcScript = `#!/bin/sh
+case "$1" in
+bound|renew) ip addr add "$ip/$mask" dev "$interface"; [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" ;;
+esac
+exit 0
+`
+
+// storm starts n jobs at once and returns when all are done; it fails b if
+// any fails. maxrss collects each process's maximum RSS in KiB.
+func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) (maxrss []int64) {
+	b.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	out := make([]bytes.Buffer, n)
+	rss := make([]int64, n)
+	for i := 0; i < n; i++ {
+		c := cmd(i)
+		c.Stdout, c.Stderr = &out[i], &out[i]
+		c.WaitDelay = 5 * time.Second
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = c.Run()
+			if c.ProcessState != nil {
+				if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+					rss[i] = ru.Maxrss
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			if failed < 3 {
+				b.Errorf("job %d: %v: %s", i, err, out[i].String())
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		b.Fatalf("%d of %d jobs failed", failed, n)
+	}
+	return rss
+}
+
+func BenchmarkStorm(b *testing.B) {
+	testutil.RequirePriv(b)
+	for _, tool := range []string{"ip", "unshare", "busybox"} {
+		testutil.RequireTool(b, tool)
+	}
+	bin := nsbox(b)
+	n := 8
+	if full() {
+		n = 200
+	}
+	b.Run(fmt.Sprintf("n=%d/nsbox", n), func(b *testing.B) {
+		ns := lab(b, bin, true)
+		b.ReportAllocs()
+		var peak int64
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			rss := storm(b, n, func(int) *exec.Cmd {
+				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--net", "--bridge", "br0", "--dhcp",
+					"--dhcp-timeout", "60s", "--", "/bin/true")
+			})
+			cancel()
+			var sum int64
+			for _, r := range rss {
+				sum += r
+			}
+			peak = max(peak, sum)
+		}
+		b.ReportMetric(float64(peak)/1024, "MiB-rss-sum")
+	})
+	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
+		ns := lab(b, bin, true)
+		dir := b.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		tag := testutil.UniqueName("")[:6]
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			storm(b, n, func(j int) *exec.Cmd {
+				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
+					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
+			})
+			cancel()
+		}
+	})
+}
+
+// firstByte starts cmd with its stdout on a pipe and returns the time until
+// the payload's first byte arrives, then waits for cmd to end.
+func firstByte(b *testing.B, cmd *exec.Cmd) time.Duration {
+	b.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	cmd.Stdout = w
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	var one [1]byte
+	_, rerr := r.Read(one[:])
+	d := time.Since(start)
+	if err := cmd.Wait(); err != nil || rerr != nil {
+		b.Fatalf("%v: %v %v: %s", cmd.Args, err, rerr, stderr.String())
+	}
+	return d
+}
+
+func BenchmarkStaticStart(b *testing.B) {
+	testutil.RequirePriv(b)
+	bin := nsbox(b)
+	ns := lab(b, bin, false)
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"nsbox-bridge-static", []string{"-n", ns, "run", "--net", "--bridge", "br0", "--addr", "10.80.1.2/22", "--gateway", "10.80.0.1", "--", "/bin/echo", "x"}},
+		{"plain-net", []string{"run", "--net", "--", "/bin/echo", "x"}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var ds []time.Duration
+			for i := 0; i < b.N; i++ {
+				ds = append(ds, firstByte(b, exec.Command(bin, c.args...)))
+			}
+			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+			b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "ms-to-payload-median")
+		})
+	}
+}
