@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/atomicfile"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
@@ -106,7 +107,7 @@ func (a *RtnlApplier) Apply(ctx context.Context, prev, l *Lease) error {
 		for _, d := range l.DNS {
 			fmt.Fprintf(&b, "nameserver %s\n", d)
 		}
-		if err := writeFileAtomic(a.ResolvConf, []byte(b.String()), 0o644); err != nil {
+		if err := atomicfile.WriteFile(a.ResolvConf, []byte(b.String()), 0o644); err != nil {
 			return fmt.Errorf("dns: %w", err)
 		}
 	}

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/nsbox/nsbox/internal/atomicfile"
 )
 
 // leaseFileVersion is written in every lease file.
@@ -70,38 +71,8 @@ func (s *Server) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("dhcpserver: save leases %s: %w", s.leaseFile, err)
 	}
-	if err := writeFileAtomic(s.leaseFile, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.leaseFile, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("dhcpserver: save leases: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data: it writes a temporary file in the
-// same directory (created if missing) and renames it over path, so a reader
-// sees the old or the new content, never a part.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create directory %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename this fails harmlessly
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
