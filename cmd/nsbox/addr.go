@@ -129,36 +129,23 @@ func parseAddrChange(sub string, args []string) (addrArgs, error) {
 }
 
 func addrChange(ctx context.Context, e *env, sub string, args []string) error {
-	a, err := parseAddrChange(sub, args)
-	if err != nil {
-		return err
-	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "add":
-		return c.AddAddr(ctx, a.dev, a.prefix, a.opts)
-	case "replace":
-		return c.ReplaceAddr(ctx, a.dev, a.prefix, a.opts)
-	}
-	return c.DelAddr(ctx, a.dev, a.prefix)
+	return applyChange(ctx, e, sub, args, parseAddrChange,
+		func(c *rtnl.Conn, ctx context.Context, a addrArgs) error {
+			return c.AddAddr(ctx, a.dev, a.prefix, a.opts)
+		},
+		func(c *rtnl.Conn, ctx context.Context, a addrArgs) error {
+			return c.ReplaceAddr(ctx, a.dev, a.prefix, a.opts)
+		},
+		func(c *rtnl.Conn, ctx context.Context, a addrArgs) error {
+			return c.DelAddr(ctx, a.dev, a.prefix)
+		})
 }
 
 func addrFlush(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "dev" {
 		return usagef("addr flush: expected \"dev DEV\"")
 	}
-	dev, err := devArg("addr flush", args)
-	if err != nil {
-		return err
-	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
-	}
-	return c.FlushAddrs(ctx, dev)
+	return devOp(ctx, e, "addr flush", args, (*rtnl.Conn).FlushAddrs)
 }
 
 // addrJSON is one entry of addr_info, as ip -j addr prints it.

@@ -270,15 +270,7 @@ func linkSet(ctx context.Context, e *env, args []string) error {
 }
 
 func linkDel(ctx context.Context, e *env, args []string) error {
-	dev, err := devArg("link del", args)
-	if err != nil {
-		return err
-	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
-	}
-	return c.DeleteLink(ctx, dev)
+	return devOp(ctx, e, "link del", args, (*rtnl.Conn).DeleteLink)
 }
 
 // linkJSON is one link as ip -j link prints it (same keys, same order).

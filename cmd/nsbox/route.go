@@ -121,21 +121,7 @@ func parseRoute(sub string, args []string) (rtnl.Route, error) {
 }
 
 func routeChange(ctx context.Context, e *env, sub string, args []string) error {
-	r, err := parseRoute(sub, args)
-	if err != nil {
-		return err
-	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "add":
-		return c.AddRoute(ctx, r)
-	case "replace":
-		return c.ReplaceRoute(ctx, r)
-	}
-	return c.DelRoute(ctx, r)
+	return applyChange(ctx, e, sub, args, parseRoute, (*rtnl.Conn).AddRoute, (*rtnl.Conn).ReplaceRoute, (*rtnl.Conn).DelRoute)
 }
 
 // routeJSON is one route as ip -j route prints it.

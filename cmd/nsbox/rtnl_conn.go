@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,44 @@ func (e *env) rtnlConn() (*rtnl.Conn, error) {
 		return nil, fmt.Errorf("internal error: resource %s is a %T, not *rtnl.Conn", key, r)
 	}
 	return c, nil
+}
+
+// applyChange runs an `add|replace|del|delete` line of a command: parse
+// turns sub and args into a request, which goes to add, replace or (any
+// other sub) del on the connection of the current namespace. A bad line
+// opens nothing.
+func applyChange[T any](ctx context.Context, e *env, sub string, args []string,
+	parse func(sub string, args []string) (T, error),
+	add, replace, del func(c *rtnl.Conn, ctx context.Context, req T) error) error {
+	req, err := parse(sub, args)
+	if err != nil {
+		return err
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "add":
+		return add(c, ctx, req)
+	case "replace":
+		return replace(c, ctx, req)
+	}
+	return del(c, ctx, req)
+}
+
+// devOp runs op on the device named by "[dev] DEV", the only arguments of
+// cmd, with the connection of the current namespace.
+func devOp(ctx context.Context, e *env, cmd string, args []string, op func(c *rtnl.Conn, ctx context.Context, dev string) error) error {
+	dev, err := devArg(cmd, args)
+	if err != nil {
+		return err
+	}
+	c, err := e.rtnlConn()
+	if err != nil {
+		return err
+	}
+	return op(c, ctx, dev)
 }
 
 // nsOpenError words a failure to open a namespace for the CLI.
