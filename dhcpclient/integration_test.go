@@ -196,15 +196,7 @@ func TestEmbeddedServerManyClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, pc) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	testutil.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, pc) })
 	clients := make([]*labClient, n)
 	for i := range clients {
 		clients[i] = newLabClient(t, lab, i, dhcpclient.WithLogf(func(string, ...any) {}))
@@ -291,19 +283,7 @@ func serveEmbedded(t *testing.T, lab *testutil.DHCPLab, from, to string, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, pc) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-served; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop = testutil.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, pc) })
 	return srv, stop
 }
 

@@ -35,15 +35,7 @@ func serveLab(t *testing.T, lab *testutil.DHCPLab) *dhcpserver.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, pc) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	testutil.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, pc) })
 	return srv
 }
 

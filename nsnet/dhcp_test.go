@@ -30,15 +30,7 @@ func serve(t *testing.T, labName string) *dhcpserver.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, pc) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	testutil.RunInBackground(t, "serve", func(ctx context.Context) error { return srv.Serve(ctx, pc) })
 	return srv
 }
 
