@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/dhcpclient"
-	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
@@ -96,20 +95,11 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return nil
 	}
 
-	var ns *netns.Handle
-	if e.netns != "" {
-		h, err := netns.Open(e.netns)
-		if err != nil {
-			return fmt.Errorf("dhcp %s: %w", dev, err)
-		}
-		defer h.Close()
-		ns = h
-	}
-	conn, err := rtnl.Dial(ns)
+	ns, conn, closeConn, err := e.ownConn("dhcp", dev)
 	if err != nil {
-		return fmt.Errorf("dhcp %s: %w", dev, err)
+		return err
 	}
-	defer conn.Close()
+	defer closeConn()
 	link, err := conn.LinkByName(ctx, dev)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/dhcpserver"
-	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
@@ -120,20 +119,11 @@ func runDHCPD(ctx context.Context, e *env, args []string) error {
 		}))
 	}
 
-	var ns *netns.Handle
-	if e.netns != "" {
-		h, err := netns.Open(e.netns)
-		if err != nil {
-			return fmt.Errorf("dhcpd %s: %w", dev, err)
-		}
-		defer h.Close()
-		ns = h
-	}
-	conn, err := rtnl.Dial(ns)
+	ns, conn, closeConn, err := e.ownConn("dhcpd", dev)
 	if err != nil {
-		return fmt.Errorf("dhcpd %s: %w", dev, err)
+		return err
 	}
-	defer conn.Close()
+	defer closeConn()
 	addrs, err := conn.Addrs(ctx, dev)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {

@@ -84,6 +84,26 @@ func devOp(ctx context.Context, e *env, cmd string, args []string, op func(c *rt
 	return op(c, ctx, dev)
 }
 
+// ownConn opens the namespace given by -n (nil: the caller's) and an rtnl
+// connection of its own in it (not the batch's shared one), for a
+// long-running word that needs both (dhcp, dhcpd); closeConn closes the
+// connection, then the namespace. Errors read "WORD DEV: ...".
+func (e *env) ownConn(word, dev string) (ns *netns.Handle, conn *rtnl.Conn, closeConn func(), err error) {
+	if e.netns != "" {
+		if ns, err = netns.Open(e.netns); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s %s: %w", word, dev, err)
+		}
+	}
+	if conn, err = rtnl.Dial(ns); err != nil {
+		ns.Close()
+		return nil, nil, nil, fmt.Errorf("%s %s: %w", word, dev, err)
+	}
+	return ns, conn, func() {
+		conn.Close()
+		ns.Close()
+	}, nil
+}
+
 // nsOpenError words a failure to open a namespace for the CLI.
 func nsOpenError(name string, err error) error {
 	if errors.Is(err, unix.ENOENT) {
