@@ -246,21 +246,12 @@ func (j addrJSON) text(w io.Writer) {
 }
 
 func addrShow(ctx context.Context, e *env, args []string) error {
-	dev := ""
 	if len(args) > 0 {
 		if args[0] != "dev" && len(args) > 1 {
 			return usagef("addr show: unexpected argument %q", args[0])
 		}
-		var err error
-		if dev, err = devArg("addr show", args); err != nil {
-			return err
-		}
 	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
-	}
-	views, err := showLinks(ctx, c, dev)
+	c, dev, views, err := e.showLinksArgs(ctx, "addr show", args)
 	if err != nil {
 		return err
 	}

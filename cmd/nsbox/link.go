@@ -474,19 +474,26 @@ func showLinks(ctx context.Context, c *rtnl.Conn, dev string) ([]linkView, error
 	return linkViews(ls)[:1], nil
 }
 
-func linkShow(ctx context.Context, e *env, args []string) error {
-	dev := ""
+// showLinksArgs runs showLinks for the optional "[dev] DEV" of cmd (none:
+// every link) on the connection of the current namespace, and returns that
+// connection and DEV with the views.
+func (e *env) showLinksArgs(ctx context.Context, cmd string, args []string) (c *rtnl.Conn, dev string, views []linkView, err error) {
 	if len(args) > 0 {
-		var err error
-		if dev, err = devArg("link show", args); err != nil {
-			return err
+		if dev, err = devArg(cmd, args); err != nil {
+			return nil, "", nil, err
 		}
 	}
-	c, err := e.rtnlConn()
-	if err != nil {
-		return err
+	if c, err = e.rtnlConn(); err != nil {
+		return nil, "", nil, err
 	}
-	views, err := showLinks(ctx, c, dev)
+	if views, err = showLinks(ctx, c, dev); err != nil {
+		return nil, "", nil, err
+	}
+	return c, dev, views, nil
+}
+
+func linkShow(ctx context.Context, e *env, args []string) error {
+	c, _, views, err := e.showLinksArgs(ctx, "link show", args)
 	if err != nil {
 		return err
 	}
