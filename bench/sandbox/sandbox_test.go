@@ -96,9 +96,10 @@ esac
 exit 0
 `
 
-// storm starts n jobs at once and returns when all are done; it fails b if
-// any fails. maxrss collects each process's maximum RSS in KiB.
-func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) (maxrss []int64) {
+// storm starts n jobs at once and returns when all are done, with each
+// process's maximum RSS in KiB and the number of jobs that failed (the first
+// few are logged).
+func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) (maxrss []int64, failed int) {
 	b.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -120,19 +121,15 @@ func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) (maxrss []int64) {
 		}(i)
 	}
 	wg.Wait()
-	failed := 0
 	for i, err := range errs {
 		if err != nil {
 			if failed < 3 {
-				b.Errorf("job %d: %v: %s", i, err, out[i].String())
+				b.Logf("job %d: %v: %s", i, err, out[i].String())
 			}
 			failed++
 		}
 	}
-	if failed > 0 {
-		b.Fatalf("%d of %d jobs failed", failed, n)
-	}
-	return rss
+	return rss, failed
 }
 
 func BenchmarkStorm(b *testing.B) {
@@ -151,11 +148,15 @@ func BenchmarkStorm(b *testing.B) {
 		var peak int64
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			rss := storm(b, n, func(int) *exec.Cmd {
+			rss, failed := storm(b, n, func(int) *exec.Cmd {
 				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--net", "--bridge", "br0", "--dhcp",
 					"--dhcp-timeout", "60s", "--", "/bin/true")
 			})
 			cancel()
+			// nsbox's own sandboxes must all lease and run.
+			if failed > 0 {
+				b.Fatalf("%d of %d nsbox sandboxes failed", failed, n)
+			}
 			var sum int64
 			for _, r := range rss {
 				sum += r
@@ -175,14 +176,20 @@ func BenchmarkStorm(b *testing.B) {
 		}
 		tag := testutil.UniqueName("")[:6]
 		b.ReportAllocs()
+		worst := 0
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			storm(b, n, func(j int) *exec.Cmd {
+			_, failed := storm(b, n, func(j int) *exec.Cmd {
 				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
 					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
 			})
 			cancel()
+			worst = max(worst, failed)
 		}
+		// udhcpc gives up after its retries when 200 DISCOVERs flood the
+		// bridge at once; those sandboxes count as done (failed), as the
+		// script would see them.
+		b.ReportMetric(float64(worst), "failed-jobs")
 	})
 }
 

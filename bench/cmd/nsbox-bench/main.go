@@ -42,11 +42,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	filter := fs.String("bench", ".", "go test -bench regular expression")
 	outDir := fs.String("out", "bench", "folder for RESULTS.md, results.svg and raw.txt")
 	pkgs := fs.String("pkgs", "./bench/spawn,./bench/netlink,./bench/bridge,./bench/dhcp,./bench/sandbox", "comma-separated benchmark packages, run in this order")
+	from := fs.String("from", "", "build the report from these files of saved benchmark output (comma-separated) instead of running")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var raw bytes.Buffer
+	var failures []string
 	list := strings.Split(*pkgs, ",")
+	if *from != "" {
+		list = nil
+		for _, f := range strings.Split(*from, ",") {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			raw.Write(b)
+		}
+	}
 	for i, pkg := range list {
 		if _, err := os.Stat(pkg); err != nil {
 			fmt.Fprintf(stdout, "[%d/%d] %s: skipped (%v)\n", i+1, len(list), pkg, err)
@@ -64,7 +76,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		cmd.Stdout = io.MultiWriter(stdout, &raw)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go test -bench %s: %w", pkg, err)
+			// Keep going: the other packages' comparisons still count,
+			// and the report names what failed.
+			failures = append(failures, fmt.Sprintf("%s: %v", pkg, err))
+			fmt.Fprintf(stdout, "[%d/%d] %s FAILED: %v\n", i+1, len(list), pkg, err)
+			continue
 		}
 		fmt.Fprintf(stdout, "[%d/%d] %s done in %s\n", i+1, len(list), pkg, time.Since(start).Round(time.Second))
 	}
@@ -84,6 +100,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := report.WriteMarkdown(&md, m, results, "make bench"); err != nil {
 		return err
 	}
+	for _, f := range failures {
+		fmt.Fprintf(&md, "\nFAILED: %s (its results above are partial or missing)\n", f)
+	}
 	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
 		return err
 	}
@@ -96,6 +115,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(*outDir, "RESULTS.md"), filepath.Join(*outDir, "results.svg"), filepath.Join(*outDir, "raw.txt"))
+	if len(failures) > 0 {
+		return fmt.Errorf("%d benchmark packages failed: %s", len(failures), strings.Join(failures, "; "))
+	}
 	return nil
 }
 
