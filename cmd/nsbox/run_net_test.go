@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -181,4 +182,48 @@ func TestRunNetworkBadInput(t *testing.T) {
 			waitNoSandboxLinks(t, ns)
 		})
 	}
+}
+
+func TestRunNetworkDHCPAgainstDnsmasq(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "dnsmasq")
+	bin := runBuildNsbox(t)
+	ns := netLab(t)
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "dnsmasq.leases")
+	ctx, cancel := context.WithCancel(context.Background())
+	dm := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--no-resolv", "--no-hosts", "--port=0", "--interface=br0", "--bind-interfaces",
+		"--dhcp-range=10.78.0.150,10.78.0.160,255.255.255.0,2m", "--dhcp-option=option:router,10.78.0.1",
+		"--dhcp-leasefile="+leases, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--no-ping")
+	dm.WaitDelay = 5 * time.Second
+	if err := dm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = dm.Wait() })
+	testutil.WaitUDPListen(t, ns, 67, nil)
+	stdout, stderr, code := runNsbox(t, bin, nil, "-n", ns, "run", "--net", "--bridge", "br0", "--dhcp",
+		"--", "sh", "-c", "ip -4 -o addr show dev eth0; ip route show default")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "inet 10.78.0.15") && !strings.Contains(stdout, "inet 10.78.0.160/") {
+		t.Errorf("first instruction did not see a lease from dnsmasq's range: %q", stdout)
+	}
+	if !strings.Contains(stdout, "default via 10.78.0.1 dev eth0") {
+		t.Errorf("first instruction did not see dnsmasq's router: %q", stdout)
+	}
+	// dnsmasq recorded the lease, then dropped it on the sandbox's RELEASE.
+	var b []byte
+	for i := 0; i < 100; i++ {
+		b, _ = os.ReadFile(leases)
+		if !strings.Contains(string(b), "10.78.0.1") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(string(b), "10.78.0.1") {
+		t.Errorf("dnsmasq still holds the sandbox's lease after it ended: %q", b)
+	}
+	waitNoSandboxLinks(t, ns)
 }
