@@ -10,8 +10,8 @@ import (
 // Machine describes where the benchmarks ran; it heads the report.
 type Machine struct {
 	Date, Host, Kernel, CPU, Go string
-	Cores                      int
-	MemoryGiB                  float64
+	Cores                       int
+	MemoryGiB                   float64
 }
 
 // WriteMarkdown writes the report: the machine, every ratio against a peer,
