@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -44,9 +43,10 @@ func needBinary(b *testing.B) {
 			return
 		}
 		nsboxBin = filepath.Join(buildDir, "nsbox")
+		// go test puts its own GOROOT/bin first in PATH.
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goTool = "go"
 		}
 		out, err := exec.Command(goTool, "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
 		if err != nil {
