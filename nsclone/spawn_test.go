@@ -363,12 +363,14 @@ func TestContextCancelKillsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidns := readLink(fmt.Sprintf("/proc/%d/ns/pid", p.Pid()))
-	// Wait (bounded) until the orphan and the payload both exist.
-	for i := 0; i < 100 && len(pidsIn(pidns)) < 3; i++ {
+	// Wait (bounded) until both sleeps run: the orphan reparented to the
+	// init and the payload's own. Counting all processes would race with
+	// the inner shell, which exists for a moment and then exits.
+	for i := 0; i < 250 && sleepsIn(pidns) < 2; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := len(pidsIn(pidns)); n < 3 {
-		t.Fatalf("only %d processes in the namespace", n)
+	if n := sleepsIn(pidns); n < 2 {
+		t.Fatalf("only %d sleep processes in the namespace (all: %v)", n, pidsIn(pidns))
 	}
 	cancel()
 	st, err := p.Wait()
@@ -390,6 +392,18 @@ func TestContextCancelKillsNamespace(t *testing.T) {
 	if _, err := Run(ctx, s); err == nil {
 		t.Error("Run with a cancelled context succeeded")
 	}
+}
+
+// sleepsIn counts the processes named sleep in PID namespace ns.
+func sleepsIn(ns string) int {
+	n := 0
+	for _, pid := range pidsIn(ns) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+			n++
+		}
+	}
+	return n
 }
 
 // pidsIn lists host pids whose PID namespace is ns.
