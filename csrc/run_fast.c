@@ -18,6 +18,8 @@
 #include "clone_shim.c"
 
 #include "nsinit_elf.h"
+#include "net_fast.c"
+#include "netns_fast.c"
 
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -412,12 +414,15 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
  * to constructors). It returns when Go must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
 {
-	if (argc < 2 || !nsb_streq(argv[1], "run"))
+	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns")))
 		return;
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
 			return;
-	nsb_fast_run(argc, argv, envp);
+	if (nsb_streq(argv[1], "netns"))
+		nsb_fast_netns(argc, argv, envp);
+	else
+		nsb_fast_run(argc, argv, envp);
 }
 
 /* nsb_fast_parse_for_test exposes the parser to Go's parity tests. */
