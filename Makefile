@@ -6,6 +6,10 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 
 # cgo's cache key does not cover csrc/ (nsclone includes it from there), so
 # the sources' hash goes into CGO_CFLAGS: a change in csrc/ rebuilds nsclone.
+# netgo and osusergo keep glibc's NSS (getaddrinfo, getpwnam) out of the
+# static binary (cmd/nsbox/static.go); exported so that the binaries tests
+# and benchmarks build get the same flags.
+export GOFLAGS ?= -tags=netgo,osusergo
 export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 
 .PHONY: all build test test-unit bench lint clean
