@@ -5,9 +5,11 @@
  *
  * The Go code (cmd/nsbox/run.go) stays the one source of truth for the flags
  * of run: this file accepts only a subset of plain invocations, and anything
- * else (an unknown or unusual flag, --user, --netns, the networking flags,
- * global flags, a name it cannot resolve, any setup failure) returns to Go,
- * which parses everything again and reports the error. Go's FuzzRunFastParity
+ * else (an unknown or unusual flag, --user, --netns, --dhcp, global flags
+ * other than -n with --bridge, a name it cannot resolve, any setup failure)
+ * returns to Go, which parses everything again and reports the error. A
+ * static network (-n NS, --net --bridge --addr --gateway --ifname) is wired
+ * by net_fast.c while the child waits at the go-ahead. Go's FuzzRunFastParity
  * checks that whatever this parser accepts, Go's parser accepts with the same
  * spec. NSBOX_NO_FASTPATH=1 turns this path off.
  */
@@ -38,7 +40,10 @@ struct nsb_fast {
 	const char *hostname;
 	int set_uid, set_gid;
 	unsigned int uid, gid;
+	int args_start; /* argv index of run's first argument (2, or 4 after -n NS) */
 	int cmd_index; /* argv index of the command; argc if none */
+	int has_net;   /* --bridge: net holds the static network */
+	struct nsb_net net;
 	const char *path; /* resolved command (points into buf) */
 	char buf[4096];
 };
@@ -140,17 +145,27 @@ static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 	}
 }
 
-/* nsb_fast_parse parses argv[2:] of `nsbox run`. It returns 0 when the fast
- * path can run it, -1 when Go must. */
+/* nsb_fast_parse parses `nsbox run ARGS` or `nsbox -n NS run ARGS`. It
+ * returns 0 when the fast path can run it, -1 when Go must. */
 static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_fast *f)
 {
 	int ipc = 0, pid = 0, mnt = 0, net = 0, uts = 0, cgroup = 0;
 	int mount_proc = 0, no_mount_proc = 0, init = 0, no_init = 0;
 	const char *prop = 0, *uid = 0, *gid = 0;
+	const char *bridge_ns = 0, *bridge = 0, *addr = 0, *gateway = 0, *ifname = 0;
 	int i;
 
 	memset(f, 0, sizeof *f);
-	for (i = 2; i < argc; i++) {
+	f->net.fd = -1;
+	i = 2;
+	if (argc >= 4 && nsb_streq(argv[1], "-n") && nsb_streq(argv[3], "run")) {
+		bridge_ns = argv[2];
+		i = 4;
+	} else if (argc < 2 || !nsb_streq(argv[1], "run")) {
+		return -1;
+	}
+	f->args_start = i;
+	for (; i < argc; i++) {
 		const char *a = argv[i];
 		const char **val = 0;
 		if (nsb_streq(a, "--")) {
@@ -187,8 +202,16 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			val = &uid;
 		else if (nsb_streq(a, "--gid"))
 			val = &gid;
+		else if (nsb_streq(a, "--bridge"))
+			val = &bridge;
+		else if (nsb_streq(a, "--addr"))
+			val = &addr;
+		else if (nsb_streq(a, "--gateway"))
+			val = &gateway;
+		else if (nsb_streq(a, "--ifname"))
+			val = &ifname;
 		else
-			return -1; /* --user, --netns, --flag=value, short flags...: Go */
+			return -1; /* --user, --netns, --dhcp, --flag=value, short flags...: Go */
 		if (val) {
 			if (++i >= argc)
 				return -1;
@@ -242,6 +265,13 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		if (nsb_id(gid, "/etc/group", &f->gid) < 0)
 			return -1;
 		f->set_gid = 1;
+	}
+	/* The network rules of runOptions.checkNetwork and
+	 * nsnet.Config.Validate, for a static address only; -n needs --bridge. */
+	if (bridge || addr || gateway || ifname || bridge_ns) {
+		if (!bridge || !net || nsb_net_parse(&f->net, bridge_ns, bridge, addr, gateway, ifname) < 0)
+			return -1;
+		f->has_net = 1;
 	}
 	f->ns_flags = (ipc ? CLONE_NEWIPC : 0) | (pid ? CLONE_NEWPID : 0) | (mnt ? CLONE_NEWNS : 0) |
 		      (net ? CLONE_NEWNET : 0) | (uts ? CLONE_NEWUTS : 0) | (cgroup ? CLONE_NEWCGROUP : 0);
@@ -328,6 +358,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 
 	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
 		return -1;
+	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
+	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
+		return -1;
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {
@@ -358,6 +391,14 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.init_fd = -1;
 	if (f.init && !(f.ns_flags & CLONE_NEWPID))
 		s.pdeathsig = SIGKILL;
+	if (f.has_net) {
+		/* As run.go: the payload waits until its network is wired, and
+		 * dies with nsbox (so its namespace and veth go too). */
+		s.hook = nsb_net_hook;
+		s.hook_ctx = (uintptr_t)&f.net;
+		s.parent_death_sig = SIGKILL;
+		s.parent_pid = getpid();
+	}
 	if (f.init && (memfd = nsb_init_memfd()) >= 0) {
 		/* nsinit's argv: name, errfd, mask (the child fills both into
 		 * scratch), flags, path, the payload's argv. */
@@ -388,6 +429,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	for (i = 0; i < 6; i++)
 		sigaction(fwd[i], &sa, &old[i]);
 	if (nsc_spawn(&s, &r) != NSC_OK) {
+		/* The child was reaped (a hook failure killed it before it ran
+		 * anything): Go does everything again and reports. */
+		nsb_net_close(&f.net);
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
@@ -398,6 +442,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 				raise(fwd[i]); /* Go's handlers take them from here */
 		return -1;
 	}
+	nsb_net_close(&f.net);
 	nsb_child = r.pid;
 	for (i = 0; i < 6; i++)
 		if (nsb_pending[fwd[i]])
@@ -414,7 +459,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
  * to constructors). It returns when Go must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
 {
-	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns")))
+	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns") && !nsb_streq(argv[1], "-n")))
 		return;
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
