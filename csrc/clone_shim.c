@@ -15,6 +15,7 @@
 #include <alloca.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clone_shim.h"
@@ -119,6 +121,18 @@ static void __attribute__((noreturn)) nsc_exec_init(const struct nsc_child *c, i
 	nsc_fail(errfd, NSC_STAGE_EXEC, ret, 1);
 }
 
+/* nsc_caller_gone tells whether the caller has died: it holds the read end
+ * of the error pipe until the exec, so the write end polls POLLERR once it
+ * is gone. getppid() cannot tell: in a new PID namespace it is 0 whether or
+ * not the caller lives. */
+static int nsc_caller_gone(int errfd)
+{
+	struct pollfd p = {errfd, POLLOUT, 0};
+	struct timespec zero = {0, 0};
+	long ret = SYS5(SYS_ppoll, &p, 1, &zero, 0, 0);
+	return ret < 0 || (p.revents & (POLLERR | POLLHUP));
+}
+
 /* nsc_payload drops ids, arranges the fds, resets signals and execs (or
  * execs nsinit, which forks the payload). */
 static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int errfd)
@@ -172,12 +186,12 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 			nsc_fail(errfd, NSC_STAGE_FDS, ret, i);
 	}
 
-	/* After the id drop, which would clear it; the getppid check closes
+	/* After the id drop, which would clear it. The check after it closes
 	 * the window in which the caller died before the prctl. */
 	if (s->parent_death_sig) {
 		if ((ret = SYS2(SYS_prctl, PR_SET_PDEATHSIG, s->parent_death_sig)) < 0)
 			nsc_fail(errfd, NSC_STAGE_SIGNALS, ret, 0);
-		if (SYS0(SYS_getppid) != s->parent_pid)
+		if (nsc_caller_gone(errfd))
 			nsc_fail(errfd, NSC_STAGE_SIGNALS, -ESRCH, 0);
 	}
 
