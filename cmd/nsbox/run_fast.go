@@ -1,9 +1,11 @@
 package main
 
-// The C fast path of nsbox run (csrc/run_fast.c) runs from an ELF
-// constructor before the Go runtime starts. It handles plain invocations
-// only and leaves everything else to runMain; this file exposes its parser
-// to the parity tests, which check that it agrees with parseRunArgs.
+// The C fast path of nsbox run (csrc/run_fast.c, with csrc/net_fast.c for
+// `-n NS run --net --bridge BR --addr CIDR [--gateway IP] [--ifname NAME]`)
+// runs from an ELF constructor before the Go runtime starts. It handles plain
+// invocations only and leaves everything else to runMain; this file exposes
+// its parser to the parity tests, which check that it agrees with the global
+// flags, parseRunArgs and nsnet.Config.Validate.
 
 /*
 #cgo CFLAGS: -Wall -Wextra -Werror -O2 -I${SRCDIR}/../../csrc
@@ -12,7 +14,10 @@ package main
 */
 import "C"
 
-import "unsafe"
+import (
+	"net/netip"
+	"unsafe"
+)
 
 // fastSpec is what the C parser made of a command line.
 type fastSpec struct {
@@ -24,13 +29,28 @@ type fastSpec struct {
 	hostname      string
 	uid, gid      *uint32
 	path          string
-	cmdIndex      int // index in args of the command, len(args) if none
+	cmdIndex      int // index in run's arguments of the command, their count if none
+
+	// The static network (--bridge); net is false without it.
+	net      bool
+	bridgeNS string // -n NAME before run; "" for nsbox's own namespace
+	bridge   string
+	ifname   string // with its default, eth0
+	addr     netip.Prefix
+	gateway  netip.Addr // the zero Addr without --gateway
 }
 
 // fastParse runs the C fast path's parser over the arguments of run (the
 // words after "run") with env; ok is false when it leaves them to Go.
 func fastParse(args, env []string) (fastSpec, bool) {
-	argv := append([]string{"nsbox", "run"}, args...)
+	return fastParseArgv(append([]string{"run"}, args...), env)
+}
+
+// fastParseArgv runs the C fast path's parser over a whole command line (the
+// words after "nsbox", such as "-n", "lab", "run", ...) with env; ok is
+// false when it leaves it to Go.
+func fastParseArgv(words, env []string) (fastSpec, bool) {
+	argv := append([]string{"nsbox"}, words...)
 	cargv := make([]*C.char, len(argv)+1)
 	cenv := make([]*C.char, len(env)+1)
 	for i, a := range argv {
@@ -67,7 +87,20 @@ func fastParse(args, env []string) (fastSpec, bool) {
 		mountProc:     f.mount_proc != 0,
 		init:          f.init != 0,
 		path:          C.GoString(f.path),
-		cmdIndex:      int(f.cmd_index) - 2,
+		cmdIndex:      int(f.cmd_index - f.args_start),
+	}
+	if f.has_net != 0 {
+		n := &f.net
+		s.net = true
+		if n.bridge_ns != nil {
+			s.bridgeNS = C.GoString(n.bridge_ns)
+		}
+		s.bridge = C.GoString(n.bridge)
+		s.ifname = C.GoString(n.ifname)
+		s.addr = netip.PrefixFrom(ipv4(uint32(n.addr)), int(n.prefix))
+		if n.has_gw != 0 {
+			s.gateway = ipv4(uint32(n.gw))
+		}
 	}
 	if f.hostname != nil {
 		s.hostname = C.GoString(f.hostname)
@@ -81,4 +114,10 @@ func fastParse(args, env []string) (fastSpec, bool) {
 		s.gid = &v
 	}
 	return s, true
+}
+
+// ipv4 turns an address in host byte order (as the C parser keeps it) into
+// an Addr.
+func ipv4(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -8,7 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/nsclone"
+	"github.com/nsbox/nsbox/nsnet"
 )
 
 // runFastCases are command lines for the parity checks: plain ones the C
@@ -41,22 +45,77 @@ var runFastCases = []string{
 	"--\n--pid",
 }
 
-// checkFastParity fails t if the C fast path accepts args but Go's parser
-// does not, or builds a different spec.
-func checkFastParity(t *testing.T, args []string) {
+// runNetFastCases are whole command lines (the words after "nsbox") for the
+// parity checks of the static network: ones the C fast path takes, and ones
+// it must leave to Go.
+var runNetFastCases = []string{
+	"-n\nlab\nrun\n--net\n--bridge\nbr0\n--addr\n10.80.1.2/22\n--gateway\n10.80.0.1\n--\n/bin/true",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\ntrue",
+	"run\n--pid\n--net\n--bridge\nbr0\n--addr\n192.168.7.9/31\n--gateway\n192.168.7.8\n--ifname\nveth-in\nsh",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.1.2.3/32\n--hostname\nbox\n--uid\n0\nid",
+	"run\n--net\n--ifname\neth1\n--bridge\nbr0\n--addr\n172.16.0.5/12\n--gateway\n172.31.255.254",
+	// Left to Go (usage errors, or unusual).
+	"-n\nlab\nrun\n--net\ntrue",
+	"-n\nlab\nrun\n--pid\ntrue",
+	"-n\n\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"-n\na/b\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"-n\nlab\nnetns\nlist",
+	"--netns\nlab\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"-nlab\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"-j\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"run\n--bridge\nbr0\n--addr\n10.0.0.2/24\ntrue",
+	"run\n--net\n--bridge\nbr0\ntrue",
+	"run\n--net\n--bridge\nbr0\n--dhcp\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--dhcp-timeout\n2s",
+	"run\n--net\n--addr\n10.0.0.2/24\ntrue",
+	"run\n--net\n--gateway\n10.0.0.1\ntrue",
+	"run\n--net\n--bridge\n\n--addr\n10.0.0.2/24",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.0/24",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/33",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/024",
+	"run\n--net\n--bridge\nbr0\n--addr\n010.0.0.2/24",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/0",
+	"run\n--net\n--bridge\nbr0\n--addr\n127.0.0.2/8",
+	"run\n--net\n--bridge\nbr0\n--addr\n224.0.0.2/24",
+	"run\n--net\n--bridge\nbr0\n--addr\nfd00::2/64\n--gateway\nfd00::1",
+	"run\n--net\n--bridge\nbr0\n--addr\n::ffff:10.0.0.2/120",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--gateway\n10.0.1.1",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--gateway\n10.0.0.2",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--gateway\n",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--ifname\n",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--ifname\neth0:1",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--ifname\neth%d",
+	"run\n--net\n--bridge\nbridge-name-too-long\n--addr\n10.0.0.2/24",
+	"run\n--net\n--bridge\nbr 0\n--addr\n10.0.0.2/24",
+	"run\n--net\n--bridge\nbr0\n--addr=10.0.0.2/24",
+	"run\n--net\n--netns\nx\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+}
+
+// checkFastParity fails t if the C fast path accepts the command line words
+// (after "nsbox") but Go's parsers do not, or build a different spec or
+// network.
+func checkFastParity(t *testing.T, words []string) {
 	t.Helper()
 	env := os.Environ()
-	fs, ok := fastParse(args, env)
+	fs, ok := fastParseArgv(words, env)
 	if !ok {
 		return // Go handles it: nothing to compare
 	}
+	e := newEnv(nil, io.Discard, io.Discard)
+	rest, batch, help, err := e.globalFlags(words)
+	if err != nil || batch != "" || help || e.json || len(rest) == 0 || rest[0] != "run" {
+		t.Fatalf("%q: C fast path accepts, Go's global flags give %q, %v", words, rest, err)
+	}
+	args := rest[1:]
 	o, err := parseRunArgs(args)
 	if err != nil {
 		t.Fatalf("%q: C fast path accepts, Go refuses: %v", args, err)
 	}
-	if o.help || o.user || o.netns != "" || o.bridge != "" || o.mapRoot {
-		t.Fatalf("%q: C fast path accepts what it must leave to Go", args)
+	if o.help || o.user || o.netns != "" || o.dhcp || o.mapRoot || (e.netns != "" && o.bridge == "") {
+		t.Fatalf("%q: C fast path accepts what it must leave to Go", words)
 	}
+	checkFastNetParity(t, words, fs, e.netns, o)
 	s, err := o.spec()
 	if err != nil {
 		t.Fatalf("%q: C fast path accepts, Go's spec fails: %v", args, err)
@@ -100,6 +159,50 @@ func checkFastParity(t *testing.T, args []string) {
 	}
 }
 
+// checkFastNetParity compares the C parser's network with what runMain's
+// networkConfig builds from the same options (short of opening anything).
+func checkFastNetParity(t *testing.T, words []string, fs fastSpec, bridgeNS string, o *runOptions) {
+	t.Helper()
+	if fs.net != (o.bridge != "") {
+		t.Fatalf("%q: network C %v, Go bridge %q", words, fs.net, o.bridge)
+	}
+	if !fs.net {
+		return
+	}
+	cfg := nsnet.Config{Bridge: o.bridge, IfName: o.ifname}
+	var err error
+	if cfg.Addr, err = netip.ParsePrefix(o.addr); err != nil {
+		t.Fatalf("%q: C takes --addr %q, Go: %v", words, o.addr, err)
+	}
+	if o.gateway != "" {
+		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil {
+			t.Fatalf("%q: C takes --gateway %q, Go: %v", words, o.gateway, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("%q: C takes the network, Go's Validate refuses: %v", words, err)
+	}
+	if bridgeNS != "" {
+		if err := netns.ValidateName(bridgeNS); err != nil || strings.Contains(bridgeNS, "/") {
+			t.Fatalf("%q: C takes -n %q, netns.Open would not: %v", words, bridgeNS, err)
+		}
+	}
+	wantIf := o.ifname
+	if wantIf == "" {
+		wantIf = "eth0"
+	}
+	if !o.net || fs.ns&unix.CLONE_NEWNET == 0 {
+		t.Errorf("%q: --bridge without a new network namespace", words)
+	}
+	if fs.bridgeNS != bridgeNS || fs.bridge != cfg.Bridge || fs.ifname != wantIf {
+		t.Errorf("%q: C -n %q bridge %q ifname %q; Go %q %q %q", words, fs.bridgeNS, fs.bridge, fs.ifname,
+			bridgeNS, cfg.Bridge, wantIf)
+	}
+	if fs.addr != cfg.Addr || fs.gateway != cfg.Gateway {
+		t.Errorf("%q: C addr %v gateway %v; Go %v %v", words, fs.addr, fs.gateway, cfg.Addr, cfg.Gateway)
+	}
+}
+
 func splitArgs(s string) []string {
 	if s == "" {
 		return nil
@@ -110,8 +213,14 @@ func splitArgs(s string) []string {
 func TestRunFastParity(t *testing.T) {
 	accepted := 0
 	for _, c := range runFastCases {
-		checkFastParity(t, splitArgs(c))
+		checkFastParity(t, append([]string{"run"}, splitArgs(c)...))
 		if _, ok := fastParse(splitArgs(c), os.Environ()); ok {
+			accepted++
+		}
+	}
+	for _, c := range runNetFastCases {
+		checkFastParity(t, splitArgs(c))
+		if _, ok := fastParseArgv(splitArgs(c), os.Environ()); ok {
 			accepted++
 		}
 	}
@@ -127,13 +236,42 @@ func TestRunFastParity(t *testing.T) {
 			t.Errorf("%q: the C fast path takes what Go must handle", splitArgs(c))
 		}
 	}
-	t.Logf("C fast path takes %d of %d command lines", accepted, len(runFastCases))
+	t.Logf("C fast path takes %d of %d command lines", accepted, len(runFastCases)+len(runNetFastCases))
+}
+
+// TestRunNetFastTakes: the C fast path takes the static networks (else the
+// networking fast path is dead code) with the values given, and leaves the
+// rest to Go.
+func TestRunNetFastTakes(t *testing.T) {
+	fs, ok := fastParseArgv(splitArgs(runNetFastCases[0]), os.Environ())
+	if !ok {
+		t.Fatalf("%q: the C fast path does not take it", splitArgs(runNetFastCases[0]))
+	}
+	if !fs.net || fs.bridgeNS != "lab" || fs.bridge != "br0" || fs.ifname != "eth0" ||
+		fs.addr != netip.MustParsePrefix("10.80.1.2/22") || fs.gateway != netip.MustParseAddr("10.80.0.1") ||
+		fs.ns != unix.CLONE_NEWNET || fs.path != "/bin/true" {
+		t.Errorf("C parsed %+v", fs)
+	}
+	for _, c := range runNetFastCases[1:5] {
+		if _, ok := fastParseArgv(splitArgs(c), os.Environ()); !ok {
+			t.Errorf("%q: the C fast path does not take this static network", splitArgs(c))
+		}
+	}
+	for _, c := range runNetFastCases[5:] {
+		if _, ok := fastParseArgv(splitArgs(c), os.Environ()); ok {
+			t.Errorf("%q: the C fast path takes what Go must handle", splitArgs(c))
+		}
+	}
 }
 
 // FuzzRunFastParity: whatever the C fast path accepts, Go accepts with the
-// same spec. Go's parser is the one source of truth for run's flags.
+// same spec and network. Go's parser is the one source of truth for run's
+// flags. The input is the command line after "nsbox", one word a line.
 func FuzzRunFastParity(f *testing.F) {
 	for _, c := range runFastCases {
+		f.Add("run\n" + c)
+	}
+	for _, c := range runNetFastCases {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
