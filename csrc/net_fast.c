@@ -264,7 +264,9 @@ static int nsb_nl_socket(int nsfd)
 		 * run in a foreign namespace: die without running anything. */
 		_exit(125);
 	}
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+	/* Below 3 (a closed stdio fd) the child would take it for the
+	 * payload's stdin, stdout or stderr: leave that case to Go. */
+	if (fd >= 0 && (fd < 3 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)) {
 		close(fd);
 		fd = -1;
 	}
