@@ -11,11 +11,12 @@
  * by construction: on any failure it undoes what it did (the namespace
  * file it created, the bind mount it made, the network namespace it entered)
  * and returns, and Go runs the same command again from the start and prints
- * its own `nsbox: ...` line and exit code. This file prints nothing; the one
- * exception is a failure to go back to the original network namespace after
- * unshare, which cannot happen short of a kernel failure: then returning to
- * Go would start the runtime inside a foreign namespace, so it prints Go's
- * line shape and exits 1 instead.
+ * its own `nsbox: ...` line and exit code. This file prints nothing, with
+ * two exceptions that cannot happen short of a kernel failure, after a bind
+ * mount that failed: setns back to the original network namespace fails (Go
+ * must not start in a foreign namespace), or the file it just created cannot
+ * be unlinked (Go would report "already exists"). Then it prints one line of
+ * Go's shape and exits 1 (nsb_netns_stuck).
  *
  * Left as Go leaves it: /run/netns and its shared mount point (state that
  * Go's prepareRunDir reaches the same way; other processes may be using it).
@@ -132,7 +133,8 @@ static int nsb_netns_prepare_dir(void)
  * and bind-mounts that namespace onto path (an existing file). On success
  * the thread stays in the new namespace (the caller exits). On failure it
  * returns -1 with errno set, the thread back in its original namespace; if
- * even that fails it returns -2: the thread is in a foreign namespace. */
+ * even that fails it returns -2 with setns's errno: the thread is in a
+ * foreign namespace. */
 static __attribute__((unused)) int nsb_netns_bind_new(const char *path)
 {
 	int orig, err;
@@ -153,7 +155,9 @@ static __attribute__((unused)) int nsb_netns_bind_new(const char *path)
 	}
 	err = errno;
 	if (setns(orig, CLONE_NEWNET) < 0) {
+		err = errno;
 		close(orig);
+		errno = err;
 		return -2;
 	}
 	close(orig);
@@ -167,14 +171,30 @@ static void nsb_netns_path(char *buf, size_t len, const char *name)
 	snprintf(buf, len, "%s/%s", NSB_NETNS_DIR, name);
 }
 
+/* nsb_netns_stuck reports a failure that cannot be undone and exits: Go
+ * must not run in a foreign network namespace, nor redo an add whose file
+ * could not be removed (it would report EEXIST instead of the cause). The
+ * line has Go's shape: "nsbox: netns: add NAME: STEP: CAUSE". */
+static void nsb_netns_stuck(const char *name, const char *step, int err)
+{
+	char cause[128];
+
+	/* Go's errno texts are glibc's with a lowercase first letter. */
+	snprintf(cause, sizeof cause, "%s", strerror(err));
+	if (cause[0] >= 'A' && cause[0] <= 'Z')
+		cause[0] = (char)(cause[0] - 'A' + 'a');
+	dprintf(2, "nsbox: netns: add %s: %s: %s\n", name, step, cause);
+	_exit(1);
+}
+
 /* nsb_netns_add does netns.Add: prepare the directory, create the file
  * exclusively, bind a new network namespace onto it. 0 on success, -1 when
- * it failed and undid its work (Go takes over), -2 when it is stuck in a
- * foreign namespace. */
+ * it failed and undid its work (Go takes over); what it cannot undo ends
+ * the process in nsb_netns_stuck. */
 static __attribute__((unused)) int nsb_netns_add(const char *name)
 {
 	char path[sizeof NSB_NETNS_DIR + 256];
-	int fd, rc;
+	int fd, rc, err;
 
 	if (nsb_netns_prepare_dir() < 0)
 		return -1;
@@ -185,9 +205,15 @@ static __attribute__((unused)) int nsb_netns_add(const char *name)
 		return -1;
 	close(fd);
 	rc = nsb_netns_bind_new(path);
-	if (rc == -1)
-		unlink(path); /* ours, made just above; Go makes it again */
-	return rc;
+	if (rc == 0)
+		return 0;
+	err = errno;
+	/* Remove the file made above, so that Go's redo starts afresh. */
+	if (unlink(path) < 0 && rc == -1)
+		nsb_netns_stuck(name, "mount --bind", err); /* Go would say EEXIST */
+	if (rc == -2)
+		nsb_netns_stuck(name, "setns back to the original namespace", err);
+	return -1;
 }
 
 /* nsb_netns_rebind puts the namespace held open by fd back onto path (the
@@ -254,10 +280,5 @@ static __attribute__((unused)) void nsb_fast_netns(int argc, char **argv, char *
 	rc = op == NSB_NETNS_ADD ? nsb_netns_add(argv[3]) : nsb_netns_del(argv[3]);
 	if (rc == 0)
 		_exit(0); /* as Go: silent success; caught signals do not matter */
-	if (rc == -2) {
-		/* Never start Go in a foreign namespace (see the header). */
-		dprintf(2, "nsbox: netns: add %s: cannot return to the original network namespace\n", argv[3]);
-		_exit(1);
-	}
 	sigprocmask(SIG_SETMASK, &old, 0);
 }
