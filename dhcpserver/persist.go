@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/nsbox/nsbox/internal/atomicfile"
 )
@@ -54,25 +55,65 @@ func (s *Server) load() error {
 	return nil
 }
 
-// saveLocked writes the acknowledged leases atomically: a temporary file in
-// the same directory, renamed over the lease file (mu held).
-func (s *Server) saveLocked() error {
+// persister serializes the writes of the lease file and lets one write
+// cover every change made before it started (a group commit): under a burst
+// of requests the file is written a few times instead of once per request,
+// and each reply still waits until its change is on disk.
+type persister struct {
+	mu      sync.Mutex
+	cond    sync.Cond // L is &mu; signalled when a write ends
+	writing bool
+	saved   uint64 // the table version the file holds
+}
+
+// persist returns once the lease file holds table version v or later,
+// writing it unless another caller's write already covers v.
+func (s *Server) persist(v uint64) error {
 	if s.leaseFile == "" {
 		return nil
 	}
+	d := &s.disk
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.saved < v {
+		if d.writing {
+			d.cond.Wait()
+			continue
+		}
+		d.writing = true
+		d.mu.Unlock()
+		cur, err := s.save()
+		d.mu.Lock()
+		d.writing = false
+		d.cond.Broadcast()
+		if err != nil {
+			return err
+		}
+		d.saved = max(d.saved, cur)
+	}
+	return nil
+}
+
+// save writes the acknowledged leases atomically (a temporary file in the
+// same directory, renamed over the lease file) and returns the table
+// version written.
+func (s *Server) save() (uint64, error) {
 	f := leaseFile{Version: leaseFileVersion, Leases: []Lease{}}
+	s.mu.Lock()
+	v := s.version
 	for _, l := range s.byAddr {
 		if !l.Offered {
 			f.Leases = append(f.Leases, *l)
 		}
 	}
+	s.mu.Unlock()
 	sort.Slice(f.Leases, func(i, j int) bool { return f.Leases[i].Addr.Less(f.Leases[j].Addr) })
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return fmt.Errorf("dhcpserver: save leases %s: %w", s.leaseFile, err)
+		return 0, fmt.Errorf("dhcpserver: save leases %s: %w", s.leaseFile, err)
 	}
 	if err := atomicfile.WriteFile(s.leaseFile, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("dhcpserver: save leases: %w", err)
+		return 0, fmt.Errorf("dhcpserver: save leases: %w", err)
 	}
-	return nil
+	return v, nil
 }

@@ -50,9 +50,12 @@ type Server struct {
 	now       func() time.Time
 	logf      func(format string, args ...any)
 
-	mu     sync.Mutex
-	byID   map[string]*Lease
-	byAddr map[netip.Addr]*Lease
+	mu      sync.Mutex
+	byID    map[string]*Lease
+	byAddr  map[netip.Addr]*Lease
+	version uint64 // bumped by every change that the lease file must record
+
+	disk persister // writes of the lease file
 }
 
 // Option configures a Server.
@@ -134,6 +137,7 @@ func New(server netip.Prefix, from, to netip.Addr, opts ...Option) (*Server, err
 		byID:      map[string]*Lease{},
 		byAddr:    map[netip.Addr]*Lease{},
 	}
+	s.disk.cond.L = &s.disk.mu
 	subnet := server.Masked()
 	switch {
 	case !from.Is4() || !to.Is4():
@@ -264,6 +268,24 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 	if len(req.ClientHWAddr) == 0 || len(req.ClientHWAddr) > 16 {
 		return nil, nil, errors.New("bad chaddr length")
 	}
+	reply, v, err := s.handle(req)
+	// The change a reply announces is in the lease file before the reply
+	// leaves (an ACK never outlives a crash of the server).
+	if v != 0 {
+		if werr := s.persist(v); werr != nil {
+			s.logf("%v", werr)
+		}
+	}
+	if reply == nil {
+		return nil, nil, err
+	}
+	return reply, s.destination(req, reply), err
+}
+
+// handle updates the lease table for req and returns the reply, if any, and
+// the table version that the lease file must reach before the reply is
+// sent (0 when nothing changed).
+func (s *Server) handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, version uint64, err error) {
 	id := clientID(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,7 +295,7 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 	case dhcpv4.MessageTypeDiscover:
 		a, ok := s.pick(id, req, now)
 		if !ok {
-			return nil, nil, fmt.Errorf("discover from %s: pool %s-%s exhausted", id, s.from, s.to)
+			return nil, 0, fmt.Errorf("discover from %s: pool %s-%s exhausted", id, s.from, s.to)
 		}
 		if l, ok := s.byID[id]; !ok || l.Addr != a || !l.Expiry.After(now) || l.Offered {
 			s.bind(id, req, a, now.Add(s.offerHold), true)
@@ -284,11 +306,11 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 		reply, changed, err = s.request(req, id, now)
 	case dhcpv4.MessageTypeRelease:
 		if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != s.prefix.Addr() {
-			return nil, nil, fmt.Errorf("release from %s: for server %s", id, sid)
+			return nil, 0, fmt.Errorf("release from %s: for server %s", id, sid)
 		}
 		l, ok := s.byID[id]
 		if !ok || l.Addr != addrOf(req.ClientIPAddr) {
-			return nil, nil, fmt.Errorf("release from %s: no lease for %s", id, req.ClientIPAddr)
+			return nil, 0, fmt.Errorf("release from %s: no lease for %s", id, req.ClientIPAddr)
 		}
 		s.drop(l)
 		changed = true
@@ -297,7 +319,7 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 		a := addrOf(req.RequestedIPAddress())
 		l, ok := s.byID[id]
 		if !ok || l.Addr != a {
-			return nil, nil, fmt.Errorf("decline from %s: no lease for %s", id, a)
+			return nil, 0, fmt.Errorf("decline from %s: no lease for %s", id, a)
 		}
 		s.drop(l)
 		d := &Lease{Addr: a, Expiry: now.Add(DefaultDeclineHold), Declined: true}
@@ -314,17 +336,13 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 		}
 		s.logf("inform from %s", id)
 	default:
-		return nil, nil, fmt.Errorf("message type %s from %s: not handled", mt, id)
+		return nil, 0, fmt.Errorf("message type %s from %s: not handled", mt, id)
 	}
 	if changed {
-		if werr := s.saveLocked(); werr != nil {
-			s.logf("%v", werr)
-		}
+		s.version++
+		version = s.version
 	}
-	if reply == nil {
-		return nil, nil, err
-	}
-	return reply, s.destination(req, reply), err
+	return reply, version, err
 }
 
 // request handles a DHCPREQUEST in its three forms (RFC 2131 4.3.2).

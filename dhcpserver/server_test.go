@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,4 +299,66 @@ func FuzzHandlePacket(f *testing.F) {
 			t.Fatalf("handed out %s outside the pool", yi)
 		}
 	})
+}
+
+// Under a burst of concurrent clients, every ACK leaves only once the lease
+// file holds its lease (the writes are grouped, never skipped).
+func TestLeaseFileHoldsEveryAckedLease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases.json")
+	s, err := New(srvPrefix, poolFrom, netip.MustParseAddr("10.7.0.200"), WithLeaseFile(path), WithLogf(t.Logf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 48
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			hw := net.HardwareAddr{2, 0, 0, 0, 2, byte(i)}
+			d, err := dhcpv4.NewDiscovery(hw)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			o, _, err := s.Handle(d)
+			if o == nil {
+				t.Errorf("client %d: no offer: %v", i, err)
+				return
+			}
+			r, err := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(o.ServerIdentifier())),
+				dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(o.YourIPAddr)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ack, _, err := s.Handle(r)
+			if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+				t.Errorf("client %d: no ACK: %v", i, err)
+				return
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !strings.Contains(string(b), `"`+ack.YourIPAddr.String()+`"`) {
+				t.Errorf("client %d: ACK of %s sent before the lease file holds it", i, ack.YourIPAddr)
+			}
+		}(i)
+	}
+	wg.Wait()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Leases []struct {
+			Address string `json:"address"`
+		} `json:"leases"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil || len(f.Leases) != n {
+		t.Fatalf("lease file has %d leases (%v), want %d", len(f.Leases), err, n)
+	}
 }
