@@ -119,7 +119,7 @@ static const char *nsb_net_ipv4(const char *s, uint32_t *out)
 	return s;
 }
 
-/* nsb_net_unusual is true for 0/8, 127/8 (rtnl.AddAddr gives those host
+/* nsb_net_unusual is true for 0/8, 127/8 (to which rtnl.AddAddr gives host
  * scope), multicast and class E: left to Go. */
 static int nsb_net_unusual(uint32_t a)
 {
@@ -343,8 +343,9 @@ static int nsb_nl_send(int fd, struct nsb_nl *b, nsb_nl_reply reply, void *ctx)
 	return first_err;
 }
 
-/* nsb_net_kind_ok is the RTM_NEWLINK reply of the bridge: it records the
- * index, and fails unless IFLA_LINKINFO's IFLA_INFO_KIND is "bridge". */
+/* nsb_net_bridge_reply takes the RTM_NEWLINK reply about the bridge: it
+ * records the index, and fails unless IFLA_LINKINFO's IFLA_INFO_KIND is
+ * "bridge". */
 static int nsb_net_bridge_reply(void *ctx, const struct nlmsghdr *h)
 {
 	struct nsb_net *n = ctx;
