@@ -568,6 +568,9 @@ func (c *Client) selecting(ctx context.Context) (*dhcpv4.DHCPv4, error) {
 	}
 	start := c.clock.Now()
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			c.logf("dhcp %s: no offer yet, DISCOVER again (try %d)", c.ifname, attempt+1)
+		}
 		m.NumSeconds = uint16(min(c.clock.Now().Sub(start)/time.Second, 0xffff))
 		if err := c.send(ctx, m, netip.Addr{}, netip.Addr{}); err != nil {
 			c.logf("%v", err)
@@ -625,6 +628,9 @@ func (c *Client) rebooting(ctx context.Context) (*Lease, error) {
 // answer.
 func (c *Client) exchange(ctx context.Context, m *dhcpv4.DHCPv4, src, dst, server netip.Addr, tries int, per time.Duration, until time.Time) (lease *Lease, nak bool, err error) {
 	for attempt := 0; attempt < tries; attempt++ {
+		if attempt > 0 {
+			c.logf("dhcp %s: no answer yet, %s again (try %d)", c.ifname, m.MessageType(), attempt+1)
+		}
 		sent := c.clock.Now()
 		if err := c.send(ctx, m, src, dst); err != nil {
 			c.logf("%v", err)
