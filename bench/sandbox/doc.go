@@ -4,9 +4,12 @@
 //
 //   - Storm: N sandboxes started at once on one bridge (N=200 with
 //     NSBOX_BENCH_FULL=1, 8 otherwise), each leased by DHCP from nsbox's
-//     embedded server and running /bin/true; the time until all are done, and
-//     the peak memory of nsbox's processes (the sum of their maximum RSS, an
-//     upper bound of what they held at once).
+//     embedded server and running /bin/true in new IPC, PID, mount and
+//     network namespaces; the time until all are done. Two nsbox variants:
+//     one `nsbox run` process per sandbox (peak memory: the sum of their
+//     maximum RSS, an upper bound of what they held at once), and one Go
+//     program starting all of them through nsclone and nsnet (peak memory:
+//     its maximum RSS).
 //   - StaticStart: spawn to the payload's first instruction of one sandbox
 //     with a static address, against a plain `nsbox run --net` of the same
 //     payload.

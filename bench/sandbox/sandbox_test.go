@@ -149,7 +149,7 @@ func BenchmarkStorm(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			rss, failed := storm(b, n, func(int) *exec.Cmd {
-				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--net", "--bridge", "br0", "--dhcp",
+				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--ipc", "--pid", "--mount", "--net", "--bridge", "br0", "--dhcp",
 					"--dhcp-timeout", "60s", "--", "/bin/true")
 			})
 			cancel()
@@ -164,6 +164,26 @@ func BenchmarkStorm(b *testing.B) {
 			peak = max(peak, sum)
 		}
 		b.ReportMetric(float64(peak)/1024, "MiB-rss-sum")
+	})
+	b.Run(fmt.Sprintf("n=%d/nsbox-lib", n), func(b *testing.B) {
+		ns := lab(b, bin, true)
+		b.ReportAllocs()
+		var peak int64
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			c, err := stormLibCmd(ctx, ns, n)
+			if err != nil {
+				cancel()
+				b.Fatal(err)
+			}
+			out, err := c.CombinedOutput()
+			cancel()
+			if err != nil {
+				b.Fatalf("library storm: %v: %s", err, out)
+			}
+			peak = max(peak, maxRSSKiB(c))
+		}
+		b.ReportMetric(float64(peak)/1024, "MiB-rss")
 	})
 	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
 		ns := lab(b, bin, true)
