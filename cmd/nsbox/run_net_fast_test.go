@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,9 +212,10 @@ func TestRunNetFastMatchesGo(t *testing.T) {
 		wrap   []string // run nsbox inside the lab: the bridge in its own namespace
 		labArg string
 		ifname string
+		extra  []string
 	}{
-		{"bridge-in-named-ns", nil, lab, "eth0"},
-		{"bridge-in-own-ns", []string{"ip", "netns", "exec", lab}, "", "sbx1"},
+		{"bridge-in-named-ns", nil, lab, "eth0", nil},
+		{"bridge-in-own-ns-with-init", []string{"ip", "netns", "exec", lab}, "", "sbx1", []string{"--pid"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			views := map[string]sandboxView{}
@@ -220,7 +224,8 @@ func TestRunNetFastMatchesGo(t *testing.T) {
 				if tc.labArg != "" {
 					args = append(args, "-n", tc.labArg)
 				}
-				args = append(args, "run", "--net", "--bridge", "br0", "--addr", "10.78.0.2/24", "--gateway", "10.78.0.1")
+				args = append(append(args, "run"), tc.extra...)
+				args = append(args, "--net", "--bridge", "br0", "--addr", "10.78.0.2/24", "--gateway", "10.78.0.1")
 				if tc.ifname != "eth0" {
 					args = append(args, "--ifname", tc.ifname)
 				}
@@ -395,6 +400,63 @@ func TestRunNetFastFailures(t *testing.T) {
 			if res["fast-path"] != res["go-path"] {
 				t.Errorf("C fast path and Go differ:\nC  %+v\nGo %+v", res["fast-path"], res["go-path"])
 			}
+		})
+	}
+}
+
+// TestRunNetFastSignals: on the fast path, SIGTERM reaches the payload (exit
+// 143) and SIGKILL of nsbox kills the payload (parent-death signal), and
+// either way the kernel removes the veth with the sandbox's namespace.
+func TestRunNetFastSignals(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "ip")
+	bin := runBuildNsbox(t)
+	lab := netLab(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			cmd := exec.CommandContext(ctx, bin, "-n", lab, "run", "--net", "--bridge", "br0", "--addr", "10.78.0.5/24",
+				"--", "sh", "-c", "echo $$ > "+pidFile+"; exec sleep 30")
+			cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0", "GODEBUG=inittrace=1")
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var payload int
+			for i := 0; i < 200 && payload == 0; i++ {
+				b, _ := os.ReadFile(pidFile)
+				payload, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				time.Sleep(25 * time.Millisecond)
+			}
+			if payload == 0 {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatal("the payload never started")
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			if sig == syscall.SIGTERM && cmd.ProcessState.ExitCode() != 128+int(syscall.SIGTERM) {
+				t.Errorf("exit %d, want 143 (the payload died of SIGTERM)", cmd.ProcessState.ExitCode())
+			}
+			if n := goInitLines(stderr.String()); n != 0 {
+				t.Errorf("the Go runtime started (%d init lines): the fast path did not run", n)
+			}
+			gone := false
+			for i := 0; i < 200 && !gone; i++ {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", payload))
+				gone = err != nil || !strings.Contains(string(b), "sleep")
+				time.Sleep(25 * time.Millisecond)
+			}
+			if !gone {
+				_ = syscall.Kill(payload, syscall.SIGKILL)
+				t.Errorf("the payload %d outlived nsbox", payload)
+			}
+			waitNoSandboxLinks(t, lab)
 		})
 	}
 }
