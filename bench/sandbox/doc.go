@@ -5,7 +5,8 @@
 //   - Storm: N sandboxes started at once on one bridge (N=200 with
 //     NSBOX_BENCH_FULL=1, 8 otherwise), each leased by DHCP from nsbox's
 //     embedded server and running /bin/true in new IPC, PID, mount and
-//     network namespaces; the time until all are done. Two nsbox variants:
+//     network namespaces as PID 1 (no init, as under the peer's `unshare
+//     --fork --pid`); the time until all are done. Two nsbox variants:
 //     one `nsbox run` process per sandbox (peak memory: the sum of their
 //     maximum RSS, an upper bound of what they held at once), and one Go
 //     program starting all of them through nsclone and nsnet (peak memory:

@@ -149,7 +149,7 @@ func BenchmarkStorm(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			rss, failed := storm(b, n, func(int) *exec.Cmd {
-				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--ipc", "--pid", "--mount", "--net", "--bridge", "br0", "--dhcp",
+				return exec.CommandContext(ctx, bin, "-n", ns, "run", "--ipc", "--pid", "--mount", "--net", "--no-init", "--bridge", "br0", "--dhcp",
 					"--dhcp-timeout", "60s", "--", "/bin/true")
 			})
 			cancel()

@@ -59,7 +59,7 @@ func stormLibMain(v string) int {
 
 // stormLib starts n sandboxes at once through the Go API, as a Go program
 // built on nsbox would: each gets new IPC, PID, mount and network
-// namespaces with a fresh /proc and the init, a veth on br0 in namespace
+// namespaces with a fresh /proc, a veth on br0 in namespace
 // labNS, a DHCP lease before its payload starts, and runs /bin/true. It
 // returns once all are done, with the first failure.
 func stormLib(ctx context.Context, labNS string, n int) error {
@@ -94,8 +94,9 @@ func stormLib(ctx context.Context, labNS string, n int) error {
 	return nil
 }
 
-// oneLibSandbox is `nsbox -n LAB run --ipc --pid --mount --net --bridge br0
-// --dhcp -- /bin/true` through the library.
+// oneLibSandbox is `nsbox -n LAB run --ipc --pid --mount --net --no-init
+// --bridge br0 --dhcp -- /bin/true` through the library: the payload is PID
+// 1 of its namespace, as under the shell peer's `unshare --fork --pid`.
 func oneLibSandbox(ctx context.Context, lab *netns.Handle) error {
 	cfg := nsnet.Config{Bridge: "br0", BridgeNS: lab, DHCP: true, DHCPTimeout: 60 * time.Second}
 	if os.Getenv("NSBOX_BENCH_STORM_LOG") == "1" {
@@ -110,7 +111,6 @@ func oneLibSandbox(ctx context.Context, lab *netns.Handle) error {
 		Args:              []string{"true"},
 		Namespaces:        nsclone.IPC | nsclone.PID | nsclone.Mnt | nsclone.Net,
 		MountProc:         true,
-		Init:              true,
 		ParentDeathSignal: unix.SIGKILL,
 		BeforeExec: func(pid int) error {
 			a, err := nsnet.Attach(ctx, &cfg, pid)
