@@ -79,9 +79,8 @@ struct nsc_spec {
 	int init;       /* run an init that forks the payload */
 	int pdeathsig;  /* for the payload of an init without a PID namespace */
 	/* parent_death_sig: set on the child itself right before its exec, so
-	 * it dies with parent_pid (the caller) if not zero. */
+	 * it dies with the caller if not zero. */
 	int parent_death_sig;
-	int parent_pid;
 	/* With init_fd >= 0 (a sealed memfd holding csrc/nsinit.c built), the
 	 * CLONE_VM child execs it as the init with init_argv ({name, errfd,
 	 * mask, flags, path, payload argv...}); the child formats the errfd

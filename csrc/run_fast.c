@@ -397,7 +397,6 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.hook = nsb_net_hook;
 		s.hook_ctx = (uintptr_t)&f.net;
 		s.parent_death_sig = SIGKILL;
-		s.parent_pid = getpid();
 	}
 	if (f.init && (memfd = nsb_init_memfd()) >= 0) {
 		/* nsinit's argv: name, errfd, mask (the child fills both into

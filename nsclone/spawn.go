@@ -347,7 +347,6 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 	spec.init_fd = -1
 	if s.ParentDeathSignal != 0 {
 		spec.parent_death_sig = C.int(s.ParentDeathSignal)
-		spec.parent_pid = C.int(os.Getpid())
 	}
 	if s.Init {
 		spec.init = 1
