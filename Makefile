@@ -29,8 +29,9 @@ test: build
 	CGO_ENABLED=1 $(GO) test $(TESTFLAGS) ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
 
+# make bench BENCHFLAGS='-count 3 -bench Storm -pkgs ./bench/sandbox' passes flags to nsbox-bench.
 bench: build
-	CGO_ENABLED=1 $(GO) run ./bench/cmd/nsbox-bench
+	CGO_ENABLED=1 $(GO) run ./bench/cmd/nsbox-bench $(BENCHFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
