@@ -147,8 +147,8 @@ type Ratio struct {
 	Value float64
 }
 
-// Ratios pairs the reference of every group with each of its peers, by
-// median ns/op.
+// Ratios pairs each of nsbox's variants in every group (a CLI and a
+// library storm, say) with each of its peers, by median ns/op.
 func Ratios(results []Result) []Ratio {
 	var out []Ratio
 	groups := map[string][]Result{}
@@ -162,25 +162,20 @@ func Ratios(results []Result) []Ratio {
 	}
 	for _, k := range order {
 		rs := groups[k]
-		var ref *Result
-		for i := range rs {
-			if rs[i].Ours() {
-				ref = &rs[i]
-				break
-			}
-		}
-		if ref == nil || ref.Median["ns/op"] == 0 {
-			continue
-		}
-		for _, r := range rs {
-			if r.Ours() || r.Median["ns/op"] == 0 {
+		for _, ref := range rs {
+			if !ref.Ours() || ref.Median["ns/op"] == 0 {
 				continue
 			}
-			out = append(out, Ratio{
-				Group: ref.Group, Ours: ref.Impl, Peer: r.Impl,
-				OursNs: ref.Median["ns/op"], PeerNs: r.Median["ns/op"],
-				Value: ref.Median["ns/op"] / r.Median["ns/op"],
-			})
+			for _, r := range rs {
+				if r.Ours() || r.Median["ns/op"] == 0 {
+					continue
+				}
+				out = append(out, Ratio{
+					Group: ref.Group, Ours: ref.Impl, Peer: r.Impl,
+					OursNs: ref.Median["ns/op"], PeerNs: r.Median["ns/op"],
+					Value: ref.Median["ns/op"] / r.Median["ns/op"],
+				})
+			}
 		}
 	}
 	return out

@@ -71,3 +71,17 @@ func TestParseRejectsGarbageValue(t *testing.T) {
 		t.Fatal("want an error for a non-numeric value")
 	}
 }
+
+// Every nsbox variant of a group is compared with every peer.
+func TestRatiosPairEveryVariant(t *testing.T) {
+	res := []Result{
+		{Pkg: "p", Group: "Storm", Impl: "nsbox", Median: map[string]float64{"ns/op": 8e9}},
+		{Pkg: "p", Group: "Storm", Impl: "nsbox-lib", Median: map[string]float64{"ns/op": 2e9}},
+		{Pkg: "p", Group: "Storm", Impl: "shell", Median: map[string]float64{"ns/op": 20e9}},
+	}
+	rs := Ratios(res)
+	if len(rs) != 2 || rs[0].Ours != "nsbox" || rs[1].Ours != "nsbox-lib" ||
+		math.Abs(rs[0].Value-0.4) > 1e-9 || math.Abs(rs[1].Value-0.1) > 1e-9 {
+		t.Fatalf("ratios = %+v, want nsbox/shell 0.4 and nsbox-lib/shell 0.1", rs)
+	}
+}
