@@ -435,20 +435,11 @@ func TestNetnsFastFailure(t *testing.T) {
 		if setnsToo {
 			cmd.Env = append(cmd.Env, "NSBOX_TEST_SECCOMP_SETNS=1")
 		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		_, stderr, code := runCaptured(t, cmd)
 		if _, err := os.Lstat(path); err == nil {
 			t.Errorf("fast=%s setns=%v: %s left behind", fast, setnsToo, path)
 		}
-		return tid.ReplaceAllString(stderr.String(), "/task/N/"), code
+		return tid.ReplaceAllString(stderr, "/task/N/"), code
 	}
 
 	goErr, goCode := runFiltered("1", false)

@@ -56,17 +56,7 @@ func runNsbox(t *testing.T, bin string, cred *syscall.Credential, args ...string
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("nsbox %q: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runCaptured(t, cmd)
 }
 
 // runFastMode is the NSBOX_NO_FASTPATH value of the subtest: TestRunCLI

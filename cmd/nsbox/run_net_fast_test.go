@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,17 +38,7 @@ func runNsboxEnv(t *testing.T, env []string, wrap []string, bin string, args ...
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = "/"
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("nsbox %q: %v", args, err)
-	}
-	return stdout.String(), stderr.String(), code
+	return runCaptured(t, cmd)
 }
 
 // goInitLines are the lines GODEBUG=inittrace=1 makes the Go runtime print
