@@ -40,15 +40,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	count := fs.Int("count", 5, "runs of every benchmark (medians are taken over them)")
 	benchtime := fs.String("benchtime", "", "go test -benchtime for every benchmark (default: go's)")
 	filter := fs.String("bench", ".", "go test -bench regular expression")
-	outDir := fs.String("out", "bench", "folder for RESULTS.md, results.svg and raw.txt")
-	pkgs := fs.String("pkgs", "./bench/spawn,./bench/netlink,./bench/bridge,./bench/dhcp,./bench/sandbox", "comma-separated benchmark packages, run in this order")
+	outDir := fs.String("out", ".", "folder for RESULTS.md, results.svg and raw.txt")
+	pkgs := fs.String("pkgs", "", "comma-separated benchmark packages, run in this order (default: every folder of the bench module that has tests, the established ones first)")
 	from := fs.String("from", "", "build the report from these files of saved benchmark output (comma-separated) instead of running")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var raw bytes.Buffer
 	var failures []string
-	list := strings.Split(*pkgs, ",")
+	list, err := benchPackages(*pkgs)
+	if err != nil {
+		return err
+	}
 	if *from != "" {
 		list = nil
 		for _, f := range strings.Split(*from, ",") {
@@ -157,4 +160,48 @@ func cstr(b []int8) string {
 		s.WriteByte(byte(c))
 	}
 	return s.String()
+}
+
+// firstPackages run before the others, in this order, so that the report
+// keeps its sections in the order readers know; any other folder of the
+// bench module with tests runs after them, alphabetically.
+var firstPackages = []string{"./spawn", "./netlink", "./bridge", "./dhcp", "./sandbox"}
+
+// benchPackages returns the packages to run: the comma-separated list when
+// one is given, else every folder of the current directory (the bench
+// module's root) that holds a _test.go file, report and cmd excepted.
+func benchPackages(flagValue string) ([]string, error) {
+	if flagValue != "" {
+		return strings.Split(flagValue, ","), nil
+	}
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		return nil, fmt.Errorf("list benchmark packages: %w", err)
+	}
+	found := map[string]bool{}
+	var rest []string
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == "report" || e.Name() == "cmd" {
+			continue
+		}
+		tests, err := filepath.Glob(filepath.Join(e.Name(), "*_test.go"))
+		if err != nil || len(tests) == 0 {
+			continue
+		}
+		found["./"+e.Name()] = true
+		rest = append(rest, "./"+e.Name())
+	}
+	var list []string
+	for _, p := range firstPackages {
+		if found[p] {
+			list = append(list, p)
+			delete(found, p)
+		}
+	}
+	for _, p := range rest {
+		if found[p] {
+			list = append(list, p)
+		}
+	}
+	return list, nil
 }
