@@ -1,15 +1,20 @@
 # nsbox build, test and benchmark entry points. See README.md.
 GO        ?= go
 BIN       := bin/nsbox
-GOFLAGS_B := -trimpath
+# make build stamps the version and the commit (nsbox version).
+VERSION   ?= $(shell (git describe --tags --dirty 2>/dev/null || echo 0.1.0-dev) | sed 's/^v//')
+COMMIT    ?= $(shell git describe --always --dirty --abbrev=12 --exclude='*' 2>/dev/null || echo unknown)
+LDFLAGS_V := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GOFLAGS_B := -trimpath -tags=netgo,osusergo,static -ldflags '$(LDFLAGS_V)'
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
 # cgo's cache key does not cover csrc/ (nsclone includes it from there), so
 # the sources' hash goes into CGO_CFLAGS: a change in csrc/ rebuilds nsclone.
-# netgo and osusergo keep glibc's NSS (getaddrinfo, getpwnam) out of the
-# static binary (cmd/nsbox/static.go); exported so that the binaries tests
-# and benchmarks build get the same flags.
-export GOFLAGS ?= -tags=netgo,osusergo
+# The static tag links bin/nsbox statically (cmd/nsbox/static.go); netgo and
+# osusergo keep glibc's NSS (getaddrinfo, getpwnam) out of it. Exported so
+# that the binaries tests and benchmarks build get the same flags; a plain
+# go build or go install links dynamically, and a sanitizer build sets its own.
+export GOFLAGS ?= -tags=netgo,osusergo,static
 export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 
 .PHONY: all build test bench lint clean

@@ -23,6 +23,8 @@ type env struct {
 	netns string // -n NAME: run commands inside this named network namespace
 	json  bool   // -j: print JSON
 
+	showVersion bool // --version (-V): print the version and stop
+
 	// resources are opened once per key (for example "rtnl:NAME") and
 	// closed when the invocation ends, so a batch reuses them.
 	resources map[string]io.Closer
@@ -114,6 +116,7 @@ func (e *env) globalFlags(args []string) (rest []string, batch string, help bool
 	fs.BoolVarP(&e.json, "json", "j", false, "print JSON")
 	fs.StringVarP(&batch, "batch", "b", "", "run one command per line of FILE (- for stdin), stopping at the first failure")
 	fs.BoolVarP(&help, "help", "h", false, "show help")
+	fs.BoolVarP(&e.showVersion, "version", "V", false, "print the version and the commit")
 	if err := fs.Parse(args); err != nil {
 		return nil, "", false, usagef("%v", err)
 	}
@@ -125,6 +128,9 @@ func (e *env) main(ctx context.Context, args []string) error {
 	rest, batch, help, err := e.globalFlags(args)
 	if err != nil {
 		return err
+	}
+	if e.showVersion {
+		return e.printVersion()
 	}
 	if help || (len(rest) > 0 && rest[0] == "help") {
 		e.printHelp(e.stdout)
