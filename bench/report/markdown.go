@@ -24,11 +24,17 @@ func WriteMarkdown(w io.Writer, m Machine, results []Result, command string) err
 	fmt.Fprintf(&b, "| kernel | %s |\n| CPU | %s (%d cores) |\n| memory | %.1f GiB |\n| Go | %s |\n\n",
 		m.Kernel, m.CPU, m.Cores, m.MemoryGiB, m.Go)
 	b.WriteString("Every peer ran side by side with nsbox in the same run. A ratio is nsbox's median\n")
-	b.WriteString("time divided by the peer's: below 1.00 nsbox is faster (0.50 = twice as fast).\n\n")
+	b.WriteString("time divided by the peer's: below 1.00 nsbox is faster (0.50 = twice as fast).\n")
+	b.WriteString("A memory group (a name ending in RSS) compares resident memory instead: below 1.00\n")
+	b.WriteString("nsbox uses less; the chart leaves those out, since they are not speed-ups.\n\n")
 	b.WriteString("## nsbox against each peer\n\n")
 	b.WriteString("| comparison | nsbox | median | peer | median | ratio |\n| --- | --- | ---: | --- | ---: | ---: |\n")
 	for _, r := range Ratios(results) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f |\n", r.Group, r.Ours, human(r.OursNs), r.Peer, human(r.PeerNs), r.Value)
+		ours, peer := human(r.OursNs), human(r.PeerNs)
+		if r.Memory() {
+			ours, peer = trim(r.OursNs)+" "+r.Metric, trim(r.PeerNs)+" "+r.Metric
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f |\n", r.Group, r.Ours, ours, r.Peer, peer, r.Value)
 	}
 	b.WriteString("\n## Every median\n\n")
 	b.WriteString("| benchmark | runs | median time/op | other metrics (medians) |\n| --- | ---: | ---: | --- |\n")

@@ -142,13 +142,40 @@ func median(vs []float64) float64 {
 // Ratio compares one peer with nsbox in the same group.
 type Ratio struct {
 	Group, Ours, Peer string
-	OursNs, PeerNs    float64
-	// Value is OursNs / PeerNs: below 1.0 nsbox is faster.
+	// Metric is the unit compared: "ns/op" for time, or a memory unit
+	// such as "KiB-rss" for a memory group (see MemoryUnit).
+	Metric string
+	// OursNs and PeerNs are the two medians of Metric (nanoseconds for
+	// time; the names stay for the common case).
+	OursNs, PeerNs float64
+	// Value is OursNs / PeerNs: below 1.0 nsbox is faster (or smaller).
 	Value float64
 }
 
+// Memory reports whether the ratio compares memory, not time.
+func (r Ratio) Memory() bool { return r.Metric != "ns/op" }
+
+// MemoryUnit returns the memory metric a group compares, or "" for a time
+// group. A group is a memory comparison when its name ends in "RSS" (for
+// example BenchmarkDaemonRSS) and its results report a "-rss" metric; its
+// ns/op then only says how long each measurement took.
+func MemoryUnit(group string, rs []Result) string {
+	if !strings.HasSuffix(group, "RSS") {
+		return ""
+	}
+	for _, r := range rs {
+		for u := range r.Median {
+			if strings.HasSuffix(u, "-rss") {
+				return u
+			}
+		}
+	}
+	return ""
+}
+
 // Ratios pairs each of nsbox's variants in every group (a CLI and a
-// library storm, say) with each of its peers, by median ns/op.
+// library storm, say) with each of its peers, by median ns/op, or by the
+// median memory of a memory group (MemoryUnit).
 func Ratios(results []Result) []Ratio {
 	var out []Ratio
 	groups := map[string][]Result{}
@@ -162,18 +189,22 @@ func Ratios(results []Result) []Ratio {
 	}
 	for _, k := range order {
 		rs := groups[k]
+		metric := "ns/op"
+		if u := MemoryUnit(rs[0].Group, rs); u != "" {
+			metric = u
+		}
 		for _, ref := range rs {
-			if !ref.Ours() || ref.Median["ns/op"] == 0 {
+			if !ref.Ours() || ref.Median[metric] == 0 {
 				continue
 			}
 			for _, r := range rs {
-				if r.Ours() || r.Median["ns/op"] == 0 {
+				if r.Ours() || r.Median[metric] == 0 {
 					continue
 				}
 				out = append(out, Ratio{
-					Group: ref.Group, Ours: ref.Impl, Peer: r.Impl,
-					OursNs: ref.Median["ns/op"], PeerNs: r.Median["ns/op"],
-					Value: ref.Median["ns/op"] / r.Median["ns/op"],
+					Group: ref.Group, Ours: ref.Impl, Peer: r.Impl, Metric: metric,
+					OursNs: ref.Median[metric], PeerNs: r.Median[metric],
+					Value: ref.Median[metric] / r.Median[metric],
 				})
 			}
 		}

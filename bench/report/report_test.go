@@ -85,3 +85,41 @@ func TestRatiosPairEveryVariant(t *testing.T) {
 		t.Fatalf("ratios = %+v, want nsbox/shell 0.4 and nsbox-lib/shell 0.1", rs)
 	}
 }
+
+// A memory group compares its -rss metric, not its time, and stays out of
+// the speed-up chart.
+func TestMemoryGroupComparesRSS(t *testing.T) {
+	res := []Result{
+		{Pkg: "p", Group: "DaemonRSS", Impl: "nsbox", Median: map[string]float64{"ns/op": 5e7, "KiB-rss": 6000}},
+		{Pkg: "p", Group: "DaemonRSS", Impl: "dhclient", Median: map[string]float64{"ns/op": 8e7, "KiB-rss": 4000}},
+		{Pkg: "p", Group: "Spawn", Impl: "nsbox", Median: map[string]float64{"ns/op": 1e6}},
+		{Pkg: "p", Group: "Spawn", Impl: "unshare", Median: map[string]float64{"ns/op": 2e6}},
+	}
+	rs := Ratios(res)
+	if len(rs) != 2 {
+		t.Fatalf("ratios = %+v, want 2", rs)
+	}
+	if !rs[0].Memory() || rs[0].Metric != "KiB-rss" || math.Abs(rs[0].Value-1.5) > 1e-9 {
+		t.Errorf("memory ratio = %+v, want KiB-rss 1.5", rs[0])
+	}
+	if rs[1].Memory() {
+		t.Errorf("time ratio marked as memory: %+v", rs[1])
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, Machine{}, res, "make bench"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| DaemonRSS | nsbox | 6000 KiB-rss | dhclient | 4000 KiB-rss | 1.50 |") {
+		t.Errorf("markdown lacks the memory row:\n%s", md.String())
+	}
+	var svg bytes.Buffer
+	if err := WriteChart(&svg, rs, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(svg.String(), "DaemonRSS") {
+		t.Error("the chart draws a memory comparison as a speed-up")
+	}
+	if !strings.Contains(svg.String(), "2.00x") {
+		t.Error("the chart does not print the bar's value")
+	}
+}
