@@ -253,6 +253,20 @@ static void __attribute__((noreturn)) nsc_init(int payload)
 	}
 }
 
+/* nsc_mount_proc mounts a fresh /proc. Unless / was just made rprivate,
+ * the /proc mount point is made private first (as util-linux unshare does):
+ * a mount over a shared /proc would propagate to its peers, and the host's
+ * /proc would then show the sandbox's dead PID namespace once it ended. */
+static void nsc_mount_proc(int errfd, unsigned long propagation)
+{
+	long ret;
+	if (propagation != (MS_REC | MS_PRIVATE) &&
+	    (ret = SYS5(SYS_mount, "none", "/proc", 0, MS_REC | MS_PRIVATE, 0)) < 0)
+		nsc_fail(errfd, NSC_STAGE_PROPAGATION, ret, 1);
+	if ((ret = SYS5(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) < 0)
+		nsc_fail(errfd, NSC_STAGE_MOUNT_PROC, ret, 0);
+}
+
 static int nsc_child(void *arg)
 {
 	const struct nsc_child *c = arg;
@@ -278,9 +292,8 @@ static int nsc_child(void *arg)
 	if (s->propagation &&
 	    (ret = SYS5(SYS_mount, "none", "/", 0, s->propagation, 0)) < 0)
 		nsc_fail(errfd, NSC_STAGE_PROPAGATION, ret, 0);
-	if (s->mount_proc &&
-	    (ret = SYS5(SYS_mount, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) < 0)
-		nsc_fail(errfd, NSC_STAGE_MOUNT_PROC, ret, 0);
+	if (s->mount_proc)
+		nsc_mount_proc(errfd, s->propagation);
 	for (int i = 0; i < s->nmounts; i++) {
 		const struct nsc_mount *m = &s->mounts[i];
 		if ((ret = SYS5(SYS_mount, m->source, m->target, m->fstype, m->flags, m->data)) < 0)

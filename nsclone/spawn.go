@@ -472,6 +472,9 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 		if b.s.Propagation == "" {
 			e.Object = "/ private"
 		}
+		if idx == 1 {
+			e.Object = "/proc private"
+		}
 	case C.NSC_STAGE_MOUNT_PROC:
 		e.Stage = StageMountProc
 	case C.NSC_STAGE_MOUNT:
