@@ -318,6 +318,31 @@ static int nsc_child(void *arg)
 	nsc_init((int)ret);
 }
 
+/* nsc_pipe makes a close-on-exec pipe whose ends are both above 2: a caller
+ * started with stdio closed would otherwise get 0, 1 or 2, which the child
+ * hands to the payload as its stdio (the payload's output would then read as
+ * a failure report). */
+static int nsc_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		if (p[i] > 2)
+			continue;
+		int high = fcntl(p[i], F_DUPFD_CLOEXEC, 3);
+		if (high < 0) {
+			int e = errno;
+			close(p[0]);
+			close(p[1]);
+			errno = e;
+			return -1;
+		}
+		close(p[i]);
+		p[i] = high;
+	}
+	return 0;
+}
+
 static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *probe)
 {
 	int errp[2], gop[2] = {-1, -1}, pidfd = -1, rep[3] = {0, 0, 0}, hook_failed = 0;
@@ -328,12 +353,12 @@ static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *
 
 	memset(r, 0, sizeof *r);
 	r->pidfd = -1;
-	if (pipe2(errp, O_CLOEXEC) < 0) {
+	if (nsc_pipe(errp) < 0) {
 		r->stage = NSC_STAGE_PIPE;
 		r->err = errno;
 		return r->stage;
 	}
-	if (s->hook && pipe2(gop, O_CLOEXEC) < 0) {
+	if (s->hook && nsc_pipe(gop) < 0) {
 		r->stage = NSC_STAGE_PIPE;
 		r->err = errno;
 		close(errp[0]);

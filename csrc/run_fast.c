@@ -454,6 +454,27 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	_exit(WEXITSTATUS(st));
 }
 
+/* nsb_stdio_open opens /dev/null on each of fds 0, 1 and 2 that is closed,
+ * as the Go runtime does at its start (runtime.checkfds), before this path
+ * opens any fd of its own: a pipe, socket or memfd must never land on a
+ * stdio number that the payload would inherit as its stdio. It returns -1
+ * if that cannot be done (Go then fails as it would anyway). */
+static int nsb_stdio_open(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", O_RDWR);
+		if (n < 0)
+			return -1;
+		if (n != fd) { /* a lower one was open after all: cannot happen */
+			close(n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* nsb_fast_ctor runs before the Go runtime (glibc passes argc, argv, envp
  * to constructors). It returns when Go must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
@@ -463,6 +484,8 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
 			return;
+	if (nsb_stdio_open() < 0)
+		return;
 	if (nsb_streq(argv[1], "netns"))
 		nsb_fast_netns(argc, argv, envp);
 	else

@@ -110,3 +110,37 @@ func TestRunProcStaysInSandboxInner(t *testing.T) {
 		}
 	}
 }
+
+// TestRunClosedStdioRunsOnce starts nsbox run with every combination of
+// fds 0, 1 and 2 closed, on the C fast path and on the Go path: the payload
+// runs exactly once. (With two of them closed the fast path's error pipe
+// used to land on them, the payload's output read as a failure report, and
+// Go ran the payload a second time.)
+func TestRunClosedStdioRunsOnce(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	for _, mode := range []string{"0", "1"} {
+		for mask := 1; mask < 8; mask++ {
+			redir := ""
+			for fd := 0; fd < 3; fd++ {
+				if mask&(1<<fd) != 0 {
+					redir += " " + strconv.Itoa(fd) + ">&-"
+				}
+			}
+			log := dir + "/ran-" + mode + "-" + strconv.Itoa(mask)
+			script := "echo ran >>" + log + "; echo long-error-message-here-long-error-message >&2"
+			cmd := exec.Command("sh", "-c", `exec "$@"`+redir, "sh", bin, "run", "--", "sh", "-c", script)
+			cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+mode)
+			_, _, code := runCaptured(t, cmd)
+			b, err := os.ReadFile(log)
+			if err != nil {
+				t.Errorf("NSBOX_NO_FASTPATH=%s, closed%s: the payload did not run: %v", mode, redir, err)
+				continue
+			}
+			if n := strings.Count(string(b), "ran\n"); n != 1 || code != 0 {
+				t.Errorf("NSBOX_NO_FASTPATH=%s, closed%s: the payload ran %d times, exit %d; want once, exit 0", mode, redir, n, code)
+			}
+		}
+	}
+}
