@@ -160,6 +160,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	i = 2;
 	if (argc >= 4 && nsb_streq(argv[1], "-n") && nsb_streq(argv[3], "run")) {
 		bridge_ns = argv[2];
+		if (!*bridge_ns)
+			return -1; /* -n "": Go refuses it */
 		i = 4;
 	} else if (argc < 2 || !nsb_streq(argv[1], "run")) {
 		return -1;
@@ -213,8 +215,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		else
 			return -1; /* --user, --netns, --dhcp, --flag=value, short flags...: Go */
 		if (val) {
-			if (++i >= argc)
-				return -1;
+			if (++i >= argc || !*argv[i])
+				return -1; /* missing or empty: Go says so (exit 2) */
 			*val = argv[i];
 		}
 	}
@@ -436,9 +438,12 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		free(init_argv);
 		for (i = 0; i < 6; i++)
 			sigaction(fwd[i], &old[i], 0);
+		/* A signal that came meanwhile gets its default action now (the
+		 * dispositions are the ones nsbox started with), before the Go
+		 * runtime exists: no Go handler could take it from here. */
 		for (i = 0; i < 6; i++)
 			if (nsb_pending[fwd[i]])
-				raise(fwd[i]); /* Go's handlers take them from here */
+				raise(fwd[i]);
 		return -1;
 	}
 	nsb_net_close(&f.net);

@@ -88,6 +88,17 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	if o.help {
 		return o, nil
 	}
+	// An empty value is an error, never "not given" (--uid "" must not
+	// run as root, --netns "" must not stay in the host's namespace).
+	var empty string
+	fs.Visit(func(f *pflag.Flag) {
+		if empty == "" && f.Value.Type() == "string" && f.Value.String() == "" {
+			empty = f.Name
+		}
+	})
+	if empty != "" {
+		return nil, usagef("run: --%s: empty value", empty)
+	}
 	if err := o.check(); err != nil {
 		return nil, err
 	}

@@ -105,6 +105,14 @@ func testRunCLI(t *testing.T, bin string) {
 			{[]string{"run", "--net", "--bridge", "nsbox-nobr0", "--dhcp", "true"}, 125, "nsbox: run: nsnet: bridge nsbox-nobr0 does not exist"},
 			{[]string{"run", "--", "/nonexistent/nsbox-cmd"}, 127, "nsbox: run: /nonexistent/nsbox-cmd: command not found (no such file or directory)"},
 			{[]string{"run", "--", "nsbox-no-such-command"}, 127, "nsbox: run: nsbox-no-such-command: command not found"},
+			// Empty values fail closed (exit 2), on both paths.
+			{[]string{"run", "--uid", "", "id"}, 2, "nsbox: run: --uid: empty value"},
+			{[]string{"run", "--gid", "", "id"}, 2, "nsbox: run: --gid: empty value"},
+			{[]string{"run", "--netns", "", "true"}, 2, "nsbox: run: --netns: empty value"},
+			{[]string{"run", "--hostname", "", "true"}, 2, "nsbox: run: --hostname: empty value"},
+			{[]string{"run", "--propagation", "", "true"}, 2, "nsbox: run: --propagation: empty value"},
+			{[]string{"run", "--net", "--bridge", "", "--addr", "10.0.0.2/24", "true"}, 2, "nsbox: run: --bridge: empty value"},
+			{[]string{"run", "--net", "--bridge", "br0", "--addr", "10.0.0.2/24", "--ifname", "", "true"}, 2, "nsbox: run: --ifname: empty value"},
 			{[]string{"run", "--", noexec}, 126, "nsbox: run: " + noexec + ": permission denied"},
 			{[]string{"run", "--", dir}, 126, "nsbox: run: " + dir + ": permission denied"},
 		}

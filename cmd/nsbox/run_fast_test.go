@@ -43,6 +43,9 @@ var runFastCases = []string{
 	"-\nx",
 	"nsbox-no-such-command",
 	"--\n--pid",
+	"--uid\n\nid",
+	"--gid\n\nid",
+	"--propagation\n\n--mount\ntrue",
 }
 
 // runNetFastCases are whole command lines (the words after "nsbox") for the
