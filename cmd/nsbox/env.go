@@ -71,20 +71,30 @@ type command struct {
 	// noBatch is set for commands that cannot run as a line of -b
 	// (they replace or own the process: run, netns exec, dhcp, dhcpd).
 	noBatch bool
+	// ownHelp is set for commands whose flag parser prints their help
+	// for -h (with the flags) and acts on nothing then: run, dhcp, dhcpd.
+	ownHelp bool
+}
+
+// withOwnHelp marks c as parsing -h itself.
+func withOwnHelp(c *command) *command {
+	c.ownHelp = true
+	return c
 }
 
 // commands lists every command word, in the order help shows them.
 func commands() []*command {
 	return []*command{
-		runCommand(),
+		withOwnHelp(runCommand()),
 		netnsCommand(),
 		linkCommand(),
 		addrCommand(),
 		routeCommand(),
 		bridgeCommand(),
-		dhcpCommand(),
-		dhcpdCommand(),
+		withOwnHelp(dhcpCommand()),
+		withOwnHelp(dhcpdCommand()),
 		versionCommand(),
+		helpCommand(),
 	}
 }
 
@@ -132,7 +142,7 @@ func (e *env) main(ctx context.Context, args []string) error {
 	if e.showVersion {
 		return e.printVersion()
 	}
-	if help || (len(rest) > 0 && rest[0] == "help") {
+	if help {
 		e.printHelp(e.stdout)
 		return nil
 	}
@@ -154,6 +164,9 @@ func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
 	c := e.lookupCommand(args[0])
 	if c == nil {
 		return usagef("unknown command %q (try nsbox -h)", args[0])
+	}
+	if sub, ok := helpRequest(c, args[1:]); ok {
+		return e.printCommandHelp(ctx, e.stdout, c, sub)
 	}
 	if inBatch && c.noBatch {
 		return usagef("%s cannot run inside a batch", c.name)
@@ -292,7 +305,9 @@ func (e *env) printHelp(w io.Writer) {
 	fmt.Fprintln(w, "  -b FILE   run one command per line of FILE (- for stdin) over one netlink")
 	fmt.Fprintln(w, "            connection per namespace; a line may start with -n NAME. It stops")
 	fmt.Fprintln(w, "            at the first failure and names its line; earlier lines stay done")
-	fmt.Fprintln(w, "  -h        this help")
+	fmt.Fprintln(w, "  -h        this help; COMMAND -h, COMMAND SUBCOMMAND -h and help COMMAND")
+	fmt.Fprintln(w, "            print the help of one command and do nothing else")
+	fmt.Fprintln(w, "  -V        print the version and the commit (also --version, nsbox version)")
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "commands:")
 	cs := commands()
