@@ -93,6 +93,7 @@ func commands() []*command {
 		bridgeCommand(),
 		withOwnHelp(dhcpCommand()),
 		withOwnHelp(dhcpdCommand()),
+		natCommand(),
 		versionCommand(),
 		helpCommand(),
 	}
