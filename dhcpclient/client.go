@@ -98,6 +98,8 @@ type Client struct {
 	prober    Prober
 	leaseFile string
 	hostname  string
+	leaseTime time.Duration
+	minLease  time.Duration
 	clientID  []byte
 	logf      func(format string, args ...any)
 	rand      func() float64
@@ -141,6 +143,16 @@ func WithLeaseFile(path string) Option { return func(cl *Client) { cl.leaseFile 
 
 // WithHostname sends option 12.
 func WithHostname(h string) Option { return func(cl *Client) { cl.hostname = h } }
+
+// WithLeaseTime asks the server for leases of d (option 51 in DISCOVER and
+// REQUEST); servers may grant a different time (dnsmasq and nsbox's own
+// grant at least 2 min). Zero (the default) asks for nothing.
+func WithLeaseTime(d time.Duration) Option { return func(cl *Client) { cl.leaseTime = d } }
+
+// WithMinLeaseTime sets the floor of the lease timers: a shorter lease is
+// used as if it lasted d, with T1 and T2 of at least d/2 and 3d/4
+// (default DefaultMinLeaseTime; tests lower it).
+func WithMinLeaseTime(d time.Duration) Option { return func(cl *Client) { cl.minLease = d } }
 
 // WithClientID sets option 61; the default is 0x01 followed by the MAC.
 func WithClientID(id []byte) Option {
@@ -188,7 +200,7 @@ func New(ifname string, hw net.HardwareAddr, conn Conn, opts ...Option) (*Client
 		clock: SystemClock{}, logf: func(string, ...any) {}, rand: rand.Float64,
 		firstRetry: 4 * time.Second, maxRetry: 64 * time.Second,
 		minRenewRetry: 60 * time.Second, declineWait: 10 * time.Second,
-		requestTries: 4, rebootTries: 2,
+		requestTries: 4, rebootTries: 2, minLease: DefaultMinLeaseTime,
 	}
 	for _, o := range opts {
 		o(c)
@@ -396,6 +408,9 @@ func (c *Client) message(mt dhcpv4.MessageType, xid dhcpv4.TransactionID) *dhcpv
 	if mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest {
 		if c.hostname != "" {
 			m.UpdateOption(dhcpv4.OptHostName(c.hostname))
+		}
+		if c.leaseTime >= time.Second {
+			m.UpdateOption(dhcpv4.OptIPAddressLeaseTime(c.leaseTime.Truncate(time.Second)))
 		}
 		m.UpdateOption(dhcpv4.OptParameterRequestList(
 			dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
@@ -683,6 +698,9 @@ func (c *Client) exchange(ctx context.Context, m *dhcpv4.DHCPv4, src, dst, serve
 // address was declined (the client is back in INIT).
 func (c *Client) bind(ctx context.Context, prev, l *Lease) (bool, error) {
 	l.Interface, l.Netns, l.ClientID = c.ifname, c.netns, c.clientID
+	if clampTimers(l, c.minLease) {
+		c.logf("dhcp %s: server's timers raised to lease %s, T1 %s, T2 %s", c.ifname, l.LeaseTime, l.T1, l.T2)
+	}
 	if c.prober != nil && (prev == nil || prev.Addr.Addr() != l.Addr.Addr()) {
 		conflict, err := c.prober.Probe(ctx, l.Addr.Addr())
 		if err != nil {
@@ -789,7 +807,12 @@ func (c *Client) renewing(ctx context.Context) error {
 
 // Release gives the lease back: a DHCPRELEASE unicast to the server, then
 // the address, routes and DNS file are removed and the lease file deleted.
+// A client that holds no lease releases the one of its lease file (what
+// `nsbox dhcp -r` does when no client runs).
 func (c *Client) Release(ctx context.Context) error {
+	if c.Lease() == nil && c.leaseFile != "" {
+		c.loadLease()
+	}
 	l := c.Lease()
 	if l == nil {
 		return fmt.Errorf("dhcpclient: %s: release: %w", c.ifname, ErrNoLeaseHeld)

@@ -350,3 +350,27 @@ func TestArpConflictDeclines(t *testing.T) {
 	}
 	h.cancel = nil
 }
+
+// TestHostileTimersClamped: a server granting 1 s leases with a T1 of 1 s
+// does not make the client renew every second: the lease is used as if it
+// lasted DefaultMinLeaseTime and the first renewal comes at half of it.
+func TestHostileTimersClamped(t *testing.T) {
+	h := newHarness(t, WithFirstRetry(time.Second))
+	h.run(true)
+	h.bind(t, 1, dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(time.Second)))
+	start := h.clk.Now()
+	l := h.c.Lease()
+	if l.LeaseTime != DefaultMinLeaseTime || l.T1 != DefaultMinLeaseTime/2 || l.T2 != DefaultMinLeaseTime/4*3 {
+		t.Errorf("lease %s T1 %s T2 %s, want %s %s %s", l.LeaseTime, l.T1, l.T2,
+			DefaultMinLeaseTime, DefaultMinLeaseTime/2, DefaultMinLeaseTime/4*3)
+	}
+	h.clk.advanceNext(t)
+	h.conn.expect(t, dhcpv4.MessageTypeRequest)
+	if got := h.clk.Now().Sub(start); got != DefaultMinLeaseTime/2 {
+		t.Errorf("first renewal after %s, want %s", got, DefaultMinLeaseTime/2)
+	}
+	if !h.log.has("timers raised") {
+		t.Errorf("clamp not logged: %q", h.log.lines)
+	}
+}

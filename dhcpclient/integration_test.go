@@ -330,7 +330,7 @@ func TestServerGoneExpiry(t *testing.T) {
 	lab := testutil.NewDHCPLab(t, 1, true)
 	_, stop := serveEmbedded(t, lab, ".10", ".20", dhcpserver.WithLeaseTime(3*time.Second))
 	states := make(chan dhcpclient.State, 64)
-	lc := newLabClient(t, lab, 0, dhcpclient.WithMinRenewRetry(200*time.Millisecond),
+	lc := newLabClient(t, lab, 0, dhcpclient.WithMinRenewRetry(200*time.Millisecond), dhcpclient.WithMinLeaseTime(time.Second),
 		dhcpclient.WithStateHook(func(s dhcpclient.State) {
 			select {
 			case states <- s:

@@ -368,6 +368,33 @@ func parseLease(m *dhcpv4.DHCPv4, acquired time.Time) (*Lease, error) {
 	return l, nil
 }
 
+// DefaultMinLeaseTime is the floor of the lease timers (WithMinLeaseTime).
+// A server that hands out 1 s leases (or a T1 of 1 s) would make the client
+// renew, and rewrite its lease and DNS files, every second; such timers are
+// raised (as udhcpc and dhcpcd raise theirs) instead of failing the lease:
+// the lease to at least this, T1 to half of it, T2 to three quarters.
+const DefaultMinLeaseTime = 60 * time.Second
+
+// clampTimers raises a finite lease's timers to the floor min (see
+// DefaultMinLeaseTime), keeping T1 < T2 < LeaseTime. It reports whether
+// anything changed.
+func clampTimers(l *Lease, min time.Duration) bool {
+	if l.Infinite() || min <= 0 {
+		return false
+	}
+	old := *l
+	l.LeaseTime = max(l.LeaseTime, min)
+	l.T1 = max(l.T1, min/2)
+	l.T2 = max(l.T2, min/4*3)
+	if l.T2 >= l.LeaseTime {
+		l.T2 = l.LeaseTime / 8 * 7
+	}
+	if l.T1 >= l.T2 {
+		l.T1 = l.T2 / 2
+	}
+	return old.LeaseTime != l.LeaseTime || old.T1 != l.T1 || old.T2 != l.T2
+}
+
 // parseClassless decodes option 121 strictly (RFC 3442).
 func parseClassless(v []byte) ([]Route, error) {
 	var out []Route

@@ -97,7 +97,7 @@ func TestAgainstEmbeddedServer(t *testing.T) {
 		servePair(t, srv, b)
 		ap := newFakeApplier()
 		c, err := New("eth0", mac, pairConn{a}, append([]Option{WithApplier(ap), WithFirstRetry(50 * time.Millisecond),
-			WithMinRenewRetry(100 * time.Millisecond)}, opts...)...)
+			WithMinRenewRetry(100 * time.Millisecond), WithMinLeaseTime(time.Second)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

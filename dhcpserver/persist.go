@@ -47,6 +47,7 @@ func (s *Server) load() error {
 		if _, ok := s.byAddr[l.Addr]; ok {
 			continue
 		}
+		l.ClientID = normalID(l.ClientID)
 		s.byAddr[l.Addr] = &l
 		if l.ClientID != "" {
 			s.byID[l.ClientID] = &l

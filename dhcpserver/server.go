@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 // Defaults of the options.
@@ -20,6 +22,10 @@ const (
 	DefaultLeaseTime   = time.Hour        // WithLeaseTime not given
 	DefaultOfferHold   = 30 * time.Second // how long an offered address stays reserved
 	DefaultDeclineHold = 10 * time.Minute // how long a declined address is not offered
+	DefaultMaxPerHW    = 4                // WithMaxPerHW not given
+	// MinLeaseTime is the shortest lease granted when a client asks for a
+	// shorter one (option 51 in its request), as dnsmasq's floor of 2 min.
+	MinLeaseTime = 2 * time.Minute
 )
 
 // Lease is one client's binding, as kept in memory and in the lease file.
@@ -47,6 +53,7 @@ type Server struct {
 	leaseTime time.Duration
 	offerHold time.Duration
 	leaseFile string
+	maxPerHW  int
 	now       func() time.Time
 	logf      func(format string, args ...any)
 
@@ -108,6 +115,23 @@ func WithLeaseFile(path string) Option {
 	return func(s *Server) error { s.leaseFile = path; return nil }
 }
 
+// WithMaxPerHW bounds how many leases and offers one hardware address
+// (chaddr) may hold at once under different client identifiers; zero means
+// DefaultMaxPerHW. A client identifier always holds at most one. A request
+// beyond the bound gets no answer, so one host on the segment cannot drain
+// the pool by inventing client identifiers.
+func WithMaxPerHW(n int) Option {
+	return func(s *Server) error {
+		if n < 0 {
+			return fmt.Errorf("dhcpserver: max leases per hardware address %d: must not be negative", n)
+		}
+		if n > 0 {
+			s.maxPerHW = n
+		}
+		return nil
+	}
+}
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option {
 	return func(s *Server) error { s.now = now; return nil }
@@ -132,6 +156,7 @@ func New(server netip.Prefix, from, to netip.Addr, opts ...Option) (*Server, err
 		to:        to,
 		leaseTime: DefaultLeaseTime,
 		offerHold: DefaultOfferHold,
+		maxPerHW:  DefaultMaxPerHW,
 		now:       time.Now,
 		logf:      func(string, ...any) {},
 		byID:      map[string]*Lease{},
@@ -188,12 +213,30 @@ func (s *Server) Leases() []Lease {
 	return out
 }
 
-// clientID names the client of m: option 61 when present, else chaddr.
+// clientID names the client of m: option 61 when present, else chaddr. A
+// client identifier that is hardware type 1 (Ethernet) followed by a MAC
+// address (what dhclient, udhcpc and nsbox send by default) names the same
+// client as a bare chaddr of that MAC, so a host gets the same address
+// whether or not its client sends option 61.
 func clientID(m *dhcpv4.DHCPv4) string {
-	if id := m.Options.Get(dhcpv4.OptionClientIdentifier); len(id) > 0 {
-		return "id:" + hex.EncodeToString(id)
+	id := m.Options.Get(dhcpv4.OptionClientIdentifier)
+	if len(id) == 0 {
+		return "hw:" + m.ClientHWAddr.String()
 	}
-	return "hw:" + m.ClientHWAddr.String()
+	if len(id) == 7 && id[0] == byte(iana.HWTypeEthernet) {
+		return "hw:" + net.HardwareAddr(id[1:]).String()
+	}
+	return "id:" + hex.EncodeToString(id)
+}
+
+// normalID rewrites a stored "id:01MAC" (lease files of older versions) to
+// the "hw:MAC" that clientID now gives for it.
+func normalID(id string) string {
+	b, err := hex.DecodeString(strings.TrimPrefix(id, "id:"))
+	if !strings.HasPrefix(id, "id:") || err != nil || len(b) != 7 || b[0] != byte(iana.HWTypeEthernet) {
+		return id
+	}
+	return "hw:" + net.HardwareAddr(b[1:]).String()
 }
 
 func addrOf(ip net.IP) netip.Addr {
@@ -241,14 +284,47 @@ func (s *Server) bind(id string, m *dhcpv4.DHCPv4, a netip.Addr, expiry time.Tim
 	s.byAddr[a] = l
 }
 
+// heldByHW counts the live leases and offers of hardware address hw under
+// client identifiers other than id (mu held).
+func (s *Server) heldByHW(hw, id string, now time.Time) int {
+	n := 0
+	for _, l := range s.byID {
+		if l.ClientID != id && l.HWAddr == hw && l.Expiry.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// sameHW returns the address last bound to m's chaddr under another client
+// identifier, when nothing holds it now (mu held): a host whose client
+// changed its identifier gets its address back, as with dnsmasq.
+func (s *Server) sameHW(id string, m *dhcpv4.DHCPv4, now time.Time) (netip.Addr, bool) {
+	hw := m.ClientHWAddr.String()
+	var best *Lease
+	for _, l := range s.byID {
+		if l.ClientID != id && l.HWAddr == hw && !l.Expiry.After(now) && (best == nil || best.Expiry.Before(l.Expiry)) {
+			best = l
+		}
+	}
+	if best == nil || !s.free(best.Addr, id, now) {
+		return netip.Addr{}, false
+	}
+	return best.Addr, true
+}
+
 // pick chooses the address to offer to id (mu held): its current or former
-// address, else the one it asks for, else the first free one.
+// address, else the one it asks for, else the former address of its
+// hardware address, else the first free one.
 func (s *Server) pick(id string, m *dhcpv4.DHCPv4, now time.Time) (netip.Addr, bool) {
 	if l, ok := s.byID[id]; ok && s.free(l.Addr, id, now) {
 		return l.Addr, true
 	}
 	if req := addrOf(m.RequestedIPAddress()); s.free(req, id, now) {
 		return req, true
+	}
+	if a, ok := s.sameHW(id, m, now); ok {
+		return a, true
 	}
 	for a := s.from; a.IsValid() && !s.to.Less(a); a = a.Next() {
 		if a != s.prefix.Addr() && s.free(a, id, now) {
@@ -258,10 +334,21 @@ func (s *Server) pick(id string, m *dhcpv4.DHCPv4, now time.Time) (netip.Addr, b
 	return netip.Addr{}, false
 }
 
-// Handle decides the reply to one request. It returns a nil reply when the
+// Handle decides the reply to one request whose sender is unknown: a giaddr
+// in it is not trusted (see HandleFrom). It returns a nil reply when the
 // request gets no answer (with the reason in err, which is informational),
 // and the address the reply must be sent to.
 func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPAddr, err error) {
+	return s.HandleFrom(req, nil)
+}
+
+// HandleFrom is Handle for a request that came from src (nil: unknown).
+// RFC 2131 4.1 sends the reply of a relayed request to the relay agent at
+// giaddr; a relay sends from giaddr's own address and the server port, so
+// a giaddr is trusted only when src is exactly giaddr:67. Any other giaddr
+// was written by the client itself: the reply stays on the segment (it
+// must not let a client aim the server's replies at a host elsewhere).
+func (s *Server) HandleFrom(req *dhcpv4.DHCPv4, src *net.UDPAddr) (reply *dhcpv4.DHCPv4, dst *net.UDPAddr, err error) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return nil, nil, errors.New("not a BOOTREQUEST")
 	}
@@ -279,7 +366,16 @@ func (s *Server) Handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, dst *net.UDPA
 	if reply == nil {
 		return nil, nil, err
 	}
-	return reply, s.destination(req, reply), err
+	return reply, s.destination(req, reply, relayed(req, src)), err
+}
+
+// relayed reports whether req came from the relay agent its giaddr names.
+func relayed(req *dhcpv4.DHCPv4, src *net.UDPAddr) bool {
+	gi := addrOf(req.GatewayIPAddr)
+	if !gi.IsValid() || gi.IsUnspecified() || src == nil {
+		return false
+	}
+	return addrOf(src.IP) == gi && src.Port == dhcpv4.ServerPort
 }
 
 // handle updates the lease table for req and returns the reply, if any, and
@@ -293,6 +389,11 @@ func (s *Server) handle(req *dhcpv4.DHCPv4) (reply *dhcpv4.DHCPv4, version uint6
 	var changed bool
 	switch mt := req.MessageType(); mt {
 	case dhcpv4.MessageTypeDiscover:
+		if _, ok := s.byID[id]; !ok {
+			if n := s.heldByHW(req.ClientHWAddr.String(), id, now); n >= s.maxPerHW {
+				return nil, 0, fmt.Errorf("discover from %s: chaddr %s already holds %d leases (the bound)", id, req.ClientHWAddr, n)
+			}
+		}
 		a, ok := s.pick(id, req, now)
 		if !ok {
 			return nil, 0, fmt.Errorf("discover from %s: pool %s-%s exhausted", id, s.from, s.to)
@@ -365,22 +466,31 @@ func (s *Server) request(req *dhcpv4.DHCPv4, id string, now time.Time) (*dhcpv4.
 		}
 		want = asked
 	case asked.IsValid() && !asked.IsUnspecified(): // INIT-REBOOT
+		// RFC 2131 4.3.2: NAK an address of the wrong network or not
+		// the client's; with no record of the client, stay silent.
 		if !s.prefix.Masked().Contains(asked) {
 			return s.nak(req, id, fmt.Sprintf("requested %s is not on subnet %s", asked, s.prefix.Masked()))
 		}
-		if !s.free(asked, id, now) {
+		if l == nil || l.Offered {
+			return nil, false, fmt.Errorf("init-reboot request from %s for %s: no record of the client, silent", id, asked)
+		}
+		if l.Addr != asked || !s.free(asked, id, now) {
 			return s.nak(req, id, fmt.Sprintf("requested %s is not its address", asked))
 		}
 		want = asked
 	case ciaddr.IsValid() && !ciaddr.IsUnspecified(): // RENEWING or REBINDING
-		if !s.free(ciaddr, id, now) {
+		// A lease is only extended, never created, by a renewal.
+		if l == nil || l.Offered {
+			return nil, false, fmt.Errorf("renewal from %s for %s: no record of the client, silent", id, ciaddr)
+		}
+		if l.Addr != ciaddr || !s.free(ciaddr, id, now) {
 			return s.nak(req, id, fmt.Sprintf("renewed %s is not its address", ciaddr))
 		}
 		want = ciaddr
 	default:
 		return nil, false, fmt.Errorf("request from %s: no server id, requested address or ciaddr", id)
 	}
-	s.bind(id, req, want, now.Add(s.leaseTime), false)
+	s.bind(id, req, want, now.Add(s.leaseFor(req)), false)
 	reply, err := s.reply(req, dhcpv4.MessageTypeAck, want)
 	s.logf("ack %s to %s", want, id)
 	return reply, true, err
@@ -402,16 +512,33 @@ func (s *Server) nak(req *dhcpv4.DHCPv4, id, reason string) (*dhcpv4.DHCPv4, boo
 	return r, false, fmt.Errorf("nak to %s: %s", id, reason)
 }
 
+// leaseFor is the lease time granted to req: the configured one, or the
+// shorter time the client asks for (option 51), but not below MinLeaseTime
+// (RFC 2131 4.3.1 lets the server honour the request; dnsmasq does so with
+// the same floor).
+func (s *Server) leaseFor(req *dhcpv4.DHCPv4) time.Duration {
+	v := req.Options.Get(dhcpv4.OptionIPAddressLeaseTime)
+	if len(v) != 4 {
+		return s.leaseTime
+	}
+	asked := time.Duration(binary.BigEndian.Uint32(v)) * time.Second
+	if asked >= s.leaseTime {
+		return s.leaseTime
+	}
+	return min(max(asked, MinLeaseTime), s.leaseTime)
+}
+
 // reply builds an OFFER or ACK for a with the configured options.
 func (s *Server) reply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, a netip.Addr) (*dhcpv4.DHCPv4, error) {
+	lt := s.leaseFor(req)
 	mods := []dhcpv4.Modifier{
 		dhcpv4.WithMessageType(mt),
 		dhcpv4.WithServerIP(s.prefix.Addr().AsSlice()),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.prefix.Addr().AsSlice())),
 		dhcpv4.WithNetmask(net.CIDRMask(s.prefix.Bits(), 32)),
-		dhcpv4.WithLeaseTime(uint32(s.leaseTime / time.Second)),
-		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(s.leaseTime / 2)),
-		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(s.leaseTime / 8 * 7)),
+		dhcpv4.WithLeaseTime(uint32(lt / time.Second)),
+		dhcpv4.WithOption(dhcpv4.OptRenewTimeValue(lt / 2)),
+		dhcpv4.WithOption(dhcpv4.OptRebindingTimeValue(lt / 8 * 7)),
 		dhcpv4.WithOption(dhcpv4.OptBroadcastAddress(broadcast(s.prefix).AsSlice())),
 	}
 	if a.IsValid() {
@@ -434,12 +561,15 @@ func (s *Server) reply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType, a netip.Addr) 
 	return r, nil
 }
 
-// destination applies RFC 2131 4.1: to the relay, to ciaddr, or broadcast.
-func (s *Server) destination(req, reply *dhcpv4.DHCPv4) *net.UDPAddr {
-	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+// destination applies RFC 2131 4.1: to the relay (only when relay says the
+// request came from it), to ciaddr (only an address of the server's
+// subnet: the reply never leaves the segment on a client's word), or
+// broadcast.
+func (s *Server) destination(req, reply *dhcpv4.DHCPv4, relay bool) *net.UDPAddr {
+	if gi := addrOf(req.GatewayIPAddr); relay && gi.IsValid() && !gi.IsUnspecified() {
 		return &net.UDPAddr{IP: gi.AsSlice(), Port: dhcpv4.ServerPort}
 	}
-	if ci := addrOf(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() && reply.MessageType() != dhcpv4.MessageTypeNak {
+	if ci := addrOf(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() && s.prefix.Masked().Contains(ci) && reply.MessageType() != dhcpv4.MessageTypeNak {
 		return &net.UDPAddr{IP: ci.AsSlice(), Port: dhcpv4.ClientPort}
 	}
 	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
@@ -496,7 +626,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	sem := make(chan struct{}, maxInFlight)
 	for {
 		buf := make([]byte, 1500)
-		n, _, err := conn.ReadFrom(buf)
+		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -505,6 +635,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 		sem <- struct{}{} // at most maxInFlight requests handled at once
 		wg.Add(1)
+		src, _ := from.(*net.UDPAddr)
 		go func(b []byte) {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -513,7 +644,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 				s.logf("ignored: decode request: %v", err)
 				return
 			}
-			reply, dst, err := s.Handle(m)
+			reply, dst, err := s.HandleFrom(m, src)
 			if err != nil && reply == nil {
 				s.logf("ignored: %v", err)
 			}

@@ -362,3 +362,134 @@ func TestLeaseFileHoldsEveryAckedLease(t *testing.T) {
 		t.Fatalf("lease file has %d leases (%v), want %d", len(f.Leases), err, n)
 	}
 }
+
+// TestSpoofedRequestGetsNoLease is defect 5 of issue 9: a REQUEST in the
+// INIT-REBOOT or RENEWING form from a client the server never offered
+// anything to is not answered, creates no lease, writes nothing to the lease
+// file and so leaves nothing for a restarted server.
+func TestSpoofedRequestGetsNoLease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leases.json")
+	s, clk := newServer(t, WithLeaseFile(path))
+	for i := byte(1); i <= 3; i++ {
+		a := netip.MustParseAddr("10.7.0.10")
+		for j := byte(1); j < i; j++ {
+			a = a.Next()
+		}
+		// INIT-REBOOT: requested address, no server id, no ciaddr.
+		handle(t, s, request(t, mac(100+i), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(a.AsSlice()))), dhcpv4.MessageTypeNone)
+		// RENEWING: ciaddr, unicast.
+		handle(t, s, request(t, mac(110+i), dhcpv4.WithClientIP(a.AsSlice())), dhcpv4.MessageTypeNone)
+		// With a client identifier too.
+		handle(t, s, request(t, mac(120+i), dhcpv4.WithClientIP(a.AsSlice()),
+			dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{0, 'x', i}))), dhcpv4.MessageTypeNone)
+	}
+	if got := s.Leases(); len(got) != 0 {
+		t.Fatalf("spoofed requests made leases: %+v", got)
+	}
+	if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), "10.7.0.") {
+		t.Fatalf("lease file holds spoofed leases:\n%s", b)
+	}
+	s2, err := New(srvPrefix, poolFrom, poolTo, WithClock(clk.Now), WithLeaseFile(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Leases(); len(got) != 0 {
+		t.Fatalf("restarted server has leases %+v", got)
+	}
+	// The whole pool is still there for real clients.
+	for i := byte(1); i <= 3; i++ {
+		lease(t, s2, mac(i))
+	}
+	// A client with a record whose INIT-REBOOT names its own address is
+	// acknowledged; one naming another address is NAKed.
+	a := s2.Leases()[0]
+	hw, _ := net.ParseMAC(a.HWAddr)
+	handle(t, s2, request(t, hw, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(a.Addr.AsSlice()))), dhcpv4.MessageTypeAck)
+	handle(t, s2, request(t, hw, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.IPv4(10, 7, 0, 99)))), dhcpv4.MessageTypeNak)
+}
+
+func TestLeasesPerHardwareAddressBounded(t *testing.T) {
+	s, _ := newServer(t, WithMaxPerHW(2))
+	hw := mac(1)
+	withID := func(i byte) dhcpv4.Modifier {
+		return dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{0, 'i', 'd', i}))
+	}
+	lease(t, s, hw, withID(1))
+	lease(t, s, hw, withID(2))
+	handle(t, s, discover(t, hw, withID(3)), dhcpv4.MessageTypeNone)
+	if n := len(s.Leases()); n != 2 {
+		t.Fatalf("%d leases for one chaddr, want the bound 2", n)
+	}
+	// The clients already holding one keep being served.
+	lease(t, s, hw, withID(1))
+	// Another host is not affected.
+	lease(t, s, mac(2))
+}
+
+// TestSameAddressWithOrWithoutClientID is the rule of issue 12: a host gets
+// one address whether its client sends option 61 (as hardware type + MAC,
+// or any other identifier once its former lease is over) or only chaddr.
+func TestSameAddressWithOrWithoutClientID(t *testing.T) {
+	s, clk := newServer(t)
+	lease(t, s, mac(7)) // another host takes the first address
+	a := lease(t, s, mac(1))
+	htypeMAC := dhcpv4.WithOption(dhcpv4.OptClientIdentifier(append([]byte{1}, mac(1)...)))
+	b := lease(t, s, mac(1), htypeMAC)
+	if !a.YourIPAddr.Equal(b.YourIPAddr) {
+		t.Errorf("without client id %s, with 01:MAC %s", a.YourIPAddr, b.YourIPAddr)
+	}
+	if n := len(s.Leases()); n != 2 {
+		t.Errorf("%d leases, want 2 (one per host)", n)
+	}
+	// A DUID-style identifier is another client while the lease is live,
+	// and takes the host's address once nothing holds it.
+	duid := dhcpv4.WithOption(dhcpv4.OptClientIdentifier([]byte{0xff, 1, 2, 3, 4, 0, 1, 0, 1}))
+	clk.add(time.Hour)
+	c := lease(t, s, mac(1), duid)
+	if !c.YourIPAddr.Equal(a.YourIPAddr) {
+		t.Errorf("after expiry a new client id of the same MAC got %s, want %s", c.YourIPAddr, a.YourIPAddr)
+	}
+}
+
+func TestGiaddrFromClientNotTrusted(t *testing.T) {
+	s, _ := newServer(t)
+	elsewhere := net.IPv4(192, 168, 200, 1)
+	m := discover(t, mac(1), dhcpv4.WithGatewayIP(elsewhere))
+	// From a client (0.0.0.0:68): the offer stays on the segment.
+	r, dst, err := s.HandleFrom(m, &net.UDPAddr{IP: net.IPv4zero, Port: 68})
+	if r == nil {
+		t.Fatal(err)
+	}
+	if !dst.IP.Equal(net.IPv4bcast) || dst.Port != 68 {
+		t.Errorf("offer with a client's giaddr sent to %s, want 255.255.255.255:68", dst)
+	}
+	// Unknown sender (Handle): same.
+	if _, dst, _ := s.Handle(m); !dst.IP.Equal(net.IPv4bcast) {
+		t.Errorf("Handle sent to %s", dst)
+	}
+	// From the relay itself: to the relay's server port.
+	_, dst, _ = s.HandleFrom(m, &net.UDPAddr{IP: elsewhere, Port: 67})
+	if !dst.IP.Equal(elsewhere) || dst.Port != 67 {
+		t.Errorf("relayed offer sent to %s, want %s:67", dst, elsewhere)
+	}
+	// An INFORM with a ciaddr off the subnet is not unicast off it.
+	inf, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac(2)), dhcpv4.WithMessageType(dhcpv4.MessageTypeInform), dhcpv4.WithClientIP(elsewhere))
+	if _, dst, _ := s.Handle(inf); !dst.IP.Equal(net.IPv4bcast) {
+		t.Errorf("INFORM reply for off-subnet ciaddr sent to %s", dst)
+	}
+}
+
+func TestRequestedLeaseTimeHonouredWithFloor(t *testing.T) {
+	s, _ := newServer(t) // 10 min
+	for _, c := range []struct{ ask, want time.Duration }{
+		{30 * time.Second, MinLeaseTime}, {3 * time.Minute, 3 * time.Minute}, {time.Hour, 10 * time.Minute},
+	} {
+		ack := lease(t, s, mac(1), dhcpv4.WithLeaseTime(uint32(c.ask/time.Second)))
+		if got := ack.IPAddressLeaseTime(0); got != c.want {
+			t.Errorf("asked %s: lease %s, want %s", c.ask, got, c.want)
+		}
+		if got := ack.IPAddressRenewalTime(0); got != c.want/2 {
+			t.Errorf("asked %s: T1 %s, want %s", c.ask, got, c.want/2)
+		}
+	}
+}

@@ -24,6 +24,9 @@ const dhcpdUsage = `dhcpd DEV --range FROM-TO [--router IP] [--dns IP[,IP]] [--l
 // dhcpdLeaseDir holds the server lease files when --lease-file is not given.
 const dhcpdLeaseDir = "/var/lib/nsbox/dhcpd"
 
+// dhcpdRunDir holds the pid files that lock a device of a namespace.
+const dhcpdRunDir = "/run/nsbox/dhcpd"
+
 func dhcpdCommand() *command {
 	return &command{name: "dhcpd", usage: dhcpdUsage, run: runDHCPD, noBatch: true}
 }
@@ -131,6 +134,30 @@ func runDHCPD(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("dhcpd %s: %w", dev, err)
 	}
+	// One server per device and namespace (as dnsmasq's "Address in
+	// use"), and one per lease file.
+	key, err := nsKey(ns)
+	if err != nil {
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	devLock, err := lockPid(filepath.Join(dhcpdRunDir, key+"-"+dev+".pid"))
+	if err != nil {
+		var el *errLocked
+		if errors.As(err, &el) {
+			return fmt.Errorf("dhcpd %s: already served by pid %d", dev, el.pid)
+		}
+		return fmt.Errorf("dhcpd %s: %w", dev, err)
+	}
+	defer devLock.release()
+	fileLock, err := lockPid(file + ".lock")
+	if err != nil {
+		var el *errLocked
+		if errors.As(err, &el) {
+			return fmt.Errorf("dhcpd %s: lease file %s: in use by pid %d", dev, file, el.pid)
+		}
+		return fmt.Errorf("dhcpd %s: lease file: %w", dev, err)
+	}
+	defer fileLock.release()
 	var self netip.Prefix
 	for _, a := range addrs {
 		if a.Prefix.Addr().Is4() && a.Prefix.Masked().Contains(fromA) {
