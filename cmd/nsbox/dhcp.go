@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,10 +20,14 @@ import (
 	"github.com/nsbox/nsbox/rtnl"
 )
 
-const dhcpUsage = `dhcp DEV [--once] [--timeout DUR] [--release] [--lease-file FILE] [--hostname H]
-     [--arp-check] [--no-route] [--no-dns] [--host-dns] [--retry DUR] [-v]
+const dhcpUsage = `dhcp DEV [--once|--daemon] [--timeout DUR] [--release] [--lease-file FILE] [--pid-file FILE]
+     [--hostname H] [--arp-check] [--no-route] [--no-dns] [--host-dns] [--retry DUR] [-v]
+nsbox dhcp -r|-x DEV [--lease-file FILE] [--pid-file FILE]
      obtain a DHCP lease for DEV (brought up if down) and keep it renewed until
-     SIGINT/SIGTERM; --once acquires, applies and exits (default --timeout 30s)`
+     SIGINT/SIGTERM; --once acquires, applies and exits (default --timeout 30s);
+     --daemon goes to the background once bound (like dhclient);
+     -r releases the held lease and stops the client running for DEV; -x stops
+     it and keeps the lease (as dhclient -r and -x)`
 
 func dhcpCommand() *command {
 	return &command{name: "dhcp", usage: dhcpUsage, run: runDHCP, noBatch: true}
@@ -29,8 +36,9 @@ func dhcpCommand() *command {
 // dhcpFlags are the options of nsbox dhcp.
 type dhcpFlags struct {
 	once, release, arpCheck, noRoute, noDNS, hostDNS, verbose, help bool
+	daemon, releaseHeld, stop                                       bool
 	timeout, retry                                                  time.Duration
-	leaseFile, hostname                                             string
+	leaseFile, hostname, pidFile                                    string
 }
 
 func dhcpFlagSet(f *dhcpFlags) *pflag.FlagSet {
@@ -40,6 +48,10 @@ func dhcpFlagSet(f *dhcpFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.timeout, "timeout", 0, "give up when no lease came within DUR (default 30s with --once, none otherwise)")
 	fs.BoolVar(&f.release, "release", false, "send DHCPRELEASE and remove the address on SIGINT/SIGTERM")
 	fs.StringVar(&f.leaseFile, "lease-file", "", "lease file (default "+dhcpclient.DefaultLeaseDir+"/netns-NAME-DEV.lease)")
+	fs.StringVar(&f.pidFile, "pid-file", "", "pid file of the running client (default "+dhcpRunDir+"/net-INODE-DEV.pid)")
+	fs.BoolVar(&f.daemon, "daemon", false, "go to the background once bound (the pid file names it)")
+	fs.BoolVarP(&f.releaseHeld, "release-now", "r", false, "release the held lease and stop the client running for DEV")
+	fs.BoolVarP(&f.stop, "stop", "x", false, "stop the client running for DEV without releasing its lease")
 	fs.StringVar(&f.hostname, "hostname", "", "send this host name (option 12)")
 	fs.BoolVar(&f.arpCheck, "arp-check", false, "ARP-probe the offered address first (RFC 5227); decline it on conflict")
 	fs.BoolVar(&f.noRoute, "no-route", false, "install no routes (options 3 and 121)")
@@ -78,8 +90,18 @@ func parseDHCPArgs(netnsName string, args []string) (f dhcpFlags, dev string, fs
 		return f, "", fs, usagef("dhcp %s: --timeout and --retry must be positive", dev)
 	case f.release && f.once:
 		return f, "", fs, usagef("dhcp %s: --release applies to the foreground client, not --once", dev)
+	case f.releaseHeld && f.stop:
+		return f, "", fs, usagef("dhcp %s: -r and -x contradict each other", dev)
+	case (f.releaseHeld || f.stop) && (f.once || f.daemon):
+		return f, "", fs, usagef("dhcp %s: -r and -x stop a client; they do not go with --once or --daemon", dev)
+	case f.daemon && f.once:
+		return f, "", fs, usagef("dhcp %s: --daemon and --once contradict each other", dev)
+	case f.pidFile == "" && fs.Changed("pid-file"):
+		return f, "", fs, usagef("dhcp %s: --pid-file: empty path", dev)
+	case f.leaseFile == "" && fs.Changed("lease-file"):
+		return f, "", fs, usagef("dhcp %s: --lease-file: empty path", dev)
 	}
-	if f.once && f.timeout == 0 {
+	if (f.once || f.daemon) && f.timeout == 0 {
 		f.timeout = 30 * time.Second
 	}
 	return f, dev, fs, nil
@@ -100,6 +122,21 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	defer closeConn()
+	pidFile := f.pidFile
+	if pidFile == "" {
+		key, err := nsKey(ns)
+		if err != nil {
+			return fmt.Errorf("dhcp %s: %w", dev, err)
+		}
+		pidFile = filepath.Join(dhcpRunDir, key+"-"+dev+".pid")
+	}
+	leaseFile := f.leaseFile
+	if leaseFile == "" {
+		leaseFile = dhcpclient.DefaultLeaseFile(strings.ReplaceAll(e.netns, "/", "_"), dev)
+	}
+	if f.releaseHeld || f.stop {
+		return stopDHCP(ctx, e, ns, conn, dev, f.releaseHeld, pidFile, leaseFile, f.resolvConf(e))
+	}
 	link, err := conn.LinkByName(ctx, dev)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
@@ -134,24 +171,26 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 			}
 		}
 	}
+	if f.daemon && os.Getenv(dhcpDaemonEnv) == "" {
+		return daemonize(e, args, dev, pidFile)
+	}
+	// One client per device: the pid file is locked for the client's life
+	// (-r and -x find it there).
+	lock, err := lockPid(pidFile)
+	if err != nil {
+		var el *errLocked
+		if errors.As(err, &el) {
+			return fmt.Errorf("dhcp %s: a client already runs for %s as pid %d (stop it with nsbox dhcp -x %s)", dev, dev, el.pid, dev)
+		}
+		return fmt.Errorf("dhcp %s: %w", dev, err)
+	}
+	defer lock.release()
 	pc, err := dhcpclient.Listen(ns, dev)
 	if err != nil {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
 	applier := &dhcpclient.RtnlApplier{Conn: conn, Dev: dev, NoRoute: f.noRoute}
-	switch {
-	case f.noDNS:
-	case strings.Contains(e.netns, "/"):
-		// A namespace given by path has no /etc/netns/NAME: no DNS file.
-	case e.netns != "":
-		applier.ResolvConf = dhcpclient.ResolvConfPath(e.netns)
-	case f.hostDNS:
-		applier.ResolvConf = "/etc/resolv.conf"
-	}
-	leaseFile := f.leaseFile
-	if leaseFile == "" {
-		leaseFile = dhcpclient.DefaultLeaseFile(strings.ReplaceAll(e.netns, "/", "_"), dev)
-	}
+	applier.ResolvConf = f.resolvConf(e)
 	opts := []dhcpclient.Option{
 		dhcpclient.WithApplier(applier), dhcpclient.WithLeaseFile(leaseFile),
 		dhcpclient.WithNetns(e.netns), dhcpclient.WithFirstRetry(f.retry),
@@ -198,12 +237,32 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 	if f.once {
 		return nil
 	}
-	// SIGINT/SIGTERM end Run; a lease lost meanwhile (the client is
+	if f.daemon {
+		detached()
+	}
+	// SIGINT/SIGTERM end Run, SIGUSR1 too after which the lease is
+	// released (nsbox dhcp -r); a lease lost meanwhile (the client is
 	// looking for a new one) is a normal stop too.
-	if err := cl.Run(ctx); err != nil && ctx.Err() == nil {
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, unix.SIGUSR1)
+	defer signal.Stop(usr1)
+	releaseAsked := make(chan bool, 1)
+	go func() {
+		select {
+		case <-usr1:
+			releaseAsked <- true
+			rcancel()
+		case <-rctx.Done():
+			releaseAsked <- false
+		}
+	}()
+	if err := cl.Run(rctx); err != nil && rctx.Err() == nil {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
-	if f.release {
+	rcancel()
+	if <-releaseAsked || f.release {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := cl.Release(rctx); err != nil && !errors.Is(err, dhcpclient.ErrNoLeaseHeld) {
@@ -211,6 +270,21 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		}
 	}
 	return nil
+}
+
+// resolvConf is the DNS file of the lease: /etc/netns/NAME/resolv.conf
+// with -n NAME, the host's only with --host-dns, none with --no-dns or a
+// namespace given by path (it has no /etc/netns/NAME).
+func (f *dhcpFlags) resolvConf(e *env) string {
+	switch {
+	case f.noDNS, strings.Contains(e.netns, "/"):
+		return ""
+	case e.netns != "":
+		return dhcpclient.ResolvConfPath(e.netns)
+	case f.hostDNS:
+		return "/etc/resolv.conf"
+	}
+	return ""
 }
 
 func inNS(ns string) string {
