@@ -189,6 +189,31 @@ func add(ctx context.Context, name string, create func(path string) error) error
 	return nil
 }
 
+// Attach names the network namespace of process pid NAME, as
+// `ip netns attach NAME PID` does: /run/netns/NAME becomes a bind mount of
+// /proc/PID/ns/net, so the namespace outlives the process. An existing name
+// fails with an error wrapping unix.EEXIST; on failure nothing is left.
+func Attach(ctx context.Context, name string, pid int) error {
+	if pid <= 0 {
+		return &Error{Op: "attach", Object: name, Err: fmt.Errorf("invalid pid %d", pid)}
+	}
+	src := "/proc/" + strconv.Itoa(pid) + "/ns/net"
+	// Check the source first, so that a missing process leaves no file.
+	h, err := openPath("attach", name, src)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return add(ctx, name, func(path string) error {
+		// Bind the open handle, not the path: the process may be gone.
+		from := fmt.Sprintf("/proc/self/fd/%d", h.Fd())
+		if err := unix.Mount(from, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("mount --bind %s %s: %w", src, path, err)
+		}
+		return nil
+	})
+}
+
 // prepareRunDir makes /run/netns exist and be a shared mount point of its
 // own, as iproute2 does, so that a namespace bind-mounted there is visible
 // in every mount namespace that shares it. A lock on the directory keeps two
@@ -431,13 +456,19 @@ func Identify(pid int) (string, error) {
 	return "", nil
 }
 
-// Pids returns the processes whose network namespace is the named one,
-// sorted. Processes that vanish or cannot be inspected are skipped.
+// Pids returns the processes whose network namespace is the named one (or,
+// when name contains a '/', the one of the namespace file at that path, such
+// as /proc/PID/ns/net), sorted. Processes that vanish or cannot be inspected
+// are skipped.
 func Pids(name string) ([]int, error) {
-	if err := ValidateName(name); err != nil {
-		return nil, err
+	path := name
+	if !strings.Contains(name, "/") {
+		if err := ValidateName(name); err != nil {
+			return nil, err
+		}
+		path = filepath.Join(RunDir, name)
 	}
-	want, err := statNS(filepath.Join(RunDir, name))
+	want, err := statNS(path)
 	if err != nil {
 		if err == unix.ENOENT {
 			err = errNoSuchNS
@@ -528,10 +559,17 @@ func Exec(ctx context.Context, name string, args []string, stdio [3]*os.File) (i
 
 // ExecSpec checks the namespace and returns the nsclone.Spec that Exec
 // runs, for callers that start the process themselves (to forward signals
-// to it, for example).
+// to it, for example). A name that contains a '/' is the path of a
+// namespace file (/proc/PID/ns/net, a bind mount), joined as nsenter
+// --net=PATH does: /sys is mounted as for a name, but there is no
+// /etc/netns directory to bind.
 func ExecSpec(name string, args []string, stdio [3]*os.File) (*nsclone.Spec, error) {
-	if err := ValidateName(name); err != nil {
-		return nil, err
+	path := name
+	if !strings.Contains(name, "/") {
+		if err := ValidateName(name); err != nil {
+			return nil, err
+		}
+		path = filepath.Join(RunDir, name)
 	}
 	if len(args) == 0 || args[0] == "" {
 		return nil, &Error{Op: "exec", Object: name, Err: errors.New("no command")}
@@ -549,7 +587,7 @@ func ExecSpec(name string, args []string, stdio [3]*os.File) (*nsclone.Spec, err
 		Args:        args,
 		Namespaces:  nsclone.Mnt,
 		Propagation: "slave",
-		Join:        map[nsclone.Namespace]string{nsclone.Net: filepath.Join(RunDir, name)},
+		Join:        map[nsclone.Namespace]string{nsclone.Net: path},
 		Mounts:      execMounts(name),
 		Stdin:       stdio[0],
 		Stdout:      stdio[1],
@@ -560,7 +598,10 @@ func ExecSpec(name string, args []string, stdio [3]*os.File) (*nsclone.Spec, err
 // execMounts lists the mounts of Exec: sysfs on /sys, then the binds of
 // /etc/netns/NAME/* over /etc/*.
 func execMounts(name string) []nsclone.Mount {
-	ms := []nsclone.Mount{{Source: name, Target: "/sys", FSType: "sysfs"}}
+	ms := []nsclone.Mount{{Source: filepath.Base(name), Target: "/sys", FSType: "sysfs"}}
+	if strings.Contains(name, "/") {
+		return ms // a path: no /etc/netns/NAME
+	}
 	dir := filepath.Join(EtcDir, name)
 	ents, err := os.ReadDir(dir)
 	if err != nil {

@@ -172,6 +172,13 @@ func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
 	if inBatch && c.noBatch {
 		return usagef("%s cannot run inside a batch", c.name)
 	}
+	if e.netns != "" {
+		ns, err := resolveNS("-n", e.netns)
+		if err != nil {
+			return err
+		}
+		e.netns = ns
+	}
 	return c.run(ctx, e, args[1:])
 }
 
@@ -207,6 +214,9 @@ func (e *env) runBatch(ctx context.Context, path string) error {
 		if words[0] == "-n" || words[0] == "--netns" {
 			if len(words) < 2 {
 				return &usageError{msg: fmt.Sprintf("batch %s: line %d: -n needs a namespace name", path, lineNo)}
+			}
+			if words[1] == "" {
+				return &usageError{msg: fmt.Sprintf("batch %s: line %d: -n: empty namespace name", path, lineNo)}
 			}
 			e.netns, words = words[1], words[2:]
 		}
@@ -298,10 +308,12 @@ func splitLine(s string) ([]string, error) {
 
 // printHelp writes the global usage: flags and every command's synopsis.
 func (e *env) printHelp(w io.Writer) {
-	fmt.Fprintln(w, "usage: nsbox [-n NAME] [-j] [-b FILE] COMMAND [ARGS...]")
+	fmt.Fprintln(w, "usage: nsbox [-n NS] [-j] [-b FILE] COMMAND [ARGS...]")
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "global flags (before the command):")
-	fmt.Fprintln(w, "  -n NAME   run the command inside the named network namespace (like ip -n)")
+	fmt.Fprintln(w, "  -n NS     run the command inside network namespace NS (like ip -n): a name of")
+	fmt.Fprintln(w, "            /run/netns, a path (/proc/PID/ns/net, a bind mount) or a pid; with")
+	fmt.Fprintln(w, "            run, the namespace of --bridge (run --netns NS joins NS)")
 	fmt.Fprintln(w, "  -j        print JSON (keys follow ip -j)")
 	fmt.Fprintln(w, "  -b FILE   run one command per line of FILE (- for stdin) over one netlink")
 	fmt.Fprintln(w, "            connection per namespace; a line may start with -n NAME. It stops")

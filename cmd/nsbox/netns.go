@@ -22,7 +22,10 @@ netns exec NAME [--] CMD [ARG...]
                                run CMD inside NAME with /sys and /etc/netns/NAME/*
                                bound as ip netns exec does; exits with CMD's status
 netns identify [PID]           the name of PID's namespace (default: nsbox's)
-netns pids NAME                processes inside NAME`
+netns pids NAME                processes inside NAME
+netns attach NAME PID          name PID's network namespace NAME (as ip netns attach)
+                               NAME of exec and pids may also be a path
+                               (/proc/PID/ns/net, a bind mount) or a pid, as with -n`
 
 func netnsCommand() *command {
 	return &command{name: "netns", usage: netnsUsage, run: runNetns}
@@ -63,23 +66,28 @@ func runNetns(ctx context.Context, e *env, args []string) error {
 	case "identify":
 		return netnsIdentify(e, rest)
 	case "pids":
-		name, err := nsNameArg("netns pids", rest)
+		if len(rest) != 1 {
+			return usagef("netns pids: expected one namespace (a name, a path or a pid), got %d argument(s)", len(rest))
+		}
+		ns, err := resolveNS("netns pids", rest[0])
 		if err != nil {
 			return err
 		}
-		pids, err := netns.Pids(name)
+		pids, err := netns.Pids(ns)
 		if err != nil {
-			return err
+			return nsOpenError(rest[0], err)
 		}
 		for _, p := range pids {
 			fmt.Fprintln(e.stdout, p)
 		}
 		return nil
+	case "attach":
+		return netnsAttach(ctx, e, rest)
 	case "help":
 		fmt.Fprintln(e.stdout, netnsUsage)
 		return nil
 	}
-	return usagef("netns: unknown subcommand %q (add, del, list, exec, identify, pids)", sub)
+	return usagef("netns: unknown subcommand %q (add, del, list, exec, identify, pids, attach)", sub)
 }
 
 // nsCreator returns the namespace creator shared by the lines of a batch:
@@ -96,6 +104,35 @@ func (e *env) nsCreator() (*netns.Creator, error) {
 	return c, nil
 }
 
+// netnsAttach is netns attach NAME PID.
+func netnsAttach(ctx context.Context, e *env, args []string) error {
+	if len(args) != 2 {
+		return usagef("netns attach: expected NAME PID, got %d argument(s)", len(args))
+	}
+	name, err := nsNameArg("netns attach", args[:1])
+	if err != nil {
+		return err
+	}
+	pid, ok := pidWord(args[1])
+	if !ok {
+		return usagef("netns attach %s: invalid pid %q", name, args[1])
+	}
+	if err := netns.Attach(ctx, name, pid); err != nil {
+		switch {
+		case errors.Is(err, unix.EEXIST):
+			return fmt.Errorf("netns attach %s: namespace already exists", name)
+		case errors.Is(err, unix.ENOENT):
+			return fmt.Errorf("netns attach %s: no process with pid %d", name, pid)
+		}
+		var ne *netns.Error
+		if errors.As(err, &ne) {
+			err = ne.Err
+		}
+		return fmt.Errorf("netns attach %s %d: %w", name, pid, err)
+	}
+	return nil
+}
+
 // nsNameArg takes a single valid namespace name.
 func nsNameArg(cmd string, args []string) (string, error) {
 	switch len(args) {
@@ -105,8 +142,11 @@ func nsNameArg(cmd string, args []string) (string, error) {
 	default:
 		return "", usagef("%s: unexpected argument %q", cmd, args[1])
 	}
+	if args[0] == "" {
+		return "", usagef("%s: empty namespace name", cmd)
+	}
 	if err := netns.ValidateName(args[0]); err != nil {
-		return "", usagef("%s: invalid namespace name %q: %v", cmd, args[0], errors.Unwrap(err))
+		return "", usagef("%s %q: invalid namespace name: %s", cmd, args[0], nameRuleBroken(err))
 	}
 	return args[0], nil
 }
@@ -164,9 +204,13 @@ func netnsExec(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
 		return usagef("netns exec: missing namespace name")
 	}
+	if e.netns != "" {
+		return usagef("netns exec %s: -n %s does not apply (netns exec names its namespace; drop -n)", args[0], e.netns)
+	}
 	name, args := args[0], args[1:]
-	if err := netns.ValidateName(name); err != nil {
-		return usagef("netns exec: invalid namespace name %q: %v", name, errors.Unwrap(err))
+	ns, err := resolveNS("netns exec", name)
+	if err != nil {
+		return err
 	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
@@ -179,7 +223,7 @@ func netnsExec(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: exitSetupFailed, err: fmt.Errorf("netns exec %s: %w", name, err)}
 	}
 	defer finish()
-	spec, err := netns.ExecSpec(name, args, stdio)
+	spec, err := netns.ExecSpec(ns, args, stdio)
 	if err != nil {
 		return execError(name, args[0], err)
 	}

@@ -26,9 +26,6 @@ func (e *env) rtnlConn() (*rtnl.Conn, error) {
 		if e.netns == "" {
 			return rtnl.Dial(nil)
 		}
-		if err := netns.ValidateName(e.netns); err != nil {
-			return nil, usagef("-n: %v", errors.Unwrap(err))
-		}
 		h, err := netns.Open(e.netns)
 		if err != nil {
 			return nil, nsOpenError(e.netns, err)
@@ -91,7 +88,7 @@ func devOp(ctx context.Context, e *env, cmd string, args []string, op func(c *rt
 func (e *env) ownConn(word, dev string) (ns *netns.Handle, conn *rtnl.Conn, closeConn func(), err error) {
 	if e.netns != "" {
 		if ns, err = netns.Open(e.netns); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s %s: %w", word, dev, err)
+			return nil, nil, nil, fmt.Errorf("%s %s: %w", word, dev, nsOpenError(e.netns, err))
 		}
 	}
 	if conn, err = rtnl.Dial(ns); err != nil {
@@ -109,32 +106,25 @@ func nsOpenError(name string, err error) error {
 	if errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("netns %s: no such namespace (see nsbox netns list)", name)
 	}
+	var ne *netns.Error
+	if errors.As(err, &ne) {
+		return fmt.Errorf("netns %s: %w", name, ne.Err)
+	}
 	return err
 }
 
 // openNS opens the namespace named by a `netns NS` argument: a name in
-// /run/netns, a path containing '/', or a pid, tried in that order (as ip).
+// /run/netns, a path containing '/', or a pid (resolveNS).
 func openNS(arg string) (*netns.Handle, error) {
-	if strings.Contains(arg, "/") {
-		h, err := netns.Open(arg)
-		if err != nil {
-			return nil, nsOpenError(arg, err)
-		}
-		return h, nil
+	ns, err := resolveNS("netns", arg)
+	if err != nil {
+		return nil, err
 	}
-	if err := netns.ValidateName(arg); err != nil {
-		return nil, usagef("invalid namespace name %q: %v", arg, errors.Unwrap(err))
+	h, err := netns.Open(ns)
+	if err != nil {
+		return nil, nsOpenError(arg, err)
 	}
-	h, err := netns.Open(arg)
-	if err == nil {
-		return h, nil
-	}
-	if pid, perr := strconv.Atoi(arg); perr == nil && pid > 0 && errors.Is(err, unix.ENOENT) {
-		if h, err2 := netns.OpenPid(pid); err2 == nil {
-			return h, nil
-		}
-	}
-	return nil, nsOpenError(arg, err)
+	return h, nil
 }
 
 // checkDev refuses an invalid interface name as a usage error.

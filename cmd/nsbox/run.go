@@ -65,7 +65,7 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.StringVar(&o.hostname, "hostname", "", "set the hostname (at most 64 bytes; implies --uts)")
 	fs.BoolVar(&o.init, "init", false, "run a tiny init as PID 1 that reaps orphans and forwards signals (the default with --pid)")
 	fs.BoolVar(&o.noInit, "no-init", false, "make the command itself PID 1, as the walkthrough does")
-	fs.StringVar(&o.netns, "netns", "", "join the named network namespace /run/netns/NAME")
+	fs.StringVar(&o.netns, "netns", "", "join this network namespace: a name of /run/netns, a path (/proc/PID/ns/net) or a pid")
 	fs.StringVar(&o.bridge, "bridge", "", "give the new network namespace a veth whose peer joins bridge BR (needs --net)")
 	fs.BoolVar(&o.dhcp, "dhcp", false, "configure the sandbox's interface by DHCP (needs --bridge)")
 	fs.StringVar(&o.addr, "addr", "", "address CIDR for the sandbox's interface (needs --bridge)")
@@ -160,8 +160,8 @@ func (o *runOptions) check() error {
 		if o.net {
 			return usagef("run: --netns and --net exclude each other")
 		}
-		if strings.ContainsAny(o.netns, "/\x00") || o.netns == "." || o.netns == ".." {
-			return usagef("run: --netns %q: not a namespace name", o.netns)
+		if strings.IndexByte(o.netns, 0) >= 0 || o.netns == "." || o.netns == ".." {
+			return usagef("run: --netns %q: not a namespace name, path or pid", o.netns)
 		}
 	}
 	if err := o.checkNetwork(); err != nil {
@@ -250,6 +250,9 @@ func runMain(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "\nWith no namespace flag: --ipc --pid --mount, /proc mounted, an init as PID 1.")
 		fmt.Fprintln(e.stdout, "With no command: $SHELL, else /bin/sh. Exit status: the command's, 128+N if")
 		fmt.Fprintln(e.stdout, "it died of signal N, 125 if nsbox failed, 126 not executable, 127 not found.")
+		fmt.Fprintln(e.stdout, "\n-n NS before run names the namespace of --bridge's bridge (the sandbox's veth")
+		fmt.Fprintln(e.stdout, "peer goes there); to run the command inside NS, use run --netns NS (a name, a")
+		fmt.Fprintln(e.stdout, "path such as /proc/PID/ns/net, or a pid) or nsbox netns exec NS.")
 		fmt.Fprintln(e.stdout, "\nflags:")
 		fmt.Fprint(e.stdout, runFlagSet(&runOptions{}).FlagUsages())
 		return nil
@@ -329,7 +332,16 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 		s.GID = &id
 	}
 	if o.netns != "" {
-		p := "/run/netns/" + o.netns
+		// A name, a path or a pid, as -n takes them (netns_target.go).
+		ns, err := resolveNS("run: --netns", o.netns)
+		if err != nil {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
+			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --netns %s: %w", o.netns, err)}
+		}
+		p := nsFilePath(ns)
 		if err := unix.Access(p, unix.F_OK); err != nil {
 			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --netns %s: no such network namespace (%s: %w)", o.netns, p, err)}
 		}

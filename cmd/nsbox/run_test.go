@@ -68,7 +68,7 @@ func TestParseRunArgsBad(t *testing.T) {
 		{[]string{"--init", "--no-init"}, "exclude each other"},
 		{[]string{"--map-root"}, "--map-root needs --user"},
 		{[]string{"--net", "--netns", "x"}, "exclude each other"},
-		{[]string{"--netns", "a/b"}, "not a namespace name"},
+		{[]string{"--netns", ".."}, "not a namespace name"},
 		{[]string{"--bridge", "br0"}, "--bridge needs --net"},
 		{[]string{"--dhcp"}, "--dhcp needs --bridge"},
 		{[]string{"--addr", "10.0.0.2/24"}, "--addr needs --bridge"},
