@@ -1,6 +1,7 @@
 package nsnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,7 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 		// few hundred ms, and early retries only add broadcasts (a 250 ms
 		// first retry made 85 of 200 clients send twice).
 		dhcpclient.WithFirstRetry(1 * time.Second),
+		dhcpclient.WithLeaseTime(cmp.Or(c.LeaseTime, DefaultLeaseTime)),
 	}
 	if c.Hostname != "" {
 		opts = append(opts, dhcpclient.WithHostname(c.Hostname))
@@ -89,7 +91,10 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 		}
 		return fmt.Errorf("nsnet: dhcp %s: %w", a.ifName, err)
 	}
-	a.Addr, a.Gateway = lease.Addr, lease.Router
+	a.Addr, a.Gateway, a.DNS, a.Domain = lease.Addr, lease.Router, lease.DNS, lease.Domain
+	if len(c.DNS) > 0 {
+		a.DNS = c.DNS
+	}
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &dhcpLease{client: cl, conn: in, ns: child, cancel: rcancel, done: make(chan struct{})}
 	go func() {

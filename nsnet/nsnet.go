@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/nsbox/nsbox/netns"
@@ -27,6 +28,13 @@ type Config struct {
 	DHCPTimeout time.Duration
 	// Hostname is sent to the DHCP server (option 12) when set.
 	Hostname string
+	// LeaseTime is the lease time asked of the DHCP server; 0 means
+	// DefaultLeaseTime. The client renews at half of what the server grants,
+	// so a short lease costs a renewal a minute and bounds what a sandbox
+	// killed with SIGKILL (which cannot release) keeps from the pool.
+	LeaseTime time.Duration
+	// DNS are the sandbox's DNS servers; with DHCP, when empty, the lease's.
+	DNS []netip.Addr
 	// Addr is a static address with its prefix length.
 	Addr netip.Prefix
 	// Gateway, when valid, becomes the default route; it must be inside Addr.
@@ -34,6 +42,10 @@ type Config struct {
 	// Logf receives DHCP diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 }
+
+// DefaultLeaseTime is the lease time a sandbox asks for (Config.LeaseTime):
+// 2 min, the shortest that dnsmasq and nsbox's own server grant.
+const DefaultLeaseTime = 2 * time.Minute
 
 // ifName returns the sandbox interface name, with its default.
 func (c *Config) ifName() string {
@@ -123,6 +135,27 @@ type Attachment struct {
 	Addr netip.Prefix
 	// Gateway is its default route's gateway, if any.
 	Gateway netip.Addr
+	// DNS are the sandbox's DNS servers: Config.DNS, else the lease's.
+	DNS []netip.Addr
+	// Domain is the lease's domain name (option 15), if any.
+	Domain string
+}
+
+// ResolvConf is the resolv.conf of the sandbox: its DNS servers and search
+// domain, or a comment saying that there are none.
+func (a *Attachment) ResolvConf() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by nsbox for the sandbox's %s\n", a.ifName)
+	if a.Domain != "" {
+		fmt.Fprintf(&b, "search %s\n", a.Domain)
+	}
+	for _, d := range a.DNS {
+		fmt.Fprintf(&b, "nameserver %s\n", d)
+	}
+	if len(a.DNS) == 0 {
+		b.WriteString("# no DNS servers given\n")
+	}
+	return []byte(b.String())
 }
 
 // leaseHolder is the DHCP side of an attachment (see dhcp.go).
@@ -179,10 +212,14 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 	if c.DHCP {
 		return a, a.leaseDHCP(ctx, c, child)
 	}
-	if err := in.AddAddr(ctx, a.ifName, c.Addr, nil); err != nil {
+	// An IPv6 address is added without duplicate address detection: the
+	// sandbox's link is new and its own, and a tentative address would
+	// leave the payload's first packets without a source (EADDRNOTAVAIL)
+	// for about a second.
+	if err := in.AddAddr(ctx, a.ifName, c.Addr, &rtnl.AddrOptions{NoDAD: c.Addr.Addr().Is6()}); err != nil {
 		return a, fmt.Errorf("nsnet: address %s: %w", c.Addr, err)
 	}
-	a.Addr = c.Addr
+	a.Addr, a.DNS = c.Addr, c.DNS
 	if c.Gateway.IsValid() {
 		if err := in.AddRoute(ctx, rtnl.Route{Gateway: c.Gateway, Dev: a.ifName}); err != nil {
 			return a, fmt.Errorf("nsnet: default route via %s: %w", c.Gateway, err)

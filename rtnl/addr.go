@@ -32,6 +32,10 @@ type Addr struct {
 type AddrOptions struct {
 	ValidLifetime     time.Duration // 0: forever
 	PreferredLifetime time.Duration // 0: forever, or ValidLifetime when that is set
+	// NoDAD skips duplicate address detection of an IPv6 address
+	// (IFA_F_NODAD, ip's nodad): it is usable at once instead of
+	// tentative. No effect on IPv4.
+	NoDAD bool
 }
 
 const infinityLifetime = 0xFFFFFFFF
@@ -192,7 +196,12 @@ func (c *Conn) changeAddr(ctx context.Context, op, dev string, p netip.Prefix, o
 	if err != nil {
 		return &Error{Op: op, Object: obj, Err: errors.Unwrap(err)}
 	}
-	return c.ack(ctx, op, obj, typ, flags, addrMessage(index, p), cacheInfoAttr(o))
+	m := addrMessage(index, p)
+	if o != nil && o.NoDAD && p.Addr().Is6() {
+		m.Flags |= unix.IFA_F_NODAD
+		m.Attributes.Flags = unix.IFA_F_NODAD
+	}
+	return c.ack(ctx, op, obj, typ, flags, m, cacheInfoAttr(o))
 }
 
 // AddAddr adds the address p (address and prefix length) to dev. An

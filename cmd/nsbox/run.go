@@ -21,7 +21,7 @@ const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgro
     [--mount-proc|--no-mount-proc] [--propagation private|slave|shared|unchanged]
     [--uid UID|NAME] [--gid GID|NAME] [--map-root] [--hostname NAME]
     [--init|--no-init] [--netns NAME]
-    [--net --bridge BR [--dhcp | --addr CIDR [--gateway IP]] [--ifname NAME]] [--] [CMD [ARG...]]`
+    [--net --bridge BR [--dhcp | --addr CIDR [--gateway IP]] [--dns IP[,IP]] [--ifname NAME]] [--] [CMD [ARG...]]`
 
 // runOptions are the parsed flags and command of nsbox run.
 type runOptions struct {
@@ -35,7 +35,7 @@ type runOptions struct {
 	netns                                   string
 	bridge                                  string
 	dhcp                                    bool
-	addr, gateway, ifname                   string
+	addr, gateway, ifname, dns              string
 	dhcpTimeout                             time.Duration
 	help                                    bool
 
@@ -70,6 +70,7 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.BoolVar(&o.dhcp, "dhcp", false, "configure the sandbox's interface by DHCP (needs --bridge)")
 	fs.StringVar(&o.addr, "addr", "", "address CIDR for the sandbox's interface (needs --bridge)")
 	fs.StringVar(&o.gateway, "gateway", "", "default gateway IP (needs --addr)")
+	fs.StringVar(&o.dns, "dns", "", "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)")
 	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
 	fs.DurationVar(&o.dhcpTimeout, "dhcp-timeout", 10*time.Second, "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
@@ -181,7 +182,7 @@ func (o *runOptions) checkNetwork() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--dhcp", o.dhcp}, {"--addr", o.addr != ""}, {"--gateway", o.gateway != ""}, {"--ifname", o.ifname != ""},
+		}{{"--dhcp", o.dhcp}, {"--addr", o.addr != ""}, {"--gateway", o.gateway != ""}, {"--ifname", o.ifname != ""}, {"--dns", o.dns != ""},
 			{"--dhcp-timeout", o.dhcpTimeout != 10*time.Second}} {
 			if f.set {
 				return usagef("run: %s needs --bridge", f.name)
@@ -275,7 +276,10 @@ func runMain(ctx context.Context, e *env, args []string) error {
 	}
 	if sn != nil {
 		sn.cfg.DHCPTimeout = o.dhcpTimeout
-		sn.hook(ctx, spec)
+		if err := sn.hook(ctx, spec); err != nil {
+			sn.close(ctx)
+			return err
+		}
 		spec.ParentDeathSignal = unix.SIGKILL
 	}
 	err = runSpawn(ctx, spec)

@@ -4,7 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/nsclone"
@@ -17,9 +23,16 @@ type sandboxNet struct {
 	cfg nsnet.Config
 	ns  *netns.Handle // the bridge's namespace (-n NAME), or nil
 
+	// resolv is the file bound over the sandbox's /etc/resolv.conf (""
+	// for none); it is removed when the sandbox ends.
+	resolv string
+
 	mu  sync.Mutex
 	att *nsnet.Attachment
 }
+
+// resolvDir holds the resolv.conf files of running sandboxes.
+const resolvDir = "/run/nsbox/resolv"
 
 // networkConfig builds the sandbox network of o, checking the bridge before
 // anything is spawned. bridgeNS is the global -n NAME: the namespace that
@@ -43,6 +56,13 @@ func (o *runOptions) networkConfig(ctx context.Context, bridgeNS string) (*sandb
 		}
 		sn.cfg.Gateway = gw
 	}
+	if o.dns != "" {
+		ds, err := parseDNSList(o.dns)
+		if err != nil {
+			return nil, usagef("run: --dns: %s", printable(err.Error()))
+		}
+		sn.cfg.DNS = ds
+	}
 	if err := sn.cfg.Validate(); err != nil {
 		return nil, usagef("run: %v", err)
 	}
@@ -62,18 +82,40 @@ func (o *runOptions) networkConfig(ctx context.Context, bridgeNS string) (*sandb
 }
 
 // hook wires the network into spec: the payload starts only once its
-// interface is configured.
-func (sn *sandboxNet) hook(ctx context.Context, spec *nsclone.Spec) {
+// interface is configured. With DHCP or --dns, the sandbox gets a mount
+// namespace of its own in which a file naming its DNS servers is bound
+// over /etc/resolv.conf (the host's stays as it is).
+func (sn *sandboxNet) hook(ctx context.Context, spec *nsclone.Spec) error {
+	if sn.cfg.DHCP || len(sn.cfg.DNS) > 0 {
+		if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+			f, err := newResolvFile()
+			if err != nil {
+				return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
+			}
+			sn.resolv = f
+			spec.Namespaces |= nsclone.Mnt
+			spec.Mounts = append(spec.Mounts, nsclone.Mount{Source: f, Target: "/etc/resolv.conf", Flags: unix.MS_BIND})
+		}
+	}
 	spec.BeforeExec = func(pid int) error {
 		att, err := nsnet.Attach(ctx, &sn.cfg, pid)
 		if err != nil {
 			return err
+		}
+		if sn.resolv != "" {
+			// Written in place: the child binds this very file after
+			// the hook returns.
+			if err := os.WriteFile(sn.resolv, att.ResolvConf(), 0o644); err != nil {
+				_ = att.Close(context.WithoutCancel(ctx))
+				return fmt.Errorf("nsnet: resolv.conf: %w", err)
+			}
 		}
 		sn.mu.Lock()
 		sn.att = att
 		sn.mu.Unlock()
 		return nil
 	}
+	return nil
 }
 
 // close releases the lease, lets the kernel remove the veth with the
@@ -90,9 +132,58 @@ func (sn *sandboxNet) close(ctx context.Context) error {
 	// The payload has ended: the kernel removes the veth with its
 	// namespace once the lease's sockets are closed.
 	err := att.Detach(context.WithoutCancel(ctx))
+	if sn.resolv != "" {
+		_ = os.Remove(sn.resolv)
+		sn.resolv = ""
+	}
 	if sn.ns != nil {
 		sn.ns.Close()
 		sn.ns = nil
 	}
 	return err
+}
+
+// newResolvFile creates an empty file in resolvDir for one sandbox, named
+// after nsbox's pid; files of nsbox processes that no longer exist (killed
+// with SIGKILL) are removed on the way.
+func newResolvFile() (string, error) {
+	if err := os.MkdirAll(resolvDir, 0o755); err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	if ents, err := os.ReadDir(resolvDir); err == nil {
+		for _, e := range ents {
+			pid, _, ok := strings.Cut(e.Name(), "-")
+			if n, err := strconv.Atoi(pid); ok && err == nil && n > 0 && unix.Kill(n, 0) == unix.ESRCH {
+				_ = os.Remove(filepath.Join(resolvDir, e.Name()))
+			}
+		}
+	}
+	f, err := os.CreateTemp(resolvDir, strconv.Itoa(os.Getpid())+"-*.conf")
+	if err != nil {
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	name := f.Name()
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(name)
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("resolv.conf: %w", err)
+	}
+	return name, nil
+}
+
+// parseDNSList parses IP[,IP...] (IPv4 or IPv6).
+func parseDNSList(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, p := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(p))
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address", p)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
