@@ -12,9 +12,14 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/cni"
 )
 
 func main() {
+	if cni.Invoked() { // CNI_COMMAND set: speak CNI on stdin/stdout only
+		os.Exit(cni.Main())
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

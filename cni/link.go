@@ -1,0 +1,235 @@
+package cni
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// hostPrefix starts the name of every host end of a veth nsbox's plugin
+// creates: "nsc", 4 hex digits of the network's name, 8 of the attachment.
+// The name is a function of (network, container, ifname), so DEL finds the
+// veth without any state and GC recognises the network's own ports.
+const hostPrefix = "nsc"
+
+// netTag is the part of a host veth name that names the network.
+func netTag(network string) string {
+	h := sha256.Sum256([]byte(network))
+	return hostPrefix + hex.EncodeToString(h[:2])
+}
+
+// hostIfName is the host end of the veth of (network, containerID, ifName).
+func hostIfName(network, containerID, ifName string) string {
+	h := sha256.Sum256([]byte(containerID + "\x00" + ifName))
+	return netTag(network) + hex.EncodeToString(h[:4])
+}
+
+// ensureBridge returns the bridge, creating it (up, with the MTU, VLAN
+// filtering and promiscuous mode the config asks for) when missing. created
+// says whether this call made it. A link of that name that is not a bridge
+// is an error and is left alone.
+func ensureBridge(ctx context.Context, c *rtnl.Conn, n *NetConf) (br rtnl.Link, created bool, err error) {
+	br, err = c.LinkByName(ctx, n.Bridge)
+	if errors.Is(err, unix.ENODEV) {
+		err = c.AddBridge(ctx, n.Bridge)
+		switch {
+		case err == nil:
+			created = true
+		case errors.Is(err, unix.EEXIST): // a concurrent ADD made it
+		default:
+			return br, false, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+		}
+		br, err = c.LinkByName(ctx, n.Bridge)
+	}
+	if err != nil {
+		return br, created, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	}
+	if br.Kind != "bridge" {
+		kind := br.Kind
+		if kind == "" {
+			kind = "a device without a kind"
+		}
+		return br, false, &notBridgeError{name: n.Bridge, kind: kind}
+	}
+	if n.MTU > 0 && created {
+		if err := c.SetMTU(ctx, n.Bridge, uint32(n.MTU)); err != nil {
+			return br, created, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
+	}
+	if n.Vlan != 0 {
+		if err := setVlanFiltering(ctx, c, br.Index); err != nil {
+			return br, created, fmt.Errorf("bridge %s: vlan filtering: %w", n.Bridge, err)
+		}
+	}
+	if n.PromiscMode && br.RawFlags&unix.IFF_PROMISC == 0 {
+		if err := setFlag(ctx, c, br.Index, unix.IFF_PROMISC); err != nil {
+			return br, created, fmt.Errorf("bridge %s: promiscuous mode: %w", n.Bridge, err)
+		}
+	}
+	if br.RawFlags&unix.IFF_UP == 0 {
+		if err := c.SetUp(ctx, n.Bridge); err != nil {
+			return br, created, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
+	}
+	return br, created, nil
+}
+
+// notBridgeError is a bridge name taken by another kind of link.
+type notBridgeError struct{ name, kind string }
+
+func (e *notBridgeError) Error() string {
+	return fmt.Sprintf("%s exists and is not a bridge (it is %s)", e.name, e.kind)
+}
+
+// ifinfomsg builds struct ifinfomsg followed by attrs.
+func ifinfomsg(family uint8, index int, flags, change uint32, attrs []byte) []byte {
+	b := make([]byte, unix.SizeofIfInfomsg, unix.SizeofIfInfomsg+len(attrs))
+	b[0] = family
+	binary.NativeEndian.PutUint32(b[4:8], uint32(int32(index)))
+	binary.NativeEndian.PutUint32(b[8:12], flags)
+	binary.NativeEndian.PutUint32(b[12:16], change)
+	return append(b, attrs...)
+}
+
+// setFlag sets an IFF_* flag of a link.
+func setFlag(ctx context.Context, c *rtnl.Conn, index int, flag uint32) error {
+	_, err := c.Execute(ctx, unix.RTM_NEWLINK, netlink.Acknowledge, ifinfomsg(unix.AF_UNSPEC, index, flag, flag, nil))
+	return err
+}
+
+// setVlanFiltering turns on IFLA_BR_VLAN_FILTERING of a bridge.
+func setVlanFiltering(ctx context.Context, c *rtnl.Conn, index int) error {
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(unix.IFLA_LINKINFO, func(nae *netlink.AttributeEncoder) error {
+		nae.String(unix.IFLA_INFO_KIND, "bridge")
+		nae.Nested(unix.IFLA_INFO_DATA, func(dae *netlink.AttributeEncoder) error {
+			dae.Uint8(unix.IFLA_BR_VLAN_FILTERING, 1)
+			return nil
+		})
+		return nil
+	})
+	attrs, err := ae.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = c.Execute(ctx, unix.RTM_NEWLINK, netlink.Acknowledge, ifinfomsg(unix.AF_UNSPEC, index, 0, 0, attrs))
+	return err
+}
+
+// setHairpin turns on hairpin mode (IFLA_BRPORT_MODE) of a bridge port, as
+// `bridge link set dev DEV hairpin on` does.
+func setHairpin(ctx context.Context, c *rtnl.Conn, index int) error {
+	ae := netlink.NewAttributeEncoder()
+	ae.Nested(unix.IFLA_PROTINFO, func(nae *netlink.AttributeEncoder) error {
+		nae.Uint8(unix.IFLA_BRPORT_MODE, 1)
+		return nil
+	})
+	attrs, err := ae.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = c.Execute(ctx, unix.RTM_SETLINK, netlink.Acknowledge, ifinfomsg(unix.AF_BRIDGE, index, 0, 0, attrs))
+	return err
+}
+
+// Bridge VLAN flags of linux/if_bridge.h.
+const (
+	bridgeVlanInfoPVID     = 0x2
+	bridgeVlanInfoUntagged = 0x4
+	iflaBridgeVlanInfo     = 2
+)
+
+// setPortVlan makes vid the untagged PVID of a bridge port and removes the
+// default VLAN 1 from it, as `bridge vlan add dev DEV vid VID pvid untagged`
+// and `bridge vlan del dev DEV vid 1` do.
+func setPortVlan(ctx context.Context, c *rtnl.Conn, index int, vid uint16) error {
+	vlan := func(flags, vid uint16) ([]byte, error) {
+		ae := netlink.NewAttributeEncoder()
+		ae.Nested(unix.IFLA_AF_SPEC, func(nae *netlink.AttributeEncoder) error {
+			v := make([]byte, 4)
+			binary.NativeEndian.PutUint16(v[0:2], flags)
+			binary.NativeEndian.PutUint16(v[2:4], vid)
+			nae.Bytes(iflaBridgeVlanInfo, v)
+			return nil
+		})
+		return ae.Encode()
+	}
+	if vid != 1 {
+		attrs, err := vlan(0, 1)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Execute(ctx, unix.RTM_DELLINK, netlink.Acknowledge, ifinfomsg(unix.AF_BRIDGE, index, 0, 0, attrs)); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	attrs, err := vlan(bridgeVlanInfoPVID|bridgeVlanInfoUntagged, vid)
+	if err != nil {
+		return err
+	}
+	_, err = c.Execute(ctx, unix.RTM_SETLINK, netlink.Acknowledge, ifinfomsg(unix.AF_BRIDGE, index, 0, 0, attrs))
+	return err
+}
+
+// bridgePorts returns the links whose master is the bridge and whose names
+// start with prefix.
+func bridgePorts(ctx context.Context, c *rtnl.Conn, bridgeIndex int, prefix string) ([]rtnl.Link, error) {
+	links, err := c.Links(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []rtnl.Link
+	for _, l := range links {
+		if l.MasterIndex == bridgeIndex && strings.HasPrefix(l.Name, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// enableForwarding turns on IPv4 (and for an IPv6 gateway, IPv6)
+// forwarding in the runtime's namespace, as the reference bridge plugin does
+// for a gateway: /proc/sys/net is per namespace, so this is the namespace
+// the plugin runs in.
+func enableForwarding(v6 bool) error {
+	paths := []string{"/proc/sys/net/ipv4/ip_forward"}
+	if v6 {
+		paths = append(paths, "/proc/sys/net/ipv6/conf/all/forwarding")
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.TrimSpace(string(b)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("enable forwarding: %w", err)
+		}
+	}
+	return nil
+}
+
+// openNetns opens CNI_NETNS.
+func openNetns(path string) (*netns.Handle, error) {
+	if path == "" {
+		return nil, errors.New("CNI_NETNS is empty")
+	}
+	return netns.Open(path)
+}
+
+// prefixOf converts an address with its mask to a netip.Prefix.
+func prefixOf(ip []byte, ones int) netip.Prefix {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.PrefixFrom(a.Unmap(), ones)
+}
