@@ -17,7 +17,7 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 export GOFLAGS ?= -tags=netgo,osusergo,static
 export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 
-.PHONY: all build test bench lint clean
+.PHONY: all build test bench lint clean install-cni
 
 all: build
 
@@ -50,6 +50,13 @@ lint:
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./... && (cd bench && staticcheck ./...); \
 	 elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./... && (cd bench && "$$($(GO) env GOPATH)/bin/staticcheck" ./...); \
 	 else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+
+# make install-cni [DESTDIR=/staging] [CNI_BIN_DIR=/opt/cni/bin]: the nsbox
+# binary is also a CNI plugin ("type": "nsbox"); runtimes find it by name in
+# their CNI_PATH.
+CNI_BIN_DIR ?= /opt/cni/bin
+install-cni: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(CNI_BIN_DIR)/nsbox
 
 clean:
 	rm -rf bin

@@ -651,7 +651,7 @@ func (o *op) status(ctx context.Context) error {
 
 // delegateAdd runs ADD of the ipam plugin named by the config's type.
 func delegateAdd(ctx context.Context, n *NetConf, conf []byte) (*current.Result, error) {
-	conf, err := delegateConf(ctx, n, conf)
+	conf, _, err := delegateConf(ctx, n, conf)
 	if err != nil {
 		return nil, err
 	}
@@ -668,9 +668,14 @@ func delegateAdd(ctx context.Context, n *NetConf, conf []byte) (*current.Result,
 
 // delegate runs DEL, CHECK, GC or STATUS of the delegated ipam plugin.
 func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
-	conf, err := delegateConf(ctx, n, conf)
+	conf, older, err := delegateConf(ctx, n, conf)
 	if err != nil {
 		return err
+	}
+	if older && (verb == "GC" || verb == "STATUS") {
+		// A plugin older than spec 1.1 has neither: nothing to collect,
+		// no status to give.
+		return nil
 	}
 	switch verb {
 	case "DEL":
@@ -691,20 +696,21 @@ func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
 // delegateConf lowers the config's cniVersion to the newest one the
 // delegate speaks when it does not speak the config's own (Debian's
 // reference plugins stop at 1.0.0), so that a 1.1.0 network can use them;
-// their result is converted back by the library.
-func delegateConf(ctx context.Context, n *NetConf, conf []byte) ([]byte, error) {
+// their result is converted back by the library. older says the version
+// was lowered.
+func delegateConf(ctx context.Context, n *NetConf, conf []byte) (_ []byte, older bool, _ error) {
 	path, err := invoke.FindInPath(n.IPAMConf.Type, strings.Split(os.Getenv("CNI_PATH"), ":"))
 	if err != nil {
-		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("ipam: type %q: %v", n.IPAMConf.Type, err), "")
+		return nil, false, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("ipam: type %q: %v", n.IPAMConf.Type, err), "")
 	}
 	info, err := invoke.GetVersionInfo(ctx, path, nil)
 	if err != nil {
-		return nil, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipam %s: version: %v", n.IPAMConf.Type, err), "")
+		return nil, false, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipam %s: version: %v", n.IPAMConf.Type, err), "")
 	}
 	best := ""
 	for _, v := range info.SupportedVersions() {
 		if v == n.CNIVersion {
-			return conf, nil
+			return conf, false, nil
 		}
 		if ok, _ := version.GreaterThan(n.CNIVersion, v); ok {
 			if best == "" {
@@ -715,15 +721,16 @@ func delegateConf(ctx context.Context, n *NetConf, conf []byte) ([]byte, error) 
 		}
 	}
 	if best == "" {
-		return conf, nil // let the delegate say what is wrong
+		return conf, false, nil // let the delegate say what is wrong
 	}
 	var m map[string]any
 	if err := json.Unmarshal(conf, &m); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return nil, false, types.NewError(types.ErrDecodingFailure, err.Error(), "")
 	}
 	m["cniVersion"] = best
 	delete(m, "prevResult")
-	return json.Marshal(m)
+	b, err := json.Marshal(m)
+	return b, true, err
 }
 
 // delegateError keeps the delegate's CNI error and names the plugin.
