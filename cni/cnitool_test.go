@@ -116,9 +116,9 @@ func TestRangeLifecycle(t *testing.T) {
 	if !strings.Contains(out, "hairpin on") {
 		t.Errorf("bridge -d link: no port with hairpin on:\n%s", out)
 	}
-	rules := nftRules(t, l.RT)
-	if len(rules) != 1 || !strings.Contains(fmt.Sprint(rules), "masquerade") || !strings.Contains(fmt.Sprint(rules), l.Subnet+".0") {
-		t.Errorf("nft rules %v: want one masquerade of %s.0/24", rules, l.Subnet)
+	rules := fmt.Sprint(nftRules(t, l.RT))
+	if !strings.Contains(rules, "masquerade") || !strings.Contains(rules, l.Subnet+".0") || !strings.Contains(rules, "name=cni+network+"+l.Net) {
+		t.Errorf("nft rules %v: want the network's masquerade of %s.0/24", rules, l.Subnet)
 	}
 
 	l.cni("check", ctr)

@@ -39,8 +39,10 @@ type NetConf struct {
 	// IsDefaultGateway adds a default route via the gateway inside the
 	// container; it implies IsGateway.
 	IsDefaultGateway bool `json:"isDefaultGateway"`
-	// IPMasq masquerades traffic from the subnet leaving it (nftables,
-	// table "nsbox" of the runtime's namespace).
+	// IPMasq masquerades traffic from the bridge's subnets leaving them
+	// (package nat: table "ip nsbox" of the runtime's namespace); it
+	// implies IsGateway except with nsbox-dhcp, whose server's segment
+	// already gives the bridge its address.
 	IPMasq bool `json:"ipMasq"`
 	// MTU of the bridge and both veth ends; 0 keeps the kernel's.
 	MTU int `json:"mtu"`
@@ -138,7 +140,9 @@ func (n *NetConf) validate() error {
 	if err := rtnl.ValidateLinkName(n.Bridge); err != nil {
 		return fmt.Errorf("bridge %q: %w", n.Bridge, err)
 	}
-	if n.IsDefaultGateway {
+	if n.IsDefaultGateway || (n.IPMasq && n.IPAMConf.Type != IPAMDHCP) {
+		// The masquerade is of the bridge's subnets (package nat), so
+		// the bridge needs its address in the subnet.
 		n.IsGateway = true
 	}
 	if n.MTU < 0 || n.MTU > 65535 || (n.MTU > 0 && n.MTU < 68) {

@@ -268,11 +268,8 @@ func (o *op) add(ctx context.Context) (_ *current.Result, err error) {
 		}
 	}
 	if n.IPMasq {
-		for _, ip := range res.IPs {
-			ones, _ := ip.Address.Mask.Size()
-			if err := addMasq(n.IPAMConf.dataDir(), n.Name, prefixOf(ip.Address.IP, ones).Masked()); err != nil {
-				return nil, err
-			}
+		if err := addMasq(ctx, n); err != nil {
+			return nil, err
 		}
 		undo = append(undo, func() { o.masqIfLast(bg, host, br.Index) })
 	}
@@ -286,7 +283,7 @@ func (o *op) masqIfLast(ctx context.Context, host *rtnl.Conn, bridgeIndex int) {
 	if err != nil || len(ports) > 0 {
 		return
 	}
-	if err := delMasq(o.conf.IPAMConf.dataDir(), o.conf.Name); err != nil {
+	if err := delMasq(ctx, o.conf); err != nil {
 		o.log.printf("masquerade: %v", err)
 	}
 }
@@ -428,7 +425,7 @@ func (o *op) del(ctx context.Context) error {
 		if br, err := host.LinkByName(ctx, n.Bridge); err == nil {
 			o.masqIfLast(ctx, host, br.Index)
 		} else if errors.Is(err, unix.ENODEV) {
-			if err := delMasq(n.IPAMConf.dataDir(), n.Name); err != nil {
+			if err := delMasq(ctx, n); err != nil {
 				errs = append(errs, err)
 			}
 		}
