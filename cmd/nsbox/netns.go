@@ -60,7 +60,7 @@ func runNetns(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return netns.Delete(ctx, name)
+		return netnsDel(ctx, e, name)
 	case "exec":
 		return netnsExec(ctx, e, rest)
 	case "identify":
