@@ -129,7 +129,8 @@ type Spec struct {
 	// after) and goes on only after it returns nil. An error kills the
 	// child (its namespaces go with it) and Start returns that error. pid is
 	// the child's pid as the caller sees it. It runs on the goroutine that
-	// called Start, whose OS thread stays locked meanwhile.
+	// called Start (on one of its own with ParentDeathSignal), whose OS
+	// thread stays locked meanwhile.
 	BeforeExec func(pid int) error
 
 	// ParentDeathSignal, when not zero, is sent to the child (the payload,
@@ -138,7 +139,11 @@ type Spec struct {
 	// in its network namespace, go with it). It is set after the ids are
 	// dropped, right before exec (a credential change clears it); the exec
 	// of a set-user-ID program clears it too. If the caller is already gone
-	// by then, the child exits instead of running.
+	// by then, the child exits instead of running. The kernel sends it when
+	// the thread that cloned the child exits, so Start clones on a thread
+	// that stays locked to a goroutine of its own until Wait reaps the child
+	// (one parked OS thread per running child); no other goroutine can end
+	// that thread.
 	ParentDeathSignal syscall.Signal
 }
 

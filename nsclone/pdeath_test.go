@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,4 +126,47 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// The kernel sends ParentDeathSignal when the thread that cloned the child
+// exits: no thread churn in the caller may kill a running sandbox. The
+// goroutine that called Start ends locked to its thread (which makes Go end
+// that thread, as netns.Do does after a failed setns), and a hundred more
+// goroutines do the same; the sandbox must still run.
+func TestParentDeathSignalSurvivesThreadChurn(t *testing.T) {
+	testutil.RequirePriv(t)
+	for _, name := range []string{"mount", "pid-init"} {
+		t.Run(name, func(t *testing.T) {
+			started := make(chan *Process, 1)
+			errs := make(chan error, 1)
+			go func() {
+				p, err := Start(context.Background(), pdeathSpec(name, "/bin/sleep", "30"))
+				if err != nil {
+					errs <- err
+					return
+				}
+				started <- p
+				runtime.LockOSThread() // exit locked: Go ends this thread
+			}()
+			var p *Process
+			select {
+			case p = <-started:
+			case err := <-errs:
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Signal(unix.SIGKILL); _, _ = p.Wait() })
+			for i := 0; i < 100; i++ {
+				done := make(chan struct{})
+				go func() {
+					runtime.LockOSThread()
+					close(done)
+				}()
+				<-done
+			}
+			time.Sleep(200 * time.Millisecond) // let the exiting threads go
+			if !alive(p.Pid()) {
+				t.Fatalf("sandbox %d died when threads of its caller exited", p.Pid())
+			}
+		})
+	}
 }

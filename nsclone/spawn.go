@@ -71,18 +71,19 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		args = []string{s.Path}
 	}
 
-	res, err := spawn(s, path, args, env, false)
+	waited := make(chan struct{})
+	res, err := spawn(s, path, args, env, false, waited)
 	if err != nil && s.Init && len(initELF()) > 0 && s.BeforeExec == nil &&
 		res.stage == C.NSC_STAGE_EXEC && res.index == 1 {
 		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
 		// filter): fall back to the init cloned without CLONE_VM. (Not
 		// with a hook, which must not run twice.)
-		res, err = spawn(s, path, args, env, true)
+		res, err = spawn(s, path, args, env, true, waited)
 	}
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: make(chan struct{})}
+	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: waited}
 	if ctx.Done() != nil {
 		go p.watch(ctx)
 	}
@@ -103,17 +104,38 @@ func Run(ctx context.Context, s *Spec) (ExitStatus, error) {
 	return st, err
 }
 
-// spawn builds the C spec and runs the shim once.
-func spawn(s *Spec, path string, args, env []string, forkInit bool) (C.struct_nsc_result, error) {
+// spawn builds the C spec and runs the shim once. With a ParentDeathSignal
+// the shim runs on a goroutine of its own that keeps its OS thread locked
+// until waited is closed (the child is reaped): the kernel sends the signal
+// when the *thread* that cloned the child exits, and Go ends a thread whose
+// goroutine exits locked (netns.Do after a failed setns, any LockOSThread
+// without Unlock), so a thread back in the pool could take the sandbox
+// with it at any time.
+func spawn(s *Spec, path string, args, env []string, forkInit bool, waited <-chan struct{}) (C.struct_nsc_result, error) {
 	var res C.struct_nsc_result
 	b, err := newBuild(s, path, args, env, forkInit)
 	defer b.free()
 	if err != nil {
 		return res, err
 	}
-	runtime.LockOSThread()
-	C.nsc_spawn(b.spec, &res)
-	runtime.UnlockOSThread()
+	if s.ParentDeathSignal == 0 {
+		runtime.LockOSThread()
+		C.nsc_spawn(b.spec, &res)
+		runtime.UnlockOSThread()
+	} else {
+		done := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			C.nsc_spawn(b.spec, &res)
+			ok := res.stage == C.NSC_OK
+			close(done)
+			if ok {
+				<-waited
+			}
+			runtime.UnlockOSThread()
+		}()
+		<-done
+	}
 	runtime.KeepAlive(b)
 	if res.stage != C.NSC_OK {
 		return res, b.setupError(&res)

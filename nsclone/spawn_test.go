@@ -498,11 +498,12 @@ func TestForkInit(t *testing.T) {
 	testutil.RequirePriv(t)
 	s := &Spec{Path: "/bin/sh", Args: []string{"sh", "-c", `test "$(cat /proc/1/comm)" = nsbox-init && exit 9`},
 		Namespaces: PID | Mnt, MountProc: true, Init: true}
-	res, err := spawn(s, "/bin/sh", s.Args, os.Environ(), true)
+	waited := make(chan struct{})
+	res, err := spawn(s, "/bin/sh", s.Args, os.Environ(), true, waited)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: make(chan struct{})}
+	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: waited}
 	if st, err := p.Wait(); err != nil || st.Code() != 9 {
 		t.Errorf("fork init: %v %v, want exit 9 (the payload saw nsbox-init as PID 1)", st, err)
 	}
