@@ -143,8 +143,8 @@ static int nsb_net_parse_addr(struct nsb_net *n, const char *addr, const char *g
 		return -1;
 	n->prefix = bits;
 	mask = bits == 32 ? ~0U : ~(~0U >> bits);
-	if ((n->addr & mask) == n->addr && bits < 31)
-		return -1; /* the network address of its subnet */
+	if (bits < 31 && ((n->addr & mask) == n->addr || (n->addr | ~mask) == n->addr))
+		return -1; /* the network or broadcast address of its subnet */
 	if (!gw)
 		return 0;
 	p = nsb_net_ipv4(gw, &n->gw);

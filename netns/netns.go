@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/nsclone"
 )
 
@@ -111,23 +112,13 @@ func (h *Handle) Close() error {
 }
 
 // ValidateName checks a namespace name the way it is used as a file name in
-// /run/netns: it refuses "", ".", "..", names containing '/' or NUL and names
-// over 255 bytes, before anything touches the file system.
+// /run/netns (the rule names.Netns): it refuses "", ".", "..", names
+// containing '/', NUL or any other control character (a newline would show
+// as a second namespace in `ip netns list`), names that are not valid UTF-8
+// and names over 255 bytes, before anything touches the file system.
 func ValidateName(name string) error {
-	bad := func(why string) error {
+	if why := names.Netns.Check(name); why != "" {
 		return &Error{Op: "validate", Object: strconv.Quote(name), Err: fmt.Errorf("%w: %s", ErrInvalidName, why)}
-	}
-	switch {
-	case name == "":
-		return bad("empty")
-	case name == "." || name == "..":
-		return bad("not a file name")
-	case strings.ContainsRune(name, '/'):
-		return bad("contains '/'")
-	case strings.ContainsRune(name, 0):
-		return bad("contains NUL")
-	case len(name) > 255:
-		return bad("longer than 255 bytes")
 	}
 	return nil
 }

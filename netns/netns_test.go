@@ -45,12 +45,13 @@ func ipNetnsList(t *testing.T) string {
 }
 
 func TestValidateName(t *testing.T) {
-	for _, n := range []string{"a", "ns1", "with space", strings.Repeat("x", 255)} {
+	for _, n := range []string{"a", "ns1", "with space", "ünï", strings.Repeat("x", 255)} {
 		if err := ValidateName(n); err != nil {
 			t.Errorf("ValidateName(%q) = %v", n, err)
 		}
 	}
-	for _, n := range []string{"", ".", "..", "a/b", "../etc", "/x", "a\x00b", strings.Repeat("x", 256)} {
+	for _, n := range []string{"", ".", "..", "a/b", "../etc", "/x", "a\x00b", strings.Repeat("x", 256),
+		"a\nb", "a\rb", "a\x1bb", "a\x7fb", "a\xffb", "\xc3"} {
 		if err := ValidateName(n); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("ValidateName(%q) = %v, want ErrInvalidName", n, err)
 		}

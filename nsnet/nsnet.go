@@ -75,10 +75,22 @@ func (c *Config) Validate() error {
 		return errors.New("nsnet: a gateway goes with a static address (DHCP gives its own)")
 	}
 	if c.Addr.IsValid() {
+		if c.Addr.Bits() == 0 {
+			return fmt.Errorf("nsnet: address %s: a prefix length of 0 covers every address", c.Addr)
+		}
+		if why := unusable(c.Addr.Addr()); why != "" {
+			return fmt.Errorf("nsnet: address %s is %s", c.Addr, why)
+		}
 		if c.Addr.Addr() == c.Addr.Masked().Addr() && c.Addr.Bits() < c.Addr.Addr().BitLen()-1 {
 			return fmt.Errorf("nsnet: address %s is the network address of its subnet", c.Addr)
 		}
+		if c.Addr.Addr().Is4() && c.Addr.Bits() < 31 && c.Addr.Addr() == broadcast(c.Addr) {
+			return fmt.Errorf("nsnet: address %s is the broadcast address of its subnet", c.Addr)
+		}
 		if c.Gateway.IsValid() {
+			if why := unusable(c.Gateway); why != "" {
+				return fmt.Errorf("nsnet: gateway %s is %s", c.Gateway, why)
+			}
 			if !c.Addr.Contains(c.Gateway) {
 				return fmt.Errorf("nsnet: gateway %s is outside %s", c.Gateway, c.Addr.Masked())
 			}
@@ -88,6 +100,35 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// unusable says why a is no address for a sandbox's interface or gateway,
+// or "" if it is one: loopback (rtnl gives it host scope), multicast,
+// unspecified, 0.0.0.0/8 ("this network") or 240.0.0.0/4 (reserved, with
+// the limited broadcast).
+func unusable(a netip.Addr) string {
+	a = a.Unmap()
+	switch {
+	case a.IsLoopback():
+		return "a loopback address"
+	case a.IsMulticast():
+		return "a multicast address"
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case a.Is4() && a.As4()[0] == 0:
+		return "in 0.0.0.0/8 (this network)"
+	case a.Is4() && a.As4()[0] >= 240:
+		return "in 240.0.0.0/4 (reserved)"
+	}
+	return ""
+}
+
+// broadcast returns the IPv4 broadcast address of p's subnet.
+func broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= ^uint32(0) >> p.Bits()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // HostIfName is the name of the host end of the veth for child pid.

@@ -35,6 +35,18 @@ func TestValidate(t *testing.T) {
 		{"gateway self", Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.9.0.2/24"), Gateway: netip.MustParseAddr("10.9.0.2")}, "own address"},
 		{"network address", Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.9.0.0/24")}, "network address"},
 		{"dhcp with gateway", Config{Bridge: "br0", DHCP: true, Gateway: gw}, "gateway"},
+		// What the C fast path leaves to Go, Go refuses too.
+		{"prefix 0", Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.0.0.2/0")}, "prefix length of 0"},
+		{"broadcast", Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.9.0.255/24")}, "broadcast"},
+		{"loopback", Config{Bridge: "br0", Addr: netip.MustParsePrefix("127.0.0.2/8")}, "loopback"},
+		{"multicast", Config{Bridge: "br0", Addr: netip.MustParsePrefix("224.0.0.2/24")}, "multicast"},
+		{"this network", Config{Bridge: "br0", Addr: netip.MustParsePrefix("0.1.2.3/8")}, "0.0.0.0/8"},
+		{"reserved", Config{Bridge: "br0", Addr: netip.MustParsePrefix("250.1.2.3/8")}, "reserved"},
+		{"v6 loopback", Config{Bridge: "br0", Addr: netip.MustParsePrefix("::1/128")}, "loopback"},
+		{"v6 multicast", Config{Bridge: "br0", Addr: netip.MustParsePrefix("ff02::5/64")}, "multicast"},
+		{"gateway multicast", Config{Bridge: "br0", Addr: netip.MustParsePrefix("224.0.0.2/4"), Gateway: netip.MustParseAddr("224.0.0.1")}, "multicast"},
+		{"/31 has no broadcast", Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.9.0.1/31")}, ""},
+		{"percent ifname", Config{Bridge: "br0", IfName: "eth%d", DHCP: true}, "interface"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

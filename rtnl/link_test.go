@@ -18,7 +18,8 @@ func TestValidateLinkName(t *testing.T) {
 			t.Errorf("ValidateLinkName(%q) = %v, want nil", n, err)
 		}
 	}
-	for _, n := range []string{"", ".", "..", "1234567890123456", "a/b", "a:b", "a b", "a\tb", "a\x00b", "a\nb"} {
+	for _, n := range []string{"", ".", "..", "1234567890123456", "a/b", "a:b", "a b", "a\tb", "a\x00b", "a\nb",
+		"a%d", "a\x1bb", "a\x7fb", "a\xffb"} {
 		err := ValidateLinkName(n)
 		if !errors.Is(err, ErrInvalidName) {
 			t.Errorf("ValidateLinkName(%q) = %v, want ErrInvalidName", n, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/netns"
 )
 
@@ -242,28 +243,12 @@ func (c *Conn) dump(ctx context.Context, op string, typ, want uint16, m encoding
 }
 
 // ValidateLinkName refuses names the kernel would refuse or that would
-// confuse the CLI: empty, over 15 bytes, containing '/', ':' or white space,
-// "." or "..".
+// confuse the CLI or a reader of `ip link` (the rule names.Link): empty, over
+// 15 bytes, containing '/', ':', '%' (a kernel name template), white space
+// or another control character, not valid UTF-8, "." or "..".
 func ValidateLinkName(name string) error {
-	bad := func(why string) error {
+	if why := names.Link.Check(name); why != "" {
 		return &Error{Op: "validate name", Object: fmt.Sprintf("%q", name), Err: fmt.Errorf("%w: %s", ErrInvalidName, why)}
-	}
-	switch {
-	case name == "":
-		return bad("empty")
-	case len(name) > unix.IFNAMSIZ-1:
-		return bad(fmt.Sprintf("longer than %d bytes", unix.IFNAMSIZ-1))
-	case name == "." || name == "..":
-		return bad("not allowed")
-	case strings.ContainsAny(name, "/:"):
-		return bad("contains '/' or ':'")
-	case strings.ContainsRune(name, 0):
-		return bad("contains NUL")
-	}
-	for _, r := range name {
-		if r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' {
-			return bad("contains white space")
-		}
 	}
 	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/nsclone"
+	"github.com/nsbox/nsbox/nsnet"
 )
 
 const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgroup]
@@ -164,6 +166,11 @@ func (o *runOptions) check() error {
 		if strings.IndexByte(o.netns, 0) >= 0 || o.netns == "." || o.netns == ".." {
 			return usagef("run: --netns %q: not a namespace name, path or pid", o.netns)
 		}
+		if !strings.Contains(o.netns, "/") {
+			if why := names.Netns.Check(o.netns); why != "" {
+				return usagef("run: --netns %q: not a namespace name, path or pid (%s)", o.netns, why)
+			}
+		}
 	}
 	if err := o.checkNetwork(); err != nil {
 		return err
@@ -210,28 +217,38 @@ func (o *runOptions) checkNetwork() error {
 	if o.dhcpTimeout <= 0 {
 		return usagef("run: --dhcp-timeout %s: want a positive duration such as 5s", o.dhcpTimeout)
 	}
+	cfg := nsnet.Config{Bridge: o.bridge, IfName: o.ifname, DHCP: o.dhcp}
 	if o.addr != "" {
 		if !strings.Contains(o.addr, "/") {
 			return usagef("run: --addr %q: want an address with a prefix length, such as 10.0.0.2/24", o.addr)
 		}
-		if _, err := netip.ParsePrefix(o.addr); err != nil {
+		p, err := netip.ParsePrefix(o.addr)
+		if err != nil {
 			return usagef("run: --addr %q: not a CIDR address", o.addr)
 		}
+		cfg.Addr = p
 	}
 	if o.gateway != "" {
 		if o.addr == "" {
 			return usagef("run: --gateway needs --addr")
 		}
-		if _, err := netip.ParseAddr(o.gateway); err != nil {
+		gw, err := netip.ParseAddr(o.gateway)
+		if err != nil {
 			return usagef("run: --gateway %q: not an IP address", o.gateway)
 		}
+		cfg.Gateway = gw
+	}
+	// The rules of nsnet (no /0, broadcast, loopback, multicast, 0/8...)
+	// are usage errors, found before anything is looked up.
+	if err := cfg.Validate(); err != nil {
+		return usagef("run: %v", err)
 	}
 	return nil
 }
 
 func checkIfname(flag, name string) error {
-	if name == "" || len(name) > 15 || strings.ContainsAny(name, "/: \t\n\x00") || name == "." || name == ".." {
-		return usagef("run: %s %q: not an interface name (1 to 15 bytes, no '/', ':' or space)", flag, name)
+	if why := names.Link.Check(name); why != "" {
+		return usagef("run: %s %q: not an interface name (%s)", flag, name, why)
 	}
 	return nil
 }

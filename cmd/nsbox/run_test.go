@@ -80,6 +80,15 @@ func TestParseRunArgsBad(t *testing.T) {
 		{[]string{"--net", "--bridge", "br0", "--addr", "10.0.0.2/24", "--gateway", "x"}, "not an IP address"},
 		{[]string{"--net", "--bridge", "a-very-long-bridge-name", "--dhcp"}, "not an interface name"},
 		{[]string{"--net", "--bridge", "br0", "--dhcp", "--ifname", "a/b"}, "not an interface name"},
+		{[]string{"--net", "--bridge", "br0", "--dhcp", "--ifname", "eth%d"}, "not an interface name (contains '%')"},
+		{[]string{"--net", "--bridge", "br\n0", "--dhcp"}, "not an interface name (contains a control character"},
+		{[]string{"--netns", "a\nb"}, "not a namespace name, path or pid (contains a control character"},
+		{[]string{"--netns", "a\xffb"}, "not a namespace name, path or pid (not valid UTF-8)"},
+		{[]string{"--net", "--bridge", "br0", "--addr", "10.0.0.2/0"}, "prefix length of 0"},
+		{[]string{"--net", "--bridge", "br0", "--addr", "10.0.0.255/24"}, "broadcast address"},
+		{[]string{"--net", "--bridge", "br0", "--addr", "127.0.0.2/8"}, "loopback"},
+		{[]string{"--net", "--bridge", "br0", "--addr", "224.0.0.2/24"}, "multicast"},
+		{[]string{"--net", "--bridge", "br0", "--addr", "0.0.0.2/24"}, "0.0.0.0/8"},
 	}
 	for _, c := range cases {
 		_, err := parseRunArgs(c.args)
