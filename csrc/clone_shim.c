@@ -65,6 +65,8 @@ static void __attribute__((noreturn)) nsc_fail(int errfd, int stage, long ret, i
 		SYS1(SYS_exit_group, 127);
 }
 
+#include "view.c"
+
 /* nsc_close_strays closes every fd except the ones the child needs, so that
  * pipe ends of concurrent spawns never stay open in this child. */
 static void nsc_close_strays(const struct nsc_child *c)
@@ -141,14 +143,18 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 	long ret;
 	int n = s->nfds, base = n, init_fd = s->init ? s->init_fd : -1;
 
-	if (s->set_groups && (ret = SYS2(SYS_setgroups, 0, 0)) < 0)
+	if (s->set_groups && (ret = SYS2(SYS_setgroups, s->ngroups, s->groups)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGROUPS, ret, 0);
 	if (s->set_gid && (ret = SYS1(SYS_setgid, s->gid)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGID, ret, 0);
 	if (s->set_uid && (ret = SYS1(SYS_setuid, s->uid)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETUID, ret, 0);
-	if (s->dir && (ret = SYS1(SYS_chdir, s->dir)) < 0)
-		nsc_fail(errfd, NSC_STAGE_CHDIR, ret, 0);
+	if (s->dir && (ret = SYS1(SYS_chdir, s->dir)) < 0) {
+		if (!s->dir_fallback || ret != -ENOENT)
+			nsc_fail(errfd, NSC_STAGE_CHDIR, ret, 0);
+		if ((ret = SYS1(SYS_chdir, "/")) < 0)
+			nsc_fail(errfd, NSC_STAGE_CHDIR_ROOT, ret, 0);
+	}
 
 	/* Fds: sources below n could be clobbered by a dup3 onto them, so they
 	 * (and the error pipe) move to base+i first; base is above every fd
@@ -292,6 +298,8 @@ static int nsc_child(void *arg)
 	if (s->propagation &&
 	    (ret = SYS5(SYS_mount, "none", "/", 0, s->propagation, 0)) < 0)
 		nsc_fail(errfd, NSC_STAGE_PROPAGATION, ret, 0);
+	if (s->view)
+		nsc_view(s, errfd);
 	if (s->mount_proc)
 		nsc_mount_proc(errfd, s->propagation);
 	for (int i = 0; i < s->nmounts; i++) {

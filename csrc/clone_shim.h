@@ -37,7 +37,38 @@ enum nsc_stage {
 	NSC_STAGE_CHDIR,
 	NSC_STAGE_FDS,         /* index: the target fd */
 	NSC_STAGE_SIGNALS,
-	NSC_STAGE_EXEC
+	NSC_STAGE_EXEC,
+	/* The filesystem view (csrc/view.c); index: the fsop entry. */
+	NSC_STAGE_FS_SOURCE,   /* opening a bind's source tree */
+	NSC_STAGE_FS_RDONLY,   /* making it read-only */
+	NSC_STAGE_ROOT,        /* binding the new root onto itself */
+	NSC_STAGE_RO_ROOT,     /* making the root read-only */
+	NSC_STAGE_FS_DEST,     /* resolving or creating DEST inside the root */
+	NSC_STAGE_FS_MOUNT,    /* the mount (or symlink) itself */
+	NSC_STAGE_PIVOT,       /* pivot_root into the new root */
+	NSC_STAGE_CHDIR_ROOT   /* chdir "/" after the caller's directory was missing */
+};
+
+/* Kinds of filesystem steps (struct nsc_fsop). */
+enum nsc_fs_kind {
+	NSC_FS_BIND = 1, /* source: host path; attached with move_mount */
+	NSC_FS_NEW,      /* source: filesystem type for fsopen (tmpfs, devpts, proc) */
+	NSC_FS_SYMLINK   /* source: the link's text; DEST is the link */
+};
+#define NSC_FS_RDONLY 1 /* bind: read-only, recursively (keeps nosuid/nodev/noexec) */
+#define NSC_FS_FILE 2   /* bind: the source is not a directory, so DEST is made a file */
+#define NSC_FS_NOPT 8   /* fsconfig key, value pairs (value NULL: a flag) */
+
+/* One step of the view. DEST is given as ncomp components below the root:
+ * prefix[i] is components 0..i joined by '/', name[i] is component i. */
+struct nsc_fsop {
+	int kind, flags;
+	const char *source;
+	const char *opt[NSC_FS_NOPT];
+	unsigned long attr; /* MOUNT_ATTR_* of a new filesystem */
+	int ncomp;
+	const char *const *prefix;
+	const char *const *name;
 };
 
 struct nsc_mount {
@@ -67,7 +98,9 @@ struct nsc_spec {
 	const char *hostname;
 	int hostname_len;
 
-	int set_groups; /* setgroups(0, NULL) */
+	int set_groups; /* setgroups(ngroups, groups) */
+	int ngroups;
+	const unsigned int *groups;
 	int set_gid, set_uid;
 	unsigned int gid, uid;
 
@@ -90,6 +123,19 @@ struct nsc_spec {
 	int init_fd;
 	char *const *init_argv;
 	char *init_scratch;
+
+	/* The filesystem view (csrc/view.c), built after the propagation
+	 * change and /proc: root is the new root (NULL: the current one),
+	 * made read-only with ro_root, then fsops in order; fs_fd has nfsops
+	 * slots the child fills with the bind sources it opens. With
+	 * dir_fallback, a dir missing in the view means "/". */
+	int view;
+	const char *root;
+	int ro_root;
+	int nfsops;
+	const struct nsc_fsop *fsops;
+	int *fs_fd;
+	int dir_fallback;
 
 	nsc_hook hook;  /* NULL: no hook, the child does not wait */
 	uintptr_t hook_ctx;

@@ -201,7 +201,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		else if (nsb_streq(a, "--hostname"))
 			val = &f->hostname;
 		else if (nsb_streq(a, "--uid"))
-			val = &uid;
+			return -1; /* the user's groups and HOME, USER, LOGNAME: Go */
 		else if (nsb_streq(a, "--gid"))
 			val = &gid;
 		else if (nsb_streq(a, "--bridge"))

@@ -90,9 +90,13 @@ type Spec struct {
 	Propagation string
 	// Hostname is set in the new UTS namespace (needs UTS); at most 64 bytes.
 	Hostname string
-	// UID and GID are the ids the child drops to after setup (groups are
-	// cleared when either is set); nil keeps the caller's.
+	// UID and GID are the ids the child drops to after setup; nil keeps
+	// the caller's. When either is set, the supplementary groups become
+	// Groups (empty: none).
 	UID, GID *uint32
+	// Groups are the supplementary groups set with UID or GID (as
+	// initgroups(3) would for a user); ignored when neither is set.
+	Groups []uint32
 	// UIDMap and GIDMap are written for a new user namespace.
 	UIDMap, GIDMap []IDMap
 	// MapRoot maps the caller's uid and gid to 0 in a new user namespace
@@ -122,6 +126,25 @@ type Spec struct {
 	// mounted here shows the joined netns), before dropping ids. Needs a
 	// new mount namespace (Mnt).
 	Mounts []Mount
+
+	// Root, when not empty, is the directory (an absolute path of the
+	// caller's) that becomes the payload's "/": it is bound onto itself,
+	// the steps of FS land inside it, and the child pivot_root()s into it
+	// and detaches the old root (MNT_DETACH), so nothing of the caller's
+	// tree stays reachable beyond what FS binds in. With MountProc, /proc
+	// is mounted inside it. Needs Mnt, and Propagation private or slave.
+	// Without Dir, the payload starts in the caller's directory if that
+	// exists inside Root, else in "/".
+	Root string
+	// ReadOnlyRoot makes the root (Root, or the caller's "/" as the new
+	// mount namespace sees it) and every mount below it read-only, before
+	// the steps of FS (which then need their mount points to exist, or to
+	// be created inside a writable step such as a Tmpfs). Needs Mnt.
+	ReadOnlyRoot bool
+	// FS are the steps of the filesystem view (binds, tmpfs, a minimal
+	// /dev), applied in order by the child before the exec, each DEST
+	// resolved inside the new root. See FSMount. Needs Mnt.
+	FS []FSMount
 
 	// BeforeExec, when set, runs in the parent after the child is cloned
 	// (its new namespaces exist) and any uid/gid maps are written; the
@@ -207,6 +230,9 @@ func (s *Spec) Validate() error {
 			return invalid("bad id map %d %d %d", m.ContainerID, m.HostID, m.Size)
 		}
 	}
+	if len(s.Groups) > 65536 {
+		return invalid("%d supplementary groups, more than 65536", len(s.Groups))
+	}
 	if len(s.Join) > maxJoin {
 		return invalid("more than %d namespaces to join", maxJoin)
 	}
@@ -221,14 +247,20 @@ func (s *Spec) Validate() error {
 			return invalid("empty path to join for %s", ns)
 		}
 	}
+	if err := s.validateView(); err != nil {
+		return err
+	}
 	for _, m := range s.Mounts {
 		if m.Target == "" {
 			return invalid("mount of %q has no target", m.Source)
 		}
 	}
-	strs := append(append([]string{s.Path, s.Dir, s.Hostname}, s.Args...), s.Env...)
+	strs := append(append([]string{s.Path, s.Dir, s.Hostname, s.Root}, s.Args...), s.Env...)
 	for _, m := range s.Mounts {
 		strs = append(strs, m.Source, m.Target, m.FSType, m.Data)
+	}
+	for _, m := range s.FS {
+		strs = append(strs, m.Source, m.Dest)
 	}
 	for _, p := range s.Join {
 		strs = append(strs, p)
@@ -276,6 +308,15 @@ const (
 	StageFds         Stage = "fds"
 	StageSignals     Stage = "signals"
 	StageExec        Stage = "exec"
+
+	// Stages of the filesystem view (Root, ReadOnlyRoot, FS).
+	StageFSSource     Stage = "open source of"      // opening a bind's source
+	StageFSReadOnly   Stage = "make read-only"      // the read-only flag of a ROBind
+	StageRoot         Stage = "bind root"           // binding Root onto itself
+	StageReadOnlyRoot Stage = "make root read-only" // ReadOnlyRoot
+	StageFSDest       Stage = "mount point"         // resolving or creating DEST inside the root
+	StageFSMount      Stage = "mount"               // attaching a step (or making a link)
+	StagePivot        Stage = "pivot_root"
 )
 
 // SetupError is a failure before the payload's exec: the stage, the object it

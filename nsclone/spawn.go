@@ -190,6 +190,7 @@ type build struct {
 	handle  cgo.Handle
 	hookErr error
 	euid    int
+	steps   []fsStep // the filesystem view's C steps
 }
 
 func (b *build) alloc(n, align uintptr) unsafe.Pointer {
@@ -264,6 +265,20 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 		strs += len(m.Source) + len(m.Target) + len(m.FSType) + len(m.Data) + 4
 	}
 	nfds := 3 + len(s.ExtraFiles)
+	if s.hasView() {
+		b.steps = s.viewSteps()
+		strs += int(viewSize(s, b.steps))
+	}
+	dir := s.Dir
+	if dir == "" && s.Root != "" {
+		// The caller's directory if it exists inside the root, else "/".
+		if wd, err := os.Getwd(); err == nil {
+			dir = wd
+		} else {
+			dir = "/"
+		}
+	}
+	strs += len(dir)
 	if s.Init {
 		// nsinit's argv: its own words, the path and the payload's argv again.
 		strs += 2*len(path) + 64
@@ -273,7 +288,7 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 	}
 	b.size = uintptr(strs) + 8*uintptr(2*len(args)+len(env)+12) + 48 +
 		unsafe.Sizeof(C.struct_nsc_spec{}) + uintptr(len(s.Mounts))*unsafe.Sizeof(C.struct_nsc_mount{}) +
-		4*uintptr(2*nfds+maxJoin) + 64
+		4*uintptr(2*nfds+maxJoin+len(s.Groups)) + 64
 	b.mem = C.malloc(C.size_t(b.size))
 	if b.mem == nil {
 		return b, errors.New("nsclone: out of C memory")
@@ -285,14 +300,19 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 	spec.path = b.cstr(path)
 	spec.argv = b.cstrs(args)
 	spec.envp = b.cstrs(env)
-	if s.Dir != "" {
-		spec.dir = b.cstr(s.Dir)
+	if dir != "" {
+		spec.dir = b.cstr(dir)
+		if s.Dir == "" {
+			spec.dir_fallback = 1
+		}
 	}
 	spec.ns_flags = C.ulong(s.Namespaces)
 	if s.Namespaces&Mnt != 0 {
 		spec.propagation = C.ulong(propagations[s.Propagation])
 	}
-	if s.MountProc {
+	if s.hasView() {
+		b.layoutView(b.steps) // /proc is its first step
+	} else if s.MountProc {
 		spec.mount_proc = 1
 	}
 	if s.Hostname != "" {
@@ -321,6 +341,14 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 	denied := s.Namespaces&User != 0 && b.euid != 0
 	if (s.UID != nil || s.GID != nil) && !denied {
 		spec.set_groups = 1
+		if len(s.Groups) > 0 {
+			g := make([]int, len(s.Groups))
+			for i, v := range s.Groups {
+				g[i] = int(int32(v))
+			}
+			spec.ngroups = C.int(len(g))
+			spec.groups = (*C.uint)(unsafe.Pointer(b.ints(g)))
+		}
 	}
 	if s.GID != nil {
 		spec.set_gid, spec.gid = 1, C.uint(*s.GID)
@@ -527,7 +555,7 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 			e.Object = "nsbox-init (memfd)"
 		}
 	default:
-		e.Stage, e.Object = StageSync, "unknown stage "+strconv.Itoa(int(r.stage))
+		b.viewError(r.stage, idx, e)
 	}
 	return e
 }

@@ -23,7 +23,14 @@ const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgro
     [--mount-proc|--no-mount-proc] [--propagation private|slave|shared|unchanged]
     [--uid UID|NAME] [--gid GID|NAME] [--map-root] [--hostname NAME]
     [--init|--no-init] [--netns NAME]
-    [--net --bridge BR [--dhcp | --addr CIDR [--gateway IP]] [--dns IP[,IP]] [--ifname NAME]] [--] [CMD [ARG...]]`
+    [--net --bridge BR [--dhcp | --addr CIDR [--gateway IP]] [--dns IP[,IP]] [--ifname NAME]]
+    [--rootfs DIR] [--ro-root] [--bind SRC[:DEST]]... [--ro-bind SRC[:DEST]]...
+    [--tmpfs DEST[:size=N[,mode=M]]]... [--dev] [--chdir DIR]
+    [--clearenv] [--setenv NAME=VALUE]... [--unsetenv NAME]...
+    [--] [CMD [ARG...]]
+  unshare spellings: -i -p -m -n -u -U -C (--ipc ... --cgroup), -r/--map-root-user,
+  -f/--fork (always), --wd (--chdir), --root (--rootfs). -n AFTER run is --net;
+  the global nsbox -n NS BEFORE run names the namespace that holds --bridge.`
 
 // runOptions are the parsed flags and command of nsbox run.
 type runOptions struct {
@@ -40,6 +47,13 @@ type runOptions struct {
 	addr, gateway, ifname, dns              string
 	dhcpTimeout                             time.Duration
 	help                                    bool
+	mapRootUser, fork                       bool
+
+	// The view and the environment (run_view.go).
+	rootfs, chdir   string
+	roRoot          bool
+	fsArgs, envArgs []orderedArg
+	fs              []nsclone.FSMount
 
 	cmd []string
 }
@@ -51,13 +65,13 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.SetInterspersed(false)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	fs.BoolVar(&o.ipc, "ipc", false, "new IPC namespace")
-	fs.BoolVar(&o.pid, "pid", false, "new PID namespace (the payload, or the init, is PID 1)")
-	fs.BoolVar(&o.mount, "mount", false, "new mount namespace (its tree is made private first)")
-	fs.BoolVar(&o.net, "net", false, "new network namespace")
-	fs.BoolVar(&o.uts, "uts", false, "new UTS namespace (hostname)")
-	fs.BoolVar(&o.user, "user", false, "new user namespace (works without root)")
-	fs.BoolVar(&o.cgroup, "cgroup", false, "new cgroup namespace")
+	fs.BoolVarP(&o.ipc, "ipc", "i", false, "new IPC namespace")
+	fs.BoolVarP(&o.pid, "pid", "p", false, "new PID namespace (the payload, or the init, is PID 1)")
+	fs.BoolVarP(&o.mount, "mount", "m", false, "new mount namespace (its tree is made private first)")
+	fs.BoolVarP(&o.net, "net", "n", false, "new network namespace")
+	fs.BoolVarP(&o.uts, "uts", "u", false, "new UTS namespace (hostname)")
+	fs.BoolVarP(&o.user, "user", "U", false, "new user namespace (works without root)")
+	fs.BoolVarP(&o.cgroup, "cgroup", "C", false, "new cgroup namespace")
 	fs.BoolVar(&o.mountProc, "mount-proc", false, "mount a fresh /proc (needs --pid; implies --mount; the default with --pid --mount)")
 	fs.BoolVar(&o.noMountProc, "no-mount-proc", false, "do not mount /proc")
 	fs.StringVar(&o.propagation, "propagation", "", "propagation of / in the new mount namespace: private (default), slave, shared, unchanged")
@@ -75,6 +89,9 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.StringVar(&o.dns, "dns", "", "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)")
 	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
 	fs.DurationVar(&o.dhcpTimeout, "dhcp-timeout", 10*time.Second, "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)")
+	fs.BoolVarP(&o.mapRootUser, "map-root-user", "r", false, "same as --user --map-root (unshare -r)")
+	fs.BoolVarP(&o.fork, "fork", "f", false, "accepted for unshare's sake: the command always runs in a new process")
+	viewFlags(fs, o)
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
 }
@@ -110,9 +127,18 @@ func parseRunArgs(args []string) (*runOptions, error) {
 
 // check validates the combination of flags and applies the defaults.
 func (o *runOptions) check() error {
+	if o.mapRootUser {
+		o.user, o.mapRoot = true, true // as unshare -r: a user namespace only, unless more is asked
+	}
 	if !(o.ipc || o.pid || o.mount || o.net || o.uts || o.user || o.cgroup) {
 		// The walkthrough's set.
 		o.ipc, o.pid, o.mount = true, true, true
+	}
+	if err := o.checkView(); err != nil {
+		return err
+	}
+	if o.hasView() {
+		o.mount = true
 	}
 	if o.mountProc && o.noMountProc {
 		return usagef("run: --mount-proc and --no-mount-proc exclude each other")
@@ -338,20 +364,13 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 		s.Args = []string{sh}
 	}
 	s.Path = s.Args[0]
-	if o.uid != "" {
-		id, err := lookupID(o.uid, "/etc/passwd", "--uid", "user")
-		if err != nil {
-			return nil, err
-		}
-		s.UID = &id
+	if err := o.viewSpec(s); err != nil {
+		return nil, err
 	}
-	if o.gid != "" {
-		id, err := lookupID(o.gid, "/etc/group", "--gid", "group")
-		if err != nil {
-			return nil, err
-		}
-		s.GID = &id
+	if err := o.ids(s); err != nil {
+		return nil, err
 	}
+	s.Env = applyEnv(s.Env, o.envArgs)
 	if o.netns != "" {
 		// A name, a path or a pid, as -n takes them (netns_target.go).
 		ns, err := resolveNS("run: --netns", o.netns)

@@ -55,7 +55,7 @@ var runNetFastCases = []string{
 	"-n\nlab\nrun\n--net\n--bridge\nbr0\n--addr\n10.80.1.2/22\n--gateway\n10.80.0.1\n--\n/bin/true",
 	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\ntrue",
 	"run\n--pid\n--net\n--bridge\nbr0\n--addr\n192.168.7.9/31\n--gateway\n192.168.7.8\n--ifname\nveth-in\nsh",
-	"run\n--net\n--bridge\nbr0\n--addr\n10.1.2.3/32\n--hostname\nbox\n--uid\n0\nid",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.1.2.3/32\n--hostname\nbox\n--gid\n0\nid",
 	"run\n--net\n--ifname\neth1\n--bridge\nbr0\n--addr\n172.16.0.5/12\n--gateway\n172.31.255.254",
 	// Left to Go (usage errors, or unusual).
 	"-n\nlab\nrun\n--net\ntrue",
@@ -232,12 +232,14 @@ func TestRunFastParity(t *testing.T) {
 	}
 	// The fast path must really take the plain cases (else it is dead code).
 	for _, c := range []string{"", "--ipc\n--pid\n--mount\n--mount-proc\n--no-init\n/bin/true",
-		"--ipc\n--pid\n--mount\n--no-init\n--uid\nnobody\n--gid\nnogroup\n--\nsh\n-c\nid -u"} {
+		"--ipc\n--pid\n--mount\n--no-init\n--gid\nnogroup\n--\nsh\n-c\nid -g"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); !ok {
 			t.Errorf("%q: the C fast path does not take this plain command line", splitArgs(c))
 		}
 	}
-	for _, c := range []string{"--user\n--map-root\nid", "--netns\nx\ntrue", "--bogus", "-h", "--uid\nnsbox-no-user\ntrue"} {
+	for _, c := range []string{"--user\n--map-root\nid", "--netns\nx\ntrue", "--bogus", "-h", "--uid\nnsbox-no-user\ntrue",
+		// --uid brings the user's groups and HOME, USER, LOGNAME: Go.
+		"--uid\nnobody\ntrue", "--uid\n0\n--gid\n0\ntrue"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); ok {
 			t.Errorf("%q: the C fast path takes what Go must handle", splitArgs(c))
 		}

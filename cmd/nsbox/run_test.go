@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -115,18 +116,21 @@ func TestParseID(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	passwd := dir + "/passwd"
+	if err := os.Mkdir(dir+"/etc", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := dir + "/etc/passwd"
 	if err := writeFile(passwd, "root:x:0:0:root:/root:/bin/bash\n\nnobody:x:65534:65534:nobody:/:/bin/false\nbad:x:notanumber:1::/:\n"); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := lookupID("nobody", passwd, "--uid", "user"); err != nil || id != 65534 {
+	if id, err := lookupID(dir, "nobody", "passwd", "--uid", "user"); err != nil || id != 65534 {
 		t.Errorf("lookupID(nobody) = %d, %v", id, err)
 	}
-	if id, err := lookupID("42", passwd, "--uid", "user"); err != nil || id != 42 {
+	if id, err := lookupID(dir, "42", "passwd", "--uid", "user"); err != nil || id != 42 {
 		t.Errorf("lookupID(42) = %d, %v", id, err)
 	}
 	for _, name := range []string{"ghost", "bad", "no:colon"} {
-		if _, err := lookupID(name, passwd, "--uid", "user"); err == nil {
+		if _, err := lookupID(dir, name, "passwd", "--uid", "user"); err == nil {
 			t.Errorf("lookupID(%q) succeeded", name)
 		}
 	}

@@ -1,0 +1,522 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// viewBins are the host folders bound read-only into test rootfs views
+// (Debian 12: /bin and /lib are links into /usr, bound as their targets).
+var viewBins = []string{"/usr", "/lib", "/lib64", "/bin"}
+
+// newRootfs makes an empty rootfs folder (0755), removed when t ends.
+func newRootfs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	r := filepath.Join(dir, "root")
+	if err := os.Mkdir(r, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// hostMounts is the set of mount points of the test's own mount namespace.
+func hostMounts(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 {
+			targets = append(targets, f[4])
+		}
+	}
+	sort.Strings(targets)
+	return strings.Join(targets, "\n")
+}
+
+// nsboxView is the nsbox spelling of a rootfs view with the host's binaries
+// read-only, /dev, /proc (the PID namespace's) and a /tmp tmpfs.
+func nsboxView(root string) []string {
+	args := []string{"run", "--ipc", "--pid", "--rootfs", root}
+	for _, b := range viewBins {
+		args = append(args, "--ro-bind", b+":"+b)
+	}
+	return append(args, "--dev", "--tmpfs", "/tmp", "--")
+}
+
+// bwrapView is the same view through bubblewrap.
+func bwrapView(root string) []string {
+	args := []string{"--unshare-ipc", "--unshare-pid", "--bind", root, "/"}
+	for _, b := range viewBins {
+		args = append(args, "--ro-bind", b, b)
+	}
+	return append(args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--")
+}
+
+// mountView reduces findmnt's output to target, fstype and ro/rw, which
+// both tools must agree on (bubblewrap adds nosuid/nodev to its binds and
+// builds / on a tmpfs, so options beyond ro/rw and / itself differ).
+func mountView(out string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		// bubblewrap also remounts /proc/bus, /proc/irq... read-only;
+		// nsbox's /dev/shm is a tmpfs (bubblewrap's a plain folder).
+		if len(f) != 3 || f[0] == "/" || strings.HasPrefix(f[0], "/proc/") || f[0] == "/dev/shm" {
+			continue
+		}
+		ro := "rw"
+		if strings.HasPrefix(f[2], "ro") {
+			ro = "ro"
+		}
+		lines = append(lines, f[0]+" "+f[1]+" "+ro)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// devView reduces `ls -la /dev` to name, type, mode and link target, less
+// bubblewrap's core link (nsbox shows no memory device).
+func devView(out string) string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 9 || f[len(f)-1] == "." || f[len(f)-1] == ".." || strings.HasPrefix(l, "total") {
+			continue
+		}
+		name, mode := f[len(f)-1], f[0]
+		if strings.HasPrefix(mode, "l") {
+			name = f[len(f)-3] + " -> " + f[len(f)-1]
+		}
+		if name == "core -> /proc/kcore" {
+			continue
+		}
+		if name == "shm" {
+			mode = "d" // nsbox's is a tmpfs (1777), bubblewrap's a plain folder
+		}
+		line := mode + " " + name
+		if strings.HasPrefix(mode, "c") {
+			line += " " + f[4] + f[5]
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestRunViewAgainstBwrap runs the same view through bubblewrap and nsbox
+// and compares what the payload sees: the mount table (findmnt inside), the
+// /dev listing, and that nothing else of the host is there.
+func TestRunViewAgainstBwrap(t *testing.T) {
+	testutil.RequirePriv(t)
+	bwrap := testutil.RequireTool(t, "bwrap")
+	bin := runBuildNsbox(t)
+	before := hostMounts(t)
+
+	for _, probe := range []struct {
+		name   string
+		cmd    []string
+		reduce func(string) string
+	}{
+		{"findmnt", []string{"findmnt", "-rn", "-o", "TARGET,FSTYPE,OPTIONS"}, mountView},
+		{"ls /dev", []string{"ls", "-la", "/dev"}, devView},
+		{"ls /", []string{"ls", "-1", "/"}, strings.TrimSpace},
+	} {
+		t.Run(probe.name, func(t *testing.T) {
+			r1, r2 := newRootfs(t), newRootfs(t)
+			out, stderr, code := runNsbox(t, bin, nil, append(nsboxView(r1), probe.cmd...)...)
+			if code != 0 {
+				t.Fatalf("nsbox: exit %d, stderr %q", code, stderr)
+			}
+			c := exec.Command(bwrap, append(bwrapView(r2), probe.cmd...)...)
+			bout, bstderr, bcode := runCaptured(t, c)
+			if bcode != 0 {
+				t.Fatalf("bwrap: exit %d, stderr %q", bcode, bstderr)
+			}
+			if got, want := probe.reduce(out), probe.reduce(bout); got != want || got == "" {
+				t.Errorf("%s differs:\nnsbox:\n%s\nbwrap:\n%s", probe.name, got, want)
+			}
+		})
+	}
+	if after := hostMounts(t); after != before {
+		t.Errorf("the host's mount table changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestRunView checks each piece of the view from outside as well as inside.
+func TestRunView(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	before := hostMounts(t)
+
+	t.Run("host files outside the binds are unreachable", func(t *testing.T) {
+		r := newRootfs(t)
+		secret := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(secret, []byte("s3cret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := runNsbox(t, bin, nil, append(nsboxView(r), "sh", "-c",
+			"cat "+secret+" /etc/hostname 2>&1; ls -A / | tr '\\n' ' '")...)
+		if code != 0 || strings.Contains(out, "s3cret") || !strings.Contains(out, "No such file") {
+			t.Errorf("exit %d stdout %q stderr %q; want the host's files absent", code, out, stderr)
+		}
+		if got := strings.TrimSpace(out[strings.LastIndex(out, "\n")+1:]); got != "bin dev lib lib64 proc tmp usr" {
+			t.Errorf("/ holds %q, want only the mount points of the view", got)
+		}
+	})
+
+	t.Run("root seen from outside", func(t *testing.T) {
+		r := newRootfs(t)
+		if err := os.WriteFile(filepath.Join(r, "marker"), []byte("m"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append(nsboxView(r), "sh", "-c", "echo ready; read x")
+		cmd := exec.Command(bin, args...)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+		buf := make([]byte, 6)
+		if _, err := stdout.Read(buf); err != nil || string(buf) != "ready\n" {
+			t.Fatalf("payload did not start: %q %v", buf, err)
+		}
+		// The payload is the init's child, the init nsbox's.
+		initPid := childOf(t, cmd.Process.Pid)
+		pid := childOf(t, initPid)
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/root/marker"); err != nil {
+			t.Errorf("/proc/%d/root does not show the rootfs: %v", pid, err)
+		}
+		mi, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var root, ro []string
+		for _, l := range strings.Split(string(mi), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 6 {
+				continue
+			}
+			if f[4] == "/" {
+				root = append(root, f[3])
+			}
+			if f[4] == "/usr" && strings.HasPrefix(f[5], "ro") {
+				ro = append(ro, f[4])
+			}
+		}
+		if len(root) != 1 || !strings.HasSuffix(root[0], "/root") || len(ro) != 1 {
+			t.Errorf("mountinfo of the payload: / from %q, read-only /usr %q; want the rootfs and one ro /usr:\n%s", root, ro, mi)
+		}
+	})
+
+	t.Run("binds, read-only binds and tmpfs", func(t *testing.T) {
+		r := newRootfs(t)
+		shared := t.TempDir()
+		ro := t.TempDir()
+		args := append(nsboxView(r)[:len(nsboxView(r))-1], "--bind", shared+":/data", "--ro-bind", ro+":/ro",
+			"--tmpfs", "/scratch:size=1m,mode=0700", "--",
+			"sh", "-c", `echo written > /data/f && ls -A /scratch | wc -l && echo x > /scratch/y && cat /scratch/y &&
+stat -c %a /scratch && touch /ro/f 2>&1; touch /usr/nsbox-view-test 2>&1; findmnt -rn -o SIZE /scratch`)
+		out, stderr, code := runNsbox(t, bin, nil, args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 6 || lines[0] != "0" || lines[1] != "x" || lines[2] != "700" ||
+			!strings.Contains(lines[3], "Read-only file system") || !strings.Contains(lines[4], "Read-only file system") ||
+			lines[5] != "1M" {
+			t.Errorf("exit %d stdout %q stderr %q", code, out, stderr)
+		}
+		if b, err := os.ReadFile(filepath.Join(shared, "f")); err != nil || string(b) != "written\n" {
+			t.Errorf("a file written through --bind is not on the host: %q %v", b, err)
+		}
+		if ents, _ := os.ReadDir(ro); len(ents) != 0 {
+			t.Errorf("the read-only bind was written: %v", ents)
+		}
+		if ents, err := os.ReadDir(filepath.Join(r, "scratch")); err != nil || len(ents) != 0 {
+			t.Errorf("the tmpfs left files in the rootfs: %v %v", ents, err)
+		}
+	})
+
+	t.Run("read-only bind keeps locked flags", func(t *testing.T) {
+		// In a mount namespace of the test's own, a nosuid,nodev,noexec
+		// tmpfs; a read-only bind of it keeps those and adds ro, also
+		// where they are locked (a new user namespace).
+		unshare := testutil.RequireTool(t, "unshare")
+		src := t.TempDir()
+		for _, userns := range [][]string{nil, {"--user", "--map-root"}} {
+			args := append([]string{"run"}, userns...)
+			args = append(args, "--ro-bind", src+":/locked", "--", "findmnt", "-rn", "-o", "OPTIONS", "/locked")
+			script := "mount -t tmpfs -o nosuid,nodev,noexec,size=64k nsbox-locked " + src + " && exec \"$@\""
+			cmd := exec.Command(unshare, append([]string{"-m", "--propagation", "private", "sh", "-c", script, "sh", bin}, args...)...)
+			out, stderr, code := runCaptured(t, cmd)
+			opts := map[string]bool{}
+			for _, o := range strings.Split(strings.TrimSpace(out), ",") {
+				opts[o] = true
+			}
+			if code != 0 || !opts["ro"] || !opts["nosuid"] || !opts["nodev"] || !opts["noexec"] {
+				t.Errorf("%v: exit %d options %q stderr %q; want ro with the source's nosuid,nodev,noexec", userns, code, out, stderr)
+			}
+		}
+	})
+
+	t.Run("symlinks never lead out of the root", func(t *testing.T) {
+		r := newRootfs(t)
+		if err := os.Mkdir(filepath.Join(r, "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		name := "nsbox-view-" + testutil.UniqueName("s")
+		for link, target := range map[string]string{"abs": "/etc", "rel": "../../../../../../etc"} {
+			if err := os.Symlink(target, filepath.Join(r, link)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { os.Remove("/etc/" + name + "a"); os.Remove("/etc/" + name + "b") })
+		out, stderr, code := runNsbox(t, bin, nil, append(nsboxView(r)[:len(nsboxView(r))-1],
+			"--tmpfs", "/abs/"+name+"a", "--tmpfs", "/rel/"+name+"b", "--", "true")...)
+		if code != 0 {
+			t.Fatalf("exit %d stdout %q stderr %q", code, out, stderr)
+		}
+		for _, n := range []string{name + "a", name + "b"} {
+			if _, err := os.Lstat("/etc/" + n); err == nil {
+				t.Errorf("a mount point was made on the host: /etc/%s", n)
+			}
+			if fi, err := os.Stat(filepath.Join(r, "etc", n)); err != nil || !fi.IsDir() {
+				t.Errorf("the mount point is not in the rootfs's own /etc: %v", err)
+			}
+		}
+	})
+
+	t.Run("environment", func(t *testing.T) {
+		args := []string{"--clearenv", "--setenv", "A=1", "--setenv", "B=two words", "--unsetenv", "A", "--setenv", "C=3"}
+		out, stderr, code := runNsbox(t, bin, nil, append(append([]string{"run"}, args...), "--", "/usr/bin/env")...)
+		if code != 0 || out != "B=two words\nC=3\n" {
+			t.Errorf("exit %d env %q stderr %q", code, out, stderr)
+		}
+		bwrap := testutil.RequireTool(t, "bwrap")
+		bout, _, _ := runCaptured(t, exec.Command(bwrap, "--dev-bind", "/", "/", "--clearenv", "--setenv", "A", "1",
+			"--setenv", "B", "two words", "--unsetenv", "A", "--setenv", "C", "3", "/usr/bin/env"))
+		// bubblewrap sets PWD after --clearenv (see shared/LAB.md).
+		var bl []string
+		for _, l := range strings.Split(bout, "\n") {
+			if l != "" && !strings.HasPrefix(l, "PWD=") {
+				bl = append(bl, l)
+			}
+		}
+		if strings.Join(bl, "\n")+"\n" != out {
+			t.Errorf("nsbox env %q, bwrap env %q", out, bout)
+		}
+		// Without --clearenv the caller's environment is kept, in order.
+		out, _, code = runNsbox(t, bin, nil, "run", "--unsetenv", "PATH", "--setenv", "NSBOX_VIEW=1", "--", "/usr/bin/env")
+		if code != 0 || strings.Contains("\n"+out, "\nPATH=") || !strings.HasSuffix(out, "NSBOX_VIEW=1\n") {
+			t.Errorf("exit %d env %q", code, out)
+		}
+	})
+
+	t.Run("chdir", func(t *testing.T) {
+		r := newRootfs(t)
+		out, _, code := runNsbox(t, bin, nil, append(nsboxView(r), "pwd")...)
+		if code != 0 || out != "/\n" { // runNsbox starts in /, which is there
+			t.Errorf("default dir: %q exit %d", out, code)
+		}
+		cmd := exec.Command(bin, append(nsboxView(r), "pwd")...)
+		cmd.Dir = t.TempDir() // not inside the rootfs: "/"
+		if out, _, code := runCaptured(t, cmd); code != 0 || out != "/\n" {
+			t.Errorf("missing caller dir: %q exit %d", out, code)
+		}
+		cmd = exec.Command(bin, append(nsboxView(r), "pwd")...)
+		cmd.Dir = "/usr/share"
+		if out, _, code := runCaptured(t, cmd); code != 0 || out != "/usr/share\n" {
+			t.Errorf("caller dir inside the view: %q exit %d", out, code)
+		}
+		out, _, code = runNsbox(t, bin, nil, "run", "--wd", "/usr/lib", "--", "pwd")
+		if code != 0 || out != "/usr/lib\n" {
+			t.Errorf("--wd: %q exit %d", out, code)
+		}
+		_, stderr, code := runNsbox(t, bin, nil, "run", "--chdir", "/nonexistent-nsbox", "--", "pwd")
+		if code != 125 || !strings.Contains(stderr, "chdir /nonexistent-nsbox: no such file or directory") {
+			t.Errorf("--chdir missing: exit %d %q", code, stderr)
+		}
+	})
+
+	t.Run("ro-root without rootfs", func(t *testing.T) {
+		dir := t.TempDir()
+		out, stderr, code := runNsbox(t, bin, nil, "run", "--ro-root", "--dev", "--tmpfs", "/mnt", "--", "sh", "-c",
+			"touch "+dir+"/x 2>&1; touch /mnt/y && echo tmp-ok; echo > /dev/null && echo null-ok")
+		if code != 0 || !strings.Contains(out, "Read-only file system") || !strings.Contains(out, "tmp-ok") || !strings.Contains(out, "null-ok") {
+			t.Errorf("exit %d stdout %q stderr %q", code, out, stderr)
+		}
+		if _, err := os.Stat(dir + "/x"); err == nil {
+			t.Errorf("--ro-root let a write through")
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		r := newRootfs(t)
+		file := filepath.Join(r, "file")
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			args []string
+			code int
+			msg  string
+		}{
+			{[]string{"run", "--bind", "/nonexistent-nsbox-src", "--", "true"}, 125, "nsbox: run: --bind /nonexistent-nsbox-src: no such file or directory"},
+			{[]string{"run", "--ro-bind", "/nonexistent-nsbox-src:/x", "--", "true"}, 125, "nsbox: run: --ro-bind /nonexistent-nsbox-src: no such file or directory"},
+			{[]string{"run", "--rootfs", "relative/root", "--", "true"}, 125, "nsbox: run: --rootfs relative/root: not an absolute path"},
+			{[]string{"run", "--rootfs", file, "--", "true"}, 125, "nsbox: run: --rootfs " + file + ": not a directory"},
+			{[]string{"run", "--rootfs", r, "--bind", "/usr:/file", "--", "/usr/bin/true"}, 125, "nsbox: run: nsclone: child setup: mount bind /usr on /file: not a directory"},
+			{[]string{"run", "--ro-root", "--tmpfs", "/nonexistent-nsbox-dir", "--", "true"}, 125, "nsbox: run: nsclone: child setup: mount point /nonexistent-nsbox-dir (for tmpfs on /nonexistent-nsbox-dir): read-only file system"},
+			{[]string{"run", "--bind", "/usr:relative", "--", "true"}, 2, `nsbox: run: --bind "/usr:relative": destination "relative" is not an absolute path`},
+			{[]string{"run", "--tmpfs", "/x:size=huge", "--", "true"}, 2, `nsbox: run: --tmpfs "/x:size=huge": size "huge"`},
+			{[]string{"run", "--tmpfs", "/x:color=red", "--", "true"}, 2, `nsbox: run: --tmpfs "/x:color=red": unknown option "color"`},
+			{[]string{"run", "--setenv", "NOVALUE", "--", "true"}, 2, `nsbox: run: --setenv "NOVALUE": want NAME=VALUE`},
+			{[]string{"run", "--dev=false", "--", "true"}, 2, "nsbox: run: invalid argument"},
+			{[]string{"run", "--uid", "4242", "--", "true"}, 2, "nsbox: run: --uid 4242: no user with that uid in /etc/passwd, so no group to take: give --gid too"},
+		}
+		for _, c := range cases {
+			stdout, stderr, code := runNsbox(t, bin, nil, c.args...)
+			lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+			if code != c.code || len(lines) != 1 || !strings.HasPrefix(lines[0], c.msg) || stdout != "" {
+				t.Errorf("nsbox %q: exit %d, stderr %q; want exit %d and one line starting %q", c.args, code, stderr, c.code, c.msg)
+			}
+		}
+		// Only the file and the /proc mount point (made before the
+		// failing bind) are there.
+		if ents, _ := os.ReadDir(r); len(ents) != 2 {
+			t.Errorf("the rootfs changed: %v", ents)
+		}
+	})
+
+	if after := hostMounts(t); after != before {
+		t.Errorf("the host's mount table changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestRunUserFromPasswd is issue 9's defect 3: --uid NAME takes the user's
+// group, supplementary groups and HOME/USER/LOGNAME; before, --uid nobody
+// ran with gid 0 and could read a 0640 root:root file.
+func TestRunUserFromPasswd(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("root only"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(secret, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"fast-path", "go-path"} {
+		t.Run(mode, func(t *testing.T) {
+			out, stderr, code := runNsbox(t, bin, nil, "run", "--uid", "nobody", "--", "sh", "-c",
+				`id -u; id -g; id -G; echo "$HOME $USER $LOGNAME"; cat `+secret+` 2>&1; true`)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code != 0 || len(lines) != 5 || lines[0] != "65534" || lines[1] != "65534" || lines[2] != "65534" ||
+				lines[3] != "/nonexistent nobody nobody" || !strings.Contains(lines[4], "Permission denied") {
+				t.Errorf("--uid nobody: exit %d stdout %q stderr %q", code, out, stderr)
+			}
+			// A number that passwd knows is the same user; --setenv wins.
+			out, _, code = runNsbox(t, bin, nil, "run", "--uid", "65534", "--setenv", "HOME=/h", "--", "sh", "-c", `id -g; echo $HOME $USER`)
+			if code != 0 || out != "65534\n/h nobody\n" {
+				t.Errorf("--uid 65534: exit %d stdout %q", code, out)
+			}
+			// --clearenv drops them too; --gid overrides the group.
+			out, _, code = runNsbox(t, bin, nil, "run", "--uid", "nobody", "--gid", "0", "--clearenv", "--", "/usr/bin/env")
+			if code != 0 || out != "" {
+				t.Errorf("--clearenv: exit %d env %q", code, out)
+			}
+			out, _, code = runNsbox(t, bin, nil, "run", "--uid", "nobody", "--gid", "0", "--", "id", "-g")
+			if code != 0 || out != "0\n" {
+				t.Errorf("--gid 0: exit %d %q", code, out)
+			}
+		})
+	}
+}
+
+// TestRunUnshareFlags checks unshare's spellings: the short flags make the
+// same namespaces as the long ones, -r maps root in a user namespace.
+func TestRunUnshareFlags(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	self := map[string]string{}
+	for _, ns := range []string{"ipc", "mnt", "net", "pid", "uts", "user", "cgroup"} {
+		l, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self[ns] = l
+	}
+	probe := "for n in ipc mnt net pid uts user cgroup; do echo $n $(readlink /proc/self/ns/$n); done"
+	for _, c := range []struct {
+		flags []string
+		fresh []string
+	}{
+		{[]string{"-i", "-m", "-n", "-u", "-C", "-f"}, []string{"ipc", "mnt", "net", "uts", "cgroup"}},
+		{[]string{"-p", "-m", "--fork"}, []string{"pid", "mnt"}},
+		{[]string{"-U", "-r"}, []string{"user"}},
+		{[]string{"--map-root-user"}, []string{"user"}},
+	} {
+		out, stderr, code := runNsbox(t, bin, nil, append(append([]string{"run"}, c.flags...), "--", "sh", "-c", probe+"; id -u")...)
+		if code != 0 {
+			t.Errorf("run %v: exit %d stderr %q", c.flags, code, stderr)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		for _, l := range lines[:len(lines)-1] {
+			f := strings.Fields(l)
+			fresh := false
+			for _, n := range c.fresh {
+				fresh = fresh || n == f[0]
+			}
+			if (f[1] != self[f[0]]) != fresh {
+				t.Errorf("run %v: %s namespace %s (ours %s), want new: %v", c.flags, f[0], f[1], self[f[0]], fresh)
+			}
+		}
+		if last := lines[len(lines)-1]; last != "0" {
+			t.Errorf("run %v: uid %q, want 0", c.flags, last)
+		}
+	}
+}
+
+// childOf returns the pid of a child of ppid (found through /proc/*/stat).
+func childOf(t *testing.T, ppid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(ppid) {
+			return pid
+		}
+	}
+	t.Fatalf("no child of %d", ppid)
+	return 0
+}
