@@ -24,14 +24,16 @@ type orderedValue struct {
 	flag   string
 	list   *[]orderedArg
 	isBool bool
+	last   string // the last value given (for the empty-value check)
 }
 
-func (v *orderedValue) String() string { return "" }
+func (v *orderedValue) String() string { return v.last }
 
 func (v *orderedValue) Set(s string) error {
 	if v.isBool && s != "true" {
 		return fmt.Errorf("takes no value")
 	}
+	v.last = s
 	*v.list = append(*v.list, orderedArg{flag: "--" + v.flag, value: s})
 	return nil
 }
