@@ -2,6 +2,7 @@ package rtnl
 
 import (
 	"context"
+	"encoding"
 	"errors"
 	"fmt"
 	"net"
@@ -35,6 +36,24 @@ type Link struct {
 	TxQueueLen   uint32
 	Group        uint32 // device group; 0 is "default"
 	LinkMode     uint8  // 0 DEFAULT, 1 DORMANT
+	NoGroup      bool   // the reply carried no IFLA_GROUP (the IPv6 view of a link)
+
+	// Stats and CarrierChanges are filled only by the queries that ask
+	// for statistics (LinkQuery.Stats); nil and 0 otherwise.
+	Stats          *rtnetlink.LinkStats64
+	CarrierChanges *uint32
+}
+
+// LinkQuery chooses what QueryLinks and QueryLink ask the kernel for; the
+// zero value is what Links and LinkByName ask for.
+type LinkQuery struct {
+	// Stats asks for the statistics (IFLA_STATS64, as ip -s shows them).
+	Stats bool
+	// Family is the address family of the request: 0 (AF_UNSPEC) for
+	// the full description; unix.AF_INET6 for the kernel's IPv6 view of
+	// each link (fewer attributes: no qdisc, no group), which is what
+	// ip -6 prints.
+	Family uint8
 }
 
 var operStates = [...]string{"UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"}
@@ -76,6 +95,12 @@ func decodeLink(data []byte) (Link, error) {
 		Type:        m.Type,
 		LinkNetNSID: linkNetNSID(data),
 	}
+	if m.Attributes != nil && m.Attributes.TxQueueLen == nil {
+		// rtnetlink misses it in the IPv6 view of a link (LinkQuery.Family).
+		if v, ok := rawU32(data, unix.IFLA_TXQLEN); ok {
+			m.Attributes.TxQueueLen = &v
+		}
+	}
 	if a := m.Attributes; a != nil {
 		l.ParentIndex = int(a.Type) // rtnetlink decodes IFLA_LINK into Type
 		l.Qdisc = a.QueueDisc
@@ -84,7 +109,11 @@ func decodeLink(data []byte) (Link, error) {
 		}
 		if a.NetDevGroup != nil {
 			l.Group = *a.NetDevGroup
+		} else {
+			l.NoGroup = true
 		}
+		l.Stats = a.Stats64
+		l.CarrierChanges = a.CarrierChanges
 		if a.LinkMode != nil {
 			l.LinkMode = *a.LinkMode
 		}
@@ -127,6 +156,23 @@ func linkNetNSID(data []byte) int {
 	return id
 }
 
+// rawU32 finds the u32 attribute typ in an RTM_NEWLINK body.
+func rawU32(data []byte, typ uint16) (uint32, bool) {
+	if len(data) <= unix.SizeofIfInfomsg {
+		return 0, false
+	}
+	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return 0, false
+	}
+	for ad.Next() {
+		if ad.Type() == typ && len(ad.Bytes()) == 4 {
+			return ad.Uint32(), true
+		}
+	}
+	return 0, false
+}
+
 func skipStats() *uint32 {
 	v := uint32(rtextFilterSkipStats)
 	return &v
@@ -135,7 +181,40 @@ func skipStats() *uint32 {
 // Links lists every link of the namespace, sorted by index, with Master
 // filled in.
 func (c *Conn) Links(ctx context.Context) ([]Link, error) {
-	req := &rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{ExtMask: skipStats()}}
+	return c.QueryLinks(ctx, LinkQuery{})
+}
+
+// linkRequest is the RTM_GETLINK body for q (and index or name, if set).
+func linkRequest(q LinkQuery, index int, name string) *rtnetlink.LinkMessage {
+	req := &rtnetlink.LinkMessage{Family: uint16(q.Family), Index: uint32(index), Attributes: &rtnetlink.LinkAttributes{Name: name}}
+	if !q.Stats {
+		req.Attributes.ExtMask = skipStats()
+	}
+	return req
+}
+
+// familyMsg sets the family byte of an ifinfomsg that rtnetlink encodes
+// as AF_UNSPEC whatever its Family field says.
+type familyMsg struct {
+	m   encoding.BinaryMarshaler
+	fam uint8
+}
+
+func (f familyMsg) MarshalBinary() ([]byte, error) {
+	b, err := f.m.MarshalBinary()
+	if err == nil && len(b) > 0 {
+		b[0] = f.fam
+	}
+	return b, err
+}
+
+// QueryLinks lists every link of the namespace as Links does, with what q
+// asks for.
+func (c *Conn) QueryLinks(ctx context.Context, q LinkQuery) ([]Link, error) {
+	var req encoding.BinaryMarshaler = linkRequest(q, 0, "")
+	if q.Family != 0 {
+		req = familyMsg{req, q.Family}
+	}
 	msgs, err := c.dump(ctx, "list links", unix.RTM_GETLINK, unix.RTM_NEWLINK, req)
 	if err != nil {
 		return nil, err
@@ -192,12 +271,16 @@ func (c *Conn) getLink(ctx context.Context, obj string, req *rtnetlink.LinkMessa
 // IFLA_IFNAME (no dump). A missing link fails with an error wrapping
 // unix.ENODEV. Master is filled in when the link has one.
 func (c *Conn) LinkByName(ctx context.Context, name string) (Link, error) {
+	return c.QueryLink(ctx, name, LinkQuery{})
+}
+
+// QueryLink returns the link called name as LinkByName does, with what q
+// asks for.
+func (c *Conn) QueryLink(ctx context.Context, name string, q LinkQuery) (Link, error) {
 	if err := ValidateLinkName(name); err != nil {
 		return Link{}, err
 	}
-	l, err := c.getLink(ctx, name, &rtnetlink.LinkMessage{
-		Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: skipStats()},
-	})
+	l, err := c.getLink(ctx, name, linkRequest(q, 0, name))
 	if err != nil {
 		return Link{}, err
 	}

@@ -30,11 +30,18 @@ func runAddr(ctx context.Context, e *env, args []string) error {
 		return addrShow(ctx, e, nil)
 	}
 	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list", "show", "ls", "lst":
+	if sub == "ls" {
+		sub = "list"
+	}
+	// ip address's order: "d" is delete, "l" list, "s" show, "f" flush.
+	switch full := subcommand(sub, "add", "replace", "delete", "list", "show", "lst", "flush", "help"); full {
+	case "list", "show", "lst":
 		return addrShow(ctx, e, rest)
-	case "add", "replace", "del", "delete":
-		return addrChange(ctx, e, sub, rest)
+	case "add", "replace", "delete":
+		if sub == "del" {
+			full = sub // the word the user typed, in messages
+		}
+		return addrChange(ctx, e, full, rest)
 	case "flush":
 		return addrFlush(ctx, e, rest)
 	case "help":
@@ -230,17 +237,16 @@ func lftText(secs uint64) string {
 // text writes the two lines ip addr prints for an address.
 func (j addrJSON) text(w io.Writer) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "    %s %s/%d", j.Family, j.Local, j.Prefixlen)
+	// ip's format: every field but the label ends with a space.
+	fmt.Fprintf(&b, "    %s %s/%d ", j.Family, j.Local, j.Prefixlen)
 	if j.Broadcast != "" {
-		fmt.Fprintf(&b, " brd %s", j.Broadcast)
+		fmt.Fprintf(&b, "brd %s ", j.Broadcast)
 	}
-	fmt.Fprintf(&b, " scope %s", j.Scope)
+	fmt.Fprintf(&b, "scope %s ", j.Scope)
 	for _, f := range j.flagWords {
-		b.WriteString(" " + f)
+		b.WriteString(f + " ")
 	}
-	if j.Label != "" {
-		b.WriteString(" " + j.Label)
-	}
+	b.WriteString(j.Label)
 	fmt.Fprintf(&b, "\n       valid_lft %s preferred_lft %s\n", lftText(j.ValidLifeTime), lftText(j.PreferredLife))
 	io.WriteString(w, b.String())
 }
@@ -251,9 +257,30 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 			return usagef("addr show: unexpected argument %q", args[0])
 		}
 	}
-	c, dev, views, err := e.showLinksArgs(ctx, "addr show", args)
+	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief}
+	if e.family == unix.AF_INET6 {
+		q.Family = unix.AF_INET6 // ip -6 dumps the links' IPv6 view
+	}
+	c, dev, views, err := e.showLinksArgs(ctx, "addr show", args, q)
 	if err != nil {
 		return err
+	}
+	if q.Family == unix.AF_INET6 && dev == "" {
+		// The IPv6 view has no IFLA_TXQLEN; ip then asks the device
+		// (SIOCGIFTXQLEN). The full view has it.
+		full, err := c.QueryLinks(ctx, rtnl.LinkQuery{})
+		if err != nil {
+			return err
+		}
+		qlen := make(map[int]uint32, len(full))
+		for _, l := range full {
+			qlen[l.Index] = l.TxQueueLen
+		}
+		for i := range views {
+			if views[i].TxQueueLen == 0 {
+				views[i].TxQueueLen = qlen[views[i].Index]
+			}
+		}
 	}
 	addrs, err := c.Addrs(ctx, dev)
 	if err != nil {
@@ -261,12 +288,35 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 	}
 	byIndex := map[int][]addrJSON{}
 	for _, a := range addrs {
+		if e.family == unix.AF_INET && !a.Prefix.Addr().Is4() || e.family == unix.AF_INET6 && !a.Prefix.Addr().Is6() {
+			continue
+		}
 		byIndex[a.Index] = append(byIndex[a.Index], addrToJSON(a))
+	}
+	if e.family == unix.AF_INET || e.family == unix.AF_INET6 {
+		// ip -4 / -6 shows only the links with an address of the family.
+		kept := views[:0]
+		for _, v := range views {
+			if len(byIndex[v.Index]) > 0 {
+				kept = append(kept, v)
+			}
+		}
+		views = kept
+	}
+	if e.brief {
+		return e.addrBrief(views, byIndex)
 	}
 	if e.json {
 		out := make([]linkJSON, len(views))
 		for i, v := range views {
 			out[i] = v.json(false)
+			if e.family == unix.AF_INET || e.family == unix.AF_INET6 {
+				// no link/ part under -4 / -6, as in the text
+				out[i].LinkType, out[i].Address, out[i].Broadcast = "", "", ""
+			}
+			if e.stats > 0 && v.Stats != nil {
+				out[i].Stats64 = newStatsJSON(v.Stats, v.CarrierChanges, e.stats)
+			}
 			info := byIndex[v.Index]
 			if info == nil {
 				info = []addrJSON{}
@@ -276,11 +326,49 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		return e.printJSON(out)
 	}
 	resolvePeerNamespaces(ctx, c, views)
+	o := textOpts{noLinkLn: e.family == unix.AF_INET || e.family == unix.AF_INET6}
 	for _, v := range views {
-		v.text(e.stdout, false)
+		var b strings.Builder
+		v.textWith(&b, o)
 		for _, a := range byIndex[v.Index] {
-			a.text(e.stdout)
+			a.text(&b)
 		}
+		if e.stats > 0 && v.Stats != nil {
+			writeStats(&b, v.Stats, v.CarrierChanges, e.stats)
+		}
+		io.WriteString(e.stdout, b.String())
 	}
 	return nil
+}
+
+// addrBriefJSON is one entry of addr_info in ip -j -br addr.
+type addrBriefJSON struct {
+	Local     string `json:"local"`
+	Prefixlen int    `json:"prefixlen"`
+}
+
+// addrBrief writes ip -br addr: a line per link, its addresses as CIDRs.
+func (e *env) addrBrief(views []linkView, byIndex map[int][]addrJSON) error {
+	if e.json {
+		out := make([]linkBriefJSON, len(views))
+		for i, v := range views {
+			out[i] = v.briefJSON(true)
+			info := []addrBriefJSON{}
+			for _, a := range byIndex[v.Index] {
+				info = append(info, addrBriefJSON{Local: a.Local, Prefixlen: a.Prefixlen})
+			}
+			out[i].AddrInfo = &info
+		}
+		return e.printJSON(out)
+	}
+	var b strings.Builder
+	for _, v := range views {
+		v.brief(&b, true)
+		for _, a := range byIndex[v.Index] {
+			fmt.Fprintf(&b, "%s/%d ", a.Local, a.Prefixlen)
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
 }

@@ -30,7 +30,7 @@ func TestAddrCLIMatchesIP(t *testing.T) {
 	// Links stay down, so IPv6 DAD flags cannot change between the calls.
 	nlCompareJSON(t, ns, []string{"addr", "show"}, []string{"addr", "list"})
 	nlCompareJSON(t, ns, []string{"addr", "show", "dev", "va"}, []string{"addr", "show", "dev", "va"})
-	if got, want := nlOK(t, "-n", ns, "addr"), testutil.Cmd(t, "ip", "-n", ns, "addr"); strings.ReplaceAll(want, " \n", "\n") != got {
+	if got, want := nlOK(t, "-n", ns, "addr"), testutil.Cmd(t, "ip", "-n", ns, "addr"); want != got {
 		t.Errorf("nsbox addr:\n%s\nip addr:\n%s", got, want)
 	}
 

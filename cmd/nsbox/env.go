@@ -9,8 +9,6 @@ import (
 	"os"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/spf13/pflag"
 )
 
 // env is the state of one nsbox invocation: its streams, the global flags and
@@ -24,6 +22,13 @@ type env struct {
 	json  bool   // -j: print JSON
 
 	showVersion bool // --version (-V): print the version and stop
+
+	// iproute2's output options (globalflags.go).
+	brief   bool // -br: one line per object
+	pretty  bool // -p: indented JSON (with -j), as ip -j -p
+	stats   int  // -s: statistics; -s -s: more
+	details int  // -d: details
+	family  int  // -4, -6, -0 (-f): unix.AF_INET, AF_INET6, AF_PACKET; 0: any
 
 	// resources are opened once per key (for example "rtnl:NAME") and
 	// closed when the invocation ends, so a batch reuses them.
@@ -115,23 +120,27 @@ func (e *env) lookupCommand(word string) *command {
 			}
 		}
 	}
+	// The objects nsbox shares with ip may be abbreviated as ip allows
+	// (ip.c's command table, in its order): a, r, n, l, li, net...
+	for _, o := range ipObjects {
+		if matches(word, o.full) {
+			for _, c := range e.table {
+				if c.name == o.cmd {
+					return c
+				}
+			}
+			return nil
+		}
+	}
 	return nil
 }
 
-// globalFlags parses the flags that come before the command word.
-func (e *env) globalFlags(args []string) (rest []string, batch string, help bool, err error) {
-	fs := pflag.NewFlagSet("nsbox", pflag.ContinueOnError)
-	fs.SetInterspersed(false)
-	fs.SetOutput(io.Discard)
-	fs.StringVarP(&e.netns, "netns", "n", "", "run the command inside the named network namespace NAME (like ip -n)")
-	fs.BoolVarP(&e.json, "json", "j", false, "print JSON")
-	fs.StringVarP(&batch, "batch", "b", "", "run one command per line of FILE (- for stdin), stopping at the first failure")
-	fs.BoolVarP(&help, "help", "h", false, "show help")
-	fs.BoolVarP(&e.showVersion, "version", "V", false, "print the version and the commit")
-	if err := fs.Parse(args); err != nil {
-		return nil, "", false, usagef("%v", err)
-	}
-	return fs.Args(), batch, help, nil
+// ipObjects are the words of ip's command table that nsbox also has, in
+// ip's order, with the nsbox command each names. Other nsbox commands (run,
+// bridge, dhcp, ...) are matched exactly.
+var ipObjects = []struct{ full, cmd string }{
+	{"address", "addr"}, {"route", "route"}, {"neighbor", "neigh"}, {"neighbour", "neigh"},
+	{"link", "link"}, {"netns", "netns"},
 }
 
 // main parses the global flags and runs one command or a batch.

@@ -32,14 +32,18 @@ func runLink(ctx context.Context, e *env, args []string) error {
 		return linkShow(ctx, e, nil)
 	}
 	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list", "show", "ls", "lst":
+	if sub == "ls" {
+		sub = "list"
+	}
+	// ip link's order: "s" is set, "d" delete, "l" list.
+	switch subcommand(sub, "add", "set", "change", "delete", "show", "lst", "list", "help") {
+	case "list", "show", "lst":
 		return linkShow(ctx, e, rest)
 	case "add":
 		return linkAdd(ctx, e, rest)
-	case "set":
+	case "set", "change":
 		return linkSet(ctx, e, rest)
-	case "del", "delete":
+	case "delete":
 		return linkDel(ctx, e, rest)
 	case "help":
 		fmt.Fprintln(e.stdout, linkUsage)
@@ -286,12 +290,24 @@ type linkJSON struct {
 	Master      string      `json:"master,omitempty"`
 	Operstate   string      `json:"operstate"`
 	Linkmode    string      `json:"linkmode,omitempty"`
-	Group       string      `json:"group"`
+	Group       string      `json:"group,omitempty"`
 	Txqlen      *uint32     `json:"txqlen,omitempty"`
-	LinkType    string      `json:"link_type"`
+	LinkType    string      `json:"link_type,omitempty"`
 	Address     string      `json:"address,omitempty"`
 	Broadcast   string      `json:"broadcast,omitempty"`
 	AddrInfo    *[]addrJSON `json:"addr_info,omitempty"` // set (maybe empty) by addr show
+	Stats64     *statsJSON  `json:"stats64,omitempty"`   // -s
+}
+
+// linkBriefJSON is one link as ip -j -br prints it.
+type linkBriefJSON struct {
+	Link      string           `json:"link,omitempty"`
+	LinkIndex int              `json:"link_index,omitempty"`
+	Ifname    string           `json:"ifname"`
+	Operstate string           `json:"operstate"`
+	Address   string           `json:"address,omitempty"`
+	Flags     []string         `json:"flags,omitempty"`
+	AddrInfo  *[]addrBriefJSON `json:"addr_info,omitempty"`
 }
 
 // linkView is a link with what its rendering needs from its neighbours.
@@ -359,7 +375,10 @@ func linkViews(links []rtnl.Link) []linkView {
 	return vs
 }
 
-func groupName(g uint32) string {
+func groupName(g uint32, none bool) string {
+	if none {
+		return ""
+	}
 	if g == 0 {
 		return "default"
 	}
@@ -375,7 +394,7 @@ func (v linkView) json(withMode bool) linkJSON {
 		Qdisc:     v.Qdisc,
 		Master:    v.Master,
 		Operstate: v.OperState,
-		Group:     groupName(v.Group),
+		Group:     groupName(v.Group, v.NoGroup),
 		LinkType:  linkTypeName(v.Type),
 	}
 	if v.ParentIndex != 0 {
@@ -407,8 +426,8 @@ func (v linkView) json(withMode bool) linkJSON {
 	return j
 }
 
-// text writes the two lines ip link prints for a link.
-func (v linkView) text(w io.Writer, withMode bool) {
+// displayName is the name ip prints for a link: NAME@PEER, NAME@ifN.
+func (v linkView) displayName() string {
 	name := v.Name
 	switch {
 	case v.ParentIndex != 0 && v.LinkNetNSID >= 0:
@@ -418,6 +437,46 @@ func (v linkView) text(w io.Writer, withMode bool) {
 	case v.ParentIndex != 0:
 		name += "@if" + strconv.Itoa(v.ParentIndex)
 	}
+	return name
+}
+
+// textOpts are the choices of a link's text rendering.
+type textOpts struct {
+	mode     bool // "mode DEFAULT" (link show, not addr show)
+	noLinkLn bool // leave out the link/ line (ip -4 / -6 addr)
+	stats    int  // -s level
+}
+
+// brief writes the -br line of a link (link show) or its start (addr show:
+// name and state only; the addresses follow).
+func (v linkView) brief(w io.Writer, addrs bool) {
+	line := fmt.Sprintf("%-16s %-14s ", v.displayName(), v.OperState)
+	if !addrs {
+		if len(v.HardwareAddr) > 0 {
+			line += v.HardwareAddr.String() + " "
+		}
+		line += "<" + strings.Join(linkFlagNames(v.RawFlags, v.parentDown), ",") + "> \n"
+	}
+	io.WriteString(w, line)
+}
+
+// briefJSON is the -j -br object of a link; addrs adds addr_info (set
+// later) instead of the address and flags.
+func (v linkView) briefJSON(addrs bool) linkBriefJSON {
+	j := linkBriefJSON{Ifname: v.Name, Operstate: v.OperState}
+	full := v.json(false)
+	j.Link, j.LinkIndex = full.Link, full.LinkIndex
+	if !addrs {
+		j.Address = full.Address
+		j.Flags = full.Flags
+	}
+	return j
+}
+
+// textWith writes the lines ip link (mode) or ip addr prints for a link.
+func (v linkView) textWith(w io.Writer, o textOpts) {
+	withMode := o.mode
+	name := v.displayName()
 	j := v.json(withMode)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d: %s: <%s> mtu %d", v.Index, name, strings.Join(j.Flags, ","), v.MTU)
@@ -431,9 +490,16 @@ func (v linkView) text(w io.Writer, withMode bool) {
 	if withMode {
 		fmt.Fprintf(&b, " mode %s", j.Linkmode)
 	}
-	fmt.Fprintf(&b, " group %s", j.Group)
+	if !v.NoGroup {
+		fmt.Fprintf(&b, " group %s", j.Group)
+	}
 	if j.Txqlen != nil {
 		fmt.Fprintf(&b, " qlen %d", *j.Txqlen)
+	}
+	if o.noLinkLn {
+		b.WriteString("\n")
+		io.WriteString(w, b.String())
+		return
 	}
 	fmt.Fprintf(&b, "\n    link/%s", j.LinkType)
 	if j.Address != "" {
@@ -448,20 +514,24 @@ func (v linkView) text(w io.Writer, withMode bool) {
 		fmt.Fprintf(&b, " link-netnsid %d", v.LinkNetNSID)
 	}
 	b.WriteString("\n")
+	if o.stats > 0 && v.Stats != nil {
+		writeStats(&b, v.Stats, v.CarrierChanges, o.stats)
+	}
 	io.WriteString(w, b.String())
 }
 
 // showLinks returns the links to show: every link, or the one named dev
 // (looked up directly by name; its peer looked up by index).
-func showLinks(ctx context.Context, c *rtnl.Conn, dev string) ([]linkView, error) {
+func showLinks(ctx context.Context, c *rtnl.Conn, dev string, q rtnl.LinkQuery) ([]linkView, error) {
 	if dev == "" {
-		links, err := c.Links(ctx)
+		links, err := c.QueryLinks(ctx, q)
 		if err != nil {
 			return nil, err
 		}
 		return linkViews(links), nil
 	}
-	l, err := c.LinkByName(ctx, dev)
+	q.Family = 0 // ip asks for one link with AF_UNSPEC, whatever -4/-6 say
+	l, err := c.QueryLink(ctx, dev, q)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +547,7 @@ func showLinks(ctx context.Context, c *rtnl.Conn, dev string) ([]linkView, error
 // showLinksArgs runs showLinks for the optional "[dev] DEV" of cmd (none:
 // every link) on the connection of the current namespace, and returns that
 // connection and DEV with the views.
-func (e *env) showLinksArgs(ctx context.Context, cmd string, args []string) (c *rtnl.Conn, dev string, views []linkView, err error) {
+func (e *env) showLinksArgs(ctx context.Context, cmd string, args []string, q rtnl.LinkQuery) (c *rtnl.Conn, dev string, views []linkView, err error) {
 	if len(args) > 0 {
 		if dev, err = devArg(cmd, args); err != nil {
 			return nil, "", nil, err
@@ -486,27 +556,44 @@ func (e *env) showLinksArgs(ctx context.Context, cmd string, args []string) (c *
 	if c, err = e.rtnlConn(); err != nil {
 		return nil, "", nil, err
 	}
-	if views, err = showLinks(ctx, c, dev); err != nil {
+	if views, err = showLinks(ctx, c, dev, q); err != nil {
 		return nil, "", nil, err
 	}
 	return c, dev, views, nil
 }
 
 func linkShow(ctx context.Context, e *env, args []string) error {
-	c, _, views, err := e.showLinksArgs(ctx, "link show", args)
+	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief}
+	c, _, views, err := e.showLinksArgs(ctx, "link show", args, q)
 	if err != nil {
 		return err
+	}
+	if e.brief {
+		if e.json {
+			out := make([]linkBriefJSON, len(views))
+			for i, v := range views {
+				out[i] = v.briefJSON(false)
+			}
+			return e.printJSON(out)
+		}
+		for _, v := range views {
+			v.brief(e.stdout, false)
+		}
+		return nil
 	}
 	if e.json {
 		out := make([]linkJSON, len(views))
 		for i, v := range views {
 			out[i] = v.json(true)
+			if e.stats > 0 && v.Stats != nil {
+				out[i].Stats64 = newStatsJSON(v.Stats, v.CarrierChanges, e.stats)
+			}
 		}
 		return e.printJSON(out)
 	}
 	resolvePeerNamespaces(ctx, c, views)
 	for _, v := range views {
-		v.text(e.stdout, true)
+		v.textWith(e.stdout, textOpts{mode: true, stats: e.stats})
 	}
 	return nil
 }

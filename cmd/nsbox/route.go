@@ -26,11 +26,18 @@ func runRoute(ctx context.Context, e *env, args []string) error {
 		return routeShow(ctx, e, nil)
 	}
 	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list", "show", "ls", "lst":
+	if sub == "ls" {
+		sub = "list"
+	}
+	// ip route's order: "a" is add, "r" replace, "d" delete, "s" show.
+	switch full := subcommand(sub, "add", "replace", "delete", "list", "show", "lst", "help"); full {
+	case "list", "show", "lst":
 		return routeShow(ctx, e, rest)
-	case "add", "replace", "del", "delete":
-		return routeChange(ctx, e, sub, rest)
+	case "add", "replace", "delete":
+		if sub == "del" {
+			full = sub // the word the user typed, in messages
+		}
+		return routeChange(ctx, e, full, rest)
 	case "help":
 		fmt.Fprintln(e.stdout, routeUsage)
 		return nil
@@ -126,9 +133,11 @@ func routeChange(ctx context.Context, e *env, sub string, args []string) error {
 
 // routeJSON is one route as ip -j route prints it.
 type routeJSON struct {
+	Type     string   `json:"type,omitempty"`
 	Dst      string   `json:"dst"`
 	Gateway  string   `json:"gateway,omitempty"`
 	Dev      string   `json:"dev,omitempty"`
+	Table    string   `json:"table,omitempty"`
 	Protocol string   `json:"protocol,omitempty"`
 	Scope    string   `json:"scope,omitempty"`
 	Prefsrc  string   `json:"prefsrc,omitempty"`
@@ -139,6 +148,12 @@ type routeJSON struct {
 
 func routeToJSON(r rtnl.Route) routeJSON {
 	j := routeJSON{Dst: "default", Flags: []string{}}
+	if r.Type != 0 && r.Type != unix.RTN_UNICAST {
+		j.Type = routeTypeName(r.Type)
+	}
+	if r.Table != 0 && r.Table != unix.RT_TABLE_MAIN {
+		j.Table = tableName(r.Table)
+	}
 	if r.Dst.IsValid() && r.Dst.Bits() > 0 {
 		if r.Dst.Bits() == r.Dst.Addr().BitLen() {
 			j.Dst = r.Dst.Addr().String()
@@ -184,37 +199,48 @@ func routeToJSON(r rtnl.Route) routeJSON {
 }
 
 func (j routeJSON) text() string {
+	// ip's format (iproute.c print_route): every field ends with a
+	// space but pref.
 	var b strings.Builder
-	b.WriteString(j.Dst)
+	if j.Type != "" {
+		b.WriteString(j.Type + " ")
+	}
+	b.WriteString(j.Dst + " ")
 	if j.Gateway != "" {
-		b.WriteString(" via " + j.Gateway)
+		b.WriteString("via " + j.Gateway + " ")
 	}
 	if j.Dev != "" {
-		b.WriteString(" dev " + j.Dev)
+		b.WriteString("dev " + j.Dev + " ")
+	}
+	if j.Table != "" {
+		b.WriteString("table " + j.Table + " ")
 	}
 	if j.Protocol != "" {
-		b.WriteString(" proto " + j.Protocol)
+		b.WriteString("proto " + j.Protocol + " ")
 	}
 	if j.Scope != "" {
-		b.WriteString(" scope " + j.Scope)
+		b.WriteString("scope " + j.Scope + " ")
 	}
 	if j.Prefsrc != "" {
-		b.WriteString(" src " + j.Prefsrc)
+		b.WriteString("src " + j.Prefsrc + " ")
 	}
 	if j.Metric != 0 {
-		fmt.Fprintf(&b, " metric %d", j.Metric)
+		fmt.Fprintf(&b, "metric %d ", j.Metric)
 	}
 	for _, f := range j.Flags {
-		b.WriteString(" " + f)
+		b.WriteString(f + " ")
 	}
 	if j.Pref != "" {
-		b.WriteString(" pref " + j.Pref)
+		b.WriteString("pref " + j.Pref)
 	}
 	return b.String()
 }
 
 func routeShow(ctx context.Context, e *env, args []string) error {
 	fam := unix.AF_INET
+	if e.family == unix.AF_INET6 {
+		fam = unix.AF_INET6
+	}
 	for _, a := range args {
 		switch a {
 		case "-4", "inet":
@@ -246,4 +272,28 @@ func routeShow(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, j.text())
 	}
 	return nil
+}
+
+// routeTypes are the RTN_* names, as ip prints and reads them.
+var routeTypes = []string{"unspec", "unicast", "local", "broadcast", "anycast", "multicast",
+	"blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve"}
+
+func routeTypeName(t uint8) string {
+	if int(t) < len(routeTypes) {
+		return routeTypes[t]
+	}
+	return strconv.Itoa(int(t))
+}
+
+// tableName is a table's name as ip prints it (/etc/iproute2/rt_tables).
+func tableName(t uint32) string {
+	switch t {
+	case unix.RT_TABLE_MAIN:
+		return "main"
+	case unix.RT_TABLE_LOCAL:
+		return "local"
+	case unix.RT_TABLE_DEFAULT:
+		return "default"
+	}
+	return strconv.FormatUint(uint64(t), 10)
 }

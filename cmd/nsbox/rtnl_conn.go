@@ -210,11 +210,19 @@ func parseMTU(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// printJSON writes v as one line of JSON, as ip -j does.
+// printJSON writes v as one line of JSON, as ip -j does, or indented as
+// ip -j -p does when -p was given.
 func (e *env) printJSON(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
+	}
+	if e.pretty {
+		if b, err = ipPretty(b); err != nil {
+			return fmt.Errorf("encode JSON: %w", err)
+		}
+		_, err = e.stdout.Write(b)
+		return err
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 	return err
