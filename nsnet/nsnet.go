@@ -217,11 +217,22 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 		return nil, fmt.Errorf("nsnet: open netns of pid %d: %w", pid, err)
 	}
 	defer child.Close()
+	return AttachNS(ctx, c, child, HostIfName(pid))
+}
+
+// AttachNS is Attach for a network namespace given by a handle (which must
+// be new and empty, and which the caller keeps open as long as it needs
+// it), with hostIf as the name of the veth's host end. The pool package
+// wires namespaces that no process has entered yet this way.
+func AttachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf string) (a *Attachment, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	hostConn, err := rtnl.Dial(c.BridgeNS)
 	if err != nil {
 		return nil, fmt.Errorf("nsnet: dial bridge namespace: %w", err)
 	}
-	a = &Attachment{hostConn: hostConn, hostIf: HostIfName(pid), ifName: c.ifName()}
+	a = &Attachment{hostConn: hostConn, hostIf: hostIf, ifName: c.ifName()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
@@ -241,7 +252,7 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 	}
 	in, err := rtnl.Dial(child)
 	if err != nil {
-		return a, fmt.Errorf("nsnet: dial pid %d's namespace: %w", pid, err)
+		return a, fmt.Errorf("nsnet: dial the sandbox's namespace: %w", err)
 	}
 	defer in.Close()
 	if err := in.SetUp(ctx, "lo"); err != nil {
