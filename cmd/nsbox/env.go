@@ -99,6 +99,7 @@ func commands() []*command {
 		withOwnHelp(dhcpCommand()),
 		withOwnHelp(dhcpdCommand()),
 		natCommand(),
+		poolCommand(),
 		versionCommand(),
 		helpCommand(),
 	}

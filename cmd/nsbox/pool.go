@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nsbox/nsbox/pool"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+const poolUsage = `pool start NAME --bridge BR --size N (--dhcp | --range FROM-TO/PREFIX [--gateway IP])
+           [--dns IP[,IP]] [--nat] [--ifname NAME] [-v]
+                               keep N network namespaces ready on BR (in -n NS), served on
+                               /run/nsbox/pools/NAME.sock, until SIGINT/SIGTERM or pool stop
+pool status NAME               ready, in_use, refilling, failures (-j: an object)
+pool stop NAME                 tear the pool down and release every lease`
+
+func poolCommand() *command {
+	return &command{name: "pool", usage: poolUsage, run: runPool, noBatch: true}
+}
+
+// poolStartArgs are the checked arguments of nsbox pool start.
+type poolStartArgs struct {
+	cfg     pool.Config
+	verbose bool
+}
+
+// parsePoolStart checks the arguments after "pool start"; every mistake is a
+// usage error. It touches nothing.
+func parsePoolStart(args []string) (poolStartArgs, error) {
+	var a poolStartArgs
+	fs := pflag.NewFlagSet("pool start", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.cfg.Bridge, "bridge", "", "bridge the namespaces' veths join")
+	fs.IntVar(&a.cfg.Size, "size", 0, "namespaces kept ready")
+	fs.BoolVar(&a.cfg.DHCP, "dhcp", false, "lease each address by DHCP")
+	rng := fs.String("range", "", "static addresses FROM-TO/PREFIX")
+	gw := fs.String("gateway", "", "default route of range addresses (default: the bridge's address)")
+	dns := fs.String("dns", "", "DNS servers, comma-separated")
+	fs.BoolVar(&a.cfg.NAT, "nat", false, "masquerade the bridge's subnets while the pool runs")
+	fs.StringVar(&a.cfg.IfName, "ifname", "", "interface name inside the namespaces (default eth0)")
+	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log refills and DHCP to stderr")
+	if err := fs.Parse(args); err != nil {
+		return a, usagef("pool start: %s", printable(err.Error()))
+	}
+	rest := fs.Args()
+	if len(rest) != 1 {
+		return a, usagef("pool start: expected NAME, got %d argument(s)", len(rest))
+	}
+	a.cfg.Name = rest[0]
+	if err := pool.ValidateName(a.cfg.Name); err != nil {
+		return a, usagef("pool start: %v", err)
+	}
+	if a.cfg.Bridge == "" {
+		return a, usagef("pool start: --bridge is required")
+	}
+	if err := rtnl.ValidateLinkName(a.cfg.Bridge); err != nil {
+		return a, usagef("pool start: --bridge %q: %v", a.cfg.Bridge, errors.Unwrap(err))
+	}
+	if a.cfg.Size < 1 {
+		return a, usagef("pool start: --size %d: want at least 1", a.cfg.Size)
+	}
+	if a.cfg.DHCP == (*rng != "") {
+		return a, usagef("pool start: need exactly one of --dhcp and --range")
+	}
+	if *rng != "" {
+		r, err := pool.ParseRange(*rng)
+		if err != nil {
+			return a, usagef("pool start: --%v", err)
+		}
+		a.cfg.Range = r // a range smaller than --size is pool.Start's error (exit 1)
+	}
+	if *gw != "" {
+		if a.cfg.DHCP {
+			return a, usagef("pool start: --gateway goes with --range (DHCP gives its own)")
+		}
+		g, err := netip.ParseAddr(*gw)
+		if err != nil || !g.Is4() {
+			return a, usagef("pool start: --gateway %q: not an IPv4 address", *gw)
+		}
+		if !a.cfg.Range.Prefix().Contains(g) {
+			return a, usagef("pool start: --gateway %s is outside %s", g, a.cfg.Range.Prefix())
+		}
+		a.cfg.Gateway = g
+	}
+	if *dns != "" {
+		for _, s := range strings.Split(*dns, ",") {
+			d, err := netip.ParseAddr(s)
+			if err != nil {
+				return a, usagef("pool start: --dns %q: not an IP address", s)
+			}
+			a.cfg.DNS = append(a.cfg.DNS, d)
+		}
+	}
+	if a.cfg.IfName != "" {
+		if err := rtnl.ValidateLinkName(a.cfg.IfName); err != nil {
+			return a, usagef("pool start: --ifname %q: %v", a.cfg.IfName, errors.Unwrap(err))
+		}
+	}
+	return a, nil
+}
+
+func runPool(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("pool: missing subcommand (start, status, stop; try nsbox -h)")
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "start":
+		return runPoolStart(ctx, e, rest)
+	case "status", "stop":
+		if len(rest) != 1 {
+			return usagef("pool %s: expected NAME, got %d argument(s)", sub, len(rest))
+		}
+		c, err := pool.NewClient(rest[0])
+		if err != nil {
+			return usagef("pool %s: %v", sub, errors.Unwrap(err))
+		}
+		if sub == "stop" {
+			ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			return c.Stop(ctx)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if e.json {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(e.stdout, string(b))
+			return err
+		}
+		_, err = fmt.Fprintf(e.stdout, "pool %s: ready %d, in use %d, refilling %d, failures %d\n", st.Name, st.Ready, st.InUse, st.Refilling, st.Failures)
+		return err
+	}
+	return usagef("pool: unknown subcommand %q (start, status, stop)", sub)
+}
+
+// runPoolStart runs a pool in the foreground until SIGINT/SIGTERM, pool
+// stop, or its bridge vanishing (an error: exit 1).
+func runPoolStart(ctx context.Context, e *env, args []string) error {
+	a, err := parsePoolStart(args)
+	if err != nil {
+		return err
+	}
+	if e.netns != "" {
+		h, err := openNS(e.netns)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		a.cfg.BridgeNS = h
+	}
+	if a.verbose {
+		a.cfg.Logf = func(format string, args ...any) {
+			fmt.Fprintf(e.stderr, "nsbox: "+format+"\n", args...)
+		}
+	}
+	p, err := pool.Start(ctx, a.cfg)
+	if err != nil {
+		return err
+	}
+	if a.verbose {
+		go func() {
+			if p.WaitReady(ctx) == nil {
+				fmt.Fprintf(e.stderr, "nsbox: pool %s: %d namespaces ready on %s\n", a.cfg.Name, a.cfg.Size, a.cfg.Bridge)
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return p.Close()
+	case <-p.Done():
+	}
+	if err := p.Err(); err != nil {
+		return err
+	}
+	return p.Close()
+}
+

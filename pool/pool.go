@@ -1,0 +1,531 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/nat"
+	"github.com/nsbox/nsbox/netns"
+	"github.com/nsbox/nsbox/nsnet"
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// ErrStopped is returned by Claim once the pool is stopping or stopped.
+var ErrStopped = errors.New("pool stopped")
+
+// Error is the one error shape of this package: the operation, the pool
+// (or socket) and the cause.
+type Error struct {
+	Op     string // "start", "claim", "status", "stop", "refill"
+	Object string // the pool's name or socket path
+	Err    error
+}
+
+// Error renders "pool: OP OBJECT: cause".
+func (e *Error) Error() string {
+	if e.Object == "" {
+		return "pool: " + e.Op + ": " + e.Err.Error()
+	}
+	return "pool: " + e.Op + " " + e.Object + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Status is a pool's counters, as `nsbox -j pool status` prints them.
+type Status struct {
+	Name      string `json:"name"`
+	Ready     int    `json:"ready"`     // wired namespaces waiting for a claim
+	InUse     int    `json:"in_use"`    // claimed and not yet released
+	Refilling int    `json:"refilling"` // being wired now
+	Failures  int    `json:"failures"`  // wirings that failed since the start
+}
+
+// entry is one namespace the pool wired.
+type entry struct {
+	ns     *netns.Handle
+	att    *nsnet.Attachment
+	addr   netip.Prefix
+	gw     netip.Addr
+	dns    []netip.Addr
+	static netip.Addr // the range address it holds, if any
+}
+
+// Pool keeps Config.Size namespaces ready. Its methods are safe for
+// concurrent use.
+type Pool struct {
+	cfg      Config
+	bridgeNS *netns.Handle
+	ifTag    string // random part of the host ends' names
+	gateway  netip.Addr
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	ready chan *entry // capacity Size
+	kick  chan struct{}
+
+	mu        sync.Mutex
+	inUse     int
+	refilling int
+	failures  int
+	seq       uint64
+	used      map[netip.Addr]bool // range addresses held by an entry
+	cursor    int                 // next range offset to try (round robin, so a freed address rests)
+
+	listener *net.UnixListener
+	natTable *nat.Table
+	natEntry nat.Masquerade
+
+	wg       sync.WaitGroup // refill workers, connections, loops
+	done     chan struct{}
+	closeErr error
+}
+
+func (p *Pool) logf(format string, args ...any) {
+	if p.cfg.Logf != nil {
+		p.cfg.Logf(format, args...)
+	}
+}
+
+func (p *Pool) name() string {
+	if p.cfg.Name == "" {
+		return p.cfg.Bridge
+	}
+	return p.cfg.Name
+}
+
+// Start checks cfg and the bridge, masquerades it with cfg.NAT, listens on
+// the pool's socket when cfg.Name is set, and starts filling in the
+// background; WaitReady waits for the fill. The pool runs until ctx ends,
+// Close is called, a client asks it to stop or its bridge vanishes.
+func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
+	wrap := func(err error) error { return &Error{Op: "start", Object: cfg.Name, Err: err} }
+	if err := cfg.validate(); err != nil {
+		return nil, wrap(err)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 8
+	}
+	var tag [2]byte
+	if _, err := rand.Read(tag[:]); err != nil {
+		return nil, wrap(err)
+	}
+	p := &Pool{cfg: cfg, ifTag: hex.EncodeToString(tag[:]), ready: make(chan *entry, cfg.Size),
+		kick: make(chan struct{}, 1), used: map[netip.Addr]bool{}, done: make(chan struct{})}
+	if cfg.BridgeNS != nil {
+		if p.bridgeNS, err = netns.Open("/proc/self/fd/" + strconv.Itoa(cfg.BridgeNS.Fd())); err != nil {
+			return nil, wrap(err)
+		}
+	} else if p.bridgeNS, err = netns.Current(); err != nil {
+		return nil, wrap(err)
+	}
+	p.cfg.BridgeNS = p.bridgeNS
+	p.ctx, p.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			p.cancel(err)
+			p.teardown()
+		}
+	}()
+	bridgeAddrs, err := p.checkBridge(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if cfg.Range.IsValid() {
+		p.gateway = cfg.Gateway
+		for _, a := range bridgeAddrs {
+			if cfg.Range.Prefix().Contains(a.Addr()) {
+				p.used[a.Addr()] = true // never hand out the bridge's own address
+				if !p.gateway.IsValid() {
+					p.gateway = a.Addr()
+				}
+			}
+		}
+		if p.gateway.IsValid() {
+			p.used[p.gateway] = true
+		}
+		if free := cfg.Range.Count() - p.usedInRange(); free < cfg.Size {
+			return nil, wrap(fmt.Errorf("range %s holds %d free addresses, fewer than the size %d", cfg.Range, free, cfg.Size))
+		}
+	}
+	if cfg.NAT {
+		if p.natTable, err = nat.Open(p.bridgeNS); err != nil {
+			return nil, wrap(err)
+		}
+		owner, err := nat.Self("pool " + p.name())
+		if err != nil {
+			return nil, wrap(err)
+		}
+		p.natEntry = nat.Masquerade{Bridge: cfg.Bridge, Owner: owner}
+		if err := p.natTable.AddMasquerade(ctx, p.natEntry); err != nil {
+			p.natTable.Close()
+			p.natTable = nil
+			return nil, wrap(err)
+		}
+	}
+	if cfg.Name != "" {
+		if err := p.listen(); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	p.wg.Add(2)
+	go p.refillLoop()
+	go p.watchBridge()
+	if p.listener != nil {
+		p.wg.Add(1)
+		go p.serve()
+	}
+	p.poke()
+	go func() {
+		<-p.ctx.Done()
+		p.teardown()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *Pool) usedInRange() int {
+	n := 0
+	for a := range p.used {
+		if !a.Less(p.cfg.Range.From) && !p.cfg.Range.To.Less(a) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkBridge returns the bridge's addresses, or an error if it is missing
+// or not a bridge.
+func (p *Pool) checkBridge(ctx context.Context) ([]netip.Prefix, error) {
+	c, err := rtnl.Dial(p.bridgeNS)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	l, err := c.LinkByName(ctx, p.cfg.Bridge)
+	if errors.Is(err, unix.ENODEV) {
+		return nil, fmt.Errorf("bridge %s does not exist", p.cfg.Bridge)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.Kind != "bridge" {
+		return nil, fmt.Errorf("%s is not a bridge", p.cfg.Bridge)
+	}
+	as, err := c.Addrs(ctx, p.cfg.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		if a.Prefix.Addr().Is4() {
+			out = append(out, a.Prefix)
+		}
+	}
+	return out, nil
+}
+
+// watchBridge stops the pool when its bridge vanishes.
+func (p *Pool) watchBridge() {
+	defer p.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
+		_, err := p.checkBridge(ctx)
+		cancel()
+		if err != nil && p.ctx.Err() == nil {
+			p.logf("pool %s: %v: stopping", p.name(), err)
+			p.cancel(fmt.Errorf("bridge %s vanished: %w", p.cfg.Bridge, err))
+			return
+		}
+	}
+}
+
+// poke asks the refill loop to look at the counters.
+func (p *Pool) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// refillLoop starts workers while ready+refilling < Size.
+func (p *Pool) refillLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-p.kick:
+		}
+		for {
+			p.mu.Lock()
+			if p.ctx.Err() != nil || len(p.ready)+p.refilling >= p.cfg.Size || p.refilling >= p.cfg.Workers {
+				p.mu.Unlock()
+				break
+			}
+			static, ok := p.allocStatic()
+			if !ok {
+				p.mu.Unlock()
+				break // the range is all in use: a release pokes again
+			}
+			p.refilling++
+			p.seq++
+			hostIf := "np" + p.ifTag + strconv.FormatUint(p.seq, 16)
+			p.wg.Add(1)
+			p.mu.Unlock()
+			go p.refill(hostIf, static)
+		}
+	}
+}
+
+// allocStatic takes the next free range address (round robin); without a
+// range it returns an invalid address and true. p.mu is held.
+func (p *Pool) allocStatic() (netip.Addr, bool) {
+	if !p.cfg.Range.IsValid() {
+		return netip.Addr{}, true
+	}
+	n := p.cfg.Range.Count()
+	for i := 0; i < n; i++ {
+		off := (p.cursor + i) % n
+		a := p.cfg.Range.From
+		for j := 0; j < off; j++ {
+			a = a.Next()
+		}
+		if !p.used[a] {
+			p.used[a] = true
+			p.cursor = off + 1
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// refill wires one namespace and queues it.
+func (p *Pool) refill(hostIf string, static netip.Addr) {
+	defer p.wg.Done()
+	e, err := p.wire(hostIf, static)
+	p.mu.Lock()
+	p.refilling--
+	if err != nil {
+		if static.IsValid() {
+			delete(p.used, static)
+		}
+		if p.ctx.Err() == nil {
+			p.failures++
+			p.logf("pool %s: refill: %v", p.name(), err)
+		}
+		p.mu.Unlock()
+		if p.ctx.Err() == nil {
+			// Retry later, not in a tight loop.
+			select {
+			case <-p.ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			p.poke()
+		}
+		return
+	}
+	if p.ctx.Err() != nil {
+		p.mu.Unlock()
+		p.destroy(e)
+		return
+	}
+	p.ready <- e // never blocks: ready+refilling <= Size
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
+	ns, err := newNetns()
+	if err != nil {
+		return nil, err
+	}
+	c := nsnet.Config{Bridge: p.cfg.Bridge, BridgeNS: p.bridgeNS, IfName: p.cfg.IfName, DHCP: p.cfg.DHCP,
+		DHCPTimeout: p.cfg.DHCPTimeout, Logf: p.cfg.Logf}
+	if static.IsValid() {
+		c.Addr = netip.PrefixFrom(static, p.cfg.Range.Bits)
+		c.Gateway = p.gateway
+	}
+	att, err := nsnet.AttachNS(p.ctx, &c, ns, hostIf)
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	e := &entry{ns: ns, att: att, addr: att.Addr, gw: att.Gateway, dns: p.cfg.DNS, static: static}
+	if len(e.dns) == 0 {
+		e.dns = att.DNS
+	}
+	return e, nil
+}
+
+// destroy releases e's lease and closes its namespace (the kernel removes
+// it with its veth); its range address becomes free.
+func (p *Pool) destroy(e *entry) {
+	if err := e.att.Detach(context.Background()); err != nil {
+		p.logf("pool %s: release %s: %v", p.name(), e.addr, err)
+	}
+	e.ns.Close()
+	if e.static.IsValid() {
+		p.mu.Lock()
+		delete(p.used, e.static)
+		p.mu.Unlock()
+	}
+}
+
+// take waits for a ready entry until ctx ends or the pool stops.
+func (p *Pool) take(ctx context.Context) (*entry, error) {
+	select {
+	case e := <-p.ready:
+		p.mu.Lock()
+		p.inUse++
+		p.mu.Unlock()
+		p.poke()
+		return e, nil
+	default:
+	}
+	select {
+	case e := <-p.ready:
+		p.mu.Lock()
+		p.inUse++
+		p.mu.Unlock()
+		p.poke()
+		return e, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.ctx.Done():
+		return nil, p.stopErr()
+	}
+}
+
+// giveBack destroys a claimed entry and refills.
+func (p *Pool) giveBack(e *entry) {
+	p.destroy(e)
+	p.mu.Lock()
+	p.inUse--
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *Pool) stopErr() error {
+	if c := context.Cause(p.ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return fmt.Errorf("%w: %w", ErrStopped, c)
+	}
+	return ErrStopped
+}
+
+// Claim takes a ready namespace, waiting until ctx ends if none is ready.
+// The Slot must be released; it is never handed out again.
+func (p *Pool) Claim(ctx context.Context) (*Slot, error) {
+	e, err := p.take(ctx)
+	if err != nil {
+		return nil, &Error{Op: "claim", Object: p.name(), Err: err}
+	}
+	s := &Slot{ns: e.ns, addr: e.addr, gw: e.gw, dns: e.dns, ifName: ifNameOr(p.cfg.IfName)}
+	s.release = func() error { p.giveBack(e); return nil }
+	return s, nil
+}
+
+func ifNameOr(n string) string {
+	if n == "" {
+		return "eth0"
+	}
+	return n
+}
+
+// WaitReady waits until Size namespaces are ready (or ctx ends, or the
+// pool stops).
+func (p *Pool) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if len(p.ready) >= p.cfg.Size {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &Error{Op: "wait", Object: p.name(), Err: ctx.Err()}
+		case <-p.ctx.Done():
+			return &Error{Op: "wait", Object: p.name(), Err: p.stopErr()}
+		case <-t.C:
+		}
+	}
+}
+
+// Status returns the counters.
+func (p *Pool) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Status{Name: p.name(), Ready: len(p.ready), InUse: p.inUse, Refilling: p.refilling, Failures: p.failures}
+}
+
+// Done is closed once the pool has stopped and torn everything down.
+func (p *Pool) Done() <-chan struct{} { return p.done }
+
+// Err returns why the pool stopped: nil after Close, ctx's end or a
+// client's stop; the cause when its bridge vanished.
+func (p *Pool) Err() error {
+	c := context.Cause(p.ctx)
+	if c == nil || errors.Is(c, context.Canceled) || errors.Is(c, errStopRequested) {
+		return nil
+	}
+	return &Error{Op: "run", Object: p.name(), Err: c}
+}
+
+var errStopRequested = errors.New("stop requested")
+
+// Close stops the pool: no more claims, every ready namespace destroyed and
+// its lease released, the socket removed and the NAT entry removed. Slots
+// in use stay valid until released. It waits for all that.
+func (p *Pool) Close() error {
+	p.cancel(context.Canceled)
+	<-p.done
+	return p.closeErr
+}
+
+// teardown runs once the pool's context has ended.
+func (p *Pool) teardown() {
+	if p.listener != nil {
+		p.listener.Close()
+	}
+	p.wg.Wait() // workers and connections end (connections destroy their entries)
+	for {
+		select {
+		case e := <-p.ready:
+			p.destroy(e)
+			continue
+		default:
+		}
+		break
+	}
+	if p.natTable != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.natTable.RemoveMasquerade(ctx, p.natEntry); err != nil && !errors.Is(err, nat.ErrNotFound) {
+			p.closeErr = err
+		}
+		cancel()
+		p.natTable.Close()
+	}
+	p.bridgeNS.Close()
+	if p.listener != nil {
+		os.Remove(SocketPath(p.cfg.Name)) // last: Client.Stop waits for this
+	}
+}

@@ -1,0 +1,217 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// request is what a client sends: one message per connection.
+type request struct {
+	Op     string `json:"op"`                // "claim", "status" or "stop"
+	WaitMs int64  `json:"wait_ms,omitempty"` // claim: how long to wait for a ready namespace
+}
+
+// reply is the server's answer. A claim's reply carries the namespace's fd
+// (SCM_RIGHTS); an empty pool's reply carries the bridge's namespace fd and
+// the wiring, so that the client can build a namespace itself.
+type reply struct {
+	Error   string   `json:"error,omitempty"`
+	Empty   bool     `json:"empty,omitempty"`
+	Addr    string   `json:"addr,omitempty"`
+	Gateway string   `json:"gateway,omitempty"`
+	DNS     []string `json:"dns,omitempty"`
+	IfName  string   `json:"ifname,omitempty"`
+	Bridge  string   `json:"bridge,omitempty"`
+	DHCP    bool     `json:"dhcp,omitempty"`
+	Status  *Status  `json:"status,omitempty"`
+}
+
+const maxMessage = 64 * 1024
+
+// listen binds the pool's socket (mode 0600). A socket file that nothing
+// listens on (left by a pool that was killed) is replaced; a live one is an
+// error.
+func (p *Pool) listen() error {
+	path := SocketPath(p.cfg.Name)
+	if err := os.MkdirAll(SocketDir, 0o755); err != nil {
+		return err
+	}
+	if c, err := net.DialTimeout("unixpacket", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("pool %s is already running (%s)", p.cfg.Name, path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	old := unix.Umask(0o177)
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	unix.Umask(old)
+	if err != nil {
+		return err
+	}
+	l.SetUnlinkOnClose(false) // teardown removes it
+	p.listener = l
+	return nil
+}
+
+// serve accepts connections until the pool stops.
+func (p *Pool) serve() {
+	defer p.wg.Done()
+	conns := map[*net.UnixConn]bool{}
+	var mu = make(chan struct{}, 1)
+	lock := func() { mu <- struct{}{} }
+	unlock := func() { <-mu }
+	go func() {
+		<-p.ctx.Done()
+		p.listener.Close()
+		lock()
+		for c := range conns {
+			c.Close() // ends the claims in use: their entries are destroyed
+		}
+		unlock()
+	}()
+	for {
+		c, err := p.listener.AcceptUnix()
+		if err != nil {
+			if p.ctx.Err() == nil {
+				p.logf("pool %s: accept: %v", p.name(), err)
+				p.cancel(fmt.Errorf("accept: %w", err))
+			}
+			return
+		}
+		lock()
+		if p.ctx.Err() != nil {
+			unlock()
+			c.Close()
+			continue
+		}
+		conns[c] = true
+		p.wg.Add(1)
+		unlock()
+		go func() {
+			defer p.wg.Done()
+			p.handle(c)
+			lock()
+			delete(conns, c)
+			unlock()
+			c.Close()
+		}()
+	}
+}
+
+// peerAllowed checks SO_PEERCRED: root or the pool's own uid.
+func peerAllowed(c *net.UnixConn) (uint32, bool, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, false, err
+	}
+	if cerr != nil {
+		return 0, false, cerr
+	}
+	return cred.Uid, cred.Uid == 0 || cred.Uid == uint32(os.Geteuid()), nil
+}
+
+func send(c *net.UnixConn, r reply, fd int) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	_, _, err = c.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+func (p *Pool) handle(c *net.UnixConn) {
+	uid, ok, err := peerAllowed(c)
+	if err != nil {
+		p.logf("pool %s: peer credentials: %v", p.name(), err)
+		return
+	}
+	if !ok {
+		send(c, reply{Error: fmt.Sprintf("uid %d may not use pool %s (only uid %d and root)", uid, p.name(), os.Geteuid())}, -1)
+		return
+	}
+	buf := make([]byte, maxMessage)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	var req request
+	if err := json.Unmarshal(buf[:n], &req); err != nil {
+		send(c, reply{Error: "malformed request: " + err.Error()}, -1)
+		return
+	}
+	switch req.Op {
+	case "status":
+		st := p.Status()
+		send(c, reply{Status: &st}, -1)
+	case "stop":
+		send(c, reply{}, -1)
+		p.cancel(errStopRequested)
+	case "claim":
+		p.handleClaim(c, req)
+	default:
+		send(c, reply{Error: fmt.Sprintf("unknown request %q", req.Op)}, -1)
+	}
+}
+
+func (p *Pool) handleClaim(c *net.UnixConn, req request) {
+	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(req.WaitMs)*time.Millisecond)
+	e, err := p.take(ctx)
+	cancel()
+	if err != nil {
+		if p.ctx.Err() != nil {
+			send(c, reply{Error: p.stopErr().Error()}, -1)
+			return
+		}
+		// Empty: hand over what the client needs to wire a namespace itself.
+		send(c, reply{Empty: true, Bridge: p.cfg.Bridge, DHCP: p.cfg.DHCP, IfName: ifNameOr(p.cfg.IfName),
+			DNS: addrStrings(p.cfg.DNS)}, p.bridgeNS.Fd())
+		return
+	}
+	r := reply{Addr: e.addr.String(), IfName: ifNameOr(p.cfg.IfName), DNS: addrStrings(e.dns)}
+	if e.gw.IsValid() {
+		r.Gateway = e.gw.String()
+	}
+	if err := send(c, r, e.ns.Fd()); err != nil {
+		p.giveBack(e)
+		return
+	}
+	// The slot is the client's until it closes the connection (or dies).
+	var b [1]byte
+	for {
+		_, err := c.Read(b[:])
+		if err != nil {
+			break
+		}
+	}
+	p.giveBack(e)
+}
+
+func addrStrings(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package pool
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nsbox/nsbox/netns"
+)
+
+// Slot is one claimed namespace: wired, addressed and routed. Release it
+// when the sandbox that joined it has ended; it is then destroyed.
+type Slot struct {
+	ns      *netns.Handle
+	addr    netip.Prefix
+	gw      netip.Addr
+	dns     []netip.Addr
+	ifName  string
+	release func() error
+	once    sync.Once
+	err     error
+}
+
+// Netns returns the namespace; it stays valid until Release. Join it with
+// setns, or give nsclone the path /proc/self/fd/N of its Fd.
+func (s *Slot) Netns() *netns.Handle { return s.ns }
+
+// Path is /proc/self/fd/N of the namespace, for nsclone.Spec.Join.
+func (s *Slot) Path() string { return "/proc/self/fd/" + strconv.Itoa(s.ns.Fd()) }
+
+// Addr returns the namespace's address with its prefix length.
+func (s *Slot) Addr() netip.Prefix { return s.addr }
+
+// Gateway returns the default route's gateway (invalid if none).
+func (s *Slot) Gateway() netip.Addr { return s.gw }
+
+// DNS returns the name servers for the namespace's resolv.conf.
+func (s *Slot) DNS() []netip.Addr { return s.dns }
+
+// IfName returns the name of the interface inside the namespace.
+func (s *Slot) IfName() string { return s.ifName }
+
+// ResolvConf returns a resolv.conf naming DNS (nil when there is none).
+func (s *Slot) ResolvConf() []byte {
+	if len(s.dns) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("# written by nsbox pool\n")
+	for _, d := range s.dns {
+		b.WriteString("nameserver " + d.String() + "\n")
+	}
+	return []byte(b.String())
+}
+
+// Release gives the slot back: the namespace is destroyed (never reused)
+// and its lease released. It is safe to call more than once.
+func (s *Slot) Release() error {
+	s.once.Do(func() {
+		s.err = s.release()
+		s.ns.Close()
+	})
+	return s.err
+}
