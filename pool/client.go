@@ -80,49 +80,58 @@ func (c *Client) dial(ctx context.Context) (*net.UnixConn, error) {
 	return conn.(*net.UnixConn), nil
 }
 
-// exchange sends req and reads the reply and the fd it carries (-1: none).
-func (c *Client) exchange(ctx context.Context, conn *net.UnixConn, req request) (reply, int, error) {
+// exchange sends req and reads the reply and the fds it carries.
+func (c *Client) exchange(ctx context.Context, conn *net.UnixConn, req request) (reply, []int, error) {
 	b, _ := json.Marshal(req)
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	if _, err := conn.Write(b); err != nil {
-		return reply{}, -1, err
+		return reply{}, nil, err
 	}
 	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, unix.CmsgSpace(2*4))
 	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return reply{}, -1, err
+		return reply{}, nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	fd := -1
+	var fds []int
 	if oobn > 0 {
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err == nil && len(msgs) == 1 {
-			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
-				fd = fds[0]
-				unix.CloseOnExec(fd)
+		if err == nil {
+			for i := range msgs {
+				if got, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+					fds = append(fds, got...)
+				}
 			}
 		}
 	}
+	closeAll := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 	if n == 0 {
-		return reply{}, fd, errors.New("empty reply")
+		closeAll()
+		return reply{}, nil, errors.New("empty reply")
 	}
 	var r reply
 	if err := json.Unmarshal(buf[:n], &r); err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return reply{}, -1, fmt.Errorf("malformed reply: %w", err)
+		closeAll()
+		return reply{}, nil, fmt.Errorf("malformed reply: %w", err)
 	}
 	if r.Error != "" {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return r, -1, errors.New(r.Error)
+		closeAll()
+		return r, nil, errors.New(r.Error)
 	}
-	return r, fd, nil
+	return r, fds, nil
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 // handle turns a received fd into a namespace handle.
@@ -151,29 +160,45 @@ func (c *Client) Claim(ctx context.Context, wait time.Duration) (*Slot, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	r, fd, err := c.exchange(ctx, conn, request{Op: "claim", WaitMs: wait.Milliseconds()})
-	if err != nil {
-		conn.Close()
-		return nil, wrap(err)
-	}
-	if fd < 0 {
-		conn.Close()
-		return nil, wrap(errors.New("reply without a namespace"))
-	}
-	h, err := handle(fd)
+	r, fds, err := c.exchange(ctx, conn, request{Op: "claim", WaitMs: wait.Milliseconds()})
 	if err != nil {
 		conn.Close()
 		return nil, wrap(err)
 	}
 	if r.Empty {
 		conn.Close()
+		if len(fds) != 1 {
+			closeFds(fds)
+			return nil, wrap(errors.New("empty reply without the bridge's namespace"))
+		}
+		h, err := handle(fds[0])
+		if err != nil {
+			return nil, wrap(err)
+		}
 		return nil, &EmptyError{Pool: c.name, Waited: wait, Bridge: r.Bridge, DHCP: r.DHCP, IfName: r.IfName,
 			DNS: parseAddrs(r.DNS), BridgeNS: h}
 	}
-	s := &Slot{ns: h, ifName: r.IfName, dns: parseAddrs(r.DNS)}
-	if s.addr, err = netip.ParsePrefix(r.Addr); err != nil {
+	if len(fds) != 2 {
+		closeFds(fds)
+		conn.Close()
+		return nil, wrap(errors.New("reply without the namespaces"))
+	}
+	h, err := handle(fds[0])
+	if err != nil {
+		unix.Close(fds[1])
+		conn.Close()
+		return nil, wrap(err)
+	}
+	bh, err := handle(fds[1])
+	if err != nil {
 		h.Close()
 		conn.Close()
+		return nil, wrap(err)
+	}
+	s := &Slot{ns: h, bridgeNS: bh, bridge: r.Bridge, ifName: r.IfName, dns: parseAddrs(r.DNS)}
+	if s.addr, err = netip.ParsePrefix(r.Addr); err != nil {
+		s.release = conn.Close
+		s.Release()
 		return nil, wrap(fmt.Errorf("reply address %q: %w", r.Addr, err))
 	}
 	if r.Gateway != "" {
@@ -191,10 +216,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, wrap(err)
 	}
 	defer conn.Close()
-	r, fd, err := c.exchange(ctx, conn, request{Op: "status"})
-	if fd >= 0 {
-		unix.Close(fd)
-	}
+	r, fds, err := c.exchange(ctx, conn, request{Op: "status"})
+	closeFds(fds)
 	if err != nil {
 		return Status{}, wrap(err)
 	}
@@ -212,11 +235,9 @@ func (c *Client) Stop(ctx context.Context) error {
 	if err != nil {
 		return wrap(err)
 	}
-	_, fd, err := c.exchange(ctx, conn, request{Op: "stop"})
+	_, fds, err := c.exchange(ctx, conn, request{Op: "stop"})
 	conn.Close()
-	if fd >= 0 {
-		unix.Close(fd)
-	}
+	closeFds(fds)
 	if err != nil {
 		return wrap(err)
 	}

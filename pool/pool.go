@@ -439,7 +439,19 @@ func (p *Pool) Claim(ctx context.Context) (*Slot, error) {
 	if err != nil {
 		return nil, &Error{Op: "claim", Object: p.name(), Err: err}
 	}
-	s := &Slot{ns: e.ns, addr: e.addr, gw: e.gw, dns: e.dns, ifName: ifNameOr(p.cfg.IfName)}
+	bh, err := netns.Open("/proc/self/fd/" + strconv.Itoa(p.bridgeNS.Fd()))
+	if err != nil {
+		p.giveBack(e)
+		return nil, &Error{Op: "claim", Object: p.name(), Err: err}
+	}
+	// The slot's own handle: giveBack closes the entry's.
+	ns, err := netns.Open("/proc/self/fd/" + strconv.Itoa(e.ns.Fd()))
+	if err != nil {
+		bh.Close()
+		p.giveBack(e)
+		return nil, &Error{Op: "claim", Object: p.name(), Err: err}
+	}
+	s := &Slot{ns: ns, bridgeNS: bh, bridge: p.cfg.Bridge, addr: e.addr, gw: e.gw, dns: e.dns, ifName: ifNameOr(p.cfg.IfName)}
 	s.release = func() error { p.giveBack(e); return nil }
 	return s, nil
 }

@@ -20,7 +20,7 @@ type request struct {
 }
 
 // reply is the server's answer. A claim's reply carries the namespace's fd
-// (SCM_RIGHTS); an empty pool's reply carries the bridge's namespace fd and
+// and the bridge namespace's (SCM_RIGHTS); an empty pool's reply carries the bridge's namespace fd and
 // the wiring, so that the client can build a namespace itself.
 type reply struct {
 	Error   string   `json:"error,omitempty"`
@@ -126,14 +126,14 @@ func peerAllowed(c *net.UnixConn) (uint32, bool, error) {
 	return cred.Uid, cred.Uid == 0 || cred.Uid == uint32(os.Geteuid()), nil
 }
 
-func send(c *net.UnixConn, r reply, fd int) error {
+func send(c *net.UnixConn, r reply, fds ...int) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
 	var oob []byte
-	if fd >= 0 {
-		oob = unix.UnixRights(fd)
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
 	}
 	_, _, err = c.WriteMsgUnix(b, oob, nil)
 	return err
@@ -146,7 +146,7 @@ func (p *Pool) handle(c *net.UnixConn) {
 		return
 	}
 	if !ok {
-		send(c, reply{Error: fmt.Sprintf("uid %d may not use pool %s (only uid %d and root)", uid, p.name(), os.Geteuid())}, -1)
+		send(c, reply{Error: fmt.Sprintf("uid %d may not use pool %s (only uid %d and root)", uid, p.name(), os.Geteuid())})
 		return
 	}
 	buf := make([]byte, maxMessage)
@@ -158,20 +158,20 @@ func (p *Pool) handle(c *net.UnixConn) {
 	c.SetReadDeadline(time.Time{})
 	var req request
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
-		send(c, reply{Error: "malformed request: " + err.Error()}, -1)
+		send(c, reply{Error: "malformed request: " + err.Error()})
 		return
 	}
 	switch req.Op {
 	case "status":
 		st := p.Status()
-		send(c, reply{Status: &st}, -1)
+		send(c, reply{Status: &st})
 	case "stop":
-		send(c, reply{}, -1)
+		send(c, reply{})
 		p.cancel(errStopRequested)
 	case "claim":
 		p.handleClaim(c, req)
 	default:
-		send(c, reply{Error: fmt.Sprintf("unknown request %q", req.Op)}, -1)
+		send(c, reply{Error: fmt.Sprintf("unknown request %q", req.Op)})
 	}
 }
 
@@ -181,7 +181,7 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 	cancel()
 	if err != nil {
 		if p.ctx.Err() != nil {
-			send(c, reply{Error: p.stopErr().Error()}, -1)
+			send(c, reply{Error: p.stopErr().Error()})
 			return
 		}
 		// Empty: hand over what the client needs to wire a namespace itself.
@@ -189,11 +189,12 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 			DNS: addrStrings(p.cfg.DNS)}, p.bridgeNS.Fd())
 		return
 	}
-	r := reply{Addr: e.addr.String(), IfName: ifNameOr(p.cfg.IfName), DNS: addrStrings(e.dns)}
+	r := reply{Addr: e.addr.String(), IfName: ifNameOr(p.cfg.IfName), DNS: addrStrings(e.dns), Bridge: p.cfg.Bridge, DHCP: p.cfg.DHCP}
 	if e.gw.IsValid() {
 		r.Gateway = e.gw.String()
 	}
-	if err := send(c, r, e.ns.Fd()); err != nil {
+	// The bridge's namespace goes along, for the client's published ports.
+	if err := send(c, r, e.ns.Fd(), p.bridgeNS.Fd()); err != nil {
 		p.giveBack(e)
 		return
 	}

@@ -12,19 +12,28 @@ import (
 // Slot is one claimed namespace: wired, addressed and routed. Release it
 // when the sandbox that joined it has ended; it is then destroyed.
 type Slot struct {
-	ns      *netns.Handle
-	addr    netip.Prefix
-	gw      netip.Addr
-	dns     []netip.Addr
-	ifName  string
-	release func() error
-	once    sync.Once
-	err     error
+	ns       *netns.Handle
+	bridgeNS *netns.Handle // the bridge's namespace (this Slot's own handle)
+	bridge   string
+	addr     netip.Prefix
+	gw       netip.Addr
+	dns      []netip.Addr
+	ifName   string
+	release  func() error
+	once     sync.Once
+	err      error
 }
 
 // Netns returns the namespace; it stays valid until Release. Join it with
 // setns, or give nsclone the path /proc/self/fd/N of its Fd.
 func (s *Slot) Netns() *netns.Handle { return s.ns }
+
+// BridgeNS returns the namespace that holds the pool's bridge (for
+// published ports); valid until Release.
+func (s *Slot) BridgeNS() *netns.Handle { return s.bridgeNS }
+
+// Bridge returns the name of the pool's bridge.
+func (s *Slot) Bridge() string { return s.bridge }
 
 // Path is /proc/self/fd/N of the namespace, for nsclone.Spec.Join.
 func (s *Slot) Path() string { return "/proc/self/fd/" + strconv.Itoa(s.ns.Fd()) }
@@ -60,6 +69,9 @@ func (s *Slot) Release() error {
 	s.once.Do(func() {
 		s.err = s.release()
 		s.ns.Close()
+		if s.bridgeNS != nil {
+			s.bridgeNS.Close()
+		}
 	})
 	return s.err
 }

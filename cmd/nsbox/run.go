@@ -46,6 +46,11 @@ type runOptions struct {
 	dhcp                                    bool
 	addr, gateway, ifname, dns              string
 	dhcpTimeout                             time.Duration
+	pool                                    string        // --pool NAME (run_pool.go)
+	poolTimeout                             time.Duration // --pool-timeout
+	nat                                     bool          // --nat
+	publish                                 []string      // --publish, repeatable
+	verbose                                 bool          // -v
 	help                                    bool
 	mapRootUser, fork                       bool
 
@@ -88,6 +93,11 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.StringVar(&o.gateway, "gateway", "", "default gateway IP (needs --addr)")
 	fs.StringVar(&o.dns, "dns", "", "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)")
 	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
+	fs.StringVar(&o.pool, "pool", "", "join a ready network namespace of the pool NAME (see nsbox pool start)")
+	fs.DurationVar(&o.poolTimeout, "pool-timeout", defaultPoolTimeout, "how long --pool waits for a ready namespace")
+	fs.BoolVar(&o.nat, "nat", false, "masquerade the bridge's subnets while the sandbox runs (needs --bridge)")
+	fs.StringArrayVar(&o.publish, "publish", nil, "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say where the network came from")
 	fs.DurationVar(&o.dhcpTimeout, "dhcp-timeout", 10*time.Second, "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)")
 	fs.BoolVarP(&o.mapRootUser, "map-root-user", "r", false, "same as --user --map-root (unshare -r)")
 	fs.BoolVarP(&o.fork, "fork", "f", false, "accepted for unshare's sake: the command always runs in a new process")
@@ -199,6 +209,9 @@ func (o *runOptions) check() error {
 		}
 	}
 	if err := o.checkNetwork(); err != nil {
+		return err
+	}
+	if err := o.checkPoolFlags(); err != nil {
 		return err
 	}
 	for _, a := range o.cmd {
@@ -325,8 +338,13 @@ func runMain(ctx context.Context, e *env, args []string) error {
 		}
 		spec.ParentDeathSignal = unix.SIGKILL
 	}
+	rn, err := o.setupRunNet(ctx, e, spec, &sn) // --pool, --nat, --publish
+	if err != nil {
+		sn.close(ctx)
+		return err
+	}
 	err = runSpawn(ctx, spec)
-	if cerr := sn.close(ctx); cerr != nil && err == nil {
+	if cerr := errors.Join(rn.close(ctx), sn.close(ctx)); cerr != nil && err == nil {
 		return &exitError{code: exitFailed, err: fmt.Errorf("run: %w", cerr)}
 	}
 	return err
