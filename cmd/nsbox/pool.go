@@ -190,4 +190,3 @@ func runPoolStart(ctx context.Context, e *env, args []string) error {
 	}
 	return p.Close()
 }
-
