@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -237,10 +236,12 @@ func (rn *runNet) claim(ctx context.Context, spec *nsclone.Spec, sn **sandboxNet
 		rn.verbosef("pool %s: nothing ready within %s: wiring the namespace itself (--bridge %s --dhcp)", o.pool, o.poolTimeout, empty.Bridge)
 		s := &sandboxNet{cfg: nsnet.Config{Bridge: empty.Bridge, BridgeNS: empty.BridgeNS, IfName: empty.IfName,
 			DHCP: true, DHCPTimeout: o.dhcpTimeout}, ns: empty.BridgeNS}
-		s.hook(ctx, spec)
+		*sn = s
+		if err := s.hook(ctx, spec); err != nil {
+			return err
+		}
 		spec.Namespaces |= nsclone.Net
 		spec.ParentDeathSignal = unix.SIGKILL
-		*sn = s
 		return nil
 	}
 	if err != nil {
@@ -255,39 +256,17 @@ func (rn *runNet) claim(ctx context.Context, spec *nsclone.Spec, sn **sandboxNet
 	spec.Join[nsclone.Net] = slot.Path()
 	spec.ParentDeathSignal = unix.SIGKILL
 	if conf := slot.ResolvConf(); conf != nil && spec.Namespaces&nsclone.Mnt != 0 {
-		path, err := writeResolv(conf)
+		path, err := newResolvFile() // run_net.go's, swept when its run is gone
 		if err != nil {
 			return err
 		}
 		rn.resolv = path
+		if err := os.WriteFile(path, conf, 0o644); err != nil {
+			return fmt.Errorf("resolv.conf: %w", err)
+		}
 		spec.Mounts = append(spec.Mounts, nsclone.Mount{Source: path, Target: "/etc/resolv.conf", Flags: unix.MS_BIND})
 	}
 	return nil
-}
-
-// resolvDir holds the resolv.conf files bound into pool sandboxes, one per
-// nsbox run, named by its pid.
-const resolvDir = "/run/nsbox/pool-resolv"
-
-// writeResolv writes conf to resolvDir/PID.conf, first removing the files of
-// runs that are gone (a SIGKILLed nsbox cannot remove its own).
-func writeResolv(conf []byte) (string, error) {
-	if err := os.MkdirAll(resolvDir, 0o755); err != nil {
-		return "", err
-	}
-	if ents, err := os.ReadDir(resolvDir); err == nil {
-		for _, ent := range ents {
-			pid, err := strconv.Atoi(strings.TrimSuffix(ent.Name(), ".conf"))
-			if err == nil && unix.Kill(pid, 0) == unix.ESRCH {
-				os.Remove(filepath.Join(resolvDir, ent.Name()))
-			}
-		}
-	}
-	path := filepath.Join(resolvDir, strconv.Itoa(os.Getpid())+".conf")
-	if err := os.WriteFile(path, conf, 0o644); err != nil {
-		return "", err
-	}
-	return path, nil
 }
 
 // close removes the published ports and the masquerade, releases the slot
