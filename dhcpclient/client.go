@@ -403,6 +403,9 @@ func (c *Client) message(mt dhcpv4.MessageType, xid dhcpv4.TransactionID) *dhcpv
 		ServerIPAddr: net.IPv4zero, GatewayIPAddr: net.IPv4zero,
 		Options: dhcpv4.Options{},
 	}
+	if b, ok := c.conn.(interface{ broadcastReplies() bool }); ok && b.broadcastReplies() {
+		m.SetBroadcast() // unset again where ciaddr is set (RENEWING, REBINDING)
+	}
 	m.UpdateOption(dhcpv4.OptMessageType(mt))
 	m.UpdateOption(dhcpv4.OptClientIdentifier(c.clientID))
 	if mt == dhcpv4.MessageTypeDiscover || mt == dhcpv4.MessageTypeRequest {
@@ -762,6 +765,7 @@ func (c *Client) renewing(ctx context.Context) error {
 	addr := old.Addr.Addr()
 	m := c.message(dhcpv4.MessageTypeRequest, newXID())
 	m.ClientIPAddr = addr.AsSlice()
+	m.SetUnicast() // the ACK comes to ciaddr
 	for {
 		now := c.clock.Now()
 		state := StateRenewing
@@ -818,6 +822,7 @@ func (c *Client) Release(ctx context.Context) error {
 		return fmt.Errorf("dhcpclient: %s: release: %w", c.ifname, ErrNoLeaseHeld)
 	}
 	m := c.message(dhcpv4.MessageTypeRelease, newXID())
+	m.SetUnicast()
 	m.ClientIPAddr = l.Addr.Addr().AsSlice()
 	m.UpdateOption(dhcpv4.OptServerIdentifier(l.Server.AsSlice()))
 	err := c.send(ctx, m, l.Addr.Addr(), l.Server)

@@ -29,6 +29,12 @@ type labClient struct {
 
 func newLabClient(t *testing.T, lab *testutil.DHCPLab, i int, opts ...dhcpclient.Option) *labClient {
 	t.Helper()
+	return newLabClientWith(t, lab, i, dhcpclient.Listen, opts...)
+}
+
+// newLabClientWith is newLabClient over the Conn that listen opens.
+func newLabClientWith(t *testing.T, lab *testutil.DHCPLab, i int, listen func(*netns.Handle, string) (dhcpclient.Conn, error), opts ...dhcpclient.Option) *labClient {
+	t.Helper()
 	name := lab.Clients[i]
 	h, err := netns.Open(name)
 	if err != nil {
@@ -48,7 +54,7 @@ func newLabClient(t *testing.T, lab *testutil.DHCPLab, i int, opts ...dhcpclient
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := dhcpclient.Listen(h, lab.ClientDev)
+	pc, err := listen(h, lab.ClientDev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,9 @@ func TestEmbeddedServerManyClients(t *testing.T) {
 	testutil.RunInBackground(t, "Serve", func(ctx context.Context) error { return srv.Serve(ctx, pc) })
 	clients := make([]*labClient, n)
 	for i := range clients {
-		clients[i] = newLabClient(t, lab, i, dhcpclient.WithLogf(func(string, ...any) {}))
+		// The packet socket: the server unicasts to clients that do not
+		// ask for broadcast replies, which is what this test checks.
+		clients[i] = newLabClientWith(t, lab, i, dhcpclient.ListenPacket, dhcpclient.WithLogf(func(string, ...any) {}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -52,7 +52,21 @@ type rawConn struct {
 // caller's namespace). The socket is created on a locked thread that entered
 // the namespace (netns.Do); it keeps working after the thread left. ns must
 // stay open while the Conn is used (unicast sends enter it again).
+//
+// Where reverse-path filtering is off (the default in a new namespace) it
+// opens a UDP socket on port 68 bound to dev instead, and the client asks
+// for broadcast replies: the same exchange without the 10-16 ms that
+// closing a packet socket costs (see udpConn).
 func Listen(ns *netns.Handle, dev string) (Conn, error) {
+	if u := listenFast(ns, dev); u != nil {
+		return u, nil
+	}
+	return ListenPacket(ns, dev)
+}
+
+// ListenPacket is Listen that always uses the packet socket (replies
+// unicast to an address not yet configured are seen too).
+func ListenPacket(ns *netns.Handle, dev string) (Conn, error) {
 	c := &rawConn{ns: ns, dev: dev}
 	err := c.in(func() error {
 		ifi, err := net.InterfaceByName(dev)

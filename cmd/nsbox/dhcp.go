@@ -117,11 +117,14 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return nil
 	}
 
+	tr := newPhaseTrace(e.stderr)
+	defer tr.mark("done")
 	ns, conn, closeConn, err := e.ownConn("dhcp", dev)
 	if err != nil {
 		return err
 	}
 	defer closeConn()
+	tr.mark("netlink dialled")
 	pidFile := f.pidFile
 	if pidFile == "" {
 		key, err := nsKey(ns)
@@ -185,6 +188,7 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
 	defer lock.release()
+	tr.mark("pid file locked")
 	pc, err := dhcpclient.Listen(ns, dev)
 	if err != nil {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
@@ -212,7 +216,8 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		pc.Close()
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
-	defer cl.Close()
+	defer func() { cl.Close(); tr.mark("client closed") }()
+	tr.mark("packet socket open")
 
 	actx, cancel := ctx, context.CancelFunc(func() {})
 	if f.timeout > 0 {
@@ -220,6 +225,7 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 	}
 	l, err := cl.Acquire(actx)
 	cancel()
+	tr.mark("lease acquired and applied")
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
