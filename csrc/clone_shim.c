@@ -66,6 +66,7 @@ static void __attribute__((noreturn)) nsc_fail(int errfd, int stage, long ret, i
 }
 
 #include "view.c"
+#include "limits.c"
 
 /* nsc_close_strays closes every fd except the ones the child needs, so that
  * pipe ends of concurrent spawns never stay open in this child. */
@@ -119,6 +120,7 @@ static void __attribute__((noreturn)) nsc_exec_init(const struct nsc_child *c, i
 	while (i > 0)
 		*p++ = tmp[--i];
 	*p = 0;
+	nsc_lockdown(s, errfd);
 	ret = nsc_sys(SYS_execveat, init_fd, (long)"", (long)s->init_argv, (long)s->envp, AT_EMPTY_PATH);
 	nsc_fail(errfd, NSC_STAGE_EXEC, ret, 1);
 }
@@ -143,12 +145,15 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 	long ret;
 	int n = s->nfds, base = n, init_fd = s->init ? s->init_fd : -1;
 
+	nsc_set_rlimits(s, errfd);
+	nsc_caps_bound(s, errfd);
 	if (s->set_groups && (ret = SYS2(SYS_setgroups, s->ngroups, s->groups)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGROUPS, ret, 0);
 	if (s->set_gid && (ret = SYS1(SYS_setgid, s->gid)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGID, ret, 0);
 	if (s->set_uid && (ret = SYS1(SYS_setuid, s->uid)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETUID, ret, 0);
+	nsc_caps_set(s, errfd);
 	if (s->dir && (ret = SYS1(SYS_chdir, s->dir)) < 0) {
 		if (!s->dir_fallback || ret != -ENOENT)
 			nsc_fail(errfd, NSC_STAGE_CHDIR, ret, 0);
@@ -218,6 +223,7 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 	if ((ret = SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &c->oldmask, 0, 8)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SIGNALS, ret, 0);
 
+	nsc_lockdown(s, errfd);
 	ret = SYS3(SYS_execve, s->path, s->argv, s->envp);
 	nsc_fail(errfd, NSC_STAGE_EXEC, ret, 0);
 }
@@ -281,6 +287,7 @@ static int nsc_child(void *arg)
 	long ret;
 
 	nsc_close_strays(c);
+	nsc_join_cgroups(s, errfd);
 	if (c->gofd >= 0) {
 		char b = 0;
 		do

@@ -46,7 +46,13 @@ enum nsc_stage {
 	NSC_STAGE_FS_DEST,     /* resolving or creating DEST inside the root */
 	NSC_STAGE_FS_MOUNT,    /* the mount (or symlink) itself */
 	NSC_STAGE_PIVOT,       /* pivot_root into the new root */
-	NSC_STAGE_CHDIR_ROOT   /* chdir "/" after the caller's directory was missing */
+	NSC_STAGE_CHDIR_ROOT,  /* chdir "/" after the caller's directory was missing */
+	/* csrc/limits.c */
+	NSC_STAGE_CGROUP,       /* index: the cgroup.procs entry */
+	NSC_STAGE_RLIMIT,       /* index: the rlimit entry */
+	NSC_STAGE_CAPS,         /* index: the capability, or -1 for capset/keepcaps */
+	NSC_STAGE_NO_NEW_PRIVS,
+	NSC_STAGE_SECCOMP
 };
 
 /* Kinds of filesystem steps (struct nsc_fsop). */
@@ -69,6 +75,27 @@ struct nsc_fsop {
 	int ncomp;
 	const char *const *prefix;
 	const char *const *name;
+};
+
+struct nsc_rlimit {
+	int resource;
+	unsigned long long soft, hard; /* RLIM_INFINITY is ~0 */
+};
+
+/* nsc_limits: what the payload may do (csrc/limits.c). Its zero value
+ * changes nothing. */
+struct nsc_limits {
+	int ncgroup;               /* cgroup.procs fds: the child writes "0" to each first */
+	const int *cgroup_fds;
+	int nrlimits;
+	const struct nsc_rlimit *rlimits;
+	int caps_set;              /* apply caps_keep to every capability set */
+	int caps_ambient;          /* raise caps_keep as ambient (a non-root payload) */
+	int cap_last;              /* /proc/sys/kernel/cap_last_cap */
+	unsigned long long caps_keep;
+	int no_new_privs;
+	unsigned short seccomp_len; /* instructions of a classic BPF program; 0: none */
+	const void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 };
 
 struct nsc_mount {
@@ -136,6 +163,8 @@ struct nsc_spec {
 	const struct nsc_fsop *fsops;
 	int *fs_fd;
 	int dir_fallback;
+
+	struct nsc_limits lim;
 
 	nsc_hook hook;  /* NULL: no hook, the child does not wait */
 	uintptr_t hook_ctx;

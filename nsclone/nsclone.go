@@ -8,7 +8,12 @@ import (
 	"strings"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/caps"
+	"github.com/nsbox/nsbox/sandbox/cgroup"
+	"github.com/nsbox/nsbox/sandbox/rlimit"
 )
 
 // Namespace is a set of Linux namespace kinds; its bits are the CLONE_NEW*
@@ -168,6 +173,41 @@ type Spec struct {
 	// (one parked OS thread per running child); no other goroutine can end
 	// that thread.
 	ParentDeathSignal syscall.Signal
+
+	// Capabilities, when not nil, is exactly the set of capabilities the
+	// payload keeps (package sandbox/caps builds it from names): every
+	// other one is dropped from the bounding set (so no setuid binary or
+	// file capability brings it back) and from the permitted, effective
+	// and inheritable sets; with a non-root UID the kept ones are also
+	// raised in the ambient set, so they survive the payload's exec. It
+	// must be within the caller's effective set. nil keeps the caller's
+	// capabilities (what a uid change leaves of them, as setuid(2) says).
+	Capabilities *caps.Set
+
+	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS before exec: setuid bits and
+	// file capabilities no longer raise privileges. It is implied by
+	// Seccomp unless the payload keeps CAP_SYS_ADMIN.
+	NoNewPrivs bool
+
+	// Seccomp, when not nil, is compiled (package sandbox/seccomp) and
+	// installed as the child's last step before exec; it also applies to
+	// the init. seccomp.Default() is nsbox's built-in profile, whose
+	// program is built ahead of time. nil installs no filter.
+	Seccomp *specs.LinuxSeccomp
+
+	// Rlimits are set in the child before exec, in order. A hard limit
+	// above the caller's is an error (raising it needs CAP_SYS_RESOURCE).
+	Rlimits []rlimit.Limit
+
+	// Cgroup, when not nil and limiting something, gives the child a
+	// cgroup of its own (v2 or v1, found at run time) with these limits.
+	// The child enters it as its first step, so neither its setup nor the
+	// payload ever runs outside it. The group is removed when Wait
+	// returns, and everything left in it is killed then; if the caller
+	// dies first (even of SIGKILL), a watcher process removes it and kills
+	// the sandbox. Process.Cgroup shows where it is; ExitStatus.OOMKilled
+	// tells an out-of-memory kill.
+	Cgroup *cgroup.Config
 }
 
 // ErrInvalidSpec is wrapped by every error of Spec.Validate.
@@ -250,6 +290,16 @@ func (s *Spec) Validate() error {
 	if err := s.validateView(); err != nil {
 		return err
 	}
+	for _, l := range s.Rlimits {
+		if l.Soft > l.Hard {
+			return invalid("rlimit %s: soft limit above hard limit", l)
+		}
+	}
+	if s.Cgroup != nil {
+		if err := s.Cgroup.Limits.Validate(); err != nil {
+			return invalid("%v", err)
+		}
+	}
 	for _, m := range s.Mounts {
 		if m.Target == "" {
 			return invalid("mount of %q has no target", m.Source)
@@ -317,6 +367,12 @@ const (
 	StageFSDest       Stage = "mount point"         // resolving or creating DEST inside the root
 	StageFSMount      Stage = "mount"               // attaching a step (or making a link)
 	StagePivot        Stage = "pivot_root"
+
+	StageCgroup      Stage = "cgroup"
+	StageRlimit      Stage = "setrlimit"
+	StageCaps        Stage = "capabilities"
+	StageNoNewPrivs  Stage = "no_new_privs"
+	StageSeccomp     Stage = "seccomp"
 )
 
 // SetupError is a failure before the payload's exec: the stage, the object it
@@ -336,6 +392,11 @@ func (e *SetupError) Error() string {
 	switch e.Stage {
 	case StageClone, StagePipe, StageOpen, StageUserMap, StageBeforeExec:
 		return "nsclone: " + what + ": " + e.Err.Error()
+	case StageCgroup, StageSeccomp, StageRlimit, StageCaps:
+		if _, ok := e.Err.(syscall.Errno); ok {
+			break
+		}
+		return "nsclone: " + what + ": " + e.Err.Error()
 	}
 	return "nsclone: child setup: " + what + ": " + e.Err.Error()
 }
@@ -344,7 +405,14 @@ func (e *SetupError) Error() string {
 func (e *SetupError) Unwrap() error { return e.Err }
 
 // ExitStatus is how a process ended.
-type ExitStatus struct{ ws unix.WaitStatus }
+type ExitStatus struct {
+	ws  unix.WaitStatus
+	oom bool
+}
+
+// OOMKilled reports whether the kernel's OOM killer ended a task of the
+// process's cgroup (Spec.Cgroup with a memory limit) while it ran.
+func (e ExitStatus) OOMKilled() bool { return e.oom }
 
 // Exited reports whether the process called exit.
 func (e ExitStatus) Exited() bool { return e.ws.Exited() }

@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(probeMain())
 	case os.Getenv("NSCLONE_ROOTLESS") == "1":
 		os.Exit(rootlessMain())
+	case os.Getenv("NSCLONE_CGKILL") == "1":
+		os.Exit(cgKillMain())
 	case os.Getenv("NSCLONE_PDEATH") != "":
 		os.Exit(pdeathMain(os.Getenv("NSCLONE_PDEATH")))
 	}

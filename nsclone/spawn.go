@@ -29,6 +29,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/cgroup"
 )
 
 const maxJoin = C.NSC_MAX_JOIN
@@ -71,19 +73,34 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		args = []string{s.Path}
 	}
 
-	waited := make(chan struct{})
-	res, err := spawn(s, path, args, env, false, waited)
-	if err != nil && s.Init && len(initELF()) > 0 && s.BeforeExec == nil &&
-		res.stage == C.NSC_STAGE_EXEC && res.index == 1 {
-		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
-		// filter): fall back to the init cloned without CLONE_VM. (Not
-		// with a hook, which must not run twice.)
-		res, err = spawn(s, path, args, env, true, waited)
-	}
+	lim, err := planLimits(s)
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: waited}
+	var cg *cgroupRun
+	if s.Cgroup != nil && !s.Cgroup.Limits.IsZero() {
+		if cg, err = startCgroup(s.Cgroup); err != nil {
+			return nil, err
+		}
+	}
+	waited := make(chan struct{})
+	res, err := spawn(s, path, args, env, false, waited, lim, cg)
+	if err != nil && s.Init && len(initELF()) > 0 && s.BeforeExec == nil &&
+		res.stage == C.NSC_STAGE_EXEC && res.index == 1 && lim.filter == nil {
+		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
+		// filter): fall back to the init cloned without CLONE_VM. (Not
+		// with a hook, which must not run twice, nor with our own
+		// filter, which is what refused it.)
+		res, err = spawn(s, path, args, env, true, waited, lim, cg)
+	}
+	if cg != nil {
+		cg.closeFds()
+	}
+	if err != nil {
+		cg.finish()
+		return nil, err
+	}
+	p := &Process{pid: int(res.pid), pidfd: int(res.pidfd), waited: waited, cg: cg}
 	if ctx.Done() != nil {
 		go p.watch(ctx)
 	}
@@ -111,9 +128,9 @@ func Run(ctx context.Context, s *Spec) (ExitStatus, error) {
 // goroutine exits locked (netns.Do after a failed setns, any LockOSThread
 // without Unlock), so a thread back in the pool could take the sandbox
 // with it at any time.
-func spawn(s *Spec, path string, args, env []string, forkInit bool, waited <-chan struct{}) (C.struct_nsc_result, error) {
+func spawn(s *Spec, path string, args, env []string, forkInit bool, waited <-chan struct{}, lim *limitsPlan, cg *cgroupRun) (C.struct_nsc_result, error) {
 	var res C.struct_nsc_result
-	b, err := newBuild(s, path, args, env, forkInit)
+	b, err := newBuild(s, path, args, env, forkInit, lim, cg)
 	defer b.free()
 	if err != nil {
 		return res, err
@@ -191,6 +208,8 @@ type build struct {
 	hookErr error
 	euid    int
 	steps   []fsStep // the filesystem view's C steps
+	lim     *limitsPlan
+	cg      *cgroupRun
 }
 
 func (b *build) alloc(n, align uintptr) unsafe.Pointer {
@@ -250,8 +269,12 @@ func (b *build) free() {
 }
 
 // newBuild lays out the C spec for s.
-func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, error) {
-	b := &build{s: s, path: path, join: s.joinOrder(), euid: os.Geteuid()}
+func newBuild(s *Spec, path string, args, env []string, forkInit bool, lim *limitsPlan, cg *cgroupRun) (*build, error) {
+	b := &build{s: s, path: path, join: s.joinOrder(), euid: os.Geteuid(), lim: lim, cg: cg}
+	var cgFds []int
+	if cg != nil {
+		cgFds = cg.fds
+	}
 	// Size: every string with its NUL, the pointer arrays, the mounts and
 	// the fd arrays, with slack for alignment.
 	strs := len(path) + len(s.Dir) + len(s.Hostname) + 8
@@ -288,7 +311,7 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 	}
 	b.size = uintptr(strs) + 8*uintptr(2*len(args)+len(env)+12) + 48 +
 		unsafe.Sizeof(C.struct_nsc_spec{}) + uintptr(len(s.Mounts))*unsafe.Sizeof(C.struct_nsc_mount{}) +
-		4*uintptr(2*nfds+maxJoin+len(s.Groups)) + 64
+		4*uintptr(2*nfds+maxJoin+len(s.Groups)) + 64 + lim.arenaSize(len(cgFds))
 	b.mem = C.malloc(C.size_t(b.size))
 	if b.mem == nil {
 		return b, errors.New("nsclone: out of C memory")
@@ -421,7 +444,8 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool) (*build, 
 			spec.init_argv = argv
 		}
 	}
-	keep = sortedUnique(append(keep, fds...))
+	b.fillLimits(lim, cgFds)
+	keep = sortedUnique(append(append(keep, fds...), cgFds...))
 	spec.nfds = C.int(len(fds))
 	spec.fds = b.ints(fds)
 	spec.nkeep = C.int(len(keep))
@@ -554,6 +578,8 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 		if idx == 1 {
 			e.Object = "nsbox-init (memfd)"
 		}
+	case C.NSC_STAGE_CGROUP, C.NSC_STAGE_RLIMIT, C.NSC_STAGE_CAPS, C.NSC_STAGE_NO_NEW_PRIVS, C.NSC_STAGE_SECCOMP:
+		b.limitsError(e, C.int(r.stage), idx)
 	default:
 		b.viewError(r.stage, idx, e)
 	}
@@ -606,6 +632,17 @@ type Process struct {
 	pidfd   int  // -1 once Wait reaped the child
 	waiting bool // Wait was called
 	ctxKill bool // killed because the context ended
+
+	cg *cgroupRun // nil without Spec.Cgroup
+}
+
+// Cgroup is the process's cgroup (Spec.Cgroup), or nil. It is removed when
+// Wait returns.
+func (p *Process) Cgroup() *cgroup.Group {
+	if p.cg == nil {
+		return nil
+	}
+	return p.cg.group
 }
 
 // Pid is the child's pid as the caller sees it (the init's with Init).
@@ -681,17 +718,26 @@ func (p *Process) Wait() (ExitStatus, error) {
 	p.pidfd = -1
 	p.mu.Unlock()
 	close(p.waited)
+	st := ExitStatus{ws: ws}
+	if p.cg != nil {
+		if n, oerr := p.cg.group.OOMKills(); oerr == nil && n > 0 {
+			st.oom = true
+		}
+		if cerr := p.cg.finish(); cerr != nil && err == nil {
+			return st, cerr
+		}
+	}
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("nsclone: wait %d: %w", p.pid, err)
 	}
-	return ExitStatus{ws: ws}, nil
+	return st, nil
 }
 
 // stackNeed spawns s through the shim's stack probe and returns how many
 // bytes of the child's stack were touched (for the test that checks the
 // size stated in csrc/clone_shim.c). The child is waited for.
 func stackNeed(s *Spec) (int, error) {
-	b, err := newBuild(s, s.Path, s.Args, s.Env, false)
+	b, err := newBuild(s, s.Path, s.Args, s.Env, false, nil, nil)
 	defer b.free()
 	if err != nil {
 		return 0, err

@@ -499,7 +499,7 @@ func TestForkInit(t *testing.T) {
 	s := &Spec{Path: "/bin/sh", Args: []string{"sh", "-c", `test "$(cat /proc/1/comm)" = nsbox-init && exit 9`},
 		Namespaces: PID | Mnt, MountProc: true, Init: true}
 	waited := make(chan struct{})
-	res, err := spawn(s, "/bin/sh", s.Args, os.Environ(), true, waited)
+	res, err := spawn(s, "/bin/sh", s.Args, os.Environ(), true, waited, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,108 @@
+/*
+ * limits.c: the child's steps that limit what the payload may do: joining
+ * its cgroup, rlimits, capabilities, no_new_privs and seccomp. Included by
+ * clone_shim.c; each function is one step of nsc_child/nsc_payload, makes raw
+ * syscalls only and reports the first failure through nsc_fail. Go computes
+ * every value (which capabilities to keep, the BPF program, the limits) and
+ * checks them against the caller's; the child only applies them.
+ */
+
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* nsc_join_cgroups moves the child into its cgroups (one per v1 hierarchy,
+ * or the one v2 group) by writing "0" (the writer itself) to their
+ * cgroup.procs, which the parent opened. It is the first step, so nothing the
+ * child does afterwards, and nothing the payload does, is outside the
+ * limits. */
+static void nsc_join_cgroups(const struct nsc_spec *s, int errfd)
+{
+	for (int i = 0; i < s->lim.ncgroup; i++) {
+		long ret = SYS3(SYS_write, s->lim.cgroup_fds[i], "0", 1);
+		if (ret < 0)
+			nsc_fail(errfd, NSC_STAGE_CGROUP, ret, i);
+		SYS1(SYS_close, s->lim.cgroup_fds[i]);
+	}
+}
+
+/* nsc_set_rlimits sets each rlimit (Go checked that no hard limit is above
+ * the caller's, so without CAP_SYS_RESOURCE nothing is refused here). */
+static void nsc_set_rlimits(const struct nsc_spec *s, int errfd)
+{
+	for (int i = 0; i < s->lim.nrlimits; i++) {
+		const struct nsc_rlimit *r = &s->lim.rlimits[i];
+		unsigned long long v[2] = {r->soft, r->hard};
+		long ret = SYS4(SYS_prlimit64, 0, r->resource, v, 0);
+		if (ret < 0)
+			nsc_fail(errfd, NSC_STAGE_RLIMIT, ret, i);
+	}
+}
+
+/* nsc_caps_bound drops what is not kept from the bounding set, while the
+ * child still holds CAP_SETPCAP (before the id change), so that no setuid
+ * binary or file capability can bring it back; with a change to a non-root
+ * uid it asks to keep the permitted set across setuid. */
+static void nsc_caps_bound(const struct nsc_spec *s, int errfd)
+{
+	long ret;
+	if (!s->lim.caps_set)
+		return;
+	for (int c = 0; c <= s->lim.cap_last && c < 64; c++) {
+		if (s->lim.caps_keep & (1ULL << c))
+			continue;
+		if ((ret = SYS2(SYS_prctl, PR_CAPBSET_DROP, c)) < 0)
+			nsc_fail(errfd, NSC_STAGE_CAPS, ret, c);
+	}
+	if (s->set_uid && s->uid != 0 && (ret = SYS2(SYS_prctl, PR_SET_KEEPCAPS, 1)) < 0)
+		nsc_fail(errfd, NSC_STAGE_CAPS, ret, -1);
+}
+
+/* nsc_caps_set makes the effective, permitted and inheritable sets exactly
+ * the kept capabilities (after the id change, which cleared the effective
+ * set) and sets the ambient set: the kept ones for a non-root payload (so
+ * they survive its exec), none otherwise. */
+static void nsc_caps_set(const struct nsc_spec *s, int errfd)
+{
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+	unsigned long long k = s->lim.caps_keep;
+	long ret;
+
+	if (!s->lim.caps_set)
+		return;
+	for (int i = 0; i < 2; i++) {
+		unsigned int w = (unsigned int)(k >> (32 * i));
+		d[i].effective = d[i].permitted = d[i].inheritable = w;
+	}
+	if ((ret = SYS2(SYS_capset, &h, d)) < 0)
+		nsc_fail(errfd, NSC_STAGE_CAPS, ret, -1);
+	if ((ret = SYS5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)) < 0)
+		nsc_fail(errfd, NSC_STAGE_CAPS, ret, -1);
+	if (!s->lim.caps_ambient)
+		return;
+	for (int c = 0; c <= s->lim.cap_last && c < 64; c++)
+		if ((k & (1ULL << c)) &&
+		    (ret = SYS5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0)) < 0)
+			nsc_fail(errfd, NSC_STAGE_CAPS, ret, c);
+}
+
+/* nsc_lockdown sets no_new_privs and installs the seccomp program: the last
+ * steps before the exec, so the filter sees only the exec and the payload. */
+static void nsc_lockdown(const struct nsc_spec *s, int errfd)
+{
+	long ret;
+	if (s->lim.no_new_privs && (ret = SYS5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0)
+		nsc_fail(errfd, NSC_STAGE_NO_NEW_PRIVS, ret, 0);
+	if (s->lim.seccomp_len) {
+		struct sock_fprog prog = {s->lim.seccomp_len, (struct sock_filter *)s->lim.seccomp_filter};
+		if ((ret = SYS3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)) < 0)
+			nsc_fail(errfd, NSC_STAGE_SECCOMP, ret, 0);
+	}
+}

@@ -1,0 +1,1 @@
+#include "../csrc/cgroup_watch.c"

@@ -1,0 +1,22 @@
+// Package seccomp reads seccomp profiles in the OCI runtime-spec format (the
+// JSON of Docker's and podman's --security-opt seccomp=FILE: defaultAction,
+// defaultErrnoRet, architectures, syscalls with names, action, errnoRet and
+// args) into github.com/opencontainers/runtime-spec/specs-go types, and
+// compiles them to classic BPF with github.com/elastic/go-seccomp-bpf, in
+// pure Go (no libseccomp, so the nsbox binary stays static).
+//
+// Every compiled program checks the architecture first: a system call made
+// through another ABI (i386's int 0x80 on x86_64, or any foreign audit arch)
+// kills the process, as libseccomp's default bad-arch action does, and an x32
+// system call returns ENOSYS. Unknown syscall names, unknown actions or
+// operators, and profiles that do not cover the running architecture are
+// errors naming what is wrong: nothing is skipped silently.
+//
+// Default returns nsbox's built-in profile (see its doc and the README); its
+// program is generated ahead of time (zdefault_amd64.go, go generate) so that
+// using it costs only the seccomp(2) load.
+//
+// Installing a program is nsclone's job (the last step before exec). Debugging:
+// grep Seccomp /proc/PID/status; strace shows refused calls as EPERM/ENOSYS;
+// Dump prints a program.
+package seccomp
