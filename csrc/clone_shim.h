@@ -52,7 +52,8 @@ enum nsc_stage {
 	NSC_STAGE_RLIMIT,       /* index: the rlimit entry */
 	NSC_STAGE_CAPS,         /* index: the capability, or -1 for capset/keepcaps */
 	NSC_STAGE_NO_NEW_PRIVS,
-	NSC_STAGE_SECCOMP
+	NSC_STAGE_SECCOMP,
+	NSC_STAGE_LOOPBACK
 };
 
 /* Kinds of filesystem steps (struct nsc_fsop). */
@@ -85,6 +86,7 @@ struct nsc_rlimit {
 /* nsc_limits: what the payload may do (csrc/limits.c). Its zero value
  * changes nothing. */
 struct nsc_limits {
+	int loopback_up;           /* bring lo up in the new network namespace */
 	int ncgroup;               /* cgroup.procs fds: the child writes "0" to each first */
 	const int *cgroup_fds;
 	int nrlimits;

@@ -8,6 +8,9 @@
  */
 
 #include <linux/capability.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -30,6 +33,29 @@ static void nsc_join_cgroups(const struct nsc_spec *s, int errfd)
 			nsc_fail(errfd, NSC_STAGE_CGROUP, ret, i);
 		SYS1(SYS_close, s->lim.cgroup_fds[i]);
 	}
+}
+
+/* nsc_loopback_up brings lo up in the child's new network namespace with
+ * the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a datagram socket made there: three
+ * syscalls, where a netlink exchange from the parent would need a hook. */
+static void nsc_loopback_up(const struct nsc_spec *s, int errfd)
+{
+	struct ifreq ifr;
+	long fd, ret;
+	if (!s->lim.loopback_up)
+		return;
+	memset(&ifr, 0, sizeof ifr);
+	ifr.ifr_name[0] = 'l';
+	ifr.ifr_name[1] = 'o';
+	fd = SYS3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		nsc_fail(errfd, NSC_STAGE_LOOPBACK, fd, 0);
+	if ((ret = SYS3(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr)) < 0)
+		nsc_fail(errfd, NSC_STAGE_LOOPBACK, ret, 0);
+	ifr.ifr_flags |= IFF_UP;
+	if ((ret = SYS3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr)) < 0)
+		nsc_fail(errfd, NSC_STAGE_LOOPBACK, ret, 0);
+	SYS1(SYS_close, fd);
 }
 
 /* nsc_set_rlimits sets each rlimit (Go checked that no hard limit is above

@@ -40,7 +40,7 @@ func planLimits(s *Spec) (*limitsPlan, error) {
 	p := &limitsPlan{nnp: s.NoNewPrivs, rlimits: s.Rlimits}
 	for _, l := range s.Rlimits {
 		if err := rlimit.Check(l); err != nil {
-			return nil, &SetupError{Stage: StageRlimit, Object: rlimit.Name(l.Resource), Err: err}
+			return nil, &SetupError{Stage: StageRlimit, Err: err}
 		}
 	}
 	finalUID := os.Geteuid()
@@ -76,7 +76,7 @@ func planLimits(s *Spec) (*limitsPlan, error) {
 	if s.Seccomp != nil {
 		f, err := seccomp.Compile(s.Seccomp)
 		if err != nil {
-			return nil, &SetupError{Stage: StageSeccomp, Object: "profile", Err: err}
+			return nil, &SetupError{Stage: StageSeccomp, Err: err}
 		}
 		p.filter = f
 		// Without CAP_SYS_ADMIN the kernel loads a filter only under
@@ -100,6 +100,9 @@ func (p *limitsPlan) arenaSize(ncgroup int) uintptr {
 // fill writes the plan and the cgroup.procs fds into the C spec.
 func (b *build) fillLimits(p *limitsPlan, cgFds []int) {
 	lim := &b.spec.lim
+	if b.s.LoopbackUp {
+		lim.loopback_up = 1
+	}
 	if len(cgFds) > 0 {
 		lim.ncgroup = C.int(len(cgFds))
 		lim.cgroup_fds = b.ints(cgFds)
@@ -155,6 +158,8 @@ func (b *build) limitsError(e *SetupError, stage C.int, idx int) {
 		e.Stage = StageNoNewPrivs
 	case C.NSC_STAGE_SECCOMP:
 		e.Stage = StageSeccomp
+	case C.NSC_STAGE_LOOPBACK:
+		e.Stage, e.Object = StageLoopback, "lo"
 	}
 }
 

@@ -174,6 +174,11 @@ type Spec struct {
 	// that thread.
 	ParentDeathSignal syscall.Signal
 
+	// LoopbackUp brings the loopback interface of the new network
+	// namespace up in the child (needs Net), so that a sandbox without
+	// other interfaces still reaches its own 127.0.0.1.
+	LoopbackUp bool
+
 	// Capabilities, when not nil, is exactly the set of capabilities the
 	// payload keeps (package sandbox/caps builds it from names): every
 	// other one is dropped from the bounding set (so no setuid binary or
@@ -252,6 +257,9 @@ func (s *Spec) Validate() error {
 	}
 	if len(s.Mounts) > 0 && !has(Mnt) {
 		return invalid("mounts need a new Mount namespace")
+	}
+	if s.LoopbackUp && !has(Net) {
+		return invalid("bringing loopback up needs a new Net namespace")
 	}
 	if s.Hostname != "" && !has(UTS) {
 		return invalid("hostname needs a new UTS namespace")
@@ -373,6 +381,7 @@ const (
 	StageCaps        Stage = "capabilities"
 	StageNoNewPrivs  Stage = "no_new_privs"
 	StageSeccomp     Stage = "seccomp"
+	StageLoopback    Stage = "loopback up"
 )
 
 // SetupError is a failure before the payload's exec: the stage, the object it
@@ -395,6 +404,9 @@ func (e *SetupError) Error() string {
 	case StageCgroup, StageSeccomp, StageRlimit, StageCaps:
 		if _, ok := e.Err.(syscall.Errno); ok {
 			break
+		}
+		if e.Object == "" {
+			return "nsclone: " + e.Err.Error() // the sandbox package named it
 		}
 		return "nsclone: " + what + ": " + e.Err.Error()
 	}

@@ -578,7 +578,8 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 		if idx == 1 {
 			e.Object = "nsbox-init (memfd)"
 		}
-	case C.NSC_STAGE_CGROUP, C.NSC_STAGE_RLIMIT, C.NSC_STAGE_CAPS, C.NSC_STAGE_NO_NEW_PRIVS, C.NSC_STAGE_SECCOMP:
+	case C.NSC_STAGE_CGROUP, C.NSC_STAGE_RLIMIT, C.NSC_STAGE_CAPS, C.NSC_STAGE_NO_NEW_PRIVS, C.NSC_STAGE_SECCOMP,
+		C.NSC_STAGE_LOOPBACK:
 		b.limitsError(e, C.int(r.stage), idx)
 	default:
 		b.viewError(r.stage, idx, e)

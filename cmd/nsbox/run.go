@@ -59,6 +59,7 @@ type runOptions struct {
 	roRoot          bool
 	fsArgs, envArgs []orderedArg
 	fs              []nsclone.FSMount
+	lim             limitOptions
 
 	cmd []string
 }
@@ -102,6 +103,7 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.BoolVarP(&o.mapRootUser, "map-root-user", "r", false, "same as --user --map-root (unshare -r)")
 	fs.BoolVarP(&o.fork, "fork", "f", false, "accepted for unshare's sake: the command always runs in a new process")
 	viewFlags(fs, o)
+	addLimitFlags(fs, &o.lim)
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
 }
@@ -140,6 +142,7 @@ func (o *runOptions) check() error {
 	if o.mapRootUser {
 		o.user, o.mapRoot = true, true // as unshare -r: a user namespace only, unless more is asked
 	}
+	o.applySandbox()
 	if !(o.ipc || o.pid || o.mount || o.net || o.uts || o.user || o.cgroup) {
 		// The walkthrough's set.
 		o.ipc, o.pid, o.mount = true, true, true
@@ -405,6 +408,12 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 		}
 		s.Join = map[nsclone.Namespace]string{nsclone.Net: p}
 	}
+	if err := o.limitSpec(s); err != nil {
+		return nil, err
+	}
+	if o.lim.sandbox && o.net && o.bridge == "" {
+		s.LoopbackUp = true
+	}
 	if err := s.Validate(); err != nil {
 		return nil, usagef("run: %v", err)
 	}
@@ -446,6 +455,9 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
 	if err != nil {
 		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
 	}
+	if st.OOMKilled() && spec.Cgroup != nil {
+		return oomError(spec.Cgroup.Memory)
+	}
 	if c := st.Code(); c != 0 {
 		return &exitError{code: c}
 	}
@@ -484,6 +496,9 @@ func spawnError(err error) error {
 			return &exitError{code: exitNoExec, err: msg}
 		}
 		return &exitError{code: exitSetupFailed, err: msg}
+	}
+	if flag := limitFlagOf(se); flag != "" {
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %s: %w", flag, err)}
 	}
 	advice := ""
 	switch {

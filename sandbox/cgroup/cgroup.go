@@ -83,6 +83,10 @@ func (l Limits) controllers() []string {
 	return c
 }
 
+// ErrParent is wrapped by errors about Config.Parent (missing, not a
+// directory, not writable).
+var ErrParent = errors.New("bad parent group")
+
 // mount is one cgroup hierarchy mounted on this machine.
 type mount struct {
 	dir, root   string
@@ -272,13 +276,13 @@ func parentPath(m mount, cfg Config, controller string) (string, error) {
 		dir := filepath.Join(m.dir, strings.TrimPrefix(cfg.Parent, m.root))
 		st, err := os.Stat(dir)
 		if err != nil {
-			return "", fmt.Errorf("cgroup: parent %s: %w", cfg.Parent, err)
+			return "", fmt.Errorf("cgroup: %w %s: %w", ErrParent, cfg.Parent, err)
 		}
 		if !st.IsDir() {
-			return "", fmt.Errorf("cgroup: parent %s: not a directory", cfg.Parent)
+			return "", fmt.Errorf("cgroup: %w %s: not a directory", ErrParent, cfg.Parent)
 		}
 		if err := unix.Access(dir, unix.W_OK); err != nil {
-			return "", fmt.Errorf("cgroup: parent %s: not writable: %w", cfg.Parent, err)
+			return "", fmt.Errorf("cgroup: %w %s: not writable: %w", ErrParent, cfg.Parent, err)
 		}
 		return cfg.Parent, nil
 	}

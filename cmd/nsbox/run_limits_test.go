@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// testCgroupParent makes a parent group in every v1 hierarchy nsbox may
+// use (unique name), removed at the end: the removal fails if a sandbox's
+// group was left in it.
+func testCgroupParent(t *testing.T) string {
+	t.Helper()
+	name := "/" + testutil.UniqueName("nsbt")
+	var made []string
+	for _, h := range []string{"memory", "pids", "cpu", "freezer"} {
+		root := filepath.Join("/sys/fs/cgroup", h)
+		if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+			continue
+		}
+		if err := os.Mkdir(root+name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, root+name)
+	}
+	if len(made) == 0 {
+		t.Skip("no cgroup v1 hierarchy here")
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			if err := unix.Rmdir(d); err != nil {
+				t.Errorf("remove %s: %v (a sandbox's group left in it)", d, err)
+			}
+		}
+	})
+	return name
+}
+
+// children lists the groups below parent in every hierarchy.
+func cgroupChildren(parent string) []string {
+	var out []string
+	for _, h := range []string{"memory", "pids", "cpu", "freezer"} {
+		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", h) + parent)
+		for _, e := range ents {
+			if e.IsDir() {
+				out = append(out, h+parent+"/"+e.Name())
+			}
+		}
+	}
+	return out
+}
+
+// TestRunLimitsCLI: bad values of the limit flags are one "nsbox:" line
+// naming the flag, exit 125, nothing started and no group left; an OOM kill
+// is reported on one line with exit 137.
+func TestRunLimitsCLI(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	parent := testCgroupParent(t)
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknownSys := write("unknown.json", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","fly_away"],"action":"SCMP_ACT_ERRNO"}]}`)
+	foreign := write("foreign.json", `{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_S390X"]}`)
+	badArch := write("badarch.json", `{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_VAX"]}`)
+	malformed := write("malformed.json", `{"defaultAction":`)
+	misspelt := write("misspelt.json", `{"defaultAction":"SCMP_ACT_ALLOW","sycalls":[]}`)
+	marker := filepath.Join(dir, "ran")
+	for _, c := range []struct {
+		args []string
+		want string // in the message, besides the flag
+	}{
+		{[]string{"--cap-drop", "CAP_FLY"}, "CAP_FLY"},
+		{[]string{"--cap-add", "teleport"}, "teleport"},
+		{[]string{"--rlimit", "fly=1"}, "fly"},
+		{[]string{"--rlimit", "nofile=10:100000000"}, "100000000"},
+		{[]string{"--rlimit", "nofile=-1"}, "-1"},
+		{[]string{"--seccomp", unknownSys}, "fly_away"},
+		{[]string{"--seccomp", foreign}, "SCMP_ARCH_S390X"},
+		{[]string{"--seccomp", badArch}, "SCMP_ARCH_VAX"},
+		{[]string{"--seccomp", malformed}, "malformed.json"},
+		{[]string{"--seccomp", misspelt}, "sycalls"},
+		{[]string{"--memory", "-1m"}, "-1m"},
+		{[]string{"--memory", "lots"}, "lots"},
+		{[]string{"--memory-swap", "64m"}, "--memory"},
+		{[]string{"--pids", "-3"}, "-3"},
+		{[]string{"--cpus", "x"}, "x"},
+		{[]string{"--memory", "64m", "--cgroup-parent", parent + "/missing"}, "missing"},
+	} {
+		flag := c.args[0]
+		if len(c.args) > 2 {
+			flag = c.args[2]
+		}
+		stdout, stderr, code := runNsbox(t, bin, nil, append(append([]string{"run"}, c.args...), "--", "/usr/bin/touch", marker)...)
+		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+		if code != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], "nsbox: ") ||
+			!strings.Contains(lines[0], flag) || !strings.Contains(lines[0], c.want) || stdout != "" {
+			t.Errorf("run %v: exit %d, stderr %q; want 125 and one nsbox: line naming %s and %q", c.args, code, stderr, flag, c.want)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("run %v started the payload", c.args)
+		}
+		if left := cgroupChildren(parent); len(left) > 0 {
+			t.Fatalf("run %v left groups %v", c.args, left)
+		}
+	}
+
+	// OOM: the one line, exit 137, no group left.
+	perl := testutil.RequireTool(t, "perl")
+	_, stderr, code := runNsbox(t, bin, nil, "run", "--memory", "32m", "--cgroup-parent", parent, "--",
+		perl, "-e", `my @a; push @a, "x" x (1<<20) for 1..512`)
+	if code != 137 || stderr != "nsbox: sandbox killed: out of memory (limit 32 MiB)\n" {
+		t.Errorf("memory hog: exit %d, stderr %q; want 137 and the OOM line", code, stderr)
+	}
+	if left := cgroupChildren(parent); len(left) > 0 {
+		t.Fatalf("OOM run left groups %v", left)
+	}
+}
