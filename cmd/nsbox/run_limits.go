@@ -229,4 +229,3 @@ func limitFlagOf(se *nsclone.SetupError) string {
 	}
 	return ""
 }
-
