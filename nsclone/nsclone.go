@@ -376,12 +376,12 @@ const (
 	StageFSMount      Stage = "mount"               // attaching a step (or making a link)
 	StagePivot        Stage = "pivot_root"
 
-	StageCgroup      Stage = "cgroup"
-	StageRlimit      Stage = "setrlimit"
-	StageCaps        Stage = "capabilities"
-	StageNoNewPrivs  Stage = "no_new_privs"
-	StageSeccomp     Stage = "seccomp"
-	StageLoopback    Stage = "loopback up"
+	StageCgroup     Stage = "cgroup"
+	StageRlimit     Stage = "setrlimit"
+	StageCaps       Stage = "capabilities"
+	StageNoNewPrivs Stage = "no_new_privs"
+	StageSeccomp    Stage = "seccomp"
+	StageLoopback   Stage = "loopback up"
 )
 
 // SetupError is a failure before the payload's exec: the stage, the object it

@@ -106,6 +106,10 @@ func (o *runOptions) applySandbox() {
 	if o.gid == "" {
 		o.gid = "65534"
 	}
+	// The view: the root read-only, a minimal /dev (with its own /dev/shm
+	// tmpfs) and a private /tmp first, so the user's own mounts come after.
+	o.roRoot = true
+	o.fsArgs = append([]orderedArg{{flag: "--dev", value: "true"}, {flag: "--tmpfs", value: "/tmp:mode=1777"}}, o.fsArgs...)
 	o.lim.noNewPrivs = true
 	if o.lim.seccomp == "" {
 		o.lim.seccomp = "default"
