@@ -131,6 +131,11 @@ func TestRangeLifecycle(t *testing.T) {
 	if p := ports(t, l.RT, l.Bridge); len(p) != 0 {
 		t.Errorf("bridge ports after del: %v", p)
 	}
+	// The bridge nsbox created keeps the MAC it was given (a bridge
+	// without a set MAC takes its ports' and changes with them).
+	if br := link(t, l.RT, l.Bridge); br == nil || br.Address != res.Interfaces[0].Mac {
+		t.Errorf("bridge MAC after the last port left: %+v, result said %s", br, res.Interfaces[0].Mac)
+	}
 	if link(t, ctr, "eth0") != nil {
 		t.Errorf("eth0 still in %s after del", ctr)
 	}

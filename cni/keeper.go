@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -63,7 +64,10 @@ type held struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ready  chan struct{} // closed once restored (or failed to)
-	err    error         // why the restore failed
+	// releasing is set while a DHCPRELEASE goes out (see releaseApplier).
+	releasing atomic.Bool
+	logf      func(string, ...any)
+	err       error // why the restore failed
 }
 
 // keeper is the daemon's state.
@@ -201,7 +205,7 @@ func (k *keeper) restore(ctx context.Context) {
 			k.logf("ignoring %s: not a lease record", name)
 			continue
 		}
-		h := &held{rec: rec, ready: make(chan struct{})}
+		h := &held{rec: rec, ready: make(chan struct{}), logf: k.logf}
 		k.leases[rec.key()] = h
 		go func() {
 			defer close(h.ready)
@@ -257,7 +261,7 @@ func (k *keeper) start(ctx context.Context, h *held, timeout time.Duration) (err
 		return err
 	}
 	opts := []dhcpclient.Option{
-		dhcpclient.WithApplier(&dhcpclient.RtnlApplier{Conn: conn, Dev: rec.IfName}),
+		dhcpclient.WithApplier(&releaseApplier{RtnlApplier: dhcpclient.RtnlApplier{Conn: conn, Dev: rec.IfName}, ns: ns, releasing: &h.releasing, logf: k.logf}),
 		dhcpclient.WithLeaseFile(k.leasePath(rec)),
 		dhcpclient.WithClientID(id),
 		dhcpclient.WithLogf(func(f string, a ...any) {
@@ -308,7 +312,11 @@ func (h *held) stop(release bool) {
 	if h.client != nil {
 		if release && h.client.Lease() != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = h.client.Release(ctx)
+			h.releasing.Store(true)
+			if err := h.client.Release(ctx); err != nil && h.logf != nil {
+				h.logf("release: %v", err)
+			}
+			h.releasing.Store(false)
 			cancel()
 		}
 		h.client.Close()
@@ -322,6 +330,56 @@ func (h *held) stop(release bool) {
 		h.ns.Close()
 		h.ns = nil
 	}
+}
+
+// releaseApplier is the RtnlApplier of a keeper's lease, with one change:
+// when the address is removed right after a DHCPRELEASE was sent, it first
+// waits (at most 500 ms) until the container has resolved the server's MAC.
+// The RELEASE is unicast: until ARP answers, the kernel holds it in the
+// neighbour queue, and removing the address at once drops it, so the server
+// would keep the lease until it expires.
+type releaseApplier struct {
+	dhcpclient.RtnlApplier
+	ns        *netns.Handle
+	releasing *atomic.Bool
+	logf      func(string, ...any)
+}
+
+// Remove waits for the server's ARP entry during a release, then removes.
+func (a *releaseApplier) Remove(ctx context.Context, l *dhcpclient.Lease) error {
+	if a.releasing.Load() && l.Server.IsValid() {
+		deadline := time.Now().Add(500 * time.Millisecond)
+		n := 0
+		for time.Now().Before(deadline) && !arpResolved(a.ns, l.Server.String()) {
+			time.Sleep(2 * time.Millisecond)
+			n++
+		}
+		if a.logf != nil {
+			a.logf("release: waited %d polls for ARP of %s", n, l.Server)
+		}
+	}
+	return a.RtnlApplier.Remove(ctx, l)
+}
+
+// arpResolved reads the ARP table of ns (/proc/thread-self/net/arp from a
+// thread inside it) and reports whether ip has a complete entry.
+func arpResolved(ns *netns.Handle, ip string) bool {
+	ok := false
+	_ = netns.Do(ns, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/arp")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			// IP address, HW type, Flags (0x2: complete), HW address, ...
+			if len(f) >= 4 && f[0] == ip && f[2] != "0x0" {
+				ok = true
+			}
+		}
+		return nil
+	})
+	return ok
 }
 
 func short(id string) string {
@@ -372,7 +430,7 @@ func (k *keeper) handle(ctx context.Context, req *keeperRequest) *keeperReply {
 	if h == nil && req.Op == "add" {
 		cid := sha256.Sum256([]byte("nsbox-cni\x00" + key))
 		rec.ClientID = "00" + hex.EncodeToString(cid[:15]) // type 0: not a hardware address
-		h = &held{rec: rec, ready: make(chan struct{})}
+		h = &held{rec: rec, ready: make(chan struct{}), logf: k.logf}
 		close(h.ready)
 		k.leases[key] = h
 	}

@@ -2,11 +2,13 @@ package cni
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -62,6 +64,22 @@ func ensureBridge(ctx context.Context, c *rtnl.Conn, n *NetConf) (br rtnl.Link, 
 			kind = "a device without a kind"
 		}
 		return br, false, &notBridgeError{name: n.Bridge, kind: kind}
+	}
+	if created {
+		// A bridge whose MAC was never set takes the lowest MAC of its
+		// ports and changes it as ports come and go; the containers' ARP
+		// caches then point at a MAC that is gone, and their unicast to
+		// the bridge (a DHCP RELEASE or renewal, the gateway) is lost. A
+		// MAC set once stays.
+		mac := make(net.HardwareAddr, 6)
+		if _, err := rand.Read(mac); err != nil {
+			return br, created, err
+		}
+		mac[0] = mac[0]&0xfe | 0x02 // unicast, locally administered
+		if err := c.SetHardwareAddr(ctx, n.Bridge, mac); err != nil {
+			return br, created, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+		}
+		br.HardwareAddr = mac
 	}
 	if n.MTU > 0 && created {
 		if err := c.SetMTU(ctx, n.Bridge, uint32(n.MTU)); err != nil {
