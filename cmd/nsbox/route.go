@@ -169,23 +169,22 @@ func routeChange(ctx context.Context, e *env, sub string, args []string) error {
 
 // routeJSON is one route as ip -j route prints it.
 type routeJSON struct {
-	Type     string   `json:"type,omitempty"`
-	Dst      string   `json:"dst"`
-	From     string   `json:"from,omitempty"`
-	Gateway  string   `json:"gateway,omitempty"`
-	Dev      string   `json:"dev,omitempty"`
-	Table    string   `json:"table,omitempty"`
-	Protocol string   `json:"protocol,omitempty"`
-	Scope    string   `json:"scope,omitempty"`
-	Prefsrc  string   `json:"prefsrc,omitempty"`
-	Metric   *uint32  `json:"metric,omitempty"`
-	Flags    []string `json:"flags"`
-	UID      *uint32  `json:"uid,omitempty"`
+	Type     string    `json:"type,omitempty"`
+	Dst      string    `json:"dst"`
+	From     string    `json:"from,omitempty"`
+	Gateway  string    `json:"gateway,omitempty"`
+	Dev      string    `json:"dev,omitempty"`
+	Table    string    `json:"table,omitempty"`
+	Protocol string    `json:"protocol,omitempty"`
+	Scope    string    `json:"scope,omitempty"`
+	Prefsrc  string    `json:"prefsrc,omitempty"`
+	Metric   *uint32   `json:"metric,omitempty"`
+	Flags    []string  `json:"flags"`
+	UID      *uint32   `json:"uid,omitempty"`
 	Cache    *[]string `json:"cache,omitempty"`
-	Pref     string   `json:"pref,omitempty"`
+	Pref     string    `json:"pref,omitempty"`
 
-	from  string // "from X" of route get
-	cache bool   // route get of IPv4: the cache line, even empty
+	cache bool // route get of IPv4: the cache line, even empty
 }
 
 func routeToJSON(r rtnl.Route) routeJSON {
@@ -297,14 +296,14 @@ func (j routeJSON) text() string {
 // filter): which routes, and which fields the output then leaves out
 // (those the selector fixed).
 type routeSelector struct {
-	q                            rtnl.RouteQuery
-	dst                          *netip.Prefix // exact destination
-	dev                          string
-	via                          netip.Addr
-	proto, scope, typ            *uint8
-	tableGiven                   bool
-	family                       int
-	explicitFamily, anySelectors bool
+	q                 rtnl.RouteQuery
+	dst               *netip.Prefix // exact destination
+	dev               string
+	via               netip.Addr
+	proto, scope, typ *uint8
+	tableGiven        bool
+	family            int
+	anySelectors      bool
 }
 
 func parseRouteSelector(cmd string, family int, args []string) (routeSelector, error) {
