@@ -140,6 +140,16 @@ func send(c *net.UnixConn, r reply, fds ...int) error {
 }
 
 func (p *Pool) handle(c *net.UnixConn) {
+	// The request is read first even from a stranger: closing a socket
+	// with unread data would reset the connection before the refusal is
+	// read.
+	buf := make([]byte, maxMessage)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
 	uid, ok, err := peerAllowed(c)
 	if err != nil {
 		p.logf("pool %s: peer credentials: %v", p.name(), err)
@@ -149,13 +159,6 @@ func (p *Pool) handle(c *net.UnixConn) {
 		send(c, reply{Error: fmt.Sprintf("uid %d may not use pool %s (only uid %d and root)", uid, p.name(), os.Geteuid())})
 		return
 	}
-	buf := make([]byte, maxMessage)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := c.Read(buf)
-	if err != nil {
-		return
-	}
-	c.SetReadDeadline(time.Time{})
 	var req request
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
 		send(c, reply{Error: "malformed request: " + err.Error()})

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// nsboxTable reports whether the host namespace has table ip nsbox and the
+// comments of its rules, as nft -j shows them.
+func nsboxTable(t *testing.T, ns string) (bool, []string) {
+	t.Helper()
+	tables, comments := testutil.NftRules(t, ns)
+	return slices.Contains(tables, "ip nsbox"), comments
+}
+
+// startNsbox starts the binary in the background (killed in t.Cleanup).
+func startNsbox(t *testing.T, bin string, args ...string) *testutil.Proc {
+	t.Helper()
+	return testutil.StartProc(t, bin, args...)
+}
+
+// waitFor polls cond every 50 ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRunNATCLI: a sandbox on the lab's bridge reaches the outside server
+// with --nat and not without, the server sees the host namespace's address,
+// and the rules go with the sandbox.
+func TestRunNATCLI(t *testing.T) {
+	lab := testutil.NewNATLab(t)
+	bin := runBuildNsbox(t)
+	base := []string{"-n", lab.HostNS, "run", "--net", "--bridge", lab.Bridge, "--addr", "10.88.0.5/24", "--gateway", lab.BridgeIP}
+	fetch := []string{"--", "curl", "-sS", "--noproxy", "*", "-m", "2", lab.ServerURL}
+
+	if out, stderr, code := runNsbox(t, bin, nil, append(base, fetch...)...); code == 0 {
+		t.Fatalf("fetched without --nat: %q %q", out, stderr)
+	}
+	out, stderr, code := runNsbox(t, bin, nil, append(append(base, "--nat"), fetch...)...)
+	if code != 0 || strings.TrimSpace(out) != lab.Token {
+		t.Fatalf("run --nat: exit %d, %q, %s", code, out, stderr)
+	}
+	if log := lab.ServerLog(); !strings.Contains(log, "["+"::ffff:"+lab.HostOutsideIP+"]") || strings.Contains(log, "10.88.0.5") {
+		t.Fatalf("server log does not show only the masqueraded address:\n%s", log)
+	}
+	if exists, rules := nsboxTable(t, lab.HostNS); exists || len(rules) != 0 {
+		t.Fatalf("after run --nat: table %v, rules %q", exists, rules)
+	}
+
+	// Bad --publish values: one line, exit 125, nothing left.
+	for _, bad := range []string{"0:80", "8080:65536", "80", "a:80", "8080:80/sctp", "1.2.3:8080:80", "1:2:3:4"} {
+		_, stderr, code := runNsbox(t, bin, nil, append(append(base, "--publish", bad), "--", "true")...)
+		if code != exitSetupFailed || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "nsbox: run: --publish") {
+			t.Errorf("--publish %s: exit %d, %q", bad, code, stderr)
+		}
+	}
+	if exists, _ := nsboxTable(t, lab.HostNS); exists {
+		t.Fatal("bad --publish left a table")
+	}
+	_, stderr, code = runNsbox(t, bin, nil, "run", "--net", "--nat", "--", "true")
+	if code != exitUsage || !strings.Contains(stderr, "--nat needs --bridge") {
+		t.Errorf("--nat without --bridge: exit %d, %q", code, stderr)
+	}
+}
+
+// TestRunPublishCLI: a server in a sandbox started with --publish 8080:80
+// answers a client in the outside namespace on the host namespace's address;
+// the rules exist while it runs and are gone after it ends, and after a
+// SIGKILL of nsbox once the next nsbox call has looked at the table.
+func TestRunPublishCLI(t *testing.T) {
+	lab := testutil.NewNATLab(t)
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/index.html", []byte("published-"+lab.Token+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + lab.HostOutsideIP + ":8080/"
+	serve := func(addr string) *testutil.Proc {
+		return startNsbox(t, bin, "-n", lab.HostNS, "run", "--net", "--bridge", lab.Bridge, "--addr", addr, "--gateway", lab.BridgeIP,
+			"--publish", "8080:80", "--", "busybox", "httpd", "-f", "-p", "80", "-h", dir)
+	}
+	for _, how := range []string{"SIGTERM", "SIGKILL"} {
+		t.Run(how, func(t *testing.T) {
+			p := serve("10.88.0.7/24")
+			var body string
+			if !waitFor(10*time.Second, func() bool {
+				out, err := testutil.Curl(lab.OutsideNS, url)
+				body = out
+				return err == nil
+			}) {
+				t.Fatalf("%s never answered: %s", url, p.Stderr.String())
+			}
+			if strings.TrimSpace(body) != "published-"+lab.Token {
+				t.Fatalf("body %q", body)
+			}
+			exists, rules := nsboxTable(t, lab.HostNS)
+			if !exists || !slices.ContainsFunc(rules, func(c string) bool { return strings.Contains(c, "hostport=8080") }) {
+				t.Fatalf("while running: table %v, rules %q", exists, rules)
+			}
+			// The same host port again: refused, naming the holder.
+			_, stderr, code := runNsbox(t, bin, nil, "-n", lab.HostNS, "run", "--net", "--bridge", lab.Bridge, "--addr", "10.88.0.8/24",
+				"--publish", "8080:80", "--", "true")
+			if code != exitSetupFailed || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "already published by nsbox run (pid ") {
+				t.Fatalf("second --publish 8080: exit %d, %q", code, stderr)
+			}
+			if how == "SIGTERM" {
+				p.Cmd.Process.Signal(syscall.SIGTERM)
+				if exited, _ := p.Wait(10 * time.Second); !exited {
+					t.Fatal("nsbox did not end 10s after SIGTERM")
+				}
+			} else {
+				p.Cmd.Process.Kill()
+				p.Wait(10 * time.Second)
+				// The payload dies with nsbox; the rules stay until the
+				// next nsbox call on the table.
+				if _, _, code := runNsbox(t, bin, nil, "-n", lab.HostNS, "nat", "list"); code != 0 {
+					t.Fatalf("nat list: exit %d", code)
+				}
+			}
+			if exists, rules := nsboxTable(t, lab.HostNS); exists || len(rules) != 0 {
+				t.Fatalf("after %s: table %v, rules %q", how, exists, rules)
+			}
+			if _, err := testutil.Curl(lab.OutsideNS, url); err == nil {
+				t.Fatalf("%s still answers after %s", url, how)
+			}
+		})
+	}
+}
+
