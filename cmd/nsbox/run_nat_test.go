@@ -143,4 +143,3 @@ func TestRunPublishCLI(t *testing.T) {
 		})
 	}
 }
-
