@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/jsimonetti/rtnetlink/v2"
@@ -36,6 +37,33 @@ type AddrOptions struct {
 	// (IFA_F_NODAD, ip's nodad): it is usable at once instead of
 	// tentative. No effect on IPv4.
 	NoDAD bool
+	// NoPrefixRoute adds no route for the address's prefix
+	// (IFA_F_NOPREFIXROUTE, ip's noprefixroute).
+	NoPrefixRoute bool
+	// Broadcast is the IPv4 broadcast address (ip's brd ADDR); zero:
+	// none. BroadcastFromPrefix sets it to the prefix's last address
+	// (ip's brd +).
+	Broadcast           netip.Addr
+	BroadcastFromPrefix bool
+	// Label is the IPv4 address label (ip's label L): the device's name,
+	// or the name followed by ':' and anything; "": the device's name.
+	Label string
+}
+
+// broadcastOf is the last address of p's prefix (brd +).
+func broadcastOf(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	host := len(b)*8 - p.Bits()
+	for i := len(b) - 1; i >= 0 && host > 0; i-- {
+		n := host
+		if n > 8 {
+			n = 8
+		}
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 const infinityLifetime = 0xFFFFFFFF
@@ -197,9 +225,35 @@ func (c *Conn) changeAddr(ctx context.Context, op, dev string, p netip.Prefix, o
 		return &Error{Op: op, Object: obj, Err: errors.Unwrap(err)}
 	}
 	m := addrMessage(index, p)
-	if o != nil && o.NoDAD && p.Addr().Is6() {
-		m.Flags |= unix.IFA_F_NODAD
-		m.Attributes.Flags = unix.IFA_F_NODAD
+	if o != nil {
+		var f uint32
+		if o.NoDAD && p.Addr().Is6() {
+			f |= unix.IFA_F_NODAD
+		}
+		if o.NoPrefixRoute {
+			f |= unix.IFA_F_NOPREFIXROUTE
+		}
+		if f != 0 {
+			m.Flags |= uint8(f & 0xff)
+			m.Attributes.Flags = f
+		}
+		if p.Addr().Is4() {
+			switch {
+			case o.BroadcastFromPrefix:
+				m.Attributes.Broadcast = net.IP(broadcastOf(p).AsSlice())
+			case o.Broadcast.IsValid():
+				if !o.Broadcast.Is4() {
+					return &Error{Op: op, Object: obj, Err: fmt.Errorf("broadcast %s is not IPv4: %w", o.Broadcast, unix.EINVAL)}
+				}
+				m.Attributes.Broadcast = net.IP(o.Broadcast.AsSlice())
+			}
+			if o.Label != "" {
+				if o.Label != dev && !strings.HasPrefix(o.Label, dev+":") {
+					return &Error{Op: op, Object: obj, Err: fmt.Errorf("label %q must be the device name or start with %q: %w", o.Label, dev+":", unix.EINVAL)}
+				}
+				m.Attributes.Label = o.Label
+			}
+		}
 	}
 	return c.ack(ctx, op, obj, typ, flags, m, cacheInfoAttr(o))
 }

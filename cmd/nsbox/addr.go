@@ -16,8 +16,11 @@ import (
 )
 
 const addrUsage = `addr list|show [dev DEV]       addresses, like ip addr (-j: addr_info as ip -j)
-addr add CIDR dev DEV [valid_lft SECS|forever] [preferred_lft SECS|forever]
-                               add an IPv4 or IPv6 address (a bare address is /32 or /128)
+addr add CIDR dev DEV [brd +|-|ADDR] [label L] [nodad] [noprefixroute]
+         [valid_lft SECS|forever] [preferred_lft SECS|forever]
+                               add an IPv4 or IPv6 address (a bare address is /32 or /128);
+                               brd + sets the prefix's last address as broadcast, label is
+                               DEV or DEV:ANY, nodad makes an IPv6 address usable at once
 addr del CIDR dev DEV          remove an address
 addr flush dev DEV             remove every address of DEV`
 
@@ -73,9 +76,54 @@ func parseAddrChange(sub string, args []string) (addrArgs, error) {
 	cmd := "addr " + sub
 	var a addrArgs
 	var cidr string
+	brdMinus := false
 	for len(args) > 0 {
 		w := args[0]
 		switch w {
+		case "nodad", "noprefixroute":
+			if sub == "del" || sub == "delete" {
+				return a, usagef("%s: %s applies to add and replace only", cmd, w)
+			}
+			if a.opts == nil {
+				a.opts = &rtnl.AddrOptions{}
+			}
+			if w == "nodad" {
+				a.opts.NoDAD = true
+			} else {
+				a.opts.NoPrefixRoute = true
+			}
+			args = args[1:]
+		case "brd", "broadcast", "label":
+			if len(args) < 2 {
+				return a, usagef("%s: %s needs a value", cmd, w)
+			}
+			v := args[1]
+			args = args[2:]
+			if sub == "del" || sub == "delete" {
+				return a, usagef("%s: %s applies to add and replace only", cmd, w)
+			}
+			if a.opts == nil {
+				a.opts = &rtnl.AddrOptions{}
+			}
+			if w == "label" {
+				if v == "" || len(v) > 15 {
+					return a, usagef("%s: invalid label %q (at most 15 bytes)", cmd, v)
+				}
+				a.opts.Label = v
+				continue
+			}
+			switch v {
+			case "+":
+				a.opts.BroadcastFromPrefix = true
+			case "-":
+				brdMinus = true // ip's "brd -": the prefix's first address
+			default:
+				b, err := netip.ParseAddr(v)
+				if err != nil || !b.Is4() {
+					return a, usagef("%s: invalid broadcast %q (an IPv4 address, + or -)", cmd, v)
+				}
+				a.opts.Broadcast = b
+			}
 		case "dev", "valid_lft", "preferred_lft", "local":
 			if len(args) < 2 {
 				return a, usagef("%s: %s needs a value", cmd, w)
@@ -128,6 +176,15 @@ func parseAddrChange(sub string, args []string) (addrArgs, error) {
 	a.prefix = p
 	if a.dev == "" {
 		return a, usagef("%s %s: missing \"dev DEV\"", cmd, cidr)
+	}
+	if brdMinus && p.Addr().Is4() {
+		a.opts.Broadcast = p.Masked().Addr()
+	}
+	if o := a.opts; o != nil && o.Label != "" && o.Label != a.dev && !strings.HasPrefix(o.Label, a.dev+":") {
+		return a, usagef("%s: label %q must be %s or start with \"%s:\" (as ip)", cmd, o.Label, a.dev, a.dev)
+	}
+	if o := a.opts; o != nil && (o.Broadcast.IsValid() || o.BroadcastFromPrefix || o.Label != "") && !p.Addr().Is4() {
+		return a, usagef("%s: brd and label are for IPv4 addresses", cmd)
 	}
 	if o := a.opts; o != nil && o.ValidLifetime != 0 && o.PreferredLifetime > o.ValidLifetime {
 		return a, usagef("%s: preferred_lft is longer than valid_lft", cmd)
