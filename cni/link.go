@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -88,6 +89,10 @@ func ensureBridge(ctx context.Context, c *rtnl.Conn, n *NetConf) (br rtnl.Link, 
 	}
 	if n.Vlan != 0 {
 		if err := setVlanFiltering(ctx, c, br.Index); err != nil {
+			if errors.Is(err, unix.EOPNOTSUPP) {
+				return br, created, types.NewError(types.ErrInvalidNetworkConfig,
+					fmt.Sprintf("vlan %d: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", n.Vlan), "bridge "+n.Bridge)
+			}
 			return br, created, fmt.Errorf("bridge %s: vlan filtering: %w", n.Bridge, err)
 		}
 	}

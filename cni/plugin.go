@@ -149,15 +149,15 @@ func (o *op) add(ctx context.Context) (_ *current.Result, err error) {
 	}()
 	bg := context.WithoutCancel(ctx)
 	br, created, err := ensureBridge(ctx, host, n)
-	if err != nil {
-		return nil, err
-	}
-	if created {
+	if created { // even if a later setting of the new bridge failed
 		undo = append(undo, func() {
 			if ports, perr := bridgePorts(bg, host, br.Index, ""); perr == nil && len(ports) == 0 {
 				_ = host.DeleteLink(bg, n.Bridge)
 			}
 		})
+	}
+	if err != nil {
+		return nil, err
 	}
 	hostIf := hostIfName(n.Name, a.ContainerID, a.IfName)
 	if err := host.DeleteLink(ctx, hostIf); err == nil {
