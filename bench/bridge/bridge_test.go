@@ -32,7 +32,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	nsboxBin = filepath.Join(dir, "nsbox")
-	out, err := exec.Command("go", "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+	// Built from the library's module (the repository root), whose go.sum
+	// covers the CLI's dependencies.
+	build := exec.Command("go", "build", "-o", nsboxBin, "./cmd/nsbox")
+	build.Dir = filepath.Join("..", "..")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
 		os.RemoveAll(dir)

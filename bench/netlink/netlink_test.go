@@ -48,7 +48,11 @@ func needBinary(b *testing.B) {
 		if err != nil {
 			goTool = "go"
 		}
-		out, err := exec.Command(goTool, "build", "-o", nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+		// Built from the library's module (the repository root), whose
+		// go.sum covers the CLI's dependencies.
+		build := exec.Command(goTool, "build", "-o", nsboxBin, "./cmd/nsbox")
+		build.Dir = filepath.Join("..", "..")
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build nsbox: %v: %s", err, out)
 		}

@@ -37,7 +37,11 @@ func nsbox(b *testing.B) string {
 			return
 		}
 		build.bin = filepath.Join(dir, "nsbox")
-		out, err := exec.Command("go", "build", "-trimpath", "-o", build.bin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput()
+		// Built from the library's module (the repository root), whose
+		// go.sum covers the CLI's dependencies.
+		cmd := exec.Command("go", "build", "-trimpath", "-o", build.bin, "./cmd/nsbox")
+		cmd.Dir = filepath.Join("..", "..")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			build.err = fmt.Errorf("go build: %v: %s", err, out)
 		}

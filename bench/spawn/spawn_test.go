@@ -45,7 +45,10 @@ func buildTools(b *testing.B) string {
 				return
 			}
 			tools.nsboxBin = filepath.Join(tools.dir, "nsbox")
-			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "github.com/nsbox/nsbox/cmd/nsbox")
+			// Built from the library's module (the repository root),
+			// whose go.sum covers the CLI's dependencies.
+			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "./cmd/nsbox")
+			cmd.Dir = filepath.Join("..", "..")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
