@@ -297,11 +297,25 @@ static int nsc_child(void *arg)
 			nsc_fail(errfd, NSC_STAGE_SYNC, ret < 0 ? ret : -ECANCELED, 0);
 		SYS1(SYS_close, c->gofd);
 	}
+	if (s->join_pidfd_ns) {
+		if ((ret = SYS2(SYS_setns, s->join_pidfd, s->join_pidfd_ns)) < 0)
+			nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret, 0);
+		SYS1(SYS_close, s->join_pidfd);
+	}
 	for (int i = 0; i < s->njoin; i++) {
 		if ((ret = SYS2(SYS_setns, s->join_fd[i], s->join_type[i])) < 0)
 			nsc_fail(errfd, NSC_STAGE_SETNS, ret, i);
 		SYS1(SYS_close, s->join_fd[i]);
 	}
+	if ((s->enter & NSC_ENTER_ROOT) &&
+	    ((ret = SYS1(SYS_fchdir, s->enter_root_fd)) < 0 || (ret = SYS1(SYS_chroot, ".")) < 0))
+		nsc_fail(errfd, NSC_STAGE_ENTER_ROOT, ret, 0);
+	if ((s->enter & NSC_ENTER_DIR) && (ret = SYS1(SYS_fchdir, s->enter_dir_fd)) < 0)
+		nsc_fail(errfd, NSC_STAGE_ENTER_DIR, ret, 0);
+	if (s->enter & NSC_ENTER_ROOT)
+		SYS1(SYS_close, s->enter_root_fd);
+	if (s->enter & NSC_ENTER_DIR)
+		SYS1(SYS_close, s->enter_dir_fd);
 	if (s->propagation &&
 	    (ret = SYS5(SYS_mount, "none", "/", 0, s->propagation, 0)) < 0)
 		nsc_fail(errfd, NSC_STAGE_PROPAGATION, ret, 0);

@@ -53,7 +53,10 @@ enum nsc_stage {
 	NSC_STAGE_CAPS,         /* index: the capability, or -1 for capset/keepcaps */
 	NSC_STAGE_NO_NEW_PRIVS,
 	NSC_STAGE_SECCOMP,
-	NSC_STAGE_LOOPBACK
+	NSC_STAGE_LOOPBACK,
+	NSC_STAGE_SETNS_PIDFD, /* setns on the pidfd of Spec.JoinPid */
+	NSC_STAGE_ENTER_ROOT,  /* the joined process's root and directory */
+	NSC_STAGE_ENTER_DIR
 };
 
 /* Kinds of filesystem steps (struct nsc_fsop). */
@@ -64,7 +67,9 @@ enum nsc_fs_kind {
 };
 #define NSC_FS_RDONLY 1 /* bind: read-only, recursively (keeps nosuid/nodev/noexec) */
 #define NSC_FS_FILE 2   /* bind: the source is not a directory, so DEST is made a file */
-#define NSC_FS_NOPT 8   /* fsconfig key, value pairs (value NULL: a flag) */
+#define NSC_FS_NOPT 8
+#define NSC_ENTER_ROOT 1
+#define NSC_ENTER_DIR 2   /* fsconfig key, value pairs (value NULL: a flag) */
 
 /* One step of the view. DEST is given as ncomp components below the root:
  * prefix[i] is components 0..i joined by '/', name[i] is component i. */
@@ -116,6 +121,15 @@ struct nsc_spec {
 	const char *dir;    /* NULL: keep the working directory */
 	unsigned long ns_flags; /* CLONE_NEW* bits */
 
+	/* join_pidfd_ns != 0: setns(join_pidfd, join_pidfd_ns) first,
+	 * entering several namespaces of one process at once. */
+	int join_pidfd;
+	unsigned long join_pidfd_ns;
+	/* After joining (all zero: nothing): enter_root_fd becomes the root
+	 * (fchdir, chroot ".") with NSC_ENTER_ROOT, enter_dir_fd the working
+	 * directory with NSC_ENTER_DIR (nsenter -r -w). */
+	int enter;
+	int enter_root_fd, enter_dir_fd;
 	int njoin;
 	int join_fd[NSC_MAX_JOIN];   /* open namespace files, setns in order */
 	int join_type[NSC_MAX_JOIN]; /* CLONE_NEW* of each */

@@ -3,6 +3,7 @@ package nsclone_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 
 	"github.com/nsbox/nsbox/nsclone"
@@ -38,4 +39,38 @@ func ExampleNamespace_String() {
 	// Output:
 	// ipc|pid|mnt
 	// none
+}
+
+// A sandbox's filesystem view, as bubblewrap would build it with
+// --ro-bind /usr /usr --dev /dev --proc /proc --tmpfs /tmp: an empty
+// folder becomes the payload's root, the host's programs are bound in
+// read-only, /dev holds only the harmless devices and /tmp is private.
+func ExampleSpec_view() {
+	root, err := os.MkdirTemp("", "rootfs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	spec := &nsclone.Spec{
+		Path:       "/usr/bin/ls",
+		Args:       []string{"ls", "/"},
+		Namespaces: nsclone.IPC | nsclone.PID | nsclone.Mnt,
+		MountProc:  true, // inside Root
+		Init:       true,
+		Root:       root,
+		FS: []nsclone.FSMount{
+			{Kind: nsclone.ROBind, Source: "/usr", Dest: "/usr"},
+			{Kind: nsclone.ROBind, Source: "/lib", Dest: "/lib"},
+			{Kind: nsclone.ROBind, Source: "/lib64", Dest: "/lib64"},
+			{Kind: nsclone.Dev},
+			{Kind: nsclone.Tmpfs, Dest: "/tmp", Size: 64 << 20},
+		},
+		Env:    []string{"PATH=/usr/bin"},
+		Stdout: os.Stdout,
+	}
+	st, err := nsclone.Run(context.Background(), spec)
+	if err != nil {
+		log.Fatal(err) // e.g. nsclone: child setup: mount point ...: read-only file system
+	}
+	fmt.Println(st)
 }

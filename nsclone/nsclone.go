@@ -113,6 +113,20 @@ type Spec struct {
 	// the payload only with Init (setns(PID) moves the children).
 	Join map[Namespace]string
 
+	// JoinPidfd, when set, is a pidfd (pidfd_open(2)) of a running
+	// process whose namespaces JoinPidfdNamespaces the child enters with
+	// one setns(2), atomically, before Join (Linux 5.8+). Leave out the
+	// kinds the caller already shares with it: re-entering one's own user
+	// namespace is EINVAL.
+	JoinPidfd           *os.File
+	JoinPidfdNamespaces Namespace
+	// EnterRoot and EnterDir, when not empty, become the child's root
+	// (chroot) and working directory right after it joined namespaces; to
+	// enter a process, its /proc/PID/root and /proc/PID/cwd, as nsenter
+	// --root --wd does. They are opened by the caller before the clone,
+	// and a Path without a slash is looked up under EnterRoot.
+	EnterRoot, EnterDir string
+
 	// Stdin, Stdout and Stderr become fds 0, 1 and 2; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
 	// ExtraFiles become fds 3, 4, ...; a nil entry leaves that fd closed.
@@ -281,6 +295,26 @@ func (s *Spec) Validate() error {
 	if len(s.Groups) > 65536 {
 		return invalid("%d supplementary groups, more than 65536", len(s.Groups))
 	}
+	if s.JoinPidfdNamespaces&^allNamespaces != 0 {
+		return invalid("unknown namespace bits %#x to join", uint64(s.JoinPidfdNamespaces&^allNamespaces))
+	}
+	if (s.JoinPidfd == nil) != (s.JoinPidfdNamespaces == 0) {
+		return invalid("JoinPidfd and JoinPidfdNamespaces go together")
+	}
+	if both := s.JoinPidfdNamespaces & s.Namespaces; both != 0 {
+		return invalid("namespace %s is both new and joined", both)
+	}
+	for ns := range s.Join {
+		if ns&s.JoinPidfdNamespaces != 0 {
+			return invalid("namespace %s is joined twice", ns)
+		}
+	}
+	if _, ok := s.Join[User]; (ok || s.JoinPidfdNamespaces&User != 0) && !s.Init {
+		return invalid("joining a user namespace needs Init (a process sharing the caller's memory cannot join one)")
+	}
+	if s.EnterRoot != "" && s.hasView() {
+		return invalid("EnterRoot excludes Root, ReadOnlyRoot and FS")
+	}
 	if len(s.Join) > maxJoin {
 		return invalid("more than %d namespaces to join", maxJoin)
 	}
@@ -313,7 +347,7 @@ func (s *Spec) Validate() error {
 			return invalid("mount of %q has no target", m.Source)
 		}
 	}
-	strs := append(append([]string{s.Path, s.Dir, s.Hostname, s.Root}, s.Args...), s.Env...)
+	strs := append(append([]string{s.Path, s.Dir, s.Hostname, s.Root, s.EnterRoot, s.EnterDir}, s.Args...), s.Env...)
 	for _, m := range s.Mounts {
 		strs = append(strs, m.Source, m.Target, m.FSType, m.Data)
 	}
@@ -382,6 +416,8 @@ const (
 	StageNoNewPrivs Stage = "no_new_privs"
 	StageSeccomp    Stage = "seccomp"
 	StageLoopback   Stage = "loopback up"
+	StageEnterRoot  Stage = "enter root" // chroot to EnterRoot
+	StageEnterDir   Stage = "enter directory"
 )
 
 // SetupError is a failure before the payload's exec: the stage, the object it

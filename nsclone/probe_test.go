@@ -409,16 +409,16 @@ func TestResolvePath(t *testing.T) {
 	if err := os.WriteFile(noexec, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := resolvePath("sh", []string{"PATH=/nonexistent:/bin"}); err != nil || p != "/bin/sh" {
+	if p, err := resolvePath("sh", []string{"PATH=/nonexistent:/bin"}, nil); err != nil || p != "/bin/sh" {
 		t.Errorf("resolvePath(sh) = %q, %v", p, err)
 	}
-	if _, err := resolvePath("tool", []string{"PATH=" + dir}); !errors.Is(err, unix.EACCES) {
+	if _, err := resolvePath("tool", []string{"PATH=" + dir}, nil); !errors.Is(err, unix.EACCES) {
 		t.Errorf("non-executable candidate: %v, want EACCES", err)
 	}
-	if _, err := resolvePath("nsclone-none", []string{"PATH=" + dir}); !errors.Is(err, unix.ENOENT) {
+	if _, err := resolvePath("nsclone-none", []string{"PATH=" + dir}, nil); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("missing: %v, want ENOENT", err)
 	}
-	if p, _ := resolvePath("./x", nil); p != "./x" {
+	if p, _ := resolvePath("./x", nil, nil); p != "./x" {
 		t.Errorf("a path with a slash is kept: %q", p)
 	}
 }

@@ -64,7 +64,7 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	path, err := resolvePath(s.Path, env)
+	path, err := resolvePath(s.Path, env, s.callerPath)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,12 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		}
 	}
 	waited := make(chan struct{})
-	res, err := spawn(s, path, args, env, false, waited, lim, cg)
+	// The kernel refuses to move a process that shares its memory
+	// (CLONE_VM) into another user namespace: an init joining one is
+	// cloned without CLONE_VM.
+	_, joinUser := s.Join[User]
+	forkInit := s.Init && (joinUser || s.JoinPidfdNamespaces&User != 0)
+	res, err := spawn(s, path, args, env, forkInit, waited, lim, cg)
 	if err != nil && s.Init && len(initELF()) > 0 && s.BeforeExec == nil &&
 		res.stage == C.NSC_STAGE_EXEC && res.index == 1 && lim.filter == nil {
 		// nsinit could not be exec'd from a memfd (an LSM, a seccomp
@@ -394,6 +399,30 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool, lim *limi
 		keep = append(keep, fd)
 	}
 	spec.njoin = C.int(len(b.join))
+	if s.JoinPidfd != nil {
+		spec.join_pidfd = C.int(s.JoinPidfd.Fd())
+		spec.join_pidfd_ns = C.ulong(s.JoinPidfdNamespaces)
+		b.files = append(b.files, s.JoinPidfd)
+		keep = append(keep, int(s.JoinPidfd.Fd()))
+	}
+	for i, p := range []string{s.EnterRoot, s.EnterDir} {
+		if p == "" {
+			continue
+		}
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return b, &SetupError{Stage: StageOpen, Object: p, Err: err}
+		}
+		b.opened = append(b.opened, fd)
+		keep = append(keep, fd)
+		if i == 0 {
+			spec.enter |= C.NSC_ENTER_ROOT
+			spec.enter_root_fd = C.int(fd)
+		} else {
+			spec.enter |= C.NSC_ENTER_DIR
+			spec.enter_dir_fd = C.int(fd)
+		}
+	}
 
 	// Fds: stdio then extra files; nil stdio reads and writes /dev/null.
 	fds := make([]int, nfds)
@@ -581,6 +610,12 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 	case C.NSC_STAGE_CGROUP, C.NSC_STAGE_RLIMIT, C.NSC_STAGE_CAPS, C.NSC_STAGE_NO_NEW_PRIVS, C.NSC_STAGE_SECCOMP,
 		C.NSC_STAGE_LOOPBACK:
 		b.limitsError(e, C.int(r.stage), idx)
+	case C.NSC_STAGE_SETNS_PIDFD:
+		e.Stage, e.Object = StageSetns, b.s.JoinPidfdNamespaces.String()+" (pidfd)"
+	case C.NSC_STAGE_ENTER_ROOT:
+		e.Stage, e.Object = StageEnterRoot, b.s.EnterRoot
+	case C.NSC_STAGE_ENTER_DIR:
+		e.Stage, e.Object = StageEnterDir, b.s.EnterDir
 	default:
 		b.viewError(r.stage, idx, e)
 	}
@@ -590,7 +625,7 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 // resolvePath finds file in the PATH of env when it has no slash, like a
 // shell: the first executable regular file wins; if there is none but a
 // candidate exists, the error is EACCES (exit 126), else ENOENT (127).
-func resolvePath(file string, env []string) (string, error) {
+func resolvePath(file string, env []string, where func(string) string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil
 	}
@@ -607,11 +642,17 @@ func resolvePath(file string, env []string) (string, error) {
 			dir = "."
 		}
 		p := dir + "/" + file
+		hp := p
+		if where != nil {
+			if hp = where(p); hp == "" {
+				continue
+			}
+		}
 		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil {
+		if err := unix.Stat(hp, &st); err != nil {
 			continue
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFREG && unix.Access(p, unix.X_OK) == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG && unix.Access(hp, unix.X_OK) == nil {
 			return p, nil
 		}
 		if denied == "" {

@@ -100,6 +100,9 @@ func commands() []*command {
 		withOwnHelp(dhcpdCommand()),
 		natCommand(),
 		poolCommand(),
+		withOwnHelp(psCommand()),
+		withOwnHelp(enterCommand()),
+		withOwnHelp(killCommand()),
 		versionCommand(),
 		helpCommand(),
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/names"
+	"github.com/nsbox/nsbox/internal/sbstate"
 	"github.com/nsbox/nsbox/nsclone"
 	"github.com/nsbox/nsbox/nsnet"
 )
@@ -27,6 +28,7 @@ const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgro
     [--rootfs DIR] [--ro-root] [--bind SRC[:DEST]]... [--ro-bind SRC[:DEST]]...
     [--tmpfs DEST[:size=N[,mode=M]]]... [--dev] [--chdir DIR]
     [--clearenv] [--setenv NAME=VALUE]... [--unsetenv NAME]...
+    [--name NAME] [--status-fd FD] [--pidfile FILE]
     [--] [CMD [ARG...]]
   unshare spellings: -i -p -m -n -u -U -C (--ipc ... --cgroup), -r/--map-root-user,
   -f/--fork (always), --wd (--chdir), --root (--rootfs). -n AFTER run is --net;
@@ -60,6 +62,8 @@ type runOptions struct {
 	fsArgs, envArgs []orderedArg
 	fs              []nsclone.FSMount
 	lim             limitOptions
+	name, pidfile   string
+	statusFD        int
 
 	cmd []string
 }
@@ -104,6 +108,9 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.BoolVarP(&o.fork, "fork", "f", false, "accepted for unshare's sake: the command always runs in a new process")
 	viewFlags(fs, o)
 	addLimitFlags(fs, &o.lim)
+	fs.StringVar(&o.name, "name", "", "register the sandbox as NAME for nsbox ps, enter and kill (/run/nsbox/sandboxes/NAME.json)")
+	fs.IntVar(&o.statusFD, "status-fd", -1, "write JSON lines to inherited fd FD: child-pid and namespaces once set up, exit-code at the end (bwrap --json-status-fd)")
+	fs.StringVar(&o.pidfile, "pidfile", "", "write the payload's pid to FILE (removed when it ends)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
 }
@@ -149,6 +156,14 @@ func (o *runOptions) check() error {
 	}
 	if err := o.checkView(); err != nil {
 		return err
+	}
+	if o.name != "" {
+		if err := sbstate.ValidateName(o.name); err != nil {
+			return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --name: %v", err)}
+		}
+	}
+	if o.statusFD < -1 {
+		return usagef("run: --status-fd %d: not a file descriptor", o.statusFD)
 	}
 	if o.hasView() {
 		o.mount = true
@@ -346,7 +361,13 @@ func runMain(ctx context.Context, e *env, args []string) error {
 		sn.close(ctx)
 		return err
 	}
-	err = runSpawn(ctx, spec)
+	w, err := o.watch(spec, sn)
+	if err != nil {
+		rn.close(ctx)
+		sn.close(ctx)
+		return err
+	}
+	err = runSpawn(ctx, spec, w)
 	if cerr := errors.Join(rn.close(ctx), sn.close(ctx)); cerr != nil && err == nil {
 		return &exitError{code: exitFailed, err: fmt.Errorf("run: %w", cerr)}
 	}
@@ -427,14 +448,21 @@ var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT
 // runSpawn starts spec, forwards signals to it and returns its exit status
 // as an exitError. It does not kill the payload when ctx is cancelled by a
 // signal: the signal is forwarded instead.
-func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
+func runSpawn(ctx context.Context, spec *nsclone.Spec, w *runWatch) error {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
 	p, err := nsclone.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
+		w.abort()
 		return spawnError(err)
+	}
+	if err := w.started(p); err != nil {
+		_ = p.Signal(unix.SIGKILL)
+		p.Wait()
+		w.ended(exitSetupFailed)
+		return &exitError{code: exitSetupFailed, err: err}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -453,8 +481,10 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec) error {
 	st, err := p.Wait()
 	close(done)
 	if err != nil {
+		w.ended(exitSetupFailed)
 		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
 	}
+	w.ended(st.Code())
 	if st.OOMKilled() && spec.Cgroup != nil {
 		return oomError(spec.Cgroup.Memory)
 	}

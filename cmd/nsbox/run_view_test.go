@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nsbox/nsbox/internal/testutil"
 )
@@ -519,4 +523,221 @@ func childOf(t *testing.T, ppid int) int {
 	}
 	t.Fatalf("no child of %d", ppid)
 	return 0
+}
+
+// nsInodes reads /proc/PID/ns/* as readlink shows them ("net:[4026...]").
+func nsInodes(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range []string{"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"} {
+		l, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = l
+	}
+	return out
+}
+
+// TestNamedSandboxes drives run --name, --status-fd and --pidfile, ps,
+// enter and kill through the binary, each observed from outside: the
+// namespaces by readlink /proc/PID/ns/*, the record by ps -j, the files of
+// the sandbox by enter and by nsenter.
+func TestNamedSandboxes(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	state := t.TempDir()
+	t.Setenv("NSBOX_STATE_DIR", state)
+	name := testutil.UniqueName("sbx")
+	r := newRootfs(t)
+	if err := os.WriteFile(filepath.Join(r, "marker"), []byte("inside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statusR.Close()
+	args := append([]string{"run", "--name", name, "--status-fd", "3", "--pidfile", pidfile, "--uts", "--hostname", name,
+		"--net", "--setenv", "NSBOX_SBX=" + name}, nsboxView(r)[1:]...)
+	args = append(args, "sleep", "60")
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{statusW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	statusW.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	dec := json.NewDecoder(statusR)
+	var first map[string]any
+	if err := dec.Decode(&first); err != nil {
+		t.Fatalf("first status line: %v", err)
+	}
+	pid := int(first["child-pid"].(float64))
+	if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {
+		t.Errorf("pidfile %q %v, want %d", b, err, pid)
+	}
+	ns := nsInodes(t, pid)
+	self := nsInodes(t, os.Getpid())
+	for _, k := range []string{"ipc", "mnt", "net", "pid", "uts"} {
+		v, ok := first[k+"-namespace"].(float64)
+		if !ok || fmt.Sprintf("%s:[%d]", k, int64(v)) != ns[k] || ns[k] == self[k] {
+			t.Errorf("status %s-namespace %v, readlink %s (ours %s)", k, first[k+"-namespace"], ns[k], self[k])
+		}
+	}
+	if _, ok := first["user-namespace"]; ok {
+		t.Errorf("status names a user namespace that is not new: %v", first)
+	}
+
+	// ps -j against readlink and ps.
+	out, stderr, code := runNsbox(t, bin, nil, "-j", "ps")
+	var list []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		t.Fatalf("ps -j: exit %d %q %q", code, out, stderr)
+	}
+	var mine map[string]any
+	for _, e := range list {
+		if e["name"] == name {
+			mine = e
+		}
+	}
+	if mine == nil || int(mine["pid"].(float64)) != pid {
+		t.Fatalf("ps -j does not list %s as %d: %s", name, pid, out)
+	}
+	for _, k := range []string{"name", "pid", "started", "namespaces", "addresses", "command"} {
+		if _, ok := mine[k]; !ok {
+			t.Errorf("ps -j entry has no %q: %v", k, mine)
+		}
+	}
+	for k, v := range mine["namespaces"].(map[string]any) {
+		if fmt.Sprintf("%s:[%d]", k, int64(v.(float64))) != ns[k] {
+			t.Errorf("ps -j %s namespace %v, readlink %s", k, v, ns[k])
+		}
+	}
+	if psOut := testutil.Cmd(t, "ps", "-o", "pid=,comm=", "-p", strconv.Itoa(pid)); !strings.Contains(psOut, "sleep") {
+		t.Errorf("ps -p %d: %q, want the sleep", pid, psOut)
+	}
+	if text, _, _ := runNsbox(t, bin, nil, "ps"); !strings.Contains(text, name) || !strings.Contains(text, "ipc,mnt,net,pid,uts") {
+		t.Errorf("ps: %q", text)
+	}
+
+	// A second sandbox of the same name is refused, nothing recorded.
+	_, stderr, code = runNsbox(t, bin, nil, "run", "--name", name, "--", "true")
+	if code != 125 || !strings.Contains(stderr, "already running as pid "+strconv.Itoa(pid)) {
+		t.Errorf("same name twice: exit %d %q", code, stderr)
+	}
+
+	// enter: the same namespaces, the sandbox's root and files, forked
+	// inside its PID namespace, its environment with --env; nsenter agrees.
+	probe := "for n in ipc mnt net pid uts; do readlink /proc/self/ns/$n; done; hostname; cat /marker; echo; cat /proc/1/comm; echo ${NSBOX_SBX:-none}"
+	out, stderr, code = runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", probe)
+	want := strings.Join([]string{ns["ipc"], ns["mnt"], ns["net"], ns["pid"], ns["uts"], name, "inside", "nsbox-init", "none"}, "\n") + "\n"
+	if code != 0 || out != want {
+		t.Errorf("enter: exit %d stdout %q stderr %q, want %q", code, out, stderr, want)
+	}
+	nsenter := testutil.RequireTool(t, "nsenter")
+	nout, nerr, ncode := runCaptured(t, exec.Command(nsenter, "--all", "-t", strconv.Itoa(pid), "sh", "-c", probe))
+	if ncode != 0 || nout != want {
+		t.Errorf("nsenter --all: exit %d %q %q, want %q", ncode, nout, nerr, want)
+	}
+	out, _, code = runNsbox(t, bin, nil, "enter", strconv.Itoa(pid), "--net", "--env", "--", "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/mnt; echo $NSBOX_SBX")
+	if code != 0 || out != ns["net"]+"\n"+self["mnt"]+"\n"+name+"\n" {
+		t.Errorf("enter PID --net --env: exit %d %q", code, out)
+	}
+	if _, _, code = runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("enter exit status %d, want 7", code)
+	}
+
+	// kill: the payload ends by SIGTERM, the last status line says so, the
+	// record, the pid file and ps's entry are gone.
+	if _, stderr, code = runNsbox(t, bin, nil, "kill", name, "TERM"); code != 0 {
+		t.Fatalf("kill: exit %d %q", code, stderr)
+	}
+	var last map[string]any
+	if err := dec.Decode(&last); err != nil || last["exit-code"] != float64(143) {
+		t.Errorf("last status line %v %v, want exit-code 143", last, err)
+	}
+	cmd.Wait()
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("state left behind: %v", ents)
+	}
+	if _, err := os.Stat(pidfile); err == nil {
+		t.Errorf("pidfile left behind")
+	}
+	if out, _, _ := runNsbox(t, bin, nil, "-j", "ps"); out != "[]\n" {
+		t.Errorf("ps -j after the end: %q, want []", out)
+	}
+}
+
+// TestNamedSandboxStale: after a SIGKILL of nsbox whose sandbox then ends,
+// ps no longer lists it and cleans its record; enter and kill refuse.
+func TestNamedSandboxStale(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	state := t.TempDir()
+	t.Setenv("NSBOX_STATE_DIR", state)
+	name := testutil.UniqueName("stl")
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command(bin, "run", "--name", name, "--pidfile", pidfile, "--", "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var pid int
+	for i := 0; i < 200 && pid == 0; i++ {
+		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no pid file")
+	}
+	init := childOf(t, cmd.Process.Pid)
+	cmd.Process.Kill() // nsbox dies: the record stays
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(state, name+".json")); err != nil {
+		t.Fatalf("record gone with nsbox: %v", err)
+	}
+	if out, _, _ := runNsbox(t, bin, nil, "-j", "ps"); !strings.Contains(out, name) {
+		t.Errorf("the sandbox still runs but ps -j does not list it: %q", out)
+	}
+	syscall.Kill(init, syscall.SIGKILL) // the sandbox ends (its init, then the PID namespace)
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out, _, code := runNsbox(t, bin, nil, "-j", "ps"); code != 0 || out != "[]\n" {
+		t.Errorf("ps -j lists an ended sandbox: %q", out)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("ps did not clean the stale record: %v", ents)
+	}
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"enter", name, "--", "true"}, "nsbox: enter " + name + ": sandbox " + name + ": no such sandbox"},
+		{[]string{"kill", name}, "nsbox: kill " + name + ": sandbox " + name + ": no such sandbox"},
+		{[]string{"enter", strconv.Itoa(pid), "--", "true"}, "nsbox: enter " + strconv.Itoa(pid) + ": pid " + strconv.Itoa(pid) + ": no such process"},
+		{[]string{"run", "--name", "a/b", "--", "true"}, "nsbox: run: --name: sandbox name \"a/b\""},
+		{[]string{"run", "--name", "..", "--", "true"}, "nsbox: run: --name: sandbox name \"..\""},
+		{[]string{"run", "--name", strings.Repeat("n", 65), "--", "true"}, "nsbox: run: --name: sandbox name"},
+	} {
+		_, stderr, code := runNsbox(t, bin, nil, c.args...)
+		want := 1
+		if c.args[0] == "run" {
+			want = 125
+		}
+		if code != want || !strings.HasPrefix(stderr, c.msg) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("nsbox %q: exit %d %q, want %d and %q", c.args, code, stderr, want, c.msg)
+		}
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("bad input left state: %v", ents)
+	}
 }

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/sbstate"
+	"github.com/nsbox/nsbox/nsclone"
+)
+
+// stateDir is the folder of named sandboxes; NSBOX_STATE_DIR moves it (for
+// tests that must not share /run/nsbox with a running system).
+func stateDir() string {
+	if d := os.Getenv("NSBOX_STATE_DIR"); d != "" {
+		return d
+	}
+	return sbstate.DefaultDir
+}
+
+// runWatch is what run does around a payload that is named (--name),
+// watched (--status-fd) or whose pid is asked for (--pidfile).
+type runWatch struct {
+	name    string
+	store   sbstate.Store
+	lock    *sbstate.Lock
+	rec     *sbstate.Record
+	status  *os.File
+	pidfile string
+	spec    *nsclone.Spec
+	sn      *sandboxNet
+	cmd     []string
+}
+
+// watch checks --name, --status-fd and --pidfile before anything runs and
+// reserves the name. It returns nil when none is given (plain run pays
+// nothing).
+func (o *runOptions) watch(spec *nsclone.Spec, sn *sandboxNet) (*runWatch, error) {
+	if o.name == "" && o.statusFD < 0 && o.pidfile == "" {
+		return nil, nil
+	}
+	w := &runWatch{name: o.name, store: sbstate.Store{Dir: stateDir()}, pidfile: o.pidfile, spec: spec, sn: sn, cmd: spec.Args}
+	if o.statusFD >= 0 {
+		if _, err := unix.FcntlInt(uintptr(o.statusFD), unix.F_GETFD, 0); err != nil {
+			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --status-fd %d: %w", o.statusFD, err)}
+		}
+		// Close-on-exec: the payload never inherits it (nsclone closes
+		// every fd it was not given anyway).
+		unix.CloseOnExec(o.statusFD)
+		w.status = os.NewFile(uintptr(o.statusFD), "status-fd")
+	}
+	if o.pidfile != "" {
+		if fi, err := os.Stat(filepath.Dir(o.pidfile)); err != nil || !fi.IsDir() {
+			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --pidfile %s: no such folder", o.pidfile)}
+		}
+	}
+	if o.name != "" {
+		l, err := w.store.Reserve(o.name)
+		if err != nil {
+			return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: --name %s: %w", o.name, unwrapSbstate(err))}
+		}
+		w.lock = l
+	}
+	return w, nil
+}
+
+// unwrapSbstate drops the package prefix of sbstate's messages.
+func unwrapSbstate(err error) error {
+	return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "sbstate: "))
+}
+
+// abort releases what watch took when the spawn failed.
+func (w *runWatch) abort() {
+	if w != nil && w.lock != nil {
+		w.lock.Release()
+	}
+}
+
+// payloadPid is the payload's pid: the init's only child, or the spawned
+// process itself without an init.
+func payloadPid(spec *nsclone.Spec, p *nsclone.Process) int {
+	if !spec.Init {
+		return p.Pid()
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/task/" + strconv.Itoa(p.Pid()) + "/children")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return p.Pid() // the payload has ended already: the init stands for it
+}
+
+// started records the running sandbox, writes the first status line and the
+// pid file. A failure here kills the sandbox (its record must not lie).
+func (w *runWatch) started(p *nsclone.Process) error {
+	if w == nil {
+		return nil
+	}
+	pid := payloadPid(w.spec, p)
+	if w.pidfile != "" {
+		if err := os.WriteFile(w.pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			w.abort()
+			return fmt.Errorf("run: --pidfile %s: %w", w.pidfile, unwrapPathError(err))
+		}
+	}
+	var ifname string
+	var addrs []string
+	if w.sn != nil {
+		ifname = w.sn.cfg.IfName
+		if ifname == "" {
+			ifname = "eth0"
+		}
+		w.sn.mu.Lock()
+		if w.sn.att != nil && w.sn.att.Addr.IsValid() {
+			addrs = append(addrs, w.sn.att.Addr.String())
+		}
+		w.sn.mu.Unlock()
+	}
+	if w.status != nil {
+		line := []string{fmt.Sprintf(`"child-pid": %d`, pid)}
+		if ns, err := sbstate.Namespaces(pid); err == nil {
+			for _, k := range sbstate.NamespaceKinds {
+				if w.spec.Namespaces&kindBit(k) != 0 {
+					line = append(line, fmt.Sprintf(`"%s-namespace": %d`, k, ns[k]))
+				}
+			}
+		}
+		if w.sn != nil {
+			b, _ := json.Marshal(ifname)
+			a, _ := json.Marshal(addrs)
+			line = append(line, `"interface": `+string(b), `"addresses": `+string(a))
+		}
+		// A reader that went away must not stop the sandbox.
+		_, _ = w.status.WriteString("{ " + strings.Join(line, ", ") + " }\n")
+	}
+	if w.lock != nil {
+		ticks, _, err := sbstate.StartTicks(pid)
+		if err != nil {
+			w.abort()
+			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
+		}
+		ns, err := sbstate.Namespaces(pid)
+		if err != nil {
+			w.abort()
+			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
+		}
+		w.rec = &sbstate.Record{Name: w.name, Pid: pid, InitPid: p.Pid(), Started: time.Now().UTC(), StartTicks: ticks,
+			Namespaces: ns, Interface: ifname, Addresses: addrs, Command: w.cmd, NsboxPid: os.Getpid()}
+		if addrs == nil {
+			w.rec.Addresses = []string{}
+		}
+		if w.sn != nil {
+			w.rec.Bridge = w.sn.cfg.Bridge
+		}
+		if err := w.lock.Add(w.rec); err != nil {
+			w.rec = nil
+			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
+		}
+	}
+	return nil
+}
+
+// ended writes the last status line and removes the record and pid file.
+func (w *runWatch) ended(code int) {
+	if w == nil {
+		return
+	}
+	if w.rec != nil {
+		_ = w.store.Remove(w.rec) // a stale record is ignored and cleaned by readers
+	}
+	if w.pidfile != "" {
+		os.Remove(w.pidfile)
+	}
+	if w.status != nil {
+		_, _ = fmt.Fprintf(w.status, "{ \"exit-code\": %d }\n", code)
+		w.status.Close()
+	}
+}
+
+// kindBit maps a /proc/PID/ns word to its nsclone kind.
+func kindBit(k string) nsclone.Namespace {
+	switch k {
+	case "cgroup":
+		return nsclone.Cgroup
+	case "ipc":
+		return nsclone.IPC
+	case "mnt":
+		return nsclone.Mnt
+	case "net":
+		return nsclone.Net
+	case "pid":
+		return nsclone.PID
+	case "user":
+		return nsclone.User
+	case "uts":
+		return nsclone.UTS
+	}
+	return 0
+}
