@@ -91,13 +91,17 @@ func buildDefault() *specs.LinuxSeccomp {
 	}
 	p.Syscalls = append(p.Syscalls,
 		specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: uintp(uint(unix.ENOSYS))},
+		// The kernel takes ioctl's request as 32 bits, so only the low
+		// half is compared: junk in the upper half must not slip past
+		// (flatpak's CVE-2019-10063).
 		specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActErrno, ErrnoRet: uintp(uint(unix.EPERM)),
-			Args: []specs.LinuxSeccompArg{{Index: 1, Value: ioctlTIOCSTI, Op: specs.OpEqualTo}}},
+			Args: []specs.LinuxSeccompArg{{Index: 1, Value: 0xffffffff, ValueTwo: ioctlTIOCSTI, Op: specs.OpMaskedEqual}}},
 		specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActErrno, ErrnoRet: uintp(uint(unix.EPERM)),
-			Args: []specs.LinuxSeccompArg{{Index: 1, Value: ioctlTIOCLINUX, Op: specs.OpEqualTo}}},
+			Args: []specs.LinuxSeccompArg{{Index: 1, Value: 0xffffffff, ValueTwo: ioctlTIOCLINUX, Op: specs.OpMaskedEqual}}},
 	)
-	// clone with any CLONE_NEW* bit: one rule a bit, since the profile
-	// format's MASKED_EQ tests one value (the compiler ORs the rules).
+	// clone with any CLONE_NEW* bit: one rule a bit (MASKED_EQ with the
+	// bit as mask and value), since the rules of a profile are ORed and
+	// the conditions of one rule ANDed.
 	for bit := uint64(1); bit != 0; bit <<= 1 {
 		if nsFlags&bit != 0 {
 			p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"clone"}, Action: specs.ActErrno,
@@ -105,12 +109,6 @@ func buildDefault() *specs.LinuxSeccomp {
 				Args:     []specs.LinuxSeccompArg{{Index: cloneFlagsArg(), Value: bit, ValueTwo: bit, Op: specs.OpMaskedEqual}}})
 		}
 	}
-	// The kernel takes ioctl's request as 32 bits: a request with junk
-	// in the upper half would pass the equality rules above and still
-	// reach TIOCSTI (flatpak's CVE-2019-10063), so such requests are
-	// refused outright (libc passes requests zero-extended).
-	p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"ioctl"}, Action: specs.ActErrno,
-		ErrnoRet: uintp(uint(unix.EPERM)), Args: []specs.LinuxSeccompArg{{Index: 1, Value: 0xffffffff, Op: specs.OpGreaterThan}}})
 	var pers []specs.LinuxSeccompArg
 	for _, v := range personalities {
 		pers = append(pers, specs.LinuxSeccompArg{Index: 0, Value: v, Op: specs.OpNotEqual})

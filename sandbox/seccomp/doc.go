@@ -2,8 +2,13 @@
 // JSON of Docker's and podman's --security-opt seccomp=FILE: defaultAction,
 // defaultErrnoRet, architectures, syscalls with names, action, errnoRet and
 // args) into github.com/opencontainers/runtime-spec/specs-go types, and
-// compiles them to classic BPF with github.com/elastic/go-seccomp-bpf, in
-// pure Go (no libseccomp, so the nsbox binary stays static).
+// compiles them to classic BPF in pure Go (no libseccomp, so the nsbox binary
+// stays static): syscall numbers and audit architectures come from the
+// tables of github.com/elastic/go-seccomp-bpf (generated from the kernel's),
+// the program is assembled in compile.go (that module's own Policy compiler,
+// v1.6.0, tests every rule after the first one with conditions against an
+// argument instead of the syscall number), and golang.org/x/net/bpf prints
+// it.
 //
 // Every compiled program checks the architecture first: a system call made
 // through another ABI (i386's int 0x80 on x86_64, or any foreign audit arch)
