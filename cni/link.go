@@ -256,3 +256,41 @@ func prefixOf(ip []byte, ones int) netip.Prefix {
 	a, _ := netip.AddrFromSlice(ip)
 	return netip.PrefixFrom(a.Unmap(), ones)
 }
+
+// deleteLinks deletes links in one kernel batch: it puts them into a device
+// group that no link of the namespace uses (all is the namespace's links)
+// and deletes that group with one RTM_DELLINK, which unregisters them
+// together, paying the RCU grace periods of unregistering once instead of
+// once per link (GC of 1000 veths: well under a second instead of tens).
+func deleteLinks(ctx context.Context, c *rtnl.Conn, links, all []rtnl.Link) error {
+	if len(links) == 0 {
+		return nil
+	}
+	used := map[uint32]bool{}
+	for _, l := range all {
+		used[l.Group] = true
+	}
+	var group uint32
+	for group == 0 || used[group] {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		group = binary.NativeEndian.Uint32(b[:])&0x0fffffff | 0x60000000
+	}
+	attr := func() []byte {
+		ae := netlink.NewAttributeEncoder()
+		ae.Uint32(unix.IFLA_GROUP, group)
+		b, _ := ae.Encode()
+		return b
+	}()
+	for _, l := range links {
+		if _, err := c.Execute(ctx, unix.RTM_NEWLINK, netlink.Acknowledge, ifinfomsg(unix.AF_UNSPEC, l.Index, 0, 0, attr)); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("group %s for deletion: %w", l.Name, err)
+		}
+	}
+	if _, err := c.Execute(ctx, unix.RTM_DELLINK, netlink.Acknowledge, ifinfomsg(unix.AF_UNSPEC, 0, 0, 0, attr)); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete %d links: %w", len(links), err)
+	}
+	return nil
+}

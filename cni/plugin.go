@@ -563,10 +563,11 @@ func (o *op) gc(ctx context.Context) error {
 		keep[hostIfName(n.Name, v.ContainerID, v.IfName)] = true
 	}
 	var errs []error
+	t0 := time.Now()
 	switch n.IPAMConf.Type {
 	case IPAMRange:
 		removed, err := rangeGC(n, valid)
-		o.log.printf("gc: %d allocations removed", removed)
+		o.log.printf("gc: %d allocations removed in %s", removed, time.Since(t0).Round(time.Microsecond))
 		errs = append(errs, err)
 	case IPAMDHCP:
 		errs = append(errs, dhcpGC(ctx, o, n.ValidAttachments))
@@ -587,22 +588,27 @@ func (o *op) gc(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	ports, err := bridgePorts(ctx, host, br.Index, netTag(n.Name))
+	all, err := host.Links(ctx)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	gone := 0
-	for _, p := range ports {
-		if keep[p.Name] {
+	var stale []rtnl.Link
+	kept := 0
+	for _, l := range all {
+		if l.MasterIndex != br.Index || !strings.HasPrefix(l.Name, netTag(n.Name)) {
 			continue
 		}
-		if err := host.DeleteLink(ctx, p.Name); err != nil && !errors.Is(err, unix.ENODEV) {
-			errs = append(errs, fmt.Errorf("gc: delete %s: %w", p.Name, err))
+		if keep[l.Name] {
+			kept++
 			continue
 		}
-		gone++
+		stale = append(stale, l)
 	}
-	o.log.printf("gc: %d veths removed, %d kept", gone, len(ports)-gone)
+	t1 := time.Now()
+	if err := deleteLinks(ctx, host, stale, all); err != nil {
+		errs = append(errs, fmt.Errorf("gc: %w", err))
+	}
+	o.log.printf("gc: %d veths removed in %s (listing took %s), %d kept", len(stale), time.Since(t1).Round(time.Microsecond), t1.Sub(t0).Round(time.Microsecond), kept)
 	if n.IPMasq {
 		o.masqIfLast(ctx, host, br.Index)
 	}

@@ -1,0 +1,268 @@
+// Package cni_test measures nsbox as a CNI plugin against the reference
+// plugins of containernetworking-plugins, side by side in one run, through
+// the CNI project's own client (cnitool) in a throwaway runtime namespace:
+//
+//   - BenchmarkAddDel: ADD then DEL of one container with nsbox +
+//     nsbox-range against the reference bridge + host-local on the same
+//     subnet;
+//   - BenchmarkDHCPAdd: ADD (DEL off the clock) with nsbox + nsbox-dhcp
+//     against the reference bridge + dhcp (its daemon started here), both
+//     leasing from the same dnsmasq;
+//   - BenchmarkGC: GC (empty valid list) of N stale nsbox-range attachments,
+//     each an allocation file and a veth on the bridge (N is 1000 with
+//     NSBOX_BENCH_FULL=1, 50 otherwise); it has no peer (the reference
+//     plugins of Debian 12 speak CNI 1.0, which has no GC).
+//
+// Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench . ./cni (in bench/)
+package cni_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+var nsboxBin string // built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nsbox-bench-cni")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nsboxBin = filepath.Join(dir, "nsbox")
+	// Built in the main module (the repository root), whose go.sum covers
+	// the binary's dependencies.
+	cmd := exec.Command("go", "build", "-o", nsboxBin, "./cmd/nsbox")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is a runtime namespace with a bridge (fixed MAC, .1/24), the CNI
+// folders, and conflists written on demand.
+type world struct {
+	b       *testing.B
+	rt      string
+	br      string
+	subnet  string
+	dir     string
+	cniPath string
+	netDir  string
+	cnitool string
+}
+
+func newWorld(b *testing.B) *world {
+	b.Helper()
+	testutil.RequirePriv(b)
+	cnitool, err := exec.LookPath("cnitool")
+	if err != nil {
+		gp, _ := exec.Command("go", "env", "GOPATH").Output()
+		cnitool = filepath.Join(strings.TrimSpace(string(gp)), "bin", "cnitool")
+		if _, err := os.Stat(cnitool); err != nil {
+			cnitool = testutil.RequireTool(b, "cnitool")
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/host-local"); err != nil {
+		b.Skip("reference plugins missing (apt-get install containernetworking-plugins)")
+	}
+	dir := b.TempDir()
+	w := &world{b: b, rt: testutil.NewNetns(b), br: testutil.UniqueName("bbr"), dir: dir,
+		cniPath: filepath.Join(dir, "bin"), netDir: filepath.Join(dir, "net.d"), cnitool: cnitool}
+	x, _ := strconv.ParseUint(testutil.UniqueName("")[:4], 16, 16)
+	w.subnet = fmt.Sprintf("10.%d.%d", 50+int(x>>8)%150, int(x&0xff))
+	for _, d := range []string{w.cniPath, w.netDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	bin, err := os.ReadFile(nsboxBin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.cniPath, "nsbox"), bin, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	ents, _ := os.ReadDir("/usr/lib/cni")
+	for _, e := range ents {
+		_ = os.Symlink(filepath.Join("/usr/lib/cni", e.Name()), filepath.Join(w.cniPath, e.Name()))
+	}
+	testutil.Cmd(b, "ip", "-n", w.rt, "link", "add", w.br, "address", "02:00:0a:0b:0c:01", "type", "bridge", "forward_delay", "0")
+	testutil.Cmd(b, "ip", "-n", w.rt, "addr", "add", w.subnet+".1/24", "dev", w.br)
+	testutil.Cmd(b, "ip", "-n", w.rt, "link", "set", w.br, "up")
+	return w
+}
+
+func (w *world) conflist(name string, plugin map[string]any) {
+	w.b.Helper()
+	p, _ := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": name, "plugins": []any{plugin}})
+	if err := os.WriteFile(filepath.Join(w.netDir, name+".conflist"), p, 0o644); err != nil {
+		w.b.Fatal(err)
+	}
+}
+
+// cni runs cnitool VERB NET NS in the runtime namespace.
+func (w *world) cni(verb, net, ns string) {
+	w.b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+w.rt, "--", w.cnitool, verb, net, "/run/netns/"+ns)
+	c.Env = append(os.Environ(), "NETCONFPATH="+w.netDir, "CNI_PATH="+w.cniPath)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Run(); err != nil {
+		w.b.Fatalf("cnitool %s %s: %v: %s", verb, net, err, out.String())
+	}
+}
+
+// BenchmarkAddDel: one ADD and one DEL per op.
+func BenchmarkAddDel(b *testing.B) {
+	w := newWorld(b)
+	ctr := testutil.NewNetns(b)
+	w.conflist("nsbox", map[string]any{"type": "nsbox", "bridge": w.br, "isDefaultGateway": true,
+		"ipam": map[string]any{"type": "nsbox-range", "subnet": w.subnet + ".0/24", "dataDir": filepath.Join(w.dir, "nsbox-data")}})
+	w.conflist("ref", map[string]any{"type": "bridge", "bridge": w.br, "isDefaultGateway": true,
+		"ipam": map[string]any{"type": "host-local", "subnet": w.subnet + ".0/24", "dataDir": filepath.Join(w.dir, "host-local")}})
+	for _, impl := range []string{"nsbox", "ref"} {
+		name := impl
+		if impl == "ref" {
+			name = "bridge+host-local"
+		}
+		b.Run(name, func(b *testing.B) {
+			w.b = b
+			for i := 0; i < b.N; i++ {
+				w.cni("add", impl, ctr)
+				w.cni("del", impl, ctr)
+			}
+		})
+	}
+}
+
+// BenchmarkDHCPAdd: the ADD of one container, its address from dnsmasq.
+func BenchmarkDHCPAdd(b *testing.B) {
+	w := newWorld(b)
+	testutil.RequireTool(b, "dnsmasq")
+	testutil.StartDnsmasq(b, &testutil.DHCPLab{ServerNS: w.rt, Bridge: w.br, ServerIP: w.subnet + ".1", Prefix: w.subnet})
+	ctr := testutil.NewNetns(b)
+	sock := filepath.Join(w.dir, "dhcp.sock")
+	w.conflist("nsbox", map[string]any{"type": "nsbox", "bridge": w.br,
+		"ipam": map[string]any{"type": "nsbox-dhcp", "dataDir": filepath.Join(w.dir, "nsbox-data"), "socketDir": filepath.Join(w.dir, "run")}})
+	w.conflist("ref", map[string]any{"type": "bridge", "bridge": w.br,
+		"ipam": map[string]any{"type": "dhcp", "daemonSocketPath": sock}})
+	// The reference dhcp plugin needs its daemon started by hand.
+	d := testutil.StartProc(b, "nsenter", "--net=/run/netns/"+w.rt, "--", "/usr/lib/cni/dhcp", "daemon", "-socketpath", sock)
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = d
+	b.Cleanup(func() { stopKeeper(filepath.Join(w.dir, "run")) })
+	for _, impl := range []string{"nsbox", "ref"} {
+		name := impl
+		if impl == "ref" {
+			name = "bridge+dhcp"
+		}
+		b.Run(name, func(b *testing.B) {
+			w.b = b
+			for i := 0; i < b.N; i++ {
+				w.cni("add", impl, ctr)
+				b.StopTimer()
+				w.cni("del", impl, ctr)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+func stopKeeper(dir string) {
+	p, err := os.ReadFile(filepath.Join(dir, "keeper.pid"))
+	if err != nil {
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(p)))
+	if pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// stale returns the number of stale attachments BenchmarkGC collects.
+func stale() int {
+	if os.Getenv("NSBOX_BENCH_FULL") == "1" {
+		return 1000
+	}
+	return 50
+}
+
+// BenchmarkGC: one GC of N stale attachments per op; the set-up (N
+// allocation files and N veths on the bridge, named as nsbox names them)
+// is off the clock.
+func BenchmarkGC(b *testing.B) {
+	w := newWorld(b)
+	n := stale()
+	data := filepath.Join(w.dir, "nsbox-data")
+	// GC needs a 1.1.0 list.
+	p, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": "nsbox", "plugins": []any{map[string]any{"type": "nsbox", "bridge": w.br,
+		"log": filepath.Join(w.dir, "gc.log"), "ipam": map[string]any{"type": "nsbox-range", "subnet": "10.0.0.0/16", "dataDir": data}}}})
+	if err := os.WriteFile(filepath.Join(w.netDir, "nsbox.conflist"), p, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctr := testutil.NewNetns(b)
+	b.Run("nsbox", func(b *testing.B) {
+		w.b = b
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			w.staleAttachments(b, data, n)
+			b.StartTimer()
+			w.cni("gc", "nsbox", ctr)
+		}
+		b.StopTimer()
+		ents, _ := os.ReadDir(filepath.Join(data, "nsbox"))
+		if len(ents) > 1 { // last_reserved_ip.0 may stay
+			b.Fatalf("%d files left after gc", len(ents))
+		}
+	})
+}
+
+// staleAttachments makes n allocations and n veths (ip -batch) that no
+// container holds any more.
+func (w *world) staleAttachments(b *testing.B, data string, n int) {
+	dir := filepath.Join(data, "nsbox")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var batch strings.Builder
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("stale-%d", i)
+		a := fmt.Sprintf("10.0.%d.%d", (i+2)/250, (i+2)%250+2)
+		if err := os.WriteFile(filepath.Join(dir, a), []byte(id+"\r\neth0"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		host := hostIfName("nsbox", id, "eth0")
+		fmt.Fprintf(&batch, "link add %s type veth peer name p%d\nlink set %s master %s up\n", host, i, host, w.br)
+	}
+	f := filepath.Join(b.TempDir(), "batch")
+	if err := os.WriteFile(f, []byte(batch.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	testutil.Cmd(b, "ip", "-n", w.rt, "-batch", f)
+}
