@@ -95,6 +95,7 @@ func commands() []*command {
 		linkCommand(),
 		addrCommand(),
 		routeCommand(),
+		neighCommand(),
 		bridgeCommand(),
 		withOwnHelp(dhcpCommand()),
 		withOwnHelp(dhcpdCommand()),
