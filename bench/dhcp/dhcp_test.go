@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,23 +131,7 @@ func BenchmarkLeaseAcquisition(b *testing.B) {
 		"--no-ping")
 	testutil.WaitUDPListen(b, server, 67, dm)
 	script := addScript(b, dir)
-	clients := []struct {
-		name string
-		cmd  func(lease string) []string
-		stop func(lease string) // after the measured part
-	}{
-		{"nsbox", func(lease string) []string {
-			return []string{nsboxBin, "-n", client, "dhcp", "eth0", "--once", "--timeout", "20s", "--no-dns", "--lease-file", lease}
-		}, nil},
-		{"udhcpc", func(string) []string {
-			return []string{"ip", "netns", "exec", client, "busybox", "udhcpc", "-f", "-q", "-n", "-i", "eth0", "-s", script}
-		}, nil},
-		{"dhclient", func(lease string) []string {
-			return []string{"ip", "netns", "exec", client, "dhclient", "-1", "-sf", script, "-lf", lease, "-pf", lease + ".pid", "eth0"}
-		}, func(lease string) { // -1 leaves a daemon renewing the lease
-			killByCmdline(b, lease)
-		}},
-	}
+	clients := leaseClients(b, client, script)
 	for _, c := range clients {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -170,6 +155,88 @@ func BenchmarkLeaseAcquisition(b *testing.B) {
 			}
 		})
 	}
+}
+
+// leaseClient is one DHCP client run as a whole process for one lease.
+type leaseClient struct {
+	name string
+	cmd  func(lease string) []string
+	stop func(lease string) // after the measured part
+}
+
+// leaseClients are nsbox and its peers, leasing on eth0 of namespace client.
+func leaseClients(b *testing.B, client, script string) []leaseClient {
+	return []leaseClient{
+		{"nsbox", func(lease string) []string {
+			return []string{nsboxBin, "-n", client, "dhcp", "eth0", "--once", "--timeout", "20s", "--no-dns", "--lease-file", lease}
+		}, nil},
+		{"udhcpc", func(string) []string {
+			return []string{"ip", "netns", "exec", client, "busybox", "udhcpc", "-f", "-q", "-n", "-i", "eth0", "-s", script}
+		}, nil},
+		{"dhclient", func(lease string) []string {
+			return []string{"ip", "netns", "exec", client, "dhclient", "-1", "-sf", script, "-lf", lease, "-pf", lease + ".pid", "eth0"}
+		}, func(lease string) { // -1 leaves a daemon renewing the lease
+			killByCmdline(b, lease)
+		}},
+	}
+}
+
+// BenchmarkLeaseAcquisitionAlternated is BenchmarkLeaseAcquisition with the
+// clients alternated inside each iteration (order rotated every round), so
+// that a busy machine slows all of them alike. It reports each client's
+// median as NAME-ms and nsbox's median over the fastest peer's as
+// nsbox/fastest.
+func BenchmarkLeaseAcquisitionAlternated(b *testing.B) {
+	testutil.RequirePriv(b)
+	for _, tool := range []string{"ip", "dnsmasq", "busybox", "dhclient"} {
+		testutil.RequireTool(b, tool)
+	}
+	server, client, prefix := vethPair(b)
+	dir := b.TempDir()
+	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
+		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
+		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
+		"--no-ping")
+	testutil.WaitUDPListen(b, server, 67, dm)
+	clients := leaseClients(b, client, addScript(b, dir))
+	times := make([][]time.Duration, len(clients))
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range clients {
+			j := (i + k) % len(clients)
+			c := clients[j]
+			run(b, "ip", "-n", client, "addr", "flush", "dev", "eth0")
+			lease := filepath.Join(b.TempDir(), "lease")
+			args := c.cmd(lease)
+			start := time.Now()
+			b.StartTimer()
+			out, err := testutil.CmdErr(args[0], args[1:]...)
+			b.StopTimer()
+			times[j] = append(times[j], time.Since(start))
+			if err != nil {
+				b.Fatalf("%s: %v: %s", c.name, err, out)
+			}
+			if c.stop != nil {
+				c.stop(lease)
+			}
+			if !hasAddr(b, client) {
+				b.Fatalf("%s exited without configuring an address", c.name)
+			}
+		}
+	}
+	med := make([]float64, len(clients))
+	fastest := 0.0
+	for j, c := range clients {
+		ts := append([]time.Duration(nil), times[j]...)
+		slices.Sort(ts)
+		med[j] = float64(ts[len(ts)/2].Microseconds()) / 1000
+		b.ReportMetric(med[j], c.name+"-ms")
+		if j > 0 && (fastest == 0 || med[j] < fastest) {
+			fastest = med[j]
+		}
+	}
+	b.ReportMetric(med[0]/fastest, "nsbox/fastest")
 }
 
 func BenchmarkLeaseAcquisitionInProcess(b *testing.B) {
