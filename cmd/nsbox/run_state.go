@@ -127,7 +127,7 @@ func (w *runWatch) started(p *nsclone.Process) error {
 	}
 	if w.status != nil {
 		line := []string{fmt.Sprintf(`"child-pid": %d`, pid)}
-		if ns, err := sbstate.Namespaces(pid); err == nil {
+		if ns, err := sbstate.Namespaces(p.Pid()); err == nil {
 			for _, k := range sbstate.NamespaceKinds {
 				if w.spec.Namespaces&kindBit(k) != 0 {
 					line = append(line, fmt.Sprintf(`"%s-namespace": %d`, k, ns[k]))
@@ -143,15 +143,14 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		_, _ = w.status.WriteString("{ " + strings.Join(line, ", ") + " }\n")
 	}
 	if w.lock != nil {
-		ticks, _, err := sbstate.StartTicks(pid)
-		if err != nil {
+		// The spawned process (the init, or the payload) is ours to reap,
+		// so its /proc entry stays until Wait; once it is a zombie the
+		// sandbox has ended already and there is nothing to record.
+		ticks, state, err := sbstate.StartTicks(p.Pid())
+		ns, nerr := sbstate.Namespaces(p.Pid())
+		if err != nil || nerr != nil || state == 'Z' {
 			w.abort()
-			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
-		}
-		ns, err := sbstate.Namespaces(pid)
-		if err != nil {
-			w.abort()
-			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
+			return nil
 		}
 		w.rec = &sbstate.Record{Name: w.name, Pid: pid, InitPid: p.Pid(), Started: time.Now().UTC(), StartTicks: ticks,
 			Namespaces: ns, Interface: ifname, Addresses: addrs, Command: w.cmd, NsboxPid: os.Getpid()}

@@ -33,13 +33,13 @@ type Record struct {
 	// nsbox spawned (nsbox-init, or the payload itself), which signals go to.
 	Pid     int `json:"pid"`
 	InitPid int `json:"init_pid"`
-	// Started is when the payload started; StartTicks its start time in
-	// clock ticks after boot (/proc/PID/stat field 22), which tells a
-	// recycled pid from the sandbox's own.
+	// Started is when the sandbox started; StartTicks the start time of
+	// InitPid in clock ticks after boot (/proc/PID/stat field 22), which
+	// tells a recycled pid from the sandbox's own.
 	Started    time.Time `json:"started"`
 	StartTicks uint64    `json:"start_ticks"`
 	// Namespaces maps each kind (ipc, mnt, net, pid, uts, user, cgroup)
-	// to the inode of the payload's namespace, as readlink /proc/PID/ns/KIND shows.
+	// to the inode of the sandbox's namespace, as readlink /proc/PID/ns/KIND shows.
 	Namespaces map[string]uint64 `json:"namespaces"`
 	// Bridge, Interface and Addresses are the network attachment of --bridge.
 	Bridge    string   `json:"bridge,omitempty"`
@@ -167,7 +167,7 @@ func (s Store) Remove(r *Record) error {
 	}
 	defer unix.Close(fd)
 	cur, err := s.read(r.Name)
-	if err != nil || cur.Pid != r.Pid || cur.StartTicks != r.StartTicks {
+	if err != nil || cur.InitPid != r.InitPid || cur.StartTicks != r.StartTicks {
 		return nil
 	}
 	if err := os.Remove(s.path(r.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -237,10 +237,14 @@ func (s Store) List() ([]*Record, error) {
 	return out, nil
 }
 
-// Live reports whether r's payload still runs: its pid exists, is not a
-// zombie, and started at the recorded time.
+// Live reports whether r's sandbox still runs: its init (or payload) pid
+// exists, is not a zombie, and started at the recorded time.
 func (r *Record) Live() bool {
-	t, state, err := StartTicks(r.Pid)
+	pid := r.InitPid
+	if pid == 0 {
+		pid = r.Pid
+	}
+	t, state, err := StartTicks(pid)
 	return err == nil && t == r.StartTicks && state != 'Z' && state != 'X'
 }
 

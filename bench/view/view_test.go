@@ -1,0 +1,146 @@
+package view
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+var tools struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// nsboxBin is NSBOX_BIN, else the Makefile's bin/nsbox, else a fresh build.
+func nsboxBin(b *testing.B) string {
+	b.Helper()
+	tools.once.Do(func() {
+		tools.bin = os.Getenv("NSBOX_BIN")
+		if tools.bin == "" {
+			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					tools.bin = abs
+					return
+				}
+			}
+			tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-view")
+			if tools.err != nil {
+				return
+			}
+			tools.bin = filepath.Join(tools.dir, "nsbox")
+			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.bin, "./cmd/nsbox")
+			cmd.Dir = filepath.Join("..", "..")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
+			}
+		}
+	})
+	if tools.err != nil {
+		b.Fatal(tools.err)
+	}
+	return tools.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
+	}
+	os.Exit(code)
+}
+
+// runAll runs argv b.N times as a shell would.
+func runAll(b *testing.B, argv []string, env []string) {
+	b.ReportAllocs()
+	var stderr bytes.Buffer
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("%q: %v: %s", argv, err, stderr.String())
+		}
+	}
+}
+
+var viewBins = []string{"/usr", "/lib", "/lib64", "/bin"}
+
+// BenchmarkRootfsView: the same view (an empty rootfs, the host's
+// binaries read-only, /dev, /proc of a new PID namespace, a /tmp tmpfs)
+// through nsbox and through bubblewrap, running /bin/true.
+func BenchmarkRootfsView(b *testing.B) {
+	testutil.RequirePriv(b)
+	bwrap := testutil.RequireTool(b, "bwrap")
+	bin := nsboxBin(b)
+	root := b.TempDir()
+	nsbox := []string{bin, "run", "--ipc", "--pid", "--rootfs", root}
+	peer := []string{bwrap, "--unshare-ipc", "--unshare-pid", "--bind", root, "/"}
+	for _, d := range viewBins {
+		nsbox = append(nsbox, "--ro-bind", d+":"+d)
+		peer = append(peer, "--ro-bind", d, d)
+	}
+	nsbox = append(nsbox, "--dev", "--tmpfs", "/tmp", "--", "/bin/true")
+	peer = append(peer, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--", "/bin/true")
+	b.Run("nsbox", func(b *testing.B) { runAll(b, nsbox, os.Environ()) })
+	b.Run("bwrap", func(b *testing.B) { runAll(b, peer, os.Environ()) })
+}
+
+// BenchmarkNamedRun: run --name (a record written and removed in
+// /run/nsbox/sandboxes, here a folder of its own) against the same run
+// without a name, both on the Go path (the C fast path leaves --name to
+// Go) and the plain run on the fast path too.
+func BenchmarkNamedRun(b *testing.B) {
+	testutil.RequirePriv(b)
+	bin := nsboxBin(b)
+	state := b.TempDir()
+	env := append(os.Environ(), "NSBOX_STATE_DIR="+state)
+	goEnv := append(append([]string{}, env...), "NSBOX_NO_FASTPATH=1")
+	name := "bench" + strconv.Itoa(os.Getpid())
+	b.Run("nsbox-name", func(b *testing.B) {
+		runAll(b, []string{bin, "run", "--name", name, "--", "/bin/true"}, env)
+	})
+	b.Run("plain-go-path", func(b *testing.B) { runAll(b, []string{bin, "run", "--", "/bin/true"}, goEnv) })
+	b.Run("plain-fast-path", func(b *testing.B) { runAll(b, []string{bin, "run", "--", "/bin/true"}, env) })
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		b.Errorf("records left: %v", ents)
+	}
+}
+
+// BenchmarkEnter: nsbox enter PID against nsenter --all -t PID, the same
+// /bin/true in every namespace of a sandbox that sleeps meanwhile.
+func BenchmarkEnter(b *testing.B) {
+	testutil.RequirePriv(b)
+	nsenter := testutil.RequireTool(b, "nsenter")
+	bin := nsboxBin(b)
+	pidfile := filepath.Join(b.TempDir(), "pid")
+	sb := exec.Command(bin, "run", "--uts", "--net", "--pidfile", pidfile, "--", "sleep", "600")
+	if err := sb.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { sb.Process.Kill(); sb.Wait() }()
+	var pid string
+	for i := 0; i < 500 && pid == ""; i++ {
+		if data, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(data), "\n") {
+			pid = strings.TrimSpace(string(data))
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if pid == "" {
+		b.Fatal("the sandbox did not start")
+	}
+	b.Run("nsbox", func(b *testing.B) { runAll(b, []string{bin, "enter", pid, "--", "/bin/true"}, os.Environ()) })
+	b.Run("nsenter", func(b *testing.B) { runAll(b, []string{nsenter, "--all", "-t", pid, "/bin/true"}, os.Environ()) })
+}
