@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -118,15 +117,6 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return nil
 	}
 
-	if f.once {
-		// One P: the one-shot is a chain of wake-ups (netpoller, reader
-		// goroutine, client), which on a busy machine cost a scheduling
-		// delay each when they hop between threads; on one P they stay
-		// on the thread that waits. Measured in bench/dhcp
-		// (LeaseAcquisitionAlternated): 0.52 of dhclient with it, 0.79
-		// without, on a loaded 2-core VM.
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	}
 	tr := newPhaseTrace(e.stderr)
 	defer tr.mark("done")
 	ns, conn, closeConn, err := e.ownConn("dhcp", dev)
