@@ -42,6 +42,7 @@
 #endif
 
 #include "nsc_syscall.h"
+#include "nsc_init_loop.h"
 
 /* The kernel's struct sigaction (x86_64 and arm64 share this layout). */
 struct nsc_sigaction {
@@ -228,41 +229,12 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 	nsc_fail(errfd, NSC_STAGE_EXEC, ret, 0);
 }
 
-/* nsc_init is PID 1 (or a subreaper): it reaps every child, forwards the
- * usual termination signals to the payload and exits with its status. It
- * runs on a copy of the caller's memory (no CLONE_VM) with all signals
- * blocked, taking them with rt_sigtimedwait. */
+/* nsc_init is PID 1 (or a subreaper) on a copy of the caller's memory (no
+ * CLONE_VM): it closes every fd and runs the loop it shares with nsinit. */
 static void __attribute__((noreturn)) nsc_init(int payload)
 {
-	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-	unsigned long set = 1UL << (SIGCHLD - 1);
-	for (unsigned i = 0; i < sizeof fwd / sizeof fwd[0]; i++)
-		set |= 1UL << (fwd[i] - 1);
 	SYS3(SYS_close_range, 0, ~0U, 0);
-	for (;;) {
-		int st;
-		long p;
-		while ((p = SYS4(SYS_wait4, -1, &st, WNOHANG | __WALL, 0)) > 0) {
-			if (p != payload)
-				continue;
-			if (WIFEXITED(st))
-				SYS1(SYS_exit_group, WEXITSTATUS(st));
-			SYS1(SYS_exit_group, 128 + WTERMSIG(st));
-		}
-		if (p == -ECHILD)
-			SYS1(SYS_exit_group, 125); /* cannot happen: the payload is ours */
-		union {
-			char buf[128];
-			struct {
-				int signo, err, code;
-			} h;
-		} info;
-		long sig = SYS4(SYS_rt_sigtimedwait, &set, &info, 0, 8);
-		/* A signal from the terminal (SI_KERNEL) reached the payload,
-		 * which is in our process group, already. */
-		if (sig > 0 && sig != SIGCHLD && info.h.code != SI_KERNEL)
-			SYS2(SYS_kill, payload, sig);
-	}
+	nsc_init_loop(payload);
 }
 
 /* nsc_mount_proc mounts a fresh /proc. Unless / was just made rprivate,

@@ -18,46 +18,9 @@
  */
 #define NSC_STACK_SIZE (16 * 1024)
 
-/* Stages of the child's setup, reported with the errno of the failing call. */
-enum nsc_stage {
-	NSC_OK = 0,
-	NSC_STAGE_CLONE,       /* clone itself (reported by the parent) */
-	NSC_STAGE_PIPE,        /* the parent's pipes */
-	NSC_STAGE_SYNC,        /* waiting for the parent's go-ahead */
-	NSC_STAGE_HOOK,        /* the parent's hook (maps, BeforeExec) refused */
-	NSC_STAGE_SETNS,       /* index: the join entry */
-	NSC_STAGE_PROPAGATION, /* making / private, slave or shared */
-	NSC_STAGE_MOUNT_PROC,
-	NSC_STAGE_MOUNT,       /* index: the mount entry */
-	NSC_STAGE_HOSTNAME,
-	NSC_STAGE_FORK,        /* the init forking the payload */
-	NSC_STAGE_SETGROUPS,
-	NSC_STAGE_SETGID,
-	NSC_STAGE_SETUID,
-	NSC_STAGE_CHDIR,
-	NSC_STAGE_FDS,         /* index: the target fd */
-	NSC_STAGE_SIGNALS,
-	NSC_STAGE_EXEC,
-	/* The filesystem view (csrc/view.c); index: the fsop entry. */
-	NSC_STAGE_FS_SOURCE,   /* opening a bind's source tree */
-	NSC_STAGE_FS_RDONLY,   /* making it read-only */
-	NSC_STAGE_ROOT,        /* binding the new root onto itself */
-	NSC_STAGE_RO_ROOT,     /* making the root read-only */
-	NSC_STAGE_FS_DEST,     /* resolving or creating DEST inside the root */
-	NSC_STAGE_FS_MOUNT,    /* the mount (or symlink) itself */
-	NSC_STAGE_PIVOT,       /* pivot_root into the new root */
-	NSC_STAGE_CHDIR_ROOT,  /* chdir "/" after the caller's directory was missing */
-	/* csrc/limits.c */
-	NSC_STAGE_CGROUP,       /* index: the cgroup.procs entry */
-	NSC_STAGE_RLIMIT,       /* index: the rlimit entry */
-	NSC_STAGE_CAPS,         /* index: the capability, or -1 for capset/keepcaps */
-	NSC_STAGE_NO_NEW_PRIVS,
-	NSC_STAGE_SECCOMP,
-	NSC_STAGE_LOOPBACK,
-	NSC_STAGE_SETNS_PIDFD, /* setns on the pidfd of Spec.JoinPid */
-	NSC_STAGE_ENTER_ROOT,  /* the joined process's root and directory */
-	NSC_STAGE_ENTER_DIR
-};
+/* The stages of the child's setup (enum nsc_stage), the forwarded signals
+ * and the other rules shared with Go come from Go (internal/abi). */
+#include "nsbox_gen.h"
 
 /* Kinds of filesystem steps (struct nsc_fsop). */
 enum nsc_fs_kind {

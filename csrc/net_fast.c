@@ -56,6 +56,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "nsb_name.h" /* name rules and defaults generated from Go */
+
 #ifndef IFA_FLAGS
 #define IFA_FLAGS 8
 #endif
@@ -74,28 +76,13 @@ struct nsb_net {
 	uint32_t seq;
 };
 
-/* nsb_net_name_ok accepts a link name that rtnl.ValidateLinkName, the CLI's
- * checkIfname and the kernel all accept: 1 to 15 printable ASCII bytes, no
- * '/', ':' or '%' (a kernel name template), not "." or "..". */
-static int nsb_net_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 15 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return 0;
-	for (; *s; s++)
-		if (*s <= ' ' || *s > '~' || *s == '/' || *s == ':' || *s == '%')
-			return 0;
-	return 1;
-}
+/* nsb_net_name_ok accepts a link name of rtnl.ValidateLinkName's rule
+ * (internal/names.Link, generated), ASCII only. */
+static int nsb_net_name_ok(const char *s) { return nsb_name_ok(&nsb_rule_link, s); }
 
-/* nsb_net_nsname_ok accepts a plain name of /run/netns (netns.ValidateName,
- * minus names that look like flags). */
-static int nsb_net_nsname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	return n > 0 && n <= 255 && s[0] != '-' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
-	       !strchr(s, '/');
-}
+/* nsb_net_nsname_ok accepts a name of /run/netns (netns.ValidateName's rule
+ * internal/names.Netns, generated), ASCII only and not flag-like. */
+static int nsb_net_nsname_ok(const char *s) { return nsb_name_ok(&nsb_rule_netns, s); }
 
 /* nsb_net_ipv4 parses a canonical dotted quad (no leading zeros, as
  * netip.ParseAddr wants) at s; it returns the end, or NULL. */
@@ -167,7 +154,7 @@ static int nsb_net_parse(struct nsb_net *n, const char *bridge_ns, const char *b
 		return -1;
 	n->bridge_ns = bridge_ns;
 	n->bridge = bridge;
-	n->ifname = ifname ? ifname : "eth0";
+	n->ifname = ifname ? ifname : NSB_DEFAULT_IFNAME;
 	return nsb_net_parse_addr(n, addr, gw);
 }
 
@@ -284,7 +271,7 @@ static int nsb_net_open_ns(const char *name)
 	struct statfs st;
 	int fd;
 
-	if (snprintf(path, sizeof path, "/run/netns/%s", name) >= (int)sizeof path)
+	if (snprintf(path, sizeof path, NSB_NETNS_DIR "/%s", name) >= (int)sizeof path)
 		return -1;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && (fstatfs(fd, &st) < 0 || st.f_type != NSFS_MAGIC)) {
@@ -499,7 +486,7 @@ static int nsb_net_attach(struct nsb_net *n, int pid)
 	int childns, sock = -1, ifindex, err;
 
 	snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", pid);
-	snprintf(host, sizeof host, "nsb%x", (unsigned)pid);
+	snprintf(host, sizeof host, NSB_HOST_IFNAME_FMT, (unsigned)pid);
 	childns = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (childns < 0)
 		return -1;

@@ -40,30 +40,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NSB_NETNS_DIR "/run/netns"
+#include "nsb_name.h" /* name rules and defaults generated from Go */
+
 
 /* What nsb_netns_parse found on the command line. */
 enum { NSB_NETNS_GO = 0, NSB_NETNS_ADD = 1, NSB_NETNS_DEL = 2 };
 
-/* nsb_netns_name_ok accepts 1..255 bytes of [A-Za-z0-9._-], not "." or
- * "..", not starting with '-' (it would look like a flag): a strict subset
- * of what netns.ValidateName accepts (no '/', no NUL, 1..255 bytes). */
-static __attribute__((unused)) int nsb_netns_name_ok(const char *name)
-{
-	size_t n;
-
-	for (n = 0; name[n]; n++) {
-		char c = name[n];
-		if (n >= 255)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-		      c == '_' || c == '-'))
-			return 0;
-	}
-	if (n == 0 || name[0] == '-')
-		return 0;
-	return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
+/* nsb_netns_name_ok accepts a name of netns.ValidateName's rule
+ * (internal/names.Netns, generated into nsbox_gen.h) made of ASCII bytes and
+ * not starting with '-' (it would look like a flag): a strict subset. */
+static __attribute__((unused)) int nsb_netns_name_ok(const char *name) { return nsb_name_ok(&nsb_rule_netns, name); }
 
 /* nsb_netns_parse says what the fast path does with argv: NSB_NETNS_ADD or
  * NSB_NETNS_DEL for exactly `nsbox netns add|del|delete NAME` with a name it

@@ -15,10 +15,11 @@
  *          SIGKILL when the init dies
  *
  * It forks the payload, closes every fd, and then, with all signals blocked
- * (as nsclone execs it), reaps every child, forwards SIGINT, SIGTERM, SIGHUP,
- * SIGQUIT, SIGUSR1 and SIGUSR2 to the payload (except those the terminal sent
- * to the whole process group) and exits with the payload's status, 128+N
- * when it died of signal N.
+ * (as nsclone execs it), runs nsc_init_loop (shared with clone_shim.c's
+ * forked init): it reaps every child, forwards the signals of
+ * internal/abi.ForwardedSignals to the payload (except those the terminal
+ * sent to the whole process group) and exits with the payload's status,
+ * 128+N when it died of signal N.
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,9 +29,8 @@
 #include <fcntl.h>
 
 #include "nsc_syscall.h"
-
-#define STAGE_FORK 10 /* enum nsc_stage in clone_shim.h */
-#define STAGE_EXEC 17
+#include "nsbox_gen.h" /* enum nsc_stage, NSB_FWD_SIGNALS: generated from Go */
+#include "nsc_init_loop.h"
 
 static long parse(const char *s, int base)
 {
@@ -60,7 +60,7 @@ __attribute__((used)) void nsinit_main(long *sp)
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
-	unsigned long set, mask;
+	unsigned long mask;
 	long errfd, flags, payload;
 
 	if (argc < 6)
@@ -76,7 +76,7 @@ __attribute__((used)) void nsinit_main(long *sp)
 		SYS2(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1);
 	payload = SYS5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 	if (payload < 0)
-		fail(errfd, STAGE_FORK, payload);
+		fail(errfd, NSC_STAGE_FORK, payload);
 	if (payload == 0) {
 		long ret;
 		if (flags & 2)
@@ -84,32 +84,11 @@ __attribute__((used)) void nsinit_main(long *sp)
 		SYS3(SYS_fcntl, errfd, F_SETFD, FD_CLOEXEC);
 		SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, 8);
 		ret = SYS3(SYS_execve, argv[4], argv + 5, envp);
-		fail(errfd, STAGE_EXEC, ret);
+		fail(errfd, NSC_STAGE_EXEC, ret);
 	}
 	SYS3(SYS_close_range, 0, ~0U, 0);
 
-	set = 1UL << (SIGCHLD - 1) | 1UL << (SIGINT - 1) | 1UL << (SIGTERM - 1) | 1UL << (SIGHUP - 1) |
-	      1UL << (SIGQUIT - 1) | 1UL << (SIGUSR1 - 1) | 1UL << (SIGUSR2 - 1);
-	for (;;) {
-		int st;
-		long p;
-		while ((p = SYS4(SYS_wait4, -1, &st, WNOHANG | __WALL, 0)) > 0) {
-			if (p != payload)
-				continue;
-			if (WIFEXITED(st))
-				SYS1(SYS_exit_group, WEXITSTATUS(st));
-			SYS1(SYS_exit_group, 128 + WTERMSIG(st));
-		}
-		if (p == -ECHILD)
-			SYS1(SYS_exit_group, 125);
-		struct {
-			int signo, err, code, pad;
-			char rest[112];
-		} info;
-		long sig = SYS4(SYS_rt_sigtimedwait, &set, &info, 0, 8);
-		if (sig > 0 && sig != SIGCHLD && info.code != SI_KERNEL)
-			SYS2(SYS_kill, payload, sig);
-	}
+	nsc_init_loop(payload);
 }
 
 #if defined(__x86_64__)

@@ -16,16 +16,29 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#define NSC_API static __attribute__((unused))
-#include "clone_shim.c"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "clone_shim.h" /* with nsbox_gen.h: the rules generated from Go */
 #include "nsinit_elf.h"
 #include "net_fast.c"
 #include "netns_fast.c"
 
-#include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+/* The shim itself is nsclone's (csrc/clone_shim.c, compiled once, into
+ * nsclone, which cmd/nsbox links): one copy in the binary. The reference is
+ * weak so that cgo's link check of cmd/nsbox's own C objects accepts it
+ * unresolved; in nsbox it always resolves (without it, Go runs the command). */
+#pragma weak nsc_spawn
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -112,7 +125,7 @@ static int nsb_id(const char *v, const char *file, unsigned int *out)
  * regular file in PATH. Anything else returns -1 (Go reports it). */
 static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 {
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *path = NSB_DEFAULT_PATH;
 	if (strchr(cmd, '/')) {
 		f->path = cmd;
 		return 0;
@@ -145,15 +158,28 @@ static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 	}
 }
 
-/* nsb_fast_parse parses `nsbox run ARGS` or `nsbox -n NS run ARGS`. It
- * returns 0 when the fast path can run it, -1 when Go must. */
+/* nsb_flag_lookup finds a word of the form --name or -x in run's flag table
+ * (generated from Go's runFlags); -1 for anything else, --name=value too. */
+static int nsb_flag_lookup(const char *a)
+{
+	for (int id = 0; id < NSB_RUN_NFLAGS; id++) {
+		const struct nsb_run_flag *f = &nsb_run_flags[id];
+		if ((a[1] == '-' && nsb_streq(a + 2, f->name)) || (f->shorthand && a[1] == f->shorthand && !a[2]))
+			return id;
+	}
+	return -1;
+}
+
+/* nsb_fast_parse parses `nsbox run ARGS` or `nsbox -n NS run ARGS` by
+ * walking run's flag table. It returns 0 when the fast path can run it, -1
+ * when Go must (a flag the table does not mark fast, a usage error, a name
+ * it cannot resolve: Go parses everything again and reports). */
 static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_fast *f)
 {
-	int ipc = 0, pid = 0, mnt = 0, net = 0, uts = 0, cgroup = 0;
-	int mount_proc = 0, no_mount_proc = 0, init = 0, no_init = 0;
-	const char *prop = 0, *uid = 0, *gid = 0;
-	const char *bridge_ns = 0, *bridge = 0, *addr = 0, *gateway = 0, *ifname = 0;
-	int i;
+	int set[NSB_RUN_NFLAGS] = {0};
+	const char *val[NSB_RUN_NFLAGS] = {0};
+	const char *bridge_ns = 0;
+	int i, id, any_ns = 0;
 
 	memset(f, 0, sizeof *f);
 	f->net.fd = -1;
@@ -169,75 +195,45 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	f->args_start = i;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
-		const char **val = 0;
 		if (nsb_streq(a, "--")) {
 			i++;
 			break;
 		}
-		if (a[0] != '-' || nsb_streq(a, "-"))
-			break;
-		if (nsb_streq(a, "--ipc"))
-			ipc = 1;
-		else if (nsb_streq(a, "--pid"))
-			pid = 1;
-		else if (nsb_streq(a, "--mount"))
-			mnt = 1;
-		else if (nsb_streq(a, "--net"))
-			net = 1;
-		else if (nsb_streq(a, "--uts"))
-			uts = 1;
-		else if (nsb_streq(a, "--cgroup"))
-			cgroup = 1;
-		else if (nsb_streq(a, "--mount-proc"))
-			mount_proc = 1;
-		else if (nsb_streq(a, "--no-mount-proc"))
-			no_mount_proc = 1;
-		else if (nsb_streq(a, "--init"))
-			init = 1;
-		else if (nsb_streq(a, "--no-init"))
-			no_init = 1;
-		else if (nsb_streq(a, "--propagation"))
-			val = &prop;
-		else if (nsb_streq(a, "--hostname"))
-			val = &f->hostname;
-		else if (nsb_streq(a, "--uid"))
-			return -1; /* the user's groups and HOME, USER, LOGNAME: Go */
-		else if (nsb_streq(a, "--gid"))
-			val = &gid;
-		else if (nsb_streq(a, "--bridge"))
-			val = &bridge;
-		else if (nsb_streq(a, "--addr"))
-			val = &addr;
-		else if (nsb_streq(a, "--gateway"))
-			val = &gateway;
-		else if (nsb_streq(a, "--ifname"))
-			val = &ifname;
-		else
-			return -1; /* --user, --netns, --dhcp, --flag=value, short flags...: Go */
-		if (val) {
+		if (a[0] != '-' || !a[1])
+			break; /* the command ("-" is one too) */
+		if ((id = nsb_flag_lookup(a)) < 0 || !nsb_run_flags[id].fast)
+			return -1;
+		if (nsb_run_flags[id].kind == NSB_KIND_VALUE) {
 			if (++i >= argc || !*argv[i])
 				return -1; /* missing or empty: Go says so (exit 2) */
-			*val = argv[i];
+			val[id] = argv[i];
 		}
+		set[id] = 1;
 	}
 	f->cmd_index = i;
 
-	/* The defaults and rules of runOptions.check, for this subset. */
-	if (!(ipc || pid || mnt || net || uts || cgroup))
-		ipc = pid = mnt = 1;
-	if ((mount_proc && no_mount_proc) || (init && no_init))
+	/* The rules of runOptions.check, for this subset, in its order: the
+	 * walkthrough's namespaces when none is asked for, then what given
+	 * flags imply. */
+	for (id = 0; id < NSB_RUN_NFLAGS; id++)
+		any_ns |= set[id] && nsb_run_flags[id].clone;
+	if (!any_ns)
+		set[NSB_F_IPC] = set[NSB_F_PID] = set[NSB_F_MOUNT] = 1;
+	if ((set[NSB_F_MOUNT_PROC] && set[NSB_F_NO_MOUNT_PROC]) || (set[NSB_F_INIT] && set[NSB_F_NO_INIT]))
 		return -1;
-	if (mount_proc) {
-		if (!pid)
-			return -1;
-		mnt = 1;
-	}
-	if (!mount_proc && !no_mount_proc && pid && mnt)
-		mount_proc = 1;
-	if (!init && !no_init && pid)
-		init = 1;
-	if (prop) {
-		if (!mnt)
+	if (set[NSB_F_MOUNT_PROC] && !set[NSB_F_PID])
+		return -1;
+	for (id = 0; id < NSB_RUN_NFLAGS; id++)
+		for (int k = 0; set[id] && k < NSB_MAX_IMPLIES; k++)
+			if (nsb_run_flags[id].implies[k] >= 0)
+				set[nsb_run_flags[id].implies[k]] = 1;
+	if (!set[NSB_F_MOUNT_PROC] && !set[NSB_F_NO_MOUNT_PROC] && set[NSB_F_PID] && set[NSB_F_MOUNT])
+		set[NSB_F_MOUNT_PROC] = 1;
+	if (!set[NSB_F_INIT] && !set[NSB_F_NO_INIT] && set[NSB_F_PID])
+		set[NSB_F_INIT] = 1;
+	if (val[NSB_F_PROPAGATION]) {
+		const char *prop = val[NSB_F_PROPAGATION];
+		if (!set[NSB_F_MOUNT])
 			return -1;
 		if (nsb_streq(prop, "private"))
 			f->propagation = MS_REC | MS_PRIVATE;
@@ -250,35 +246,34 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		else
 			return -1;
 		f->propagation_set = 1;
-	} else if (mnt) {
+	} else if (set[NSB_F_MOUNT]) {
 		f->propagation = MS_REC | MS_PRIVATE;
 	}
-	if (f->hostname) {
-		if (!*f->hostname || strlen(f->hostname) > 64)
-			return -1; /* empty: Go treats it as unset; keep one meaning */
-		uts = 1;
-	}
-	if (uid) {
-		if (nsb_id(uid, "/etc/passwd", &f->uid) < 0)
+	if ((f->hostname = val[NSB_F_HOSTNAME]) && strlen(f->hostname) > 64)
+		return -1;
+	if (val[NSB_F_UID]) {
+		if (nsb_id(val[NSB_F_UID], "/etc/passwd", &f->uid) < 0)
 			return -1;
 		f->set_uid = 1;
 	}
-	if (gid) {
-		if (nsb_id(gid, "/etc/group", &f->gid) < 0)
+	if (val[NSB_F_GID]) {
+		if (nsb_id(val[NSB_F_GID], "/etc/group", &f->gid) < 0)
 			return -1;
 		f->set_gid = 1;
 	}
 	/* The network rules of runOptions.checkNetwork and
 	 * nsnet.Config.Validate, for a static address only; -n needs --bridge. */
-	if (bridge || addr || gateway || ifname || bridge_ns) {
-		if (!bridge || !net || nsb_net_parse(&f->net, bridge_ns, bridge, addr, gateway, ifname) < 0)
+	if (val[NSB_F_BRIDGE] || val[NSB_F_ADDR] || val[NSB_F_GATEWAY] || val[NSB_F_IFNAME] || bridge_ns) {
+		if (!val[NSB_F_BRIDGE] || !set[NSB_F_NET] ||
+		    nsb_net_parse(&f->net, bridge_ns, val[NSB_F_BRIDGE], val[NSB_F_ADDR], val[NSB_F_GATEWAY], val[NSB_F_IFNAME]) < 0)
 			return -1;
 		f->has_net = 1;
 	}
-	f->ns_flags = (ipc ? CLONE_NEWIPC : 0) | (pid ? CLONE_NEWPID : 0) | (mnt ? CLONE_NEWNS : 0) |
-		      (net ? CLONE_NEWNET : 0) | (uts ? CLONE_NEWUTS : 0) | (cgroup ? CLONE_NEWCGROUP : 0);
-	f->mount_proc = mount_proc;
-	f->init = init;
+	for (id = 0; id < NSB_RUN_NFLAGS; id++)
+		if (set[id])
+			f->ns_flags |= nsb_run_flags[id].clone;
+	f->mount_proc = set[NSB_F_MOUNT_PROC];
+	f->init = set[NSB_F_INIT];
 	if (f->cmd_index < argc) {
 		if (nsb_resolve(argv[f->cmd_index], envp, f) < 0)
 			return -1;
@@ -345,12 +340,12 @@ static void nsb_forward(int sig, siginfo_t *info, void *uc)
  * setup failure that left nothing behind) to let Go take over, else exits. */
 static int nsb_fast_run(int argc, char **argv, char **envp)
 {
-	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	static const int fwd[NSB_NFWD] = NSB_FWD_SIGNALS;
 	static const int fds[3] = {0, 1, 2};
 	static struct nsb_fast f;
 	struct nsc_spec s;
 	struct nsc_result r;
-	struct sigaction sa, old[6];
+	struct sigaction sa, old[NSB_NFWD];
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
@@ -427,28 +422,28 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	sa.sa_sigaction = nsb_forward;
 	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NSB_NFWD; i++)
 		sigaction(fwd[i], &sa, &old[i]);
-	if (nsc_spawn(&s, &r) != NSC_OK) {
+	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
 		/* The child was reaped (a hook failure killed it before it ran
 		 * anything): Go does everything again and reports. */
 		nsb_net_close(&f.net);
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < NSB_NFWD; i++)
 			sigaction(fwd[i], &old[i], 0);
 		/* A signal that came meanwhile gets its default action now (the
 		 * dispositions are the ones nsbox started with), before the Go
 		 * runtime exists: no Go handler could take it from here. */
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < NSB_NFWD; i++)
 			if (nsb_pending[fwd[i]])
 				raise(fwd[i]);
 		return -1;
 	}
 	nsb_net_close(&f.net);
 	nsb_child = r.pid;
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NSB_NFWD; i++)
 		if (nsb_pending[fwd[i]])
 			kill(r.pid, fwd[i]);
 	while (waitpid(r.pid, &st, __WALL) < 0)

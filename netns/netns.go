@@ -14,12 +14,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/abi"
 	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/nsclone"
 )
 
 // RunDir is where iproute2 and nsbox keep named network namespaces.
-const RunDir = "/run/netns"
+const RunDir = abi.NetnsDir
 
 // Error is the one error shape of this package: the operation, the object it
 // was applied to (a namespace name, a path or a pid) and the cause.

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/abi"
 	"github.com/nsbox/nsbox/sandbox/cgroup"
 )
 
@@ -622,6 +623,10 @@ func (b *build) setupError(r *C.struct_nsc_result) error {
 	return e
 }
 
+// DefaultPath is the search path for a Spec.Path without a slash when Env
+// has no PATH (the one of execvp and of nsbox run's C fast path).
+const DefaultPath = abi.DefaultPath
+
 // resolvePath finds file in the PATH of env when it has no slash, like a
 // shell: the first executable regular file wins; if there is none but a
 // candidate exists, the error is EACCES (exit 126), else ENOENT (127).
@@ -629,7 +634,7 @@ func resolvePath(file string, env []string, where func(string) string) (string, 
 	if strings.Contains(file, "/") {
 		return file, nil
 	}
-	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	pathEnv := DefaultPath
 	for i := len(env) - 1; i >= 0; i-- {
 		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
 			pathEnv = v

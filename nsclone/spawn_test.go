@@ -481,13 +481,24 @@ func TestInitIsSealedMemfd(t *testing.T) {
 func TestInitBlobUpToDate(t *testing.T) {
 	want := initSourceHash()
 	var src []byte
-	for _, f := range []string{"../csrc/nsinit.c", "../csrc/nsc_syscall.h"} {
+	for _, f := range []string{"../csrc/nsinit.c", "../csrc/nsc_syscall.h", "../csrc/nsc_init_loop.h"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		src = append(src, b...)
 	}
+	// The nsinit part of the generated header (stage numbers, signals).
+	gen, err := os.ReadFile("../csrc/nsbox_gen.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := string(gen)
+	begin, end := strings.Index(g, "/* begin nsinit */\n"), strings.Index(g, "/* end nsinit */\n")
+	if begin < 0 || end < begin {
+		t.Fatal("csrc/nsbox_gen.h has no nsinit part")
+	}
+	src = append(src, g[begin:end+len("/* end nsinit */\n")]...)
 	if got := fmt.Sprintf("%x", sha256.Sum256(src)); got != want {
 		t.Errorf("csrc/nsinit_elf.h is stale (sources %s, blob built from %s): run csrc/gen_init.sh", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/abi"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 	"golang.org/x/sys/unix"
@@ -43,6 +44,13 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// DefaultIfName is the sandbox end's name when Config.IfName is empty.
+const DefaultIfName = abi.DefaultIfName
+
+// HostIfNameFormat formats the host end's name from the child's pid (see
+// HostIfName); the C fast path of run uses the same format.
+const HostIfNameFormat = abi.HostIfNameFormat
+
 // DefaultLeaseTime is the lease time a sandbox asks for (Config.LeaseTime):
 // 2 min, the shortest that dnsmasq and nsbox's own server grant.
 const DefaultLeaseTime = 2 * time.Minute
@@ -50,7 +58,7 @@ const DefaultLeaseTime = 2 * time.Minute
 // ifName returns the sandbox interface name, with its default.
 func (c *Config) ifName() string {
 	if c.IfName == "" {
-		return "eth0"
+		return DefaultIfName
 	}
 	return c.IfName
 }
@@ -133,7 +141,7 @@ func broadcast(p netip.Prefix) netip.Addr {
 
 // HostIfName is the name of the host end of the veth for child pid.
 func HostIfName(pid int) string {
-	return fmt.Sprintf("nsb%x", pid)
+	return fmt.Sprintf(HostIfNameFormat, pid)
 }
 
 // CheckBridge verifies that the bridge exists and is a bridge, so that a

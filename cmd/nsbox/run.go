@@ -68,44 +68,89 @@ type runOptions struct {
 	cmd []string
 }
 
-// runFlagSet defines every flag of nsbox run: the one source of truth for
-// parsing, help and validation.
+// runFlag is one flag of nsbox run. The table runFlags is the one source of
+// truth for the flags: runFlagSet defines them for Go's parser and help from
+// it, and go generate ./cmd/nsbox writes it into csrc/nsbox_gen.h, whose flag
+// table the C fast path walks (TestGeneratedHeader fails when that file is
+// stale). A flag only the Go path takes needs one entry without fast.
+type runFlag struct {
+	name, short, usage string
+	// ref returns the field of o the flag sets: a *bool, *string,
+	// *time.Duration or *[]string (a repeatable flag).
+	ref func(o *runOptions) any
+	// def is the default of a *time.Duration flag.
+	def time.Duration
+	// fast: the C fast path takes this flag (it must then make of it what
+	// Go makes of it: FuzzRunFastParity checks).
+	fast bool
+	// clone is the namespace (CLONE_NEW*) a bool flag asks for.
+	clone uintptr
+	// implies are the bool flags this flag turns on when given (after the
+	// default namespaces are chosen, so --hostname alone keeps them).
+	implies []string
+}
+
+// runFlags are the flags of nsbox run, in the order of the help (then the
+// view's and the limits' groups, then -h).
+var runFlags = []runFlag{
+	{name: "ipc", short: "i", usage: "new IPC namespace", ref: func(o *runOptions) any { return &o.ipc }, fast: true, clone: unix.CLONE_NEWIPC},
+	{name: "pid", short: "p", usage: "new PID namespace (the payload, or the init, is PID 1)", ref: func(o *runOptions) any { return &o.pid }, fast: true, clone: unix.CLONE_NEWPID},
+	{name: "mount", short: "m", usage: "new mount namespace (its tree is made private first)", ref: func(o *runOptions) any { return &o.mount }, fast: true, clone: unix.CLONE_NEWNS},
+	{name: "net", short: "n", usage: "new network namespace", ref: func(o *runOptions) any { return &o.net }, fast: true, clone: unix.CLONE_NEWNET},
+	{name: "uts", short: "u", usage: "new UTS namespace (hostname)", ref: func(o *runOptions) any { return &o.uts }, fast: true, clone: unix.CLONE_NEWUTS},
+	{name: "user", short: "U", usage: "new user namespace (works without root)", ref: func(o *runOptions) any { return &o.user }, clone: unix.CLONE_NEWUSER},
+	{name: "cgroup", short: "C", usage: "new cgroup namespace", ref: func(o *runOptions) any { return &o.cgroup }, fast: true, clone: unix.CLONE_NEWCGROUP},
+	{name: "mount-proc", usage: "mount a fresh /proc (needs --pid; implies --mount; the default with --pid --mount)", ref: func(o *runOptions) any { return &o.mountProc }, fast: true, implies: []string{"mount"}},
+	{name: "no-mount-proc", usage: "do not mount /proc", ref: func(o *runOptions) any { return &o.noMountProc }, fast: true},
+	{name: "propagation", usage: "propagation of / in the new mount namespace: private (default), slave, shared, unchanged", ref: func(o *runOptions) any { return &o.propagation }, fast: true},
+	// --uid: the user's groups and HOME, USER, LOGNAME are Go's business.
+	{name: "uid", usage: "run the command as this user (number or name from /etc/passwd)", ref: func(o *runOptions) any { return &o.uid }},
+	{name: "gid", usage: "run the command with this group (number or name from /etc/group); supplementary groups are cleared", ref: func(o *runOptions) any { return &o.gid }, fast: true},
+	{name: "map-root", usage: "map your uid and gid to root in the new user namespace (needs --user)", ref: func(o *runOptions) any { return &o.mapRoot }},
+	{name: "hostname", usage: "set the hostname (at most 64 bytes; implies --uts)", ref: func(o *runOptions) any { return &o.hostname }, fast: true, implies: []string{"uts"}},
+	{name: "init", usage: "run a tiny init as PID 1 that reaps orphans and forwards signals (the default with --pid)", ref: func(o *runOptions) any { return &o.init }, fast: true},
+	{name: "no-init", usage: "make the command itself PID 1, as the walkthrough does", ref: func(o *runOptions) any { return &o.noInit }, fast: true},
+	{name: "netns", usage: "join this network namespace: a name of /run/netns, a path (/proc/PID/ns/net) or a pid", ref: func(o *runOptions) any { return &o.netns }},
+	{name: "bridge", usage: "give the new network namespace a veth whose peer joins bridge BR (needs --net)", ref: func(o *runOptions) any { return &o.bridge }, fast: true},
+	{name: "dhcp", usage: "configure the sandbox's interface by DHCP (needs --bridge)", ref: func(o *runOptions) any { return &o.dhcp }},
+	{name: "addr", usage: "address CIDR for the sandbox's interface (needs --bridge)", ref: func(o *runOptions) any { return &o.addr }, fast: true},
+	{name: "gateway", usage: "default gateway IP (needs --addr)", ref: func(o *runOptions) any { return &o.gateway }, fast: true},
+	{name: "dns", usage: "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)", ref: func(o *runOptions) any { return &o.dns }},
+	{name: "ifname", usage: "name of the sandbox's interface (default eth0; needs --bridge)", ref: func(o *runOptions) any { return &o.ifname }, fast: true},
+	{name: "pool", usage: "join a ready network namespace of the pool NAME (see nsbox pool start)", ref: func(o *runOptions) any { return &o.pool }},
+	{name: "pool-timeout", usage: "how long --pool waits for a ready namespace", ref: func(o *runOptions) any { return &o.poolTimeout }, def: defaultPoolTimeout},
+	{name: "nat", usage: "masquerade the bridge's subnets while the sandbox runs (needs --bridge)", ref: func(o *runOptions) any { return &o.nat }},
+	{name: "publish", usage: "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)", ref: func(o *runOptions) any { return &o.publish }},
+	{name: "verbose", short: "v", usage: "say where the network came from", ref: func(o *runOptions) any { return &o.verbose }},
+	{name: "dhcp-timeout", usage: "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)", ref: func(o *runOptions) any { return &o.dhcpTimeout }, def: 10 * time.Second},
+	{name: "map-root-user", short: "r", usage: "same as --user --map-root (unshare -r)", ref: func(o *runOptions) any { return &o.mapRootUser }},
+	{name: "fork", short: "f", usage: "accepted for unshare's sake: the command always runs in a new process", ref: func(o *runOptions) any { return &o.fork }},
+}
+
+// runFlagSet defines every flag of nsbox run from runFlags: the one source
+// of truth for parsing, help and validation.
 func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
-	fs.BoolVarP(&o.ipc, "ipc", "i", false, "new IPC namespace")
-	fs.BoolVarP(&o.pid, "pid", "p", false, "new PID namespace (the payload, or the init, is PID 1)")
-	fs.BoolVarP(&o.mount, "mount", "m", false, "new mount namespace (its tree is made private first)")
-	fs.BoolVarP(&o.net, "net", "n", false, "new network namespace")
-	fs.BoolVarP(&o.uts, "uts", "u", false, "new UTS namespace (hostname)")
-	fs.BoolVarP(&o.user, "user", "U", false, "new user namespace (works without root)")
-	fs.BoolVarP(&o.cgroup, "cgroup", "C", false, "new cgroup namespace")
-	fs.BoolVar(&o.mountProc, "mount-proc", false, "mount a fresh /proc (needs --pid; implies --mount; the default with --pid --mount)")
-	fs.BoolVar(&o.noMountProc, "no-mount-proc", false, "do not mount /proc")
-	fs.StringVar(&o.propagation, "propagation", "", "propagation of / in the new mount namespace: private (default), slave, shared, unchanged")
-	fs.StringVar(&o.uid, "uid", "", "run the command as this user (number or name from /etc/passwd)")
-	fs.StringVar(&o.gid, "gid", "", "run the command with this group (number or name from /etc/group); supplementary groups are cleared")
-	fs.BoolVar(&o.mapRoot, "map-root", false, "map your uid and gid to root in the new user namespace (needs --user)")
-	fs.StringVar(&o.hostname, "hostname", "", "set the hostname (at most 64 bytes; implies --uts)")
-	fs.BoolVar(&o.init, "init", false, "run a tiny init as PID 1 that reaps orphans and forwards signals (the default with --pid)")
-	fs.BoolVar(&o.noInit, "no-init", false, "make the command itself PID 1, as the walkthrough does")
-	fs.StringVar(&o.netns, "netns", "", "join this network namespace: a name of /run/netns, a path (/proc/PID/ns/net) or a pid")
-	fs.StringVar(&o.bridge, "bridge", "", "give the new network namespace a veth whose peer joins bridge BR (needs --net)")
-	fs.BoolVar(&o.dhcp, "dhcp", false, "configure the sandbox's interface by DHCP (needs --bridge)")
-	fs.StringVar(&o.addr, "addr", "", "address CIDR for the sandbox's interface (needs --bridge)")
-	fs.StringVar(&o.gateway, "gateway", "", "default gateway IP (needs --addr)")
-	fs.StringVar(&o.dns, "dns", "", "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)")
-	fs.StringVar(&o.ifname, "ifname", "", "name of the sandbox's interface (default eth0; needs --bridge)")
-	fs.StringVar(&o.pool, "pool", "", "join a ready network namespace of the pool NAME (see nsbox pool start)")
-	fs.DurationVar(&o.poolTimeout, "pool-timeout", defaultPoolTimeout, "how long --pool waits for a ready namespace")
-	fs.BoolVar(&o.nat, "nat", false, "masquerade the bridge's subnets while the sandbox runs (needs --bridge)")
-	fs.StringArrayVar(&o.publish, "publish", nil, "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)")
-	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say where the network came from")
-	fs.DurationVar(&o.dhcpTimeout, "dhcp-timeout", 10*time.Second, "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)")
-	fs.BoolVarP(&o.mapRootUser, "map-root-user", "r", false, "same as --user --map-root (unshare -r)")
-	fs.BoolVarP(&o.fork, "fork", "f", false, "accepted for unshare's sake: the command always runs in a new process")
+	for _, f := range runFlags {
+		switch p := f.ref(o).(type) {
+		case *bool:
+			fs.BoolVarP(p, f.name, f.short, false, f.usage)
+		case *string:
+			fs.StringVarP(p, f.name, f.short, "", f.usage)
+		case *time.Duration:
+			fs.DurationVarP(p, f.name, f.short, f.def, f.usage)
+		case *[]string:
+			fs.StringArrayVarP(p, f.name, f.short, nil, f.usage)
+		default:
+			panic(fmt.Sprintf("run: flag --%s: unsupported field type %T", f.name, p))
+		}
+	}
+	// The view's and the limits' flag groups (run_view.go, run_limits.go)
+	// are Go-only: the C fast path's walker does not know them and leaves
+	// any command line that has one to Go.
 	viewFlags(fs, o)
 	addLimitFlags(fs, &o.lim)
 	fs.StringVar(&o.name, "name", "", "register the sandbox as NAME for nsbox ps, enter and kill (/run/nsbox/sandboxes/NAME.json)")
@@ -113,6 +158,29 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	fs.StringVar(&o.pidfile, "pidfile", "", "write the payload's pid to FILE (removed when it ends)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
+}
+
+// applyImplies turns on the flags that given flags imply (runFlag.implies).
+func (o *runOptions) applyImplies() {
+	for _, f := range runFlags {
+		given := false
+		switch p := f.ref(o).(type) {
+		case *bool:
+			given = *p
+		case *string:
+			given = *p != ""
+		}
+		if !given {
+			continue
+		}
+		for _, name := range f.implies {
+			for _, g := range runFlags {
+				if g.name == name {
+					*g.ref(o).(*bool) = true
+				}
+			}
+		}
+	}
 }
 
 // parseRunArgs parses and checks the arguments of nsbox run without looking
@@ -174,12 +242,10 @@ func (o *runOptions) check() error {
 	if o.init && o.noInit {
 		return usagef("run: --init and --no-init exclude each other")
 	}
-	if o.mountProc {
-		if !o.pid {
-			return usagef("run: --mount-proc needs --pid (a new /proc shows the new PID namespace)")
-		}
-		o.mount = true
+	if o.mountProc && !o.pid {
+		return usagef("run: --mount-proc needs --pid (a new /proc shows the new PID namespace)")
 	}
+	o.applyImplies()
 	if !o.mountProc && !o.noMountProc && o.pid && o.mount {
 		o.mountProc = true
 	}
@@ -201,7 +267,6 @@ func (o *runOptions) check() error {
 		if strings.IndexByte(o.hostname, 0) >= 0 {
 			return usagef("run: --hostname: contains a NUL byte")
 		}
-		o.uts = true
 	}
 	if o.mapRoot && !o.user {
 		return usagef("run: --map-root needs --user")
@@ -388,13 +453,9 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	}
-	for _, f := range []struct {
-		on bool
-		ns nsclone.Namespace
-	}{{o.ipc, nsclone.IPC}, {o.pid, nsclone.PID}, {o.mount, nsclone.Mnt}, {o.net, nsclone.Net},
-		{o.uts, nsclone.UTS}, {o.user, nsclone.User}, {o.cgroup, nsclone.Cgroup}} {
-		if f.on {
-			s.Namespaces |= f.ns
+	for _, f := range runFlags {
+		if on, ok := f.ref(o).(*bool); ok && f.clone != 0 && *on {
+			s.Namespaces |= nsclone.Namespace(f.clone)
 		}
 	}
 	s.Args = o.cmd

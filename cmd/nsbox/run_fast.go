@@ -1,5 +1,11 @@
 package main
 
+// csrc/nsbox_gen.h holds what the C fast paths must know of Go's rules
+// (run's flag table, the name rules, the defaults, the forwarded signals,
+// the shim's stage numbers); TestGeneratedHeader writes it here and fails
+// when it is stale.
+//go:generate sh -c "NSBOX_GENERATE=1 go test -count=1 -run ^TestGeneratedHeader$ ."
+
 // The C fast path of nsbox run (csrc/run_fast.c, with csrc/net_fast.c for
 // `-n NS run --net --bridge BR --addr CIDR [--gateway IP] [--ifname NAME]`)
 // runs from an ELF constructor before the Go runtime starts. It handles plain
