@@ -355,6 +355,7 @@ func (p *Pool) refill(hostIf string, static netip.Addr) {
 }
 
 func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
+	start := time.Now()
 	ns, err := newNetns()
 	if err != nil {
 		return nil, err
@@ -370,10 +371,14 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 		ns.Close()
 		return nil, err
 	}
+	if err := announce(p.ctx, ns, ifNameOr(p.cfg.IfName), att.Addr.Addr()); err != nil {
+		p.logf("pool %s: %v", p.name(), err) // only the first connection's speed depends on it
+	}
 	e := &entry{ns: ns, att: att, addr: att.Addr, gw: att.Gateway, dns: p.cfg.DNS, static: static}
 	if len(e.dns) == 0 {
 		e.dns = att.DNS
 	}
+	p.logf("pool %s: wired %s (%s) in %s", p.name(), e.addr, hostIf, time.Since(start).Round(time.Microsecond))
 	return e, nil
 }
 

@@ -1,0 +1,21 @@
+// Package pool benchmarks warm pools (`nsbox run --pool`) side by side with
+// the other ways to start a networked sandbox, in one run:
+//
+//   - NetStart/seq and NetStart/concurrent: spawn to the payload's first
+//     successful TCP connect to the gateway (testdata/connect.c, static) for
+//     `run --pool` of a DHCP pool (nsbox-pool) against `run --net --bridge
+//     BR --dhcp` (bridge-dhcp), the static `--addr` of the C fast path
+//     (bridge-static) and `run --net` with loopback only, where the payload
+//     only writes its byte (net-loopback). seq runs one sandbox at a time,
+//     concurrent 100 at once (8 without NSBOX_BENCH_FULL=1); both report
+//     the p50 and p99 of every start as ms-p50 and ms-p99.
+//   - PoolStorm: 200 sandboxes (8 without NSBOX_BENCH_FULL=1) from a warm
+//     pool of as many, each running /bin/true in new IPC, PID and mount
+//     namespaces, against the shell script of bench/sandbox (unshare, ip,
+//     udhcpc), until all are done.
+//   - Publish: a static sandbox with `--publish 8080:80` against the same
+//     without it, on the Go path and on the C fast path.
+//
+// Everything runs in namespaces the benchmark makes (10.81.0.0/22). Needs
+// root, gcc (for the payload), busybox and unshare.
+package pool

@@ -1,0 +1,432 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/netns"
+)
+
+var build struct {
+	once         sync.Once
+	bin, connect string
+	err          error
+}
+
+// tools builds the CLI (or takes NSBOX_BIN) and the static payload once.
+func tools(b *testing.B) (bin, connect string) {
+	b.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "nsbox-bench-pool")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.bin = os.Getenv("NSBOX_BIN")
+		if build.bin == "" {
+			build.bin = filepath.Join(dir, "nsbox")
+			if out, err := exec.Command("go", "build", "-trimpath", "-o", build.bin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput(); err != nil {
+				build.err = fmt.Errorf("go build: %v: %s", err, out)
+				return
+			}
+		}
+		build.connect = filepath.Join(dir, "connect")
+		if out, err := exec.Command("gcc", "-static", "-O2", "-o", build.connect, "testdata/connect.c").CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("gcc: %v: %s", err, out)
+		}
+	})
+	if build.err != nil {
+		b.Fatal(build.err)
+	}
+	return build.bin, build.connect
+}
+
+func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }
+
+const (
+	gateway = "10.81.0.1"
+	port    = "7777"
+)
+
+// lab makes a namespace with bridge br0 (10.81.0.1/22), nsbox's DHCP server
+// on it and a TCP listener on 10.81.0.1:7777 that accepts and closes.
+func lab(b *testing.B, bin string) string {
+	b.Helper()
+	ns := testutil.NewNetns(b)
+	testutil.Cmd(b, "ip", "-n", ns, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
+	testutil.Cmd(b, "ip", "-n", ns, "addr", "add", gateway+"/22", "dev", "br0")
+	testutil.Cmd(b, "ip", "-n", ns, "link", "set", "br0", "up")
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := exec.CommandContext(ctx, bin, "-n", ns, "dhcpd", "br0", "--range", "10.81.0.10-10.81.1.250",
+		"--router", gateway, "--lease-time", "10m", "--lease-file", filepath.Join(b.TempDir(), "leases"))
+	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
+	srv.WaitDelay = 5 * time.Second
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cancel(); _ = srv.Wait() })
+	testutil.WaitUDPListen(b, ns, 67, nil)
+	h, err := netns.Open(ns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	var l net.Listener
+	if err := netns.Do(h, func() error {
+		var err error
+		l, err = net.Listen("tcp", gateway+":"+port)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ns
+}
+
+// startPool runs `nsbox -n ns pool start NAME --size size --dhcp` and waits
+// until it is full; it is stopped when b ends.
+func startPool(b *testing.B, bin, ns string, size int) string {
+	b.Helper()
+	name := testutil.UniqueName("bp")
+	p := exec.Command(bin, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", strconv.Itoa(size), "--dhcp")
+	var stderr bytes.Buffer
+	p.Stderr = &stderr
+	if err := p.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			p.Process.Kill()
+			<-done
+		}
+	})
+	waitFull(b, bin, name, size, &stderr)
+	return name
+}
+
+// waitFull waits (off the clock) until the pool has size ready and none in
+// use, so that every measurement starts from a full pool.
+func waitFull(b *testing.B, bin, name string, size int, stderr *bytes.Buffer) {
+	b.Helper()
+	b.StopTimer()
+	defer b.StartTimer()
+	var st struct{ Ready, InUse, Failures int }
+	for i := 0; i < 1200; i++ {
+		out, err := exec.Command(bin, "-j", "pool", "status", name).Output()
+		if err == nil && json.Unmarshal(out, &st) == nil && st.Ready == size && st.InUse == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	msg := ""
+	if stderr != nil {
+		msg = stderr.String()
+	}
+	b.Fatalf("pool %s not full after 60 s: %+v %s", name, st, msg)
+}
+
+// firstByte starts cmd with stdout on a pipe and returns the time until the
+// payload's first byte, then waits for cmd to end.
+func firstByte(cmd *exec.Cmd) (time.Duration, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	cmd.Stdout = w
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return 0, err
+	}
+	w.Close()
+	var one [1]byte
+	_, rerr := r.Read(one[:])
+	d := time.Since(start)
+	if err := cmd.Wait(); err != nil || rerr != nil {
+		return 0, fmt.Errorf("%v: %v %v: %s", cmd.Args, err, rerr, stderr.String())
+	}
+	return d, nil
+}
+
+func percentiles(b *testing.B, ds []time.Duration) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(ds[len(ds)/2]), "ms-p50")
+	b.ReportMetric(ms(ds[(len(ds)-1)*99/100]), "ms-p99")
+}
+
+// variant is one way to start a sandbox that connects to the gateway; i
+// numbers the sandboxes of a concurrent batch (for distinct static
+// addresses).
+type variant struct {
+	name string
+	args func(i int) []string
+	env  string // extra environment, e.g. NSBOX_NO_FASTPATH=1
+}
+
+func (v variant) cmd(bin string, i int) *exec.Cmd {
+	c := exec.Command(bin, v.args(i)...)
+	if v.env != "" {
+		c.Env = append(os.Environ(), v.env)
+	}
+	return c
+}
+
+func variants(bin, connect, ns, poolName string) []variant {
+	dst := []string{connect, gateway, port}
+	return []variant{
+		{name: "nsbox-pool", args: func(int) []string { return append([]string{"run", "--pool", poolName, "--net", "--"}, dst...) }},
+		{name: "bridge-dhcp", args: func(int) []string {
+			return append([]string{"-n", ns, "run", "--net", "--bridge", "br0", "--dhcp", "--"}, dst...)
+		}},
+		{name: "bridge-static", args: func(i int) []string {
+			return append([]string{"-n", ns, "run", "--net", "--bridge", "br0", "--addr", fmt.Sprintf("10.81.2.%d/22", 2+i), "--gateway", gateway, "--"}, dst...)
+		}},
+		{name: "net-loopback", args: func(int) []string { return []string{"run", "--net", "--", connect} }},
+		// The same on the Go path, which run --pool takes: what the pool
+		// costs beyond the Go runtime's start.
+		{name: "net-loopback-go-path", args: func(int) []string { return []string{"run", "--net", "--", connect} }, env: "NSBOX_NO_FASTPATH=1"},
+	}
+}
+
+// settle waits off the clock until br0 has exactly want ports (the kernel
+// has torn down the sandboxes of the last batch).
+func settle(b *testing.B, ns string, want int) {
+	b.Helper()
+	b.StopTimer()
+	defer b.StartTimer()
+	for i := 0; i < 600; i++ {
+		var ports []struct{}
+		testutil.IPJSON(b, &ports, "-n", ns, "link", "show", "master", "br0")
+		if len(ports) == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.Fatalf("br0 in %s does not have %d ports after 60 s", ns, want)
+}
+
+func BenchmarkNetStart(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "gcc")
+	bin, connect := tools(b)
+	seq, conc := 50, 8
+	if full() {
+		seq, conc = 1000, 100
+	}
+	b.Run("seq", func(b *testing.B) {
+		ns := lab(b, bin)
+		poolName := startPool(b, bin, ns, 16)
+		for _, v := range variants(bin, connect, ns, poolName) {
+			b.Run(v.name, func(b *testing.B) {
+				var ds []time.Duration
+				for i := 0; i < b.N; i++ {
+					for j := 0; j < seq; j++ {
+						d, err := firstByte(v.cmd(bin, 0))
+						if err != nil {
+							b.Fatal(err)
+						}
+						ds = append(ds, d)
+					}
+				}
+				percentiles(b, ds)
+				b.ReportMetric(float64(seq), "starts/op")
+			})
+		}
+	})
+	b.Run("concurrent", func(b *testing.B) {
+		ns := lab(b, bin)
+		poolName := startPool(b, bin, ns, conc)
+		for _, v := range variants(bin, connect, ns, poolName) {
+			b.Run(v.name, func(b *testing.B) {
+				var ds []time.Duration
+				for i := 0; i < b.N; i++ {
+					if v.name == "nsbox-pool" {
+						waitFull(b, bin, poolName, conc, nil)
+						settle(b, ns, conc)
+					} else {
+						settle(b, ns, conc) // the pool's own ports
+					}
+					got := make([]time.Duration, conc)
+					errs := make([]error, conc)
+					var wg sync.WaitGroup
+					for j := 0; j < conc; j++ {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							got[j], errs[j] = firstByte(v.cmd(bin, j))
+						}()
+					}
+					wg.Wait()
+					for _, err := range errs {
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					ds = append(ds, got...)
+				}
+				percentiles(b, ds)
+				b.ReportMetric(float64(conc), "starts/op")
+			})
+		}
+	})
+}
+
+// peerScript is bench/sandbox's shell peer: one sandbox the way a shell
+// script builds it with unshare, ip and udhcpc.
+const peerScript = `set -e
+lab=$1; sb=$2; h=$3; dir=$4
+ip netns add "$sb"
+trap 'ip netns del "$sb" 2>/dev/null' EXIT
+ip -n "$lab" link add "$h" type veth peer name eth0 netns "$sb"
+ip -n "$lab" link set "$h" master br0 up
+ip -n "$sb" link set lo up
+ip -n "$sb" link set eth0 up
+ip netns exec "$sb" busybox udhcpc -f -q -n -T 1 -t 10 -i eth0 -s "$dir/udhcpc.sh" >/dev/null 2>&1
+ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc /bin/true
+`
+
+const udhcpcScript = `#!/bin/sh
+case "$1" in
+bound|renew) ip addr add "$ip/$mask" dev "$interface"; [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" ;;
+esac
+exit 0
+`
+
+// storm runs n commands at once and returns how many failed.
+func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) int {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	outs := make([]bytes.Buffer, n)
+	for i := 0; i < n; i++ {
+		c := cmd(i)
+		c.Stdout, c.Stderr = &outs[i], &outs[i]
+		c.WaitDelay = 5 * time.Second
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.Run() }()
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			if failed < 3 {
+				b.Logf("job %d: %v: %s", i, err, outs[i].String())
+			}
+			failed++
+		}
+	}
+	return failed
+}
+
+func BenchmarkPoolStorm(b *testing.B) {
+	testutil.RequirePriv(b)
+	for _, tool := range []string{"ip", "unshare", "busybox", "gcc"} {
+		testutil.RequireTool(b, tool)
+	}
+	bin, _ := tools(b)
+	n := 8
+	if full() {
+		n = 200
+	}
+	b.Run(fmt.Sprintf("n=%d/nsbox-pool", n), func(b *testing.B) {
+		ns := lab(b, bin)
+		name := startPool(b, bin, ns, n)
+		for i := 0; i < b.N; i++ {
+			waitFull(b, bin, name, n, nil)
+			settle(b, ns, n)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			failed := storm(b, n, func(int) *exec.Cmd {
+				return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", "/bin/true")
+			})
+			cancel()
+			if failed > 0 {
+				b.Fatalf("%d of %d pool sandboxes failed", failed, n)
+			}
+		}
+	})
+	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
+		ns := lab(b, bin)
+		dir := b.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		tag := testutil.UniqueName("")[:6]
+		worst := 0
+		for i := 0; i < b.N; i++ {
+			settle(b, ns, 0)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			failed := storm(b, n, func(j int) *exec.Cmd {
+				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
+					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
+			})
+			cancel()
+			worst = max(worst, failed)
+		}
+		b.ReportMetric(float64(worst), "failed-jobs")
+	})
+}
+
+func BenchmarkPublish(b *testing.B) {
+	testutil.RequirePriv(b)
+	testutil.RequireTool(b, "gcc")
+	bin, connect := tools(b)
+	ns := lab(b, bin)
+	static := []string{"-n", ns, "run", "--net", "--bridge", "br0", "--addr", "10.81.2.200/22", "--gateway", gateway}
+	cases := []struct {
+		name string
+		args []string
+		env  string
+	}{
+		{"nsbox-publish", append(append(static[:len(static):len(static)], "--publish", "8080:80", "--"), connect), ""},
+		{"static-go-path", append(append(static[:len(static):len(static)], "--"), connect), "NSBOX_NO_FASTPATH=1"},
+		{"static-fast-path", append(append(static[:len(static):len(static)], "--"), connect), ""},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			var ds []time.Duration
+			for i := 0; i < b.N; i++ {
+				cmd := exec.Command(bin, c.args...)
+				cmd.Env = append(os.Environ(), c.env)
+				d, err := firstByte(cmd)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, d)
+			}
+			percentiles(b, ds)
+		})
+	}
+}
