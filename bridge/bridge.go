@@ -36,10 +36,24 @@ type Config struct {
 	// Priority is the bridge priority, the first part of the bridge id
 	// (lower wins the root election). nil: unchanged.
 	Priority *uint16
+	// STPState sets IFLA_BR_STP_STATE as a number (ip link's stp_state:
+	// 0 off, 1 on, the kernel's STP or a user-space helper's), and wins
+	// over STP. nil: STP decides.
+	STPState *uint32
+	// HelloTime is the interval of STP hello packets (1 s to 10 s while
+	// STP is on). nil: unchanged.
+	HelloTime *time.Duration
+	// MaxAge is how long STP information is kept (6 s to 40 s while STP
+	// is on). nil: unchanged.
+	MaxAge *time.Duration
+	// VLANFiltering turns 802.1Q VLAN filtering on the bridge on or off.
+	// nil: unchanged.
+	VLANFiltering *bool
 }
 
 func (cfg *Config) empty() bool {
-	return cfg == nil || (cfg.STP == nil && cfg.ForwardDelay == nil && cfg.AgeingTime == nil && cfg.Priority == nil)
+	return cfg == nil || (cfg.STP == nil && cfg.ForwardDelay == nil && cfg.AgeingTime == nil && cfg.Priority == nil &&
+		cfg.STPState == nil && cfg.HelloTime == nil && cfg.MaxAge == nil && cfg.VLANFiltering == nil)
 }
 
 // validate checks cfg before anything is sent, so a bad value changes nothing.

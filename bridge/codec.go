@@ -268,7 +268,24 @@ func encodeConfig(ae *netlink.AttributeEncoder, cfg *Config) error {
 		}
 		ae.Uint32(unix.IFLA_BR_AGEING_TIME, v)
 	}
-	if cfg.STP != nil {
+	if cfg.HelloTime != nil {
+		v, err := toClock("hello time", *cfg.HelloTime)
+		if err != nil {
+			return err
+		}
+		ae.Uint32(unix.IFLA_BR_HELLO_TIME, v)
+	}
+	if cfg.MaxAge != nil {
+		v, err := toClock("max age", *cfg.MaxAge)
+		if err != nil {
+			return err
+		}
+		ae.Uint32(unix.IFLA_BR_MAX_AGE, v)
+	}
+	switch {
+	case cfg.STPState != nil:
+		ae.Uint32(unix.IFLA_BR_STP_STATE, *cfg.STPState)
+	case cfg.STP != nil:
 		var v uint32
 		if *cfg.STP {
 			v = 1
@@ -277,6 +294,13 @@ func encodeConfig(ae *netlink.AttributeEncoder, cfg *Config) error {
 	}
 	if cfg.Priority != nil {
 		ae.Uint16(unix.IFLA_BR_PRIORITY, *cfg.Priority)
+	}
+	if cfg.VLANFiltering != nil {
+		var v uint8
+		if *cfg.VLANFiltering {
+			v = 1
+		}
+		ae.Uint8(unix.IFLA_BR_VLAN_FILTERING, v)
 	}
 	return nil
 }

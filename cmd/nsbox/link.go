@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/bridge"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
@@ -18,7 +21,9 @@ const linkUsage = `link list|show [[dev] DEV]      links, like ip link (-j: ip -
 link add NAME type veth peer name PEER [netns NS]
                                veth pair; with netns the peer is created directly
                                inside NS (a name, a path or a pid)
-link add NAME type bridge|dummy
+link add NAME type bridge [forward_delay CS] [hello_time CS] [max_age CS] [ageing_time CS]
+         [stp_state 0|1] [priority N] [vlan_filtering 0|1]   (CS: 1/100 s, as ip link)
+link add NAME type dummy
 link set [dev] DEV SETTING...  up | down | mtu N | netns NS | master BR | nomaster |
                                name NEW | address MAC; several in one line, one request
 link del [dev] DEV             delete DEV (both ends of a veth)`
@@ -69,6 +74,57 @@ func devArg(cmd string, args []string) (string, error) {
 // linkAddArgs is a parsed `link add` line.
 type linkAddArgs struct {
 	name, kind, peer, peerNS string
+	bridge                   *bridge.Config // type bridge's options; nil: none
+}
+
+// parseBridgeOptions reads ip link's bridge options (ip-link(8), "type
+// bridge"): times in hundredths of a second as ip takes them.
+func parseBridgeOptions(cmd string, args []string) (*bridge.Config, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	cfg := &bridge.Config{}
+	for len(args) > 0 {
+		w := args[0]
+		if len(args) < 2 {
+			return nil, usagef("%s: %s needs a value", cmd, w)
+		}
+		v := args[1]
+		args = args[2:]
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return nil, usagef("%s: invalid %s %q (a number)", cmd, w, v)
+		}
+		centis := time.Duration(n) * 10 * time.Millisecond
+		switch w {
+		case "forward_delay":
+			cfg.ForwardDelay = &centis
+		case "hello_time":
+			cfg.HelloTime = &centis
+		case "max_age":
+			cfg.MaxAge = &centis
+		case "ageing_time":
+			cfg.AgeingTime = &centis
+		case "stp_state":
+			st := uint32(n)
+			cfg.STPState = &st
+		case "priority":
+			if n > 0xffff {
+				return nil, usagef("%s: invalid priority %q (0-65535)", cmd, v)
+			}
+			p := uint16(n)
+			cfg.Priority = &p
+		case "vlan_filtering":
+			if n > 1 {
+				return nil, usagef("%s: invalid vlan_filtering %q (0 or 1)", cmd, v)
+			}
+			on := n == 1
+			cfg.VLANFiltering = &on
+		default:
+			return nil, usagef("%s: unknown bridge option %q (forward_delay, hello_time, max_age, ageing_time, stp_state, priority, vlan_filtering)", cmd, w)
+		}
+	}
+	return cfg, nil
 }
 
 func parseLinkAdd(args []string) (linkAddArgs, error) {
@@ -88,7 +144,11 @@ func parseLinkAdd(args []string) (linkAddArgs, error) {
 	}
 	a.kind, args = args[1], args[2:]
 	switch a.kind {
-	case "bridge", "dummy":
+	case "bridge":
+		cfg, err := parseBridgeOptions("link add "+a.name+" type bridge", args)
+		a.bridge = cfg
+		return a, err
+	case "dummy":
 		if len(args) > 0 {
 			return a, usagef("link add %s type %s: unexpected argument %q", a.name, a.kind, args[0])
 		}
@@ -152,6 +212,13 @@ func linkAdd(ctx context.Context, e *env, args []string) error {
 	case "veth":
 		return c.AddVeth(ctx, a.name, a.peer, peerNS)
 	case "bridge":
+		if a.bridge != nil {
+			err := bridge.Add(ctx, c, a.name, a.bridge)
+			if errors.Is(err, unix.EOPNOTSUPP) && a.bridge.VLANFiltering != nil {
+				return fmt.Errorf("%w (vlan_filtering: this kernel has no bridge VLAN filtering, CONFIG_BRIDGE_VLAN_FILTERING)", err)
+			}
+			return err
+		}
 		return c.AddBridge(ctx, a.name)
 	default:
 		return c.AddDummy(ctx, a.name)
