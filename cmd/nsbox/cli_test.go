@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,11 +76,22 @@ func removeCLIBinary() {
 // the exit code.
 func cli(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return cliWith(t, nil, nil, args...)
+}
+
+// cliWith is cli with extra environment variables and, when cred is not
+// nil, as another user.
+func cliWith(t *testing.T, env []string, cred *syscall.Credential, args ...string) (string, string, int) {
+	t.Helper()
 	bin := cliBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), env...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	return runCaptured(t, cmd)
 }
 

@@ -74,12 +74,15 @@ func parseDHCPArgs(netnsName string, args []string) (f dhcpFlags, dev string, fs
 	if f.help {
 		return f, "", fs, nil
 	}
+	if err := refuseEmptyFlags("dhcp", fs); err != nil {
+		return f, "", fs, err
+	}
 	if fs.NArg() != 1 {
 		return f, "", fs, usagef("dhcp: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpUsage, "\n", 2)[0])
 	}
 	dev = fs.Arg(0)
 	if err := rtnl.ValidateLinkName(dev); err != nil {
-		return f, "", fs, usagef("dhcp: device %q: %v", dev, err)
+		return f, "", fs, usagef("dhcp: %s", linkNameProblem(dev, err))
 	}
 	switch {
 	case f.hostDNS && netnsName != "":

@@ -59,7 +59,7 @@ func TestDHCPUsageErrors(t *testing.T) {
 		{[]string{"dhcp"}, 2, "nsbox: dhcp: need exactly one device"},
 		{[]string{"dhcp", "a", "b"}, 2, "nsbox: dhcp: need exactly one device"},
 		{[]string{"dhcp", "eth0", "--bogus"}, 2, "nsbox: dhcp: unknown flag: --bogus"},
-		{[]string{"dhcp", "eth0", "--timeout", "soon"}, 2, "nsbox: dhcp: invalid argument"},
+		{[]string{"dhcp", "eth0", "--timeout", "soon"}, 2, "nsbox: dhcp: --timeout soon: not a duration"},
 		{[]string{"-n", ns, "dhcp", "eth0", "--host-dns"}, 2, "nsbox: dhcp eth0: --host-dns is for the host namespace only"},
 		{[]string{"-n", ns, "dhcp", "nosuch0", "--once"}, 1, "nsbox: dhcp nosuch0: no such device in netns " + ns},
 		{[]string{"-n", "nsbox-no-such-ns", "dhcp", "eth0", "--once"}, 1, "nsbox: dhcp eth0: "},

@@ -61,13 +61,16 @@ func parseDHCPDArgs(args []string) (a dhcpdArgs, err error) {
 	if a.help {
 		return a, nil
 	}
+	if err := refuseEmptyFlags("dhcpd", fs); err != nil {
+		return a, err
+	}
 	if fs.NArg() != 1 {
 		return a, usagef("dhcpd: need exactly one device (usage: nsbox %s)", strings.SplitN(dhcpdUsage, "\n", 2)[0])
 	}
 	a.dev = fs.Arg(0)
 	dev := a.dev
 	if err := rtnl.ValidateLinkName(dev); err != nil {
-		return a, usagef("dhcpd: device %q: %v", dev, err)
+		return a, usagef("dhcpd: %s", linkNameProblem(dev, err))
 	}
 	from, to, ok := strings.Cut(*rng, "-")
 	fromA, err1 := netip.ParseAddr(from)

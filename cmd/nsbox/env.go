@@ -193,7 +193,10 @@ func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
 		}
 		e.netns = ns
 	}
-	return c.run(ctx, e, args[1:])
+	if err := c.run(ctx, e, args[1:]); err != nil {
+		return e.shapeError(ctx, c, args[1:], err)
+	}
+	return nil
 }
 
 // runBatch runs one command per line of the file named path ("-" for stdin).

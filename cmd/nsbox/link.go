@@ -180,7 +180,7 @@ func parseLinkAdd(args []string) (linkAddArgs, error) {
 	for len(args) > 0 {
 		switch args[0] {
 		case "netns":
-			if len(args) < 2 {
+			if len(args) < 2 || args[1] == "" {
 				return a, usagef("link add %s: netns needs a namespace", a.name)
 			}
 			a.peerNS, args = args[1], args[2:]

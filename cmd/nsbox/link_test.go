@@ -152,7 +152,7 @@ func TestBadInput(t *testing.T) {
 		{2, "invalid interface name", []string{"link", "add", "a:b", "type", "bridge"}},
 		{2, "invalid interface name", []string{"link", "add", "a b", "type", "bridge"}},
 		{2, "invalid interface name", []string{"link", "add", "..", "type", "bridge"}},
-		{2, "invalid interface name", []string{"link", "add", "", "type", "bridge"}},
+		{2, "link add: empty interface name", []string{"link", "add", "", "type", "bridge"}},
 		{2, "invalid interface name", []string{"link", "add", "x1", "type", "veth", "peer", "name", "bad/peer"}},
 		{2, "unsupported type", []string{"link", "add", "x1", "type", "wireguardish"}},
 		{2, "unknown subcommand", []string{"link", "frobnicate"}},
@@ -184,8 +184,8 @@ func TestBadInput(t *testing.T) {
 		{1, "no such device", []string{"link", "set", "nosuch0", "up"}},
 		{1, "no such device", []string{"addr", "add", "10.3.0.2/24", "dev", "nosuch0"}},
 		{1, "no such device", []string{"link", "del", "nosuch0"}},
-		{1, "file exists", []string{"link", "add", "va", "type", "bridge"}},
-		{1, "file exists", []string{"link", "add", "vx", "type", "veth", "peer", "name", "vb"}},
+		{1, "link add va: a link named va already exists", []string{"link", "add", "va", "type", "bridge"}},
+		{1, "link add vx: peer vb: a link named vb already exists", []string{"link", "add", "vx", "type", "veth", "peer", "name", "vb"}},
 		{1, "file exists", []string{"addr", "add", "10.3.0.1/24", "dev", "va"}},
 		{1, "no such namespace", []string{"link", "add", "vz", "type", "veth", "peer", "name", "vz1", "netns", "nsbox-missing-ns"}},
 		{1, "no such namespace", []string{"link", "set", "va", "netns", "nsbox-missing-ns"}},
@@ -246,7 +246,7 @@ func TestBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := nlRun(t, "", "-n", ns, "-b", file)
-	if code != 1 || !strings.Contains(errs, "line 10") || !strings.Contains(errs, "file exists") {
+	if code != 1 || !strings.Contains(errs, "line 10: link add h0: a link named h0 already exists") {
 		t.Fatalf("batch: exit %d, %q; want exit 1 naming line 10", code, errs)
 	}
 	var routes []struct {

@@ -146,7 +146,7 @@ func nsNameArg(cmd string, args []string) (string, error) {
 		return "", usagef("%s: empty namespace name", cmd)
 	}
 	if err := netns.ValidateName(args[0]); err != nil {
-		return "", usagef("%s %q: invalid namespace name: %s", cmd, args[0], nameRuleBroken(err))
+		return "", usagef("%s %s: invalid namespace name: %s", cmd, quoteIfOdd(args[0]), nameRuleBroken(err))
 	}
 	return args[0], nil
 }

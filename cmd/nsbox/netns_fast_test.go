@@ -443,7 +443,7 @@ func TestNetnsFastFailure(t *testing.T) {
 	}
 
 	goErr, goCode := runFiltered("1", false)
-	if goCode != 1 || !strings.HasPrefix(goErr, "nsbox: netns: add "+name+": mount --bind") || !strings.Contains(goErr, "operation not permitted") {
+	if goCode != 1 || !strings.HasPrefix(goErr, "nsbox: netns add "+name+": mount --bind") || !strings.Contains(goErr, "operation not permitted") {
 		t.Fatalf("Go path with mount refused: exit %d %q", goCode, goErr)
 	}
 	fastErr, fastCode := runFiltered("0", false)

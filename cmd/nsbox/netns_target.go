@@ -34,12 +34,12 @@ func resolveNS(flag, arg string) (string, error) {
 		return "", usagef("%s: empty namespace name", flag)
 	case strings.Contains(arg, "/"):
 		if strings.IndexByte(arg, 0) >= 0 {
-			return "", usagef("%s %q: invalid namespace path: contains NUL", flag, arg)
+			return "", usagef("%s %s: invalid namespace path: contains NUL", flag, quoteIfOdd(arg))
 		}
 		return arg, nil
 	}
 	if err := netns.ValidateName(arg); err != nil {
-		return "", usagef("%s %q: invalid namespace name: %s", flag, arg, nameRuleBroken(err))
+		return "", usagef("%s %s: invalid namespace name: %s", flag, quoteIfOdd(arg), nameRuleBroken(err))
 	}
 	if _, err := os.Lstat(filepath.Join(netns.RunDir, arg)); err == nil {
 		return arg, nil

@@ -130,9 +130,23 @@ func openNS(arg string) (*netns.Handle, error) {
 // checkDev refuses an invalid interface name as a usage error.
 func checkDev(cmd, name string) error {
 	if err := rtnl.ValidateLinkName(name); err != nil {
-		return usagef("%s: invalid interface name %q: %v", cmd, name, errors.Unwrap(err))
+		return usagef("%s: %s", cmd, linkNameProblem(name, err))
 	}
 	return nil
+}
+
+// linkNameProblem words what ValidateLinkName found wrong with name, once:
+// "empty interface name" or "invalid interface name NAME: why".
+func linkNameProblem(name string, err error) string {
+	if name == "" {
+		return "empty interface name"
+	}
+	var re *rtnl.Error
+	if errors.As(err, &re) {
+		err = re.Err
+	}
+	why := strings.TrimPrefix(err.Error(), rtnl.ErrInvalidName.Error()+": ")
+	return "invalid interface name " + quoteIfOdd(name) + ": " + why
 }
 
 // parsePrefix parses CIDR (or a bare address, meaning /32 or /128) for

@@ -102,7 +102,7 @@ func testRunCLI(t *testing.T, bin string) {
 			{[]string{"run", "--ipc", "--mount", "--mount-proc", "true"}, 2, "nsbox: run: --mount-proc needs --pid"},
 			{[]string{"run", "--map-root", "true"}, 2, "nsbox: run: --map-root needs --user"},
 			{[]string{"run", "--netns", "nsbox-no-such-ns", "true"}, 125, "nsbox: run: --netns nsbox-no-such-ns: no such network namespace"},
-			{[]string{"run", "--net", "--bridge", "nsbox-nobr0", "--dhcp", "true"}, 125, "nsbox: run: nsnet: bridge nsbox-nobr0 does not exist"},
+			{[]string{"run", "--net", "--bridge", "nsbox-nobr0", "--dhcp", "true"}, 125, "nsbox: run: bridge nsbox-nobr0 does not exist (create it with nsbox bridge add nsbox-nobr0)"},
 			{[]string{"run", "--", "/nonexistent/nsbox-cmd"}, 127, "nsbox: run: /nonexistent/nsbox-cmd: command not found (no such file or directory)"},
 			{[]string{"run", "--", "nsbox-no-such-command"}, 127, "nsbox: run: nsbox-no-such-command: command not found"},
 			// Empty values fail closed (exit 2), on both paths.
@@ -182,7 +182,7 @@ func testRunCLI(t *testing.T, bin string) {
 		// An ordinary user asking for namespaces without --user.
 		_, stderr, code := runNsbox(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, "run", "--pid", "--", "true")
 		lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
-		if code != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], "nsbox: run: nsclone: clone pid: operation not permitted (creating namespaces needs root") {
+		if code != 125 || len(lines) != 1 || !strings.HasPrefix(lines[0], "nsbox: run: clone pid: operation not permitted (creating namespaces needs root") {
 			t.Errorf("unprivileged --pid: exit %d stderr %q; want 125 and the EPERM advice", code, stderr)
 		}
 	})
