@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -83,13 +82,6 @@ func (e *env) printCommandHelp(ctx context.Context, w io.Writer, c *command, sub
 	}
 	fmt.Fprintln(w, "\nGlobal flags (-n NS, -j, -b FILE): nsbox -h. Manual: man nsbox.")
 	return nil
-}
-
-// commandHelpText returns printCommandHelp's text.
-func (e *env) commandHelpText(ctx context.Context, c *command, sub string) (string, error) {
-	var b bytes.Buffer
-	err := e.printCommandHelp(ctx, &b, c, sub)
-	return b.String(), err
 }
 
 // usageEntries splits a command's usage into entries: a line that starts at
