@@ -321,3 +321,47 @@ func asExit(err error, target *interface{ ExitCode() int }) bool {
 	}
 	return ok
 }
+
+// TestRunPoolEmpty: with nothing ready in --pool-timeout, run wires a DHCP
+// namespace itself and -v says so; every sandbox gets its own address.
+func TestRunPoolEmpty(t *testing.T) {
+	dl := testutil.NewDHCPLab(t, 0, true)
+	testutil.StartDnsmasq(t, dl)
+	bin := runBuildNsbox(t)
+	name := testutil.UniqueName("tp")
+	p := startNsbox(t, bin, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "1", "--dhcp")
+	waitReady(t, bin, name, 1, p)
+	const n = 3
+	outs, errs := make([]string, n), make([]string, n)
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i], codes[i] = runNsbox(t, bin, nil, "run", "-v", "--pool", name, "--pool-timeout", "0s", "--",
+				"sh", "-c", "ip -4 -j addr show dev eth0; sleep 2")
+		}()
+	}
+	wg.Wait()
+	took, itself := 0, 0
+	addrs := map[string]bool{}
+	for i := range n {
+		var a []struct {
+			AddrInfo []struct{ Local string } `json:"addr_info"`
+		}
+		if codes[i] != 0 || json.Unmarshal([]byte(outs[i]), &a) != nil || len(a) != 1 || len(a[0].AddrInfo) != 1 || addrs[a[0].AddrInfo[0].Local] {
+			t.Fatalf("run %d: exit %d, %q, %q", i, codes[i], outs[i], errs[i])
+		}
+		addrs[a[0].AddrInfo[0].Local] = true
+		switch {
+		case strings.Contains(errs[i], "pool "+name+": took "):
+			took++
+		case strings.Contains(errs[i], "nothing ready within 0s: wiring the namespace itself (--bridge "+dl.Bridge+" --dhcp)"):
+			itself++
+		}
+	}
+	if took < 1 || took+itself != n {
+		t.Fatalf("took %d from the pool, wired %d itself; stderr %q", took, itself, errs)
+	}
+}
