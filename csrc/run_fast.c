@@ -475,11 +475,14 @@ static int nsb_stdio_open(void)
 	return 0;
 }
 
+#include "enter_fast.c"
+
 /* nsb_fast_ctor runs before the Go runtime (glibc passes argc, argv, envp
  * to constructors). It returns when Go must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
 {
-	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns") && !nsb_streq(argv[1], "-n")))
+	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns") && !nsb_streq(argv[1], "-n") &&
+			  !nsb_streq(argv[1], "enter")))
 		return;
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
@@ -488,6 +491,8 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 		return;
 	if (nsb_streq(argv[1], "netns"))
 		nsb_fast_netns(argc, argv, envp);
+	else if (nsb_streq(argv[1], "enter"))
+		nsb_fast_enter(argc, argv, envp);
 	else
 		nsb_fast_run(argc, argv, envp);
 }

@@ -630,23 +630,32 @@ func TestNamedSandboxes(t *testing.T) {
 
 	// enter: the same namespaces, the sandbox's root and files, forked
 	// inside its PID namespace, its environment with --env; nsenter agrees.
-	probe := "for n in ipc mnt net pid uts; do readlink /proc/self/ns/$n; done; hostname; cat /marker; echo; cat /proc/1/comm; echo ${NSBOX_SBX:-none}"
-	out, stderr, code = runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", probe)
-	want := strings.Join([]string{ns["ipc"], ns["mnt"], ns["net"], ns["pid"], ns["uts"], name, "inside", "nsbox-init", "none"}, "\n") + "\n"
-	if code != 0 || out != want {
-		t.Errorf("enter: exit %d stdout %q stderr %q, want %q", code, out, stderr, want)
-	}
-	nsenter := testutil.RequireTool(t, "nsenter")
-	nout, nerr, ncode := runCaptured(t, exec.Command(nsenter, "--all", "-t", strconv.Itoa(pid), "sh", "-c", probe))
-	if ncode != 0 || nout != want {
-		t.Errorf("nsenter --all: exit %d %q %q, want %q", ncode, nout, nerr, want)
-	}
-	out, _, code = runNsbox(t, bin, nil, "enter", strconv.Itoa(pid), "--net", "--env", "--", "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/mnt; echo $NSBOX_SBX")
-	if code != 0 || out != ns["net"]+"\n"+self["mnt"]+"\n"+name+"\n" {
-		t.Errorf("enter PID --net --env: exit %d %q", code, out)
-	}
-	if _, _, code = runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", "exit 7"); code != 7 {
-		t.Errorf("enter exit status %d, want 7", code)
+	// Through the C fast path (enter TARGET -- CMD) and through Go.
+	for _, mode := range []string{"fast-path", "go-path"} {
+		t.Run(mode, func(t *testing.T) {
+			probe := "for n in ipc mnt net pid uts; do readlink /proc/self/ns/$n; done; hostname; cat /marker; echo; cat /proc/1/comm; echo ${NSBOX_SBX:-none}"
+			out, stderr, code := runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", probe)
+			want := strings.Join([]string{ns["ipc"], ns["mnt"], ns["net"], ns["pid"], ns["uts"], name, "inside", "nsbox-init", "none"}, "\n") + "\n"
+			if code != 0 || out != want {
+				t.Errorf("enter: exit %d stdout %q stderr %q, want %q", code, out, stderr, want)
+			}
+			nsenter := testutil.RequireTool(t, "nsenter")
+			nout, nerr, ncode := runCaptured(t, exec.Command(nsenter, "--all", "-t", strconv.Itoa(pid), "sh", "-c", probe))
+			if ncode != 0 || nout != want {
+				t.Errorf("nsenter --all: exit %d %q %q, want %q", ncode, nout, nerr, want)
+			}
+			out, _, code = runNsbox(t, bin, nil, "enter", strconv.Itoa(pid), "--net", "--env", "--", "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/mnt; echo $NSBOX_SBX")
+			if code != 0 || out != ns["net"]+"\n"+self["mnt"]+"\n"+name+"\n" {
+				t.Errorf("enter PID --net --env: exit %d %q", code, out)
+			}
+			if _, _, code := runNsbox(t, bin, nil, "enter", name, "--", "sh", "-c", "exit 7"); code != 7 {
+				t.Errorf("enter exit status %d, want 7", code)
+			}
+			_, stderr, code = runNsbox(t, bin, nil, "enter", name, "--", "nsbox-no-such-cmd")
+			if code != 127 || stderr != "nsbox: run: nsbox-no-such-cmd: command not found (no such file or directory)\n" {
+				t.Errorf("enter of a missing command: exit %d %q", code, stderr)
+			}
+		})
 	}
 
 	// kill: the payload ends by SIGTERM, the last status line says so, the
@@ -739,5 +748,45 @@ func TestNamedSandboxStale(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(state); len(ents) != 0 {
 		t.Errorf("bad input left state: %v", ents)
+	}
+}
+
+// TestEnterFastPathTaken: enter TARGET -- CMD runs before the Go runtime
+// starts (GODEBUG=inittrace=1 prints nothing), flags go to Go (it does).
+func TestEnterFastPathTaken(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	sb := exec.Command(bin, "run", "--uts", "--pidfile", pidfile, "--", "sleep", "60")
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	var pid string
+	for i := 0; i < 300 && pid == ""; i++ {
+		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
+			pid = strings.TrimSpace(string(b))
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if pid == "" {
+		t.Fatal("no sandbox")
+	}
+	for _, c := range []struct {
+		args []string
+		fast bool
+	}{
+		{[]string{"enter", pid, "--", "true"}, true},
+		{[]string{"enter", pid, "true"}, true},
+		{[]string{"enter", pid, "--uts", "--", "true"}, false},
+		{[]string{"enter", pid}, false}, // $SHELL: Go
+	} {
+		cmd := exec.Command(bin, c.args...)
+		cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1", "SHELL=/bin/true")
+		_, stderr, code := runCaptured(t, cmd)
+		if code != 0 || strings.Contains(stderr, "init runtime") == c.fast {
+			t.Errorf("nsbox %q: exit %d, Go started: %v, want fast path %v", c.args, code, strings.Contains(stderr, "init runtime"), c.fast)
+		}
 	}
 }

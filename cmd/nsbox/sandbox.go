@@ -213,19 +213,26 @@ func enterMain(ctx context.Context, e *env, args []string) error {
 	return runSpawn(ctx, spec, nil)
 }
 
-// enterTarget resolves NAME|PID to a pid and a pidfd that is checked to be
-// that process (a named sandbox's recorded start time).
+// enterTarget resolves NAME|PID to the pid whose root and directory to
+// take and a pidfd, checked to be the sandbox's own process (a named
+// sandbox's init, by its recorded start time), whose namespaces to join.
 func enterTarget(target string) (int, *os.File, error) {
-	var pid int
+	var pid, payload int
 	var ticks uint64
 	if n, err := strconv.Atoi(target); err == nil && n > 0 {
-		pid = n
+		pid, payload = n, n
 	} else {
 		r, err := sbstate.Store{Dir: stateDir()}.Get(target)
 		if err != nil {
 			return 0, nil, &exitError{code: exitFailed, err: fmt.Errorf("enter %s: %w", target, unwrapSbstate(err))}
 		}
-		pid, ticks = r.Pid, r.StartTicks
+		pid, payload, ticks = r.InitPid, r.Pid, r.StartTicks
+		if pid == 0 {
+			pid = r.Pid
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(payload)); err != nil {
+			payload = pid // the payload has ended; the init stands for it
+		}
 	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
@@ -240,7 +247,7 @@ func enterTarget(target string) (int, *os.File, error) {
 		f.Close()
 		return 0, nil, &exitError{code: exitFailed, err: fmt.Errorf("enter %s: pid %d: no such process (it has ended)", target, pid)}
 	}
-	return pid, f, nil
+	return payload, f, nil
 }
 
 // spec builds the spawn of nsbox enter: the target's namespaces joined with
@@ -266,7 +273,7 @@ func (o *enterOptions) spec(target string, cmd []string) (*nsclone.Spec, error) 
 			want[k] = true
 		}
 	}
-	theirs, err := sbstate.Namespaces(pid)
+	theirs, err := sbstate.Namespaces(pid) // the init's are the same
 	if err != nil {
 		return fail(&exitError{code: exitFailed, err: fmt.Errorf("enter %s: %w", target, unwrapSbstate(err))})
 	}
