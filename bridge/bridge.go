@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,11 @@ type DeleteOptions struct {
 	// detaches the ports (they stay, without a master) before the bridge
 	// goes. Zero value: refuse with ErrBusy and change nothing.
 	Force bool
+	// DetachPorts deletes a bridge that is down even when it still has
+	// ports (the kernel detaches them; they stay, without a master), as
+	// brctl delbr does; a bridge that is up is still refused, with
+	// brctl's words. Zero value: ports make Delete refuse too.
+	DetachPorts bool
 }
 
 // PortState is the STP state of a bridge port (BR_STATE_* of linux/if_bridge.h).
@@ -116,6 +122,15 @@ type Bridge struct {
 	AgeingTime   time.Duration
 	Priority     uint16
 	Ports        []Port // sorted by name in byte order, as brctl show lists them
+
+	// The spanning tree's state, as brctl showstp prints it.
+	RootPort               uint16
+	RootPathCost           uint32
+	HelloTimer, TCNTimer   time.Duration
+	TopologyChangeTimer    time.Duration
+	GCTimer                time.Duration
+	TopologyChange         bool
+	TopologyChangeDetected bool
 }
 
 // Port is one port of a bridge.
@@ -127,6 +142,15 @@ type Port struct {
 	Priority uint16
 	Cost     uint32
 	Up       bool // IFF_UP is set on the port device
+	Hairpin  bool // hairpin mode: frames may go back out of the port they came in
+
+	// The spanning tree's view of the port, as brctl showstp prints it.
+	ID                                 uint16 // port id: priority and number
+	DesignatedRoot, DesignatedBridge   ID
+	DesignatedPort, DesignatedCost     uint16
+	MessageAgeTimer, ForwardDelayTimer time.Duration
+	HoldTimer                          time.Duration
+	ConfigPending, TopologyChangeAck   bool
 }
 
 // FDBEntry is one entry of a bridge's forwarding database.
@@ -489,7 +513,10 @@ func Delete(ctx context.Context, c *rtnl.Conn, name string, opts *DeleteOptions)
 	if err != nil {
 		return fail(err)
 	}
-	if opts == nil || !opts.Force {
+	if opts != nil && opts.DetachPorts && !opts.Force && br.flags&unix.IFF_UP != 0 {
+		return fail(detailf(ErrBusy, name+" is still up; can't delete it"))
+	}
+	if opts == nil || (!opts.Force && !opts.DetachPorts) {
 		ports, err := dumpPorts(ctx, nc, br.index)
 		if err != nil {
 			return fail(err)
@@ -776,6 +803,10 @@ func assemble(b linkMsg, ports []linkMsg) Bridge {
 		out.MaxAge = fromClock(a.maxAge)
 		out.AgeingTime = fromClock(a.ageingTime)
 		out.Priority = a.priority
+		out.RootPort, out.RootPathCost = a.rootPort, a.rootPathCost
+		out.HelloTimer, out.TCNTimer = fromClock64(a.helloTimer), fromClock64(a.tcnTimer)
+		out.TopologyChangeTimer, out.GCTimer = fromClock64(a.topoChangeTimer), fromClock64(a.gcTimer)
+		out.TopologyChange, out.TopologyChangeDetected = a.topoChange != 0, a.topoChangeDetect != 0
 	}
 	out.Ports = make([]Port, 0, len(ports))
 	for _, p := range ports {
@@ -788,6 +819,13 @@ func assemble(b linkMsg, ports []linkMsg) Bridge {
 			port.State = PortState(a.state)
 			port.Priority = a.priority
 			port.Cost = a.cost
+			port.Hairpin = a.hairpin != 0
+			port.ID = a.id
+			port.DesignatedRoot, port.DesignatedBridge = a.desRoot, a.desBridge
+			port.DesignatedPort, port.DesignatedCost = a.desPort, a.desCost
+			port.MessageAgeTimer, port.ForwardDelayTimer = fromClock64(a.msgAgeTimer), fromClock64(a.fwdDelayTimer)
+			port.HoldTimer = fromClock64(a.holdTimer)
+			port.ConfigPending, port.TopologyChangeAck = a.configPending != 0, a.topoChangeAck != 0
 		}
 		out.Ports = append(out.Ports, port)
 	}
@@ -853,4 +891,59 @@ func fdbEntries(b Bridge, entries []fdbMsg) []FDBEntry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return bytes.Compare(out[i].MAC, out[j].MAC) < 0 })
 	return out
+}
+
+// fromClock64 converts a 64-bit clock_t timer (1/100 s) to a Duration.
+func fromClock64(v uint64) time.Duration {
+	return time.Duration(v) * (time.Second / userHZ)
+}
+
+// SetHairpin turns hairpin mode of port on bridge br on or off (brctl
+// hairpin BR PORT on|off): a frame may then leave through the port it
+// came in by. It fails with ErrNotPort, changing nothing, when port is not
+// a port of br.
+func SetHairpin(ctx context.Context, c *rtnl.Conn, br, port string, on bool) error {
+	fail := func(err error) error { return &Error{Op: "set hairpin", Object: port + " on " + br, Err: err} }
+	if err := validateNames(br, port); err != nil {
+		return fail(err)
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return fail(err)
+	}
+	b, err := lookupBridge(ctx, nc, br)
+	if err != nil {
+		return fail(err)
+	}
+	d, err := lookupDevice(ctx, nc, port)
+	if err != nil {
+		return fail(err)
+	}
+	if d.master != b.index {
+		return fail(detailf(ErrNotPort, port+" is not a port of "+br))
+	}
+	if err := change(ctx, nc, hairpinRequest(d.index, on), unix.RTM_SETLINK, 0); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// hairpinRequest is the AF_BRIDGE RTM_SETLINK body that sets
+// IFLA_BRPORT_MODE of port index in IFLA_PROTINFO, as bridge link set
+// dev PORT hairpin on|off sends it.
+func hairpinRequest(index uint32, on bool) *rawMessage {
+	b := make([]byte, sizeofIfInfomsg, sizeofIfInfomsg+12)
+	b[0] = unix.AF_BRIDGE
+	binary.NativeEndian.PutUint32(b[4:8], index)
+	var v byte
+	if on {
+		v = 1
+	}
+	// IFLA_PROTINFO (nested) { IFLA_BRPORT_MODE u8 }, each padded to 4.
+	b = binary.NativeEndian.AppendUint16(b, 12)
+	b = binary.NativeEndian.AppendUint16(b, unix.IFLA_PROTINFO|unix.NLA_F_NESTED)
+	b = binary.NativeEndian.AppendUint16(b, 5)
+	b = binary.NativeEndian.AppendUint16(b, unix.IFLA_BRPORT_MODE)
+	b = append(b, v, 0, 0, 0)
+	return &rawMessage{b: b}
 }

@@ -82,6 +82,11 @@ type bridgeAttrs struct {
 	bridgeID     ID
 	rootID       ID
 	rootPort     uint16
+	// the spanning tree's state (brctl showstp)
+	rootPathCost                 uint32
+	helloTimer, tcnTimer         uint64 // clock_t
+	topoChangeTimer, gcTimer     uint64 // clock_t
+	topoChange, topoChangeDetect uint8
 }
 
 // portAttrs are the IFLA_BRPORT_* attributes that bridge reads.
@@ -92,6 +97,13 @@ type portAttrs struct {
 	no       uint16 // the port number brctl showmacs prints
 	id       uint16
 	hasState bool
+	// the spanning tree's view of the port (brctl showstp)
+	desRoot, desBridge           ID
+	desPort, desCost             uint16
+	msgAgeTimer, fwdDelayTimer   uint64 // clock_t
+	holdTimer                    uint64 // clock_t
+	configPending, topoChangeAck uint8
+	hairpin                      uint8 // IFLA_BRPORT_MODE
 }
 
 // linkMsg is the part of an RTM_NEWLINK message that bridge needs.
@@ -211,6 +223,20 @@ func decodeBridgeAttrs(ad *netlink.AttributeDecoder) (*bridgeAttrs, error) {
 			br.priority = ad.Uint16()
 		case unix.IFLA_BR_ROOT_PORT:
 			br.rootPort = ad.Uint16()
+		case unix.IFLA_BR_ROOT_PATH_COST:
+			br.rootPathCost = ad.Uint32()
+		case unix.IFLA_BR_HELLO_TIMER:
+			br.helloTimer = ad.Uint64()
+		case unix.IFLA_BR_TCN_TIMER:
+			br.tcnTimer = ad.Uint64()
+		case unix.IFLA_BR_TOPOLOGY_CHANGE_TIMER:
+			br.topoChangeTimer = ad.Uint64()
+		case unix.IFLA_BR_GC_TIMER:
+			br.gcTimer = ad.Uint64()
+		case unix.IFLA_BR_TOPOLOGY_CHANGE:
+			br.topoChange = ad.Uint8()
+		case unix.IFLA_BR_TOPOLOGY_CHANGE_DETECTED:
+			br.topoChangeDetect = ad.Uint8()
 		case unix.IFLA_BR_BRIDGE_ID, unix.IFLA_BR_ROOT_ID:
 			id, err := decodeID(ad.Bytes())
 			if err != nil {
@@ -242,6 +268,32 @@ func decodePortAttrs(ad *netlink.AttributeDecoder) (*portAttrs, error) {
 			p.no = ad.Uint16()
 		case unix.IFLA_BRPORT_ID:
 			p.id = ad.Uint16()
+		case unix.IFLA_BRPORT_ROOT_ID, unix.IFLA_BRPORT_BRIDGE_ID:
+			id, err := decodeID(ad.Bytes())
+			if err != nil {
+				return nil, err
+			}
+			if ad.Type() == unix.IFLA_BRPORT_ROOT_ID {
+				p.desRoot = id
+			} else {
+				p.desBridge = id
+			}
+		case unix.IFLA_BRPORT_DESIGNATED_PORT:
+			p.desPort = ad.Uint16()
+		case unix.IFLA_BRPORT_DESIGNATED_COST:
+			p.desCost = ad.Uint16()
+		case unix.IFLA_BRPORT_MESSAGE_AGE_TIMER:
+			p.msgAgeTimer = ad.Uint64()
+		case unix.IFLA_BRPORT_FORWARD_DELAY_TIMER:
+			p.fwdDelayTimer = ad.Uint64()
+		case unix.IFLA_BRPORT_HOLD_TIMER:
+			p.holdTimer = ad.Uint64()
+		case unix.IFLA_BRPORT_CONFIG_PENDING:
+			p.configPending = ad.Uint8()
+		case unix.IFLA_BRPORT_TOPOLOGY_CHANGE_ACK:
+			p.topoChangeAck = ad.Uint8()
+		case unix.IFLA_BRPORT_MODE:
+			p.hairpin = ad.Uint8()
 		}
 	}
 	return p, ad.Err()

@@ -103,6 +103,7 @@ func TestDecodeLinkCapturedBridge(t *testing.T) {
 		stpState: 0, priority: 32768,
 		bridgeID: ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}},
 		rootID:   ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}},
+		gcTimer:  28465, // the capture's IFLA_BR_GC_TIMER (clock_t)
 	}
 	if *m.br != want {
 		t.Errorf("bridge attrs\n got %+v\nwant %+v", *m.br, want)
@@ -131,7 +132,8 @@ func TestDecodeLinkCapturedPort(t *testing.T) {
 	if m.port == nil {
 		t.Fatal("no port attributes")
 	}
-	want := portAttrs{state: 3, priority: 32, cost: 2, no: 1, id: 0x8001, hasState: true}
+	want := portAttrs{state: 3, priority: 32, cost: 2, no: 1, id: 0x8001, hasState: true,
+		desRoot: ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}}, desBridge: ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}}, desPort: 0x8001}
 	if *m.port != want {
 		t.Errorf("port attrs\n got %+v\nwant %+v", *m.port, want)
 	}
@@ -151,7 +153,9 @@ func TestDecodeLinkCapturedAFBridge(t *testing.T) {
 	if m.name != "v1" || m.index != 4 || m.master != 2 || m.kind != "" || m.flags&unix.IFF_UP == 0 {
 		t.Fatalf("got name %q index %d master %d kind %q flags %#x", m.name, m.index, m.master, m.kind, m.flags)
 	}
-	want := portAttrs{state: 3, priority: 32, cost: 2, no: 1, id: 0x8001, hasState: true}
+	want := portAttrs{state: 3, priority: 32, cost: 2, no: 1, id: 0x8001, hasState: true,
+		desRoot: ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}}, desBridge: ID{0x8000, [6]byte{2, 0, 0, 0, 0, 1}}, desPort: 0x8001,
+		fwdDelayTimer: 1441}
 	if m.port == nil || *m.port != want {
 		t.Fatalf("port attrs %+v, want %+v", m.port, want)
 	}

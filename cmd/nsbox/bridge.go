@@ -15,13 +15,16 @@ import (
 )
 
 const bridgeUsage = `bridge add BR                  create bridge BR, down (brctl addbr; alias addbr)
-bridge del BR                  delete BR; refused while BR is up or has ports: set it
-                               down and delif its ports first (alias delbr)
-bridge addif BR DEV            make DEV a port of BR; refused if DEV is in another bridge
+bridge del BR                  delete BR, as brctl delbr: refused while BR is up; a bridge
+                               that is down goes, its ports detached (alias delbr)
+bridge addif BR DEV...         make each DEV a port of BR, in order, stopping at the first
+                               failure; refused if DEV is in another bridge
 bridge delif BR DEV            detach DEV from BR
 bridge show [BR...]            bridges and their ports, in brctl show's layout
 bridge showmacs BR             forwarding database, in brctl showmacs' layout
+bridge showstp BR              spanning tree state of BR and its ports, as brctl showstp
 bridge stp BR on|off           spanning tree on or off
+bridge hairpin BR PORT on|off  hairpin mode of a port (brctl hairpin)
 bridge setageing BR SECONDS    MAC ageing time (brctl setageing)
 bridge setfd BR SECONDS        STP forward delay (brctl setfd)
 bridge setbridgeprio BR PRIO   bridge priority 0-65535 (brctl setbridgeprio)`
@@ -73,6 +76,7 @@ type bridgeOp struct {
 	sub   string         // canonical subcommand: add, del, addif, delif, show, showmacs, set
 	names []string       // bridge (and device) names, validated
 	cfg   *bridge.Config // for set (stp, setageing, setfd, setbridgeprio)
+	on    bool           // for hairpin
 }
 
 // parseBridgeArgs parses the words after "bridge"; every mistake is a usage
@@ -88,7 +92,21 @@ func parseBridgeArgs(args []string) (bridgeOp, error) {
 	case "del", "delete", "delbr":
 		return bridgeOp{sub: "del", names: rest}, bridgeArgs(sub, rest, 1, "BR")
 	case "addif":
-		return bridgeOp{sub: "addif", names: rest}, bridgeArgs(sub, rest, 2, "BR DEV")
+		if len(rest) > 2 {
+			return bridgeOp{sub: "addif", names: rest}, bridgeArgs(sub, rest, len(rest), "BR DEV...")
+		}
+		return bridgeOp{sub: "addif", names: rest}, bridgeArgs(sub, rest, 2, "BR DEV...")
+	case "hairpin":
+		if len(rest) != 3 {
+			return bridgeOp{}, usagef("bridge hairpin: expected BR PORT on|off, got %d argument(s)", len(rest))
+		}
+		on, err := bridgeParseOnOff(rest[2])
+		if err != nil {
+			return bridgeOp{}, usagef("bridge hairpin: expected on or off, got %q", rest[2])
+		}
+		return bridgeOp{sub: "hairpin", names: rest[:2], on: on}, bridgeArgs(sub, rest[:2], 2, "BR PORT on|off")
+	case "showstp":
+		return bridgeOp{sub: "showstp", names: rest}, bridgeArgs(sub, rest, 1, "BR")
 	case "delif":
 		return bridgeOp{sub: "delif", names: rest}, bridgeArgs(sub, rest, 2, "BR DEV")
 	case "show", "list":
@@ -139,10 +157,11 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		err = s.Delete(ctx, op.names[0], nil)
+		// As brctl delbr: a bridge that is down goes with its ports
+		// detached; one that is up is refused.
+		err = s.Delete(ctx, op.names[0], &bridge.DeleteOptions{DetachPorts: true})
 		if errors.Is(err, bridge.ErrBusy) {
-			return fmt.Errorf("%w (first: nsbox%s link set %s down; nsbox%s bridge delif %s PORT)",
-				err, e.bridgeNSFlag(), op.names[0], e.bridgeNSFlag(), op.names[0])
+			return fmt.Errorf("%w (first: nsbox%s link set %s down)", err, e.bridgeNSFlag(), op.names[0])
 		}
 		return err
 	case "addif":
@@ -150,7 +169,18 @@ func runBridge(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		return s.AddPort(ctx, op.names[0], op.names[1])
+		// As brctl addif BR DEV...: in order, stopping at the first
+		// failure (the devices before it stay ports).
+		for _, dev := range op.names[1:] {
+			if err := s.AddPort(ctx, op.names[0], dev); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "hairpin":
+		return bridge.SetHairpin(ctx, c, op.names[0], op.names[1], op.on)
+	case "showstp":
+		return bridgeShowSTP(ctx, e, c, op.names[0])
 	case "delif":
 		return bridge.RemovePort(ctx, c, op.names[0], op.names[1])
 	case "show":
@@ -378,4 +408,69 @@ func bridgeWriteJSON(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// ---- showstp ----
+
+// bridgeShowSTP prints the spanning tree state of bridge name in brctl
+// showstp's layout (bridge-utils 1.7 brctl_disp.c): tabs and widths as
+// brctl prints them, ports sorted by name, each titled "NAME (PORT NO)".
+func bridgeShowSTP(ctx context.Context, e *env, c *rtnl.Conn, name string) error {
+	b, err := bridge.Get(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, bridgeFormatSTP(b))
+	return err
+}
+
+// stpTimer formats a timer as brctl's br_show_timer: "%4i.%.2i".
+func stpTimer(d time.Duration) string {
+	cs := d / (10 * time.Millisecond)
+	return fmt.Sprintf("%4d.%02d", cs/100, cs%100)
+}
+
+func bridgeFormatSTP(b bridge.Bridge) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "%s\n", b.Name)
+	fmt.Fprintf(&s, " bridge id\t\t%s\n", b.ID)
+	fmt.Fprintf(&s, " designated root\t%s\n", b.RootID)
+	fmt.Fprintf(&s, " root port\t\t%4d\t\t\tpath cost\t\t%4d\n", b.RootPort, b.RootPathCost)
+	// brctl reads max age, hello time and forward delay from sysfs, where
+	// the bridge's own values and the ones in use are the same files.
+	fmt.Fprintf(&s, " max age\t\t%s\t\t\tbridge max age\t\t%s\n", stpTimer(b.MaxAge), stpTimer(b.MaxAge))
+	fmt.Fprintf(&s, " hello time\t\t%s\t\t\tbridge hello time\t%s\n", stpTimer(b.HelloTime), stpTimer(b.HelloTime))
+	fmt.Fprintf(&s, " forward delay\t\t%s\t\t\tbridge forward delay\t%s\n", stpTimer(b.ForwardDelay), stpTimer(b.ForwardDelay))
+	fmt.Fprintf(&s, " ageing time\t\t%s\n", stpTimer(b.AgeingTime))
+	fmt.Fprintf(&s, " hello timer\t\t%s\t\t\ttcn timer\t\t%s\n", stpTimer(b.HelloTimer), stpTimer(b.TCNTimer))
+	fmt.Fprintf(&s, " topology change timer\t%s\t\t\tgc timer\t\t%s\n", stpTimer(b.TopologyChangeTimer), stpTimer(b.GCTimer))
+	s.WriteString(" flags\t\t\t")
+	if b.TopologyChange {
+		s.WriteString("TOPOLOGY_CHANGE ")
+	}
+	if b.TopologyChangeDetected {
+		s.WriteString("TOPOLOGY_CHANGE_DETECTED ")
+	}
+	s.WriteString("\n\n\n")
+	for _, p := range b.Ports {
+		fmt.Fprintf(&s, "%s (%d)\n", p.Name, p.No) // the port number
+		fmt.Fprintf(&s, " port id\t\t%04x\t\t\tstate\t\t%15s\n", p.ID, p.State)
+		fmt.Fprintf(&s, " designated root\t%s\tpath cost\t\t%4d\n", p.DesignatedRoot, p.Cost)
+		fmt.Fprintf(&s, " designated bridge\t%s\tmessage age timer\t%s\n", p.DesignatedBridge, stpTimer(p.MessageAgeTimer))
+		fmt.Fprintf(&s, " designated port\t%04x\t\t\tforward delay timer\t%s\n", p.DesignatedPort, stpTimer(p.ForwardDelayTimer))
+		fmt.Fprintf(&s, " designated cost\t%4d\t\t\thold timer\t\t%s\n", p.DesignatedCost, stpTimer(p.HoldTimer))
+		s.WriteString(" flags\t\t\t")
+		if p.ConfigPending {
+			s.WriteString("CONFIG_PENDING ")
+		}
+		if p.TopologyChangeAck {
+			s.WriteString("TOPOLOGY_CHANGE_ACK ")
+		}
+		s.WriteString("\n")
+		if p.Hairpin {
+			s.WriteString(" hairpin mode\t\t   1\n")
+		}
+		s.WriteString("\n")
+	}
+	return s.String()
 }
