@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/nsbox/nsbox/dhcpclient"
 	"github.com/nsbox/nsbox/dhcpserver"
@@ -50,7 +51,7 @@ func (noApply) Remove(context.Context, *dhcpclient.Lease) error { return nil }
 
 // Acquire runs DISCOVER, OFFER, REQUEST, ACK against a server. Here the
 // server runs in process (dhcpserver) and the applier only prints; in a
-// real namespace Listen opens the interface's packet socket and the default
+// real namespace Listen opens the interface's socket (UDP or packet) and the default
 // applier sets the address, the routes and resolv.conf.
 func ExampleClient_Acquire() {
 	srv, err := dhcpserver.New(netip.MustParsePrefix("10.77.0.1/24"),
@@ -74,4 +75,29 @@ func ExampleClient_Acquire() {
 	// Output:
 	// apply 10.77.0.10/24 via 10.77.0.1
 	// bound 10.77.0.10/24 from 10.77.0.1
+}
+
+// WithLeaseTime asks for short leases (a sandbox asks for 2 min, so a
+// killed one holds its address at most that long); the server grants at
+// least its floor, dhcpserver.MinLeaseTime. Timers below the client's
+// floor (WithMinLeaseTime, default 60 s) would be raised.
+func ExampleWithLeaseTime() {
+	srv, err := dhcpserver.New(netip.MustParsePrefix("10.78.0.1/24"),
+		netip.MustParseAddr("10.78.0.10"), netip.MustParseAddr("10.78.0.20"))
+	if err != nil {
+		panic(err)
+	}
+	c, err := dhcpclient.New("eth0", net.HardwareAddr{0x02, 0, 0, 0, 0, 0x43},
+		&wire{srv: srv, replies: make(chan []byte, 4)}, dhcpclient.WithLeaseTime(2*time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	l, err := c.Acquire(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("lease", l.LeaseTime, "renew at", l.T1)
+	// Output:
+	// lease 2m0s renew at 1m0s
 }
