@@ -107,8 +107,11 @@ func (a *RtnlApplier) Apply(ctx context.Context, prev, l *Lease) error {
 		for _, d := range l.DNS {
 			fmt.Fprintf(&b, "nameserver %s\n", d)
 		}
-		if err := atomicfile.WriteFile(a.ResolvConf, []byte(b.String()), 0o644); err != nil {
-			return fmt.Errorf("dns: %w", err)
+		// A renewal with the same servers leaves the file alone.
+		if old, err := os.ReadFile(a.ResolvConf); err != nil || string(old) != b.String() {
+			if err := atomicfile.WriteFile(a.ResolvConf, []byte(b.String()), 0o644); err != nil {
+				return fmt.Errorf("dns: %w", err)
+			}
 		}
 	}
 	return nil
