@@ -214,6 +214,11 @@ func (k *keeper) restore(ctx context.Context) {
 			if err := k.start(ctx, h, 0); err != nil {
 				h.err = err
 				k.logf("resume %s/%s in %s: %v", rec.ContainerID, rec.IfName, rec.Netns, err)
+				if _, serr := os.Stat(rec.Netns); errors.Is(serr, os.ErrNotExist) {
+					// The container is gone (its DEL came while no keeper
+					// ran, or never): nothing to renew or release.
+					k.forget(rec.key(), h)
+				}
 			} else {
 				k.logf("resumed %s/%s: %s", rec.ContainerID, rec.IfName, h.client.Lease().Addr)
 			}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/mdlayher/netlink"
@@ -293,4 +294,31 @@ func deleteLinks(ctx context.Context, c *rtnl.Conn, links, all []rtnl.Link) erro
 		return fmt.Errorf("delete %d links: %w", len(links), err)
 	}
 	return nil
+}
+
+// waitReady waits (at most 2 s) until the link is operationally up with a
+// real qdisc. Bringing a veth up only asks: the kernel's linkwatch work
+// later turns the carrier into operstate UP and swaps the noop qdisc, which
+// drops every packet sent before, for a real one. On a busy host that
+// lags, and a DHCPDISCOVER sent in the gap is lost (the client then waits
+// for its first retry, a second).
+func waitReady(ctx context.Context, c *rtnl.Conn, name string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		l, err := c.LinkByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		if l.OperState == "UP" && l.Qdisc != "" && l.Qdisc != "noop" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not up after 2s (operstate %s, qdisc %s)", name, l.OperState, l.Qdisc)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -208,6 +208,13 @@ func (o *op) add(ctx context.Context) (_ *current.Result, err error) {
 			undo = append(undo, func() { _ = rangeDel(n, a.ContainerID, a.IfName) })
 		}
 	case IPAMDHCP:
+		// Both ends must pass packets before the first DISCOVER.
+		if err := waitReady(ctx, host, hostIf); err != nil {
+			return nil, err
+		}
+		if err := waitReady(ctx, in, a.IfName); err != nil {
+			return nil, err
+		}
 		ipam, err = dhcpAdd(ctx, o)
 		if err == nil {
 			undo = append(undo, func() { _ = dhcpDel(bg, o) })
