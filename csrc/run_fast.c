@@ -320,14 +320,21 @@ fail:
 	return -1;
 }
 
+/* Signal forwarding, one implementation for the fast path (here, before
+ * the Go runtime) and for Go's spawn path of run and netns exec (through
+ * run_fast.go): a handler that reads si_code, which Go's os/signal does not
+ * show. A signal the terminal sent to the whole foreground process group
+ * (SI_KERNEL) reached the payload, in that group too, already; any other
+ * (kill from another process) is passed on. Until the child exists,
+ * signals are kept and sent once it does. */
+static const int nsb_fwd[NSB_NFWD] = NSB_FWD_SIGNALS;
 static volatile pid_t nsb_child;
-static volatile int nsb_pending[65];
+static volatile sig_atomic_t nsb_pending[65];
+static struct sigaction nsb_fwd_old[NSB_NFWD];
 
 static void nsb_forward(int sig, siginfo_t *info, void *uc)
 {
 	(void)uc;
-	/* The terminal signals the whole foreground process group: the
-	 * payload (and the init) got this one already. */
 	if (info && info->si_code == SI_KERNEL)
 		return;
 	if (nsb_child > 0)
@@ -336,16 +343,58 @@ static void nsb_forward(int sig, siginfo_t *info, void *uc)
 		nsb_pending[sig] = 1;
 }
 
+/* nsb_forward_install makes nsb_forward the handler of the forwarded
+ * signals, keeping the old dispositions for nsb_forward_restore; it returns
+ * how many. SA_ONSTACK
+ * because in a Go process it may run on a Go thread's small stack. */
+static int nsb_forward_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = nsb_forward;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	nsb_child = 0;
+	for (int i = 0; i < NSB_NFWD; i++) {
+		nsb_pending[nsb_fwd[i]] = 0;
+		sigaction(nsb_fwd[i], &sa, &nsb_fwd_old[i]);
+	}
+	return NSB_NFWD;
+}
+
+/* nsb_forward_to sends the kept signals to pid and every later one. */
+static void nsb_forward_to(pid_t pid)
+{
+	nsb_child = pid;
+	for (int i = 0; i < NSB_NFWD; i++)
+		if (nsb_pending[nsb_fwd[i]]) {
+			nsb_pending[nsb_fwd[i]] = 0;
+			kill(pid, nsb_fwd[i]);
+		}
+}
+
+/* nsb_forward_restore puts the old dispositions back and stops forwarding;
+ * it returns a bit set (1 << signal) of the signals kept and not sent. */
+static unsigned long nsb_forward_restore(void)
+{
+	unsigned long kept = 0;
+	for (int i = 0; i < NSB_NFWD; i++)
+		sigaction(nsb_fwd[i], &nsb_fwd_old[i], 0);
+	nsb_child = 0;
+	for (int i = 0; i < NSB_NFWD; i++)
+		if (nsb_pending[nsb_fwd[i]])
+			kept |= 1UL << nsb_fwd[i];
+	return kept;
+}
+
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure that left nothing behind) to let Go take over, else exits. */
 static int nsb_fast_run(int argc, char **argv, char **envp)
 {
-	static const int fwd[NSB_NFWD] = NSB_FWD_SIGNALS;
 	static const int fds[3] = {0, 1, 2};
 	static struct nsb_fast f;
 	struct nsc_spec s;
 	struct nsc_result r;
-	struct sigaction sa, old[NSB_NFWD];
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
@@ -418,34 +467,26 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		}
 	}
 
-	memset(&sa, 0, sizeof sa);
-	sa.sa_sigaction = nsb_forward;
-	sa.sa_flags = SA_RESTART | SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < NSB_NFWD; i++)
-		sigaction(fwd[i], &sa, &old[i]);
+	nsb_forward_install();
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
+		unsigned long kept;
 		/* The child was reaped (a hook failure killed it before it ran
 		 * anything): Go does everything again and reports. */
 		nsb_net_close(&f.net);
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
-		for (i = 0; i < NSB_NFWD; i++)
-			sigaction(fwd[i], &old[i], 0);
+		kept = nsb_forward_restore();
 		/* A signal that came meanwhile gets its default action now (the
 		 * dispositions are the ones nsbox started with), before the Go
 		 * runtime exists: no Go handler could take it from here. */
 		for (i = 0; i < NSB_NFWD; i++)
-			if (nsb_pending[fwd[i]])
-				raise(fwd[i]);
+			if (kept & (1UL << nsb_fwd[i]))
+				raise(nsb_fwd[i]);
 		return -1;
 	}
 	nsb_net_close(&f.net);
-	nsb_child = r.pid;
-	for (i = 0; i < NSB_NFWD; i++)
-		if (nsb_pending[fwd[i]])
-			kill(r.pid, fwd[i]);
+	nsb_forward_to(r.pid);
 	while (waitpid(r.pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			_exit(125);

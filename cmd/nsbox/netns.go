@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -228,34 +227,8 @@ func netnsExec(ctx context.Context, e *env, args []string) error {
 		return execError(name, args[0], err)
 	}
 	// Like ip netns exec, the command owns the terminal's signals: nsbox
-	// passes SIGINT, SIGTERM, SIGHUP and SIGQUIT on instead of dying.
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
-	defer signal.Stop(sigs)
-	p, err := nsclone.Start(context.WithoutCancel(ctx), spec)
-	if err != nil {
-		return execError(name, args[0], err)
-	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				_ = p.Signal(sig)
-			case <-done:
-				return
-			}
-		}
-	}()
-	st, err := p.Wait()
-	close(done)
-	if err != nil {
-		return &exitError{code: exitSetupFailed, err: fmt.Errorf("netns exec %s: %w", name, err)}
-	}
-	if code := st.Code(); code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+	// passes them on instead of dying, through run's spawn path.
+	return spawnWait(ctx, "netns exec "+name, spec, nil)
 }
 
 // execError maps a failure to start the command to 127 (not found), 126

@@ -101,6 +101,10 @@ func TestNetnsExecCLI(t *testing.T) {
 	if host, _ := os.ReadFile("/etc/resolv.conf"); string(host) == conf {
 		t.Errorf("the host's /etc/resolv.conf shows the namespace's file")
 	}
+	loop := filepath.Join(t.TempDir(), "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
@@ -109,6 +113,10 @@ func TestNetnsExecCLI(t *testing.T) {
 		{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15},
 		{[]string{"/nonexistent/cmd"}, 127},
 		{[]string{"/etc/hostname"}, 126},
+		// As run: a symlink loop and an over-long name cannot be executed
+		// (126; netns exec used to say 125).
+		{[]string{loop}, 126},
+		{[]string{"/" + strings.Repeat("x", 5000)}, 126},
 	} {
 		code, _, errs := nlRun(t, "", append([]string{"netns", "exec", ns, "--"}, c.args...)...)
 		if code != c.code {
@@ -120,5 +128,20 @@ func TestNetnsExecCLI(t *testing.T) {
 	}
 	if code, _, _ := nlRun(t, "", "netns", "exec", ns); code != 2 {
 		t.Errorf("exec without a command: exit %d, want 2", code)
+	}
+}
+
+// netns exec passes a terminal's Ctrl-C on once (the payload, in nsbox's
+// process group, gets it from the terminal; nsbox used to send it again) and
+// a SIGINT sent with kill once.
+func TestNetnsExecSignalsOnTerminal(t *testing.T) {
+	ns := testutil.NewNetns(t)
+	bin := runBuildNsbox(t)
+	// perl counts every delivery (sh's traps merge two SIGINTs that come
+	// while it waits for a child).
+	out, code, err := runOnTerminal(t, bin, []string{"netns", "exec", ns, "--", "perl", "-e",
+		`$|=1; $n=0; $SIG{INT}=sub{$n++; print "INT$n\n"}; $SIG{TERM}=sub{print "TERM\n"; exit 7}; print "ready\n"; select(undef,undef,undef,0.05) while 1`}, true)
+	if err != nil || code != 7 || !strings.Contains(out, "INT2") || strings.Contains(out, "INT3") {
+		t.Errorf("netns exec: Ctrl-C, kill -INT, then SIGTERM: exit %d, %v, output %q; want INT1, INT2 (one each), then exit 7", code, err, out)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -502,22 +501,27 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 	return s, nil
 }
 
-// forwarded are the signals nsbox run passes on to the payload (through the
-// init when there is one) instead of dying of them.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
-
-// runSpawn starts spec, forwards signals to it and returns its exit status
-// as an exitError. It does not kill the payload when ctx is cancelled by a
-// signal: the signal is forwarded instead.
+// runSpawn is spawnWait for run (and enter, which shares run's messages).
 func runSpawn(ctx context.Context, spec *nsclone.Spec, w *runWatch) error {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	return spawnWait(ctx, "run", spec, w)
+}
 
+// spawnWait starts spec, forwards signals to it and returns its exit status
+// as an exitError: the one spawn, exit-code and signal path of run, enter
+// and netns exec; what prefixes its messages ("run", "netns exec NS"). It
+// does not kill the payload when ctx is cancelled by a signal: the signal
+// is forwarded instead. The forwarding is the C fast path's (run_fast.c),
+// which reads si_code: a signal the terminal sent to the whole foreground
+// process group reached the payload already and is not sent twice; one sent
+// with kill is passed on even while nsbox is in the terminal's foreground.
+// Signals that come before the child exists are sent once it does.
+func spawnWait(ctx context.Context, what string, spec *nsclone.Spec, w *runWatch) error {
+	forwardInstall()
+	defer forwardRestore()
 	p, err := nsclone.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		w.abort()
-		return spawnError(err)
+		return spawnError(what, err)
 	}
 	if err := w.started(p); err != nil {
 		_ = p.Signal(unix.SIGKILL)
@@ -525,25 +529,11 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec, w *runWatch) error {
 		w.ended(exitSetupFailed)
 		return &exitError{code: exitSetupFailed, err: err}
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				if fromTerminal(sig) {
-					continue // the payload, in our process group, got it too
-				}
-				_ = p.Signal(sig) // gone already: nothing to forward to
-			case <-done:
-				return
-			}
-		}
-	}()
+	forwardTo(p.Pid())
 	st, err := p.Wait()
-	close(done)
 	if err != nil {
 		w.ended(exitSetupFailed)
-		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("%s: %w", what, err)}
 	}
 	w.ended(st.Code())
 	if st.OOMKilled() && spec.Cgroup != nil {
@@ -555,31 +545,18 @@ func runSpawn(ctx context.Context, spec *nsclone.Spec, w *runWatch) error {
 	return nil
 }
 
-// fromTerminal guesses whether sig came from the terminal (Ctrl-C, Ctrl-\)
-// to the whole foreground process group, which holds the payload too: Go
-// does not show siginfo, so SIGINT and SIGQUIT are taken as the terminal's
-// while nsbox's process group is the foreground of the terminal on stdin.
-// (The C fast path reads si_code instead.)
-func fromTerminal(sig os.Signal) bool {
-	if sig != unix.SIGINT && sig != unix.SIGQUIT {
-		return false
-	}
-	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
-	return err == nil && fg == unix.Getpgrp()
-}
-
 // spawnError maps an nsclone error to the exit codes of DESIGN.md, adding
 // advice for the common errnos.
-func spawnError(err error) error {
+func spawnError(what string, err error) error {
 	var se *nsclone.SetupError
 	if !errors.As(err, &se) {
-		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("%s: %w", what, err)}
 	}
 	if se.Stage == nsclone.StageExec {
-		msg := &runMsgError{msg: fmt.Sprintf("run: %s: %v", se.Object, se.Err), err: err}
+		msg := &runMsgError{msg: fmt.Sprintf("%s: %s: %v", what, se.Object, se.Err), err: err}
 		switch {
 		case errors.Is(se.Err, unix.ENOENT):
-			msg.msg = fmt.Sprintf("run: %s: command not found (%v)", se.Object, se.Err)
+			msg.msg = fmt.Sprintf("%s: %s: command not found (%v)", what, se.Object, se.Err)
 			return &exitError{code: exitNotFound, err: msg}
 		case errors.Is(se.Err, unix.EACCES), errors.Is(se.Err, unix.ENOEXEC), errors.Is(se.Err, unix.EISDIR),
 			errors.Is(se.Err, unix.EPERM), errors.Is(se.Err, unix.ETXTBSY), errors.Is(se.Err, unix.ENOTDIR),
@@ -589,7 +566,7 @@ func spawnError(err error) error {
 		return &exitError{code: exitSetupFailed, err: msg}
 	}
 	if flag := limitFlagOf(se); flag != "" {
-		return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %s: %w", flag, err)}
+		return &exitError{code: exitSetupFailed, err: fmt.Errorf("%s: %s: %w", what, flag, err)}
 	}
 	advice := ""
 	switch {
@@ -600,7 +577,7 @@ func spawnError(err error) error {
 	case se.Stage == nsclone.StageMountProc && errors.Is(se.Err, unix.EPERM):
 		advice = " (a fresh /proc needs the PID namespace's owner to hold CAP_SYS_ADMIN)"
 	}
-	return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w%s", err, advice)}
+	return &exitError{code: exitSetupFailed, err: fmt.Errorf("%s: %w%s", what, err, advice)}
 }
 
 // runMsgError is an error with a message of its own that still wraps its

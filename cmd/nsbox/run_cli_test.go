@@ -202,9 +202,16 @@ func testRunCLI(t *testing.T, bin string) {
 	t.Run("ctrl-c on a terminal", func(t *testing.T) {
 		for _, flags := range [][]string{nil, {"--no-init"}} {
 			out, code, err := runOnTerminal(t, bin, append(append([]string{"run"}, flags...), "--", "sh", "-c",
-				`n=0; trap 'n=$((n+1)); echo INT$n' INT; trap 'echo TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`))
+				`n=0; trap 'n=$((n+1)); echo INT$n' INT; trap 'echo TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`), false)
 			if err != nil || code != 7 || !strings.Contains(out, "INT1") || strings.Contains(out, "INT2") {
 				t.Errorf("nsbox %v: Ctrl-C then SIGTERM: exit %d, %v, output %q; want INT1 once, then exit 7", flags, code, err, out)
+			}
+			// A SIGINT sent with kill while nsbox is in the foreground
+			// is the user's too: forwarded (the Go path used to drop it).
+			out, code, err = runOnTerminal(t, bin, append(append([]string{"run"}, flags...), "--", "sh", "-c",
+				`n=0; trap 'n=$((n+1)); echo INT$n' INT; trap 'echo TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done`), true)
+			if err != nil || code != 7 || !strings.Contains(out, "INT2") || strings.Contains(out, "INT3") {
+				t.Errorf("nsbox %v: Ctrl-C, kill -INT, then SIGTERM: exit %d, %v, output %q; want INT1, INT2, then exit 7", flags, code, err, out)
 			}
 		}
 	})
@@ -263,10 +270,11 @@ func runSignalled(bin, noFast string, args []string, sig syscall.Signal) (int, e
 }
 
 // runOnTerminal runs nsbox as the session leader of a new pseudo-terminal,
-// types Ctrl-C once the payload is ready, then sends SIGTERM to nsbox, and
+// types Ctrl-C once the payload is ready (then, with kill, sends SIGINT to
+// nsbox from this process as well), then sends SIGTERM to nsbox, and
 // returns what the terminal showed and the exit code. Whatever happens, the
 // whole process group (nsbox and the payload) is killed at the end.
-func runOnTerminal(t *testing.T, bin string, args []string) (string, int, error) {
+func runOnTerminal(t *testing.T, bin string, args []string, kill bool) (string, int, error) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -333,7 +341,15 @@ func runOnTerminal(t *testing.T, bin string, args []string) (string, int, error)
 	if read("ready", 10*time.Second) {
 		master.Write([]byte{3}) // Ctrl-C
 		read("INT1", 5*time.Second)
-		read("INT2", 500*time.Millisecond) // room for a duplicate to show
+		if kill {
+			// kill -INT from another process while nsbox is in the
+			// terminal's foreground: forwarded, once.
+			cmd.Process.Signal(unix.SIGINT)
+			read("INT2", 5*time.Second)
+			read("INT3", 500*time.Millisecond) // room for a duplicate to show
+		} else {
+			read("INT2", 500*time.Millisecond) // room for a duplicate to show
+		}
 	}
 	cmd.Process.Signal(unix.SIGTERM)
 	select {

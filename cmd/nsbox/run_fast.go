@@ -127,3 +127,15 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 func ipv4(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
+
+// forwardInstall makes the C fast path's handler (nsb_forward, which reads
+// si_code) the handler of internal/abi.ForwardedSignals, replacing Go's
+// until forwardRestore; signals that come before forwardTo are kept.
+func forwardInstall() { C.nsb_forward_install() }
+
+// forwardTo sends the kept signals, and every later one, to pid.
+func forwardTo(pid int) { C.nsb_forward_to(C.pid_t(pid)) }
+
+// forwardRestore puts Go's handlers back; kept signals are dropped (the
+// child never existed).
+func forwardRestore() { C.nsb_forward_restore() }
