@@ -6,13 +6,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // The program is assembled here, from go-seccomp-bpf's syscall and
-// architecture tables (generated from the kernel's), rather than by that
+// architecture tables (copied into zsyscalls_GOARCH.go), rather than by that
 // module's Policy compiler: v1.6.0 leaves an argument in the accumulator
 // after a rule with conditions and compares the next rule's syscall number
 // against it, so every rule after the first conditional one never matches.
@@ -71,69 +70,65 @@ var knownOps = map[specs.LinuxSeccompOperator]bool{
 
 // lower checks p and turns it into the default return and the rules, in
 // the profile's order, for the running architecture.
-func lower(p *specs.LinuxSeccomp) (*arch.Info, uint32, []rule, error) {
+func lower(p *specs.LinuxSeccomp) (uint32, []rule, error) {
 	if p == nil {
-		return nil, 0, nil, errors.New("seccomp: nil profile")
+		return 0, nil, errors.New("seccomp: nil profile")
 	}
 	native, err := nativeArch()
 	if err != nil {
-		return nil, 0, nil, err
+		return 0, nil, err
 	}
 	if len(p.Flags) > 0 {
-		return nil, 0, nil, fmt.Errorf("seccomp: profile flags %v are not supported", p.Flags)
+		return 0, nil, fmt.Errorf("seccomp: profile flags %v are not supported", p.Flags)
 	}
 	if p.ListenerPath != "" {
-		return nil, 0, nil, errors.New("seccomp: profile: listenerPath is not supported")
+		return 0, nil, errors.New("seccomp: profile: listenerPath is not supported")
 	}
 	covered := len(p.Architectures) == 0
 	for _, a := range p.Architectures {
 		if !knownArches[a] {
-			return nil, 0, nil, fmt.Errorf("seccomp: profile: unknown architecture %q", a)
+			return 0, nil, fmt.Errorf("seccomp: profile: unknown architecture %q", a)
 		}
 		if a == native {
 			covered = true
 		}
 	}
 	if !covered {
-		return nil, 0, nil, fmt.Errorf("seccomp: profile: architectures %v do not include this machine's %s", p.Architectures, native)
+		return 0, nil, fmt.Errorf("seccomp: profile: architectures %v do not include this machine's %s", p.Architectures, native)
 	}
 	def, err := action(p.DefaultAction, p.DefaultErrnoRet)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("seccomp: profile: defaultAction: %w", err)
-	}
-	info, err := arch.GetInfo("")
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("seccomp: %w", err)
+		return 0, nil, fmt.Errorf("seccomp: profile: defaultAction: %w", err)
 	}
 	var unknown []string
 	var rules []rule
 	for i, sc := range p.Syscalls {
 		ret, err := action(sc.Action, sc.ErrnoRet)
 		if err != nil {
-			return nil, 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: %w", i, sc.Names, err)
+			return 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: %w", i, sc.Names, err)
 		}
 		for _, a := range sc.Args {
 			if a.Index > 5 {
-				return nil, 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: argument index %d is above 5", i, sc.Names, a.Index)
+				return 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: argument index %d is above 5", i, sc.Names, a.Index)
 			}
 			if !knownOps[a.Op] {
-				return nil, 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: unknown operator %q", i, sc.Names, a.Op)
+				return 0, nil, fmt.Errorf("seccomp: profile: syscalls[%d] %v: unknown operator %q", i, sc.Names, a.Op)
 			}
 		}
 		for _, n := range sc.Names {
-			nr, ok := info.SyscallNames[n]
+			nr, ok := lookupSyscall(n)
 			if !ok {
 				unknown = append(unknown, n)
 				continue
 			}
-			rules = append(rules, rule{nr: uint32(nr | info.SeccompMask), conds: sc.Args, ret: ret})
+			rules = append(rules, rule{nr: nr, conds: sc.Args, ret: ret})
 		}
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, 0, nil, fmt.Errorf("seccomp: profile: unknown syscalls for %s: %s", info.Name, strings.Join(unknown, ", "))
+		return 0, nil, fmt.Errorf("seccomp: profile: unknown syscalls for %s: %s", archName, strings.Join(unknown, ", "))
 	}
-	return info, def, rules, nil
+	return def, rules, nil
 }
 
 // asm is a classic BPF program with symbolic jump targets.
@@ -245,17 +240,17 @@ func (a *asm) cond(c specs.LinuxSeccompArg, fail int) {
 // is killed, as libseccomp's default bad-arch action does; on x86_64 the x32
 // ABI gets ENOSYS), then each rule in order (the first that matches
 // decides), then the default.
-func assemble(info *arch.Info, def uint32, rules []rule) ([]unix.SockFilter, error) {
+func assemble(def uint32, rules []rule) ([]unix.SockFilter, error) {
 	a := &asm{}
 	ok := a.label()
 	a.ld(offArch)
-	a.jmp(unix.BPF_JEQ, uint32(info.ID), ok, -1)
+	a.jmp(unix.BPF_JEQ, auditArch, ok, -1)
 	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
 	a.set(ok)
 	a.ld(offNr)
-	if info.ID == arch.X86_64.ID {
+	if x32Mask != 0 {
 		native := a.label()
-		a.jmp(unix.BPF_JSET, uint32(arch.X32.SeccompMask), -1, native)
+		a.jmp(unix.BPF_JSET, x32Mask, -1, native)
 		a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
 		a.set(native)
 	}
@@ -285,11 +280,11 @@ func assemble(info *arch.Info, def uint32, rules []rule) ([]unix.SockFilter, err
 }
 
 func compile(p *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
-	info, def, rules, err := lower(p)
+	def, rules, err := lower(p)
 	if err != nil {
 		return nil, err
 	}
-	return assemble(info, def, rules)
+	return assemble(def, rules)
 }
 
 // Compile compiles p for the running architecture. The program starts with
@@ -298,7 +293,7 @@ func compile(p *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 // decides, else the default action. Compile of the profile Default returned
 // is a lookup of its program built ahead of time.
 func Compile(p *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
-	if p == defaultProfile {
+	if p == defaultProfile() {
 		if prog := prebuiltDefault(); prog != nil {
 			return prog, nil
 		}

@@ -1,7 +1,8 @@
 package seccomp
 
 import (
-	"github.com/elastic/go-seccomp-bpf/arch"
+	"sync"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -51,9 +52,9 @@ const nsFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.
 // else (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE...) weakens exploit defences.
 var personalities = []uint64{0, 0x8, 0x20000, 0x20008, 0xffffffff}
 
-// defaultProfile is the value Default returns; Compile recognises it by
-// pointer and uses the program generated ahead of time.
-var defaultProfile = buildDefault()
+// defaultProfile builds, once, the value Default returns; Compile
+// recognises it by pointer and uses the program generated ahead of time.
+var defaultProfile = sync.OnceValue(buildDefault)
 
 // Default returns nsbox's built-in profile: every system call is allowed
 // except those that break out of or administer a sandbox, which fail with
@@ -65,18 +66,15 @@ var defaultProfile = buildDefault()
 //
 // The returned value is shared: do not modify it (copy it first); Compile
 // of it returns the program built ahead of time.
-func Default() *specs.LinuxSeccomp { return defaultProfile }
+func Default() *specs.LinuxSeccomp { return defaultProfile() }
 
 func uintp(v uint) *uint { return &v }
 
 func buildDefault() *specs.LinuxSeccomp {
-	info, _ := arch.GetInfo("")
 	known := func(names []string) []string {
 		var out []string
 		for _, n := range names {
-			if info == nil {
-				out = append(out, n)
-			} else if _, ok := info.SyscallNames[n]; ok {
+			if _, ok := lookupSyscall(n); ok {
 				out = append(out, n)
 			}
 		}

@@ -4,8 +4,9 @@
 // args) into github.com/opencontainers/runtime-spec/specs-go types, and
 // compiles them to classic BPF in pure Go (no libseccomp, so the nsbox binary
 // stays static): syscall numbers and audit architectures come from the
-// tables of github.com/elastic/go-seccomp-bpf (generated from the kernel's),
-// the program is assembled in compile.go (that module's own Policy compiler,
+// tables of github.com/elastic/go-seccomp-bpf (generated from the kernel's,
+// and copied by go generate into zsyscalls_GOARCH.go, static data that costs
+// nothing at start-up), the program is assembled in compile.go (that module's own Policy compiler,
 // v1.6.0, tests every rule after the first one with conditions against an
 // argument instead of the syscall number), and golang.org/x/net/bpf prints
 // it.

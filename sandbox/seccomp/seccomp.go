@@ -19,13 +19,10 @@ import (
 
 // nativeArch is the runtime-spec name of the architecture this binary runs on.
 func nativeArch() (specs.Arch, error) {
-	switch runtime.GOARCH {
-	case "amd64":
-		return specs.ArchX86_64, nil
-	case "arm64":
-		return specs.ArchAARCH64, nil
+	if specArch == "" {
+		return "", fmt.Errorf("seccomp: architecture %s is not supported", runtime.GOARCH)
 	}
-	return "", fmt.Errorf("seccomp: architecture %s is not supported", runtime.GOARCH)
+	return specArch, nil
 }
 
 // knownArches are the runtime-spec architecture names; a profile may list

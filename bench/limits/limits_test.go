@@ -1,0 +1,187 @@
+package limits
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/nsclone"
+	"github.com/nsbox/nsbox/sandbox/seccomp"
+)
+
+var tools struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// nsbox returns NSBOX_BIN, else the Makefile's bin/nsbox, else a fresh build.
+func nsbox(b *testing.B) string {
+	b.Helper()
+	tools.once.Do(func() {
+		tools.bin = os.Getenv("NSBOX_BIN")
+		if tools.bin == "" {
+			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					tools.bin = abs
+				}
+			}
+		}
+		if tools.bin != "" {
+			return
+		}
+		if tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-limits"); tools.err != nil {
+			return
+		}
+		tools.bin = filepath.Join(tools.dir, "nsbox")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", tools.bin, "./cmd/nsbox")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
+		}
+	})
+	if tools.err != nil {
+		b.Fatal(tools.err)
+	}
+	return tools.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tools.dir != "" {
+		os.RemoveAll(tools.dir)
+	}
+	os.Exit(code)
+}
+
+// runEach runs argv b.N times (with extra files from files(), opened per
+// run), failing on a non-zero exit.
+func runEach(b *testing.B, argv []string, files func() []*os.File) {
+	b.ReportAllocs()
+	var stderr bytes.Buffer
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stderr = &stderr
+		if files != nil {
+			cmd.ExtraFiles = files()
+		}
+		err := cmd.Run()
+		for _, f := range cmd.ExtraFiles {
+			f.Close()
+		}
+		if err != nil {
+			b.Fatalf("%v: %v: %s", argv, err, stderr.String())
+		}
+	}
+}
+
+// defaultProgramFile writes nsbox's compiled default seccomp program as
+// struct sock_filter bytes (what bwrap --seccomp reads).
+func defaultProgramFile(b *testing.B) string {
+	b.Helper()
+	prog, err := seccomp.Compile(seccomp.Default())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, f := range prog {
+		_ = binary.Write(&buf, binary.NativeEndian, f)
+	}
+	p := filepath.Join(b.TempDir(), "default.bpf")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkSandboxCLI: run --sandbox against bwrap's same posture and
+// against plain run.
+func BenchmarkSandboxCLI(b *testing.B) {
+	testutil.RequirePriv(b)
+	bin := nsbox(b)
+	bwrap := testutil.RequireTool(b, "bwrap")
+	prog := defaultProgramFile(b)
+	b.Run("nsbox-sandbox", func(b *testing.B) {
+		runEach(b, []string{bin, "run", "--sandbox", "--", "/bin/true"}, nil)
+	})
+	b.Run("bwrap", func(b *testing.B) {
+		runEach(b, []string{bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev",
+			"--proc", "/proc", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--seccomp", "3", "--", "/bin/true"},
+			func() []*os.File {
+				f, err := os.Open(prog)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return []*os.File{f}
+			})
+	})
+	b.Run("run-plain", func(b *testing.B) {
+		runEach(b, []string{bin, "run", "--", "/bin/true"}, nil)
+	})
+}
+
+// BenchmarkCgroupCLI: the price of --memory and --pids (a group per run).
+func BenchmarkCgroupCLI(b *testing.B) {
+	testutil.RequirePriv(b)
+	bin := nsbox(b)
+	b.Run("nsbox-memory-pids", func(b *testing.B) {
+		runEach(b, []string{bin, "run", "--memory", "64m", "--pids", "100", "--", "/bin/true"}, nil)
+	})
+	b.Run("run-plain", func(b *testing.B) {
+		runEach(b, []string{bin, "run", "--", "/bin/true"}, nil)
+	})
+}
+
+// BenchmarkSeccompSpawn: the cost of loading the default program in the
+// child, spawn against spawn.
+func BenchmarkSeccompSpawn(b *testing.B) {
+	testutil.RequirePriv(b)
+	base := nsclone.Spec{Path: "/bin/true", Args: []string{"true"}, Env: []string{}, NoNewPrivs: true}
+	withFilter := base
+	withFilter.Seccomp = seccomp.Default()
+	for _, c := range []struct {
+		name string
+		spec *nsclone.Spec
+	}{{"nsclone-seccomp-default", &withFilter}, {"spawn-no-filter", &base}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				st, err := nsclone.Run(context.Background(), c.spec)
+				if err != nil || st.Code() != 0 {
+					b.Fatalf("%v %v", st, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSeccompCompile: the default profile (built ahead of time)
+// against compiling a copy of it, as a profile FILE is.
+func BenchmarkSeccompCompile(b *testing.B) {
+	copyOf := *seccomp.Default()
+	b.Run("nsbox-default", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := seccomp.Compile(seccomp.Default()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("compile-profile", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := seccomp.Compile(&copyOf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
