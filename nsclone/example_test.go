@@ -6,7 +6,14 @@ import (
 	"log"
 	"os"
 
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+
 	"github.com/nsbox/nsbox/nsclone"
+	"github.com/nsbox/nsbox/sandbox/caps"
+	"github.com/nsbox/nsbox/sandbox/cgroup"
+	"github.com/nsbox/nsbox/sandbox/rlimit"
+	"github.com/nsbox/nsbox/sandbox/seccomp"
 )
 
 // Run spawns a command in fresh namespaces, as `nsbox run` does: new IPC,
@@ -73,4 +80,35 @@ func ExampleSpec_view() {
 		log.Fatal(err) // e.g. nsclone: child setup: mount point ...: read-only file system
 	}
 	fmt.Println(st)
+}
+
+// A locked-down payload: every capability dropped but one, no_new_privs,
+// nsbox's default seccomp profile, rlimits and a cgroup with memory and
+// process limits (removed when Wait returns). It needs root.
+func ExampleSpec_limits() {
+	keep := caps.Set(0).With(capability.CAP_NET_BIND_SERVICE)
+	nobody := uint32(65534)
+	st, err := nsclone.Run(context.Background(), &nsclone.Spec{
+		Path:         "/bin/sh",
+		Args:         []string{"sh", "-c", "grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status"},
+		Namespaces:   nsclone.IPC | nsclone.PID | nsclone.Mnt,
+		MountProc:    true,
+		UID:          &nobody,
+		GID:          &nobody,
+		Capabilities: &keep,
+		NoNewPrivs:   true,
+		Seccomp:      seccomp.Default(),
+		Rlimits:      []rlimit.Limit{{Resource: unix.RLIMIT_NOFILE, Soft: 256, Hard: 256}},
+		Cgroup:       &cgroup.Config{Limits: cgroup.Limits{Memory: 64 << 20, Pids: 100}},
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+	})
+	if err != nil {
+		fmt.Println("spawn failed:", err)
+		return
+	}
+	if st.OOMKilled() {
+		fmt.Println("out of memory")
+	}
+	fmt.Println("exit", st.Code())
 }

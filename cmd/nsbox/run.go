@@ -28,6 +28,9 @@ const runUsage = `run [--ipc] [--pid] [--mount] [--net] [--uts] [--user] [--cgro
     [--tmpfs DEST[:size=N[,mode=M]]]... [--dev] [--chdir DIR]
     [--clearenv] [--setenv NAME=VALUE]... [--unsetenv NAME]...
     [--name NAME] [--status-fd FD] [--pidfile FILE]
+    [--cap-drop CAP|ALL]... [--cap-add CAP]... [--no-new-privs]
+    [--seccomp default|unconfined|FILE.json] [--rlimit NAME=SOFT[:HARD]]...
+    [--memory BYTES] [--memory-swap BYTES] [--pids N] [--cpus N.N] [--cgroup-parent PATH] [--sandbox]
     [--] [CMD [ARG...]]
   unshare spellings: -i -p -m -n -u -U -C (--ipc ... --cgroup), -r/--map-root-user,
   -f/--fork (always), --wd (--chdir), --root (--rootfs). -n AFTER run is --net;
