@@ -383,13 +383,13 @@ stat -c %a /scratch && touch /ro/f 2>&1; touch /usr/nsbox-view-test 2>&1; findmn
 			{[]string{"run", "--ro-bind", "/nonexistent-nsbox-src:/x", "--", "true"}, 125, "nsbox: run: --ro-bind /nonexistent-nsbox-src: no such file or directory"},
 			{[]string{"run", "--rootfs", "relative/root", "--", "true"}, 125, "nsbox: run: --rootfs relative/root: not an absolute path"},
 			{[]string{"run", "--rootfs", file, "--", "true"}, 125, "nsbox: run: --rootfs " + file + ": not a directory"},
-			{[]string{"run", "--rootfs", r, "--bind", "/usr:/file", "--", "/usr/bin/true"}, 125, "nsbox: run: nsclone: child setup: mount bind /usr on /file: not a directory"},
-			{[]string{"run", "--ro-root", "--tmpfs", "/nonexistent-nsbox-dir", "--", "true"}, 125, "nsbox: run: nsclone: child setup: mount point /nonexistent-nsbox-dir (for tmpfs on /nonexistent-nsbox-dir): read-only file system"},
+			{[]string{"run", "--rootfs", r, "--bind", "/usr:/file", "--", "/usr/bin/true"}, 125, "nsbox: run: mount bind /usr on /file: not a directory"},
+			{[]string{"run", "--ro-root", "--tmpfs", "/nonexistent-nsbox-dir", "--", "true"}, 125, "nsbox: run: mount point /nonexistent-nsbox-dir (for tmpfs on /nonexistent-nsbox-dir): read-only file system"},
 			{[]string{"run", "--bind", "/usr:relative", "--", "true"}, 2, `nsbox: run: --bind "/usr:relative": destination "relative" is not an absolute path`},
 			{[]string{"run", "--tmpfs", "/x:size=huge", "--", "true"}, 2, `nsbox: run: --tmpfs "/x:size=huge": size "huge"`},
 			{[]string{"run", "--tmpfs", "/x:color=red", "--", "true"}, 2, `nsbox: run: --tmpfs "/x:color=red": unknown option "color"`},
 			{[]string{"run", "--setenv", "NOVALUE", "--", "true"}, 2, `nsbox: run: --setenv "NOVALUE": want NAME=VALUE`},
-			{[]string{"run", "--dev=false", "--", "true"}, 2, "nsbox: run: invalid argument"},
+			{[]string{"run", "--dev=false", "--", "true"}, 2, "nsbox: run: --dev false: takes no value"},
 			{[]string{"run", "--uid", "4242", "--", "true"}, 2, "nsbox: run: --uid 4242: no user with that uid in /etc/passwd, so no group to take: give --gid too"},
 		}
 		for _, c := range cases {
