@@ -38,11 +38,25 @@ func hostMounts(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Other tests (this package's in parallel, other packages', other
+	// runs on the machine) add and remove their own namespace files and
+	// temporary mounts meanwhile: only mount points this test could have
+	// leaked count, which are all outside /run/netns and, under the
+	// temporary directory, inside this test's own folders.
+	top := strings.SplitN(t.Name(), "/", 2)[0]
+	tmp := filepath.Clean(os.TempDir()) + "/"
 	var targets []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 {
-			targets = append(targets, f[4])
+		f := strings.Fields(l)
+		if len(f) <= 4 {
+			continue
 		}
+		target := f[4]
+		if strings.HasPrefix(target, "/run/netns/") || strings.HasPrefix(target, "/var/run/netns/") ||
+			(strings.HasPrefix(target, tmp) && !strings.HasPrefix(target, tmp+top)) {
+			continue
+		}
+		targets = append(targets, target)
 	}
 	sort.Strings(targets)
 	return strings.Join(targets, "\n")
