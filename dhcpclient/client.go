@@ -115,11 +115,6 @@ type Client struct {
 	mu    sync.Mutex
 	state State
 	lease *Lease
-
-	readerOnce sync.Once
-	recv       chan []byte
-	stopReader context.CancelFunc
-	readerDone chan struct{}
 }
 
 // Option configures a Client (functional options, as in insomniacslk/dhcp).
@@ -214,20 +209,11 @@ func New(ifname string, hw net.HardwareAddr, conn Conn, opts ...Option) (*Client
 	return c, nil
 }
 
-// Close stops the receiver and closes the Conn. The configured address
-// stays (with its lifetime) unless Release was called.
+// Close closes the Conn (a wait for a reply in progress ends with an
+// error). The configured address stays (with its lifetime) unless Release
+// was called.
 func (c *Client) Close() error {
-	// Wait for a concurrent startReader (or keep one from starting) so the
-	// fields below are settled.
-	c.readerOnce.Do(func() {})
-	if c.stopReader != nil {
-		c.stopReader()
-	}
-	err := c.conn.Close()
-	if c.readerDone != nil {
-		<-c.readerDone
-	}
-	return err
+	return c.conn.Close()
 }
 
 // State returns the current state.
@@ -267,33 +253,6 @@ func (c *Client) setLease(l *Lease) {
 	c.mu.Unlock()
 }
 
-// startReader moves received datagrams to c.recv until Close.
-func (c *Client) startReader() {
-	c.readerOnce.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		c.stopReader = cancel
-		c.recv = make(chan []byte, 64)
-		c.readerDone = make(chan struct{})
-		go func() {
-			defer close(c.readerDone)
-			for {
-				b, err := c.conn.Recv(ctx)
-				if err != nil {
-					if ctx.Err() == nil {
-						c.logf("dhcp %s: receive: %v", c.ifname, err)
-					}
-					return
-				}
-				select {
-				case c.recv <- b:
-				default:
-					c.logf("dhcp %s: receive queue full, datagram dropped", c.ifname)
-				}
-			}
-		}()
-	})
-}
-
 // backoff is the delay before retransmission number attempt (0-based):
 // firstRetry doubled per attempt, capped at maxRetry, plus a uniform jitter
 // in [-firstRetry/4, +firstRetry/4) (RFC 2131 4.1 with 4 s and 1 s).
@@ -319,28 +278,46 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // waitReply returns the first received reply accepted by match before
-// deadline; nil when the deadline passes; an error when ctx ends. Rejected
-// replies are logged with their reason.
+// deadline; nil when the deadline passes; an error when ctx ends or the
+// Conn fails. Rejected replies are logged with their reason. It reads the
+// Conn itself (the socket's buffer is the queue): a reply wakes the
+// waiting goroutine directly, with no hand-off through a reader goroutine.
 func (c *Client) waitReply(ctx context.Context, deadline time.Time, match func(*dhcpv4.DHCPv4) error) (*dhcpv4.DHCPv4, error) {
 	t := c.clock.NewTimer(deadline.Sub(c.clock.Now()))
 	defer t.Stop()
-	for {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	expired := make(chan struct{})
+	go func() {
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		case <-t.C():
-			return nil, nil
-		case b := <-c.recv:
-			m, err := c.decode(b)
-			if err == nil {
-				err = match(m)
+			close(expired) // before cancel: Recv's caller sees it closed
+			cancel()
+		case <-rctx.Done():
+		}
+	}()
+	for {
+		b, err := c.conn.Recv(rctx)
+		if err != nil {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			if err == nil {
-				return m, nil
+			select {
+			case <-expired:
+				return nil, nil
+			default:
 			}
-			if !errors.Is(err, errNotOurs) {
-				c.logf("dhcp %s: ignored reply: %v", c.ifname, err)
-			}
+			return nil, fmt.Errorf("dhcpclient: %s: receive: %w", c.ifname, err)
+		}
+		m, err := c.decode(b)
+		if err == nil {
+			err = match(m)
+		}
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, errNotOurs) {
+			c.logf("dhcp %s: ignored reply: %v", c.ifname, err)
 		}
 	}
 }
@@ -465,7 +442,6 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 func (c *Client) run(ctx context.Context, keep bool) error {
-	c.startReader()
 	if c.Lease() == nil && c.leaseFile != "" {
 		c.loadLease()
 	}

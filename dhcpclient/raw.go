@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -43,9 +44,50 @@ var udpPort68 = func() []bpf.RawInstruction {
 // nclient4's raw UDP conn) created inside the namespace, and short-lived
 // UDP sockets, also created there, for unicast.
 type rawConn struct {
-	ns  *netns.Handle // nil: the caller's namespace
-	dev string
-	pc  net.PacketConn
+	ns    *netns.Handle // nil: the caller's namespace
+	dev   string
+	pc    net.PacketConn
+	guard readGuard
+}
+
+// readGuard lets one reader at a time end a blocking read when its context
+// ends (a read deadline in the past), without a late cancellation of an
+// earlier read reaching a later one.
+type readGuard struct {
+	mu  sync.Mutex
+	gen uint64
+}
+
+// read returns the next datagram of pc (up to maxReplySize+100 bytes, room
+// to notice an oversized reply), or ctx's error once ctx ends.
+func (g *readGuard) read(ctx context.Context, pc net.PacketConn) ([]byte, error) {
+	g.mu.Lock()
+	g.gen++
+	gen := g.gen
+	g.mu.Unlock()
+	if err := pc.SetReadDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.gen == gen {
+			_ = pc.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
+	b := make([]byte, maxReplySize+100)
+	n, _, err := pc.ReadFrom(b)
+	stop()
+	g.mu.Lock()
+	g.gen++
+	g.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 // Listen opens the client's packet socket on dev inside ns (nil: the
@@ -136,17 +178,7 @@ func sendUDP(dev string, msg []byte, src, dst netip.Addr) error {
 }
 
 func (c *rawConn) Recv(ctx context.Context) ([]byte, error) {
-	stop := context.AfterFunc(ctx, func() { _ = c.pc.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	b := make([]byte, maxReplySize+100) // room to notice an oversized reply
-	n, _, err := c.pc.ReadFrom(b)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	return b[:n], nil
+	return c.guard.read(ctx, c.pc)
 }
 
 func (c *rawConn) Close() error { return c.pc.Close() }

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/net/bpf"
@@ -28,7 +27,8 @@ import (
 // filtering does not drop packets from a server the interface has no route
 // to yet: Listen uses it only where rp_filter is off.
 type udpConn struct {
-	c *net.UDPConn
+	c     *net.UDPConn
+	guard readGuard
 }
 
 // rpFilterOff reports whether reverse-path filtering is off for dev in the
@@ -129,17 +129,7 @@ func (u *udpConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) err
 }
 
 func (u *udpConn) Recv(ctx context.Context) ([]byte, error) {
-	stop := context.AfterFunc(ctx, func() { _ = u.c.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	b := make([]byte, maxReplySize+100)
-	n, _, err := u.c.ReadFrom(b)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
-	}
-	return b[:n], nil
+	return u.guard.read(ctx, u.c)
 }
 
 func (u *udpConn) Close() error { return u.c.Close() }
