@@ -26,7 +26,8 @@ var build struct {
 	err          error
 }
 
-// tools builds the CLI (or takes NSBOX_BIN) and the static payload once.
+// tools finds the CLI (NSBOX_BIN, else the Makefile's bin/nsbox, else a
+// fresh build) and builds the static payload, once.
 func tools(b *testing.B) (bin, connect string) {
 	b.Helper()
 	build.once.Do(func() {
@@ -36,6 +37,13 @@ func tools(b *testing.B) (bin, connect string) {
 			return
 		}
 		build.bin = os.Getenv("NSBOX_BIN")
+		if build.bin == "" {
+			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
+				if _, err := os.Stat(abs); err == nil {
+					build.bin = abs // the Makefile's (make test, make bench)
+				}
+			}
+		}
 		if build.bin == "" {
 			build.bin = filepath.Join(dir, "nsbox")
 			if out, err := exec.Command("go", "build", "-trimpath", "-o", build.bin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput(); err != nil {
