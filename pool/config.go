@@ -47,7 +47,8 @@ type Config struct {
 	IfName string
 	// DHCPTimeout bounds each lease; 0 means 10 s.
 	DHCPTimeout time.Duration
-	// Workers is how many namespaces are wired at once; 0 means 8.
+	// Workers is how many namespaces are wired at once; 0 means Size,
+	// at least 8 and at most 64.
 	Workers int
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)

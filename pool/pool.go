@@ -116,7 +116,11 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 		return nil, wrap(err)
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = 8
+		// A wiring mostly waits (for the kernel's link watcher, for DHCP
+		// replies), so refills go faster in parallel: 60 sequential claims
+		// from a DHCP pool of 16 took 3.5 s with 8 at once, 2.2 s with 16,
+		// 1.5 s with 32.
+		cfg.Workers = max(8, min(cfg.Size, 64))
 	}
 	var tag [2]byte
 	if _, err := rand.Read(tag[:]); err != nil {

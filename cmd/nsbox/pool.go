@@ -17,7 +17,7 @@ import (
 )
 
 const poolUsage = `pool start NAME --bridge BR --size N (--dhcp | --range FROM-TO/PREFIX [--gateway IP])
-           [--dns IP[,IP]] [--nat] [--ifname NAME] [-v]
+           [--dns IP[,IP]] [--nat] [--ifname NAME] [--workers N] [-v]
                                keep N network namespaces ready on BR (in -n NS), served on
                                /run/nsbox/pools/NAME.sock, until SIGINT/SIGTERM or pool stop
 pool status NAME               ready, in_use, refilling, failures (-j: an object)
@@ -47,6 +47,7 @@ func parsePoolStart(args []string) (poolStartArgs, error) {
 	dns := fs.String("dns", "", "DNS servers, comma-separated")
 	fs.BoolVar(&a.cfg.NAT, "nat", false, "masquerade the bridge's subnets while the pool runs")
 	fs.StringVar(&a.cfg.IfName, "ifname", "", "interface name inside the namespaces (default eth0)")
+	fs.IntVar(&a.cfg.Workers, "workers", 0, "namespaces wired at once (default: --size, at least 8, at most 64)")
 	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log refills and DHCP to stderr")
 	if err := fs.Parse(args); err != nil {
 		return a, usagef("pool start: %s", printable(err.Error()))
@@ -64,6 +65,9 @@ func parsePoolStart(args []string) (poolStartArgs, error) {
 	}
 	if err := rtnl.ValidateLinkName(a.cfg.Bridge); err != nil {
 		return a, usagef("pool start: --bridge %q: %v", a.cfg.Bridge, errors.Unwrap(err))
+	}
+	if a.cfg.Workers < 0 {
+		return a, usagef("pool start: --workers %d: want at least 1", a.cfg.Workers)
 	}
 	if a.cfg.Size < 1 {
 		return a, usagef("pool start: --size %d: want at least 1", a.cfg.Size)
