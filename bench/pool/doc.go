@@ -6,15 +6,20 @@
 //     `run --pool` of a DHCP pool (nsbox-pool) against `run --net --bridge
 //     BR --dhcp` (bridge-dhcp), the static `--addr` of the C fast path
 //     (bridge-static) and `run --net` with loopback only, where the payload
-//     only writes its byte (net-loopback). seq runs one sandbox at a time,
-//     concurrent 100 at once (8 without NSBOX_BENCH_FULL=1); both report
-//     the p50 and p99 of every start as ms-p50 and ms-p99.
+//     only writes its byte (net-loopback, on the C fast path, and
+//     net-loopback-go-path, on the Go path that run --pool takes). seq runs
+//     1000 sandboxes one at a time (50 without NSBOX_BENCH_FULL=1) from a
+//     pool of 16, concurrent 100 at once (8) from a pool of as many; both
+//     report the p50 and p99 of every start as ms-p50 and ms-p99. Static
+//     addresses rotate over 250, so that none comes back within the
+//     gateway's ARP locktime (1 s) with a new MAC.
 //   - PoolStorm: 200 sandboxes (8 without NSBOX_BENCH_FULL=1) from a warm
 //     pool of as many, each running /bin/true in new IPC, PID and mount
 //     namespaces, against the shell script of bench/sandbox (unshare, ip,
 //     udhcpc), until all are done.
-//   - Publish: a static sandbox with `--publish 8080:80` against the same
-//     without it, on the Go path and on the C fast path.
+//   - Publish: a static sandbox with `--publish 8080:80` (which takes the
+//     Go path) against the same without it, on the Go path and on the C
+//     fast path; 300 starts each (50).
 //
 // Everything runs in namespaces the benchmark makes (10.81.0.0/22). Needs
 // root, gcc (for the payload), busybox and unshare.
