@@ -18,7 +18,7 @@ BENCHMOD  := -mod=mod
 export GOFLAGS ?= -tags=netgo,osusergo,static
 export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 
-.PHONY: all build test bench lint clean install-cni
+.PHONY: all build test bench lint clean install install-cni uninstall man
 
 all: build
 
@@ -60,6 +60,30 @@ lint:
 CNI_BIN_DIR ?= /opt/cni/bin
 install-cni: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(CNI_BIN_DIR)/nsbox
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, the man
+# page (doc/nsbox.1, made from the help text: make man) and the bash and zsh
+# completions (made by the binary itself: nsbox completion bash|zsh).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/nsbox
+	install -m 0644 doc/nsbox.1 $(DESTDIR)$(MANDIR)/man1/nsbox.1
+	$(BIN) completion bash > $(DESTDIR)$(BASHCOMPDIR)/nsbox
+	$(BIN) completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_nsbox
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nsbox $(DESTDIR)$(MANDIR)/man1/nsbox.1 \
+	      $(DESTDIR)$(BASHCOMPDIR)/nsbox $(DESTDIR)$(ZSHCOMPDIR)/_nsbox
+
+# make man: regenerate doc/nsbox.1 from the help text (TestManPage fails
+# while it is stale).
+man:
+	NSBOX_UPDATE_MAN=1 CGO_ENABLED=1 $(GO) test -count=1 -run '^TestManPage$$' ./cmd/nsbox
 
 clean:
 	rm -rf bin

@@ -79,6 +79,8 @@ type command struct {
 	// ownHelp is set for commands whose flag parser prints their help
 	// for -h (with the flags) and acts on nothing then: run, dhcp, dhcpd.
 	ownHelp bool
+	// hidden commands are left out of the help (__complete).
+	hidden bool
 }
 
 // withOwnHelp marks c as parsing -h itself.
@@ -105,7 +107,9 @@ func commands() []*command {
 		withOwnHelp(enterCommand()),
 		withOwnHelp(killCommand()),
 		versionCommand(),
+		completionCommand(),
 		helpCommand(),
+		completeCommand(),
 	}
 }
 
@@ -180,7 +184,7 @@ func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
 	if c == nil {
 		return usagef("unknown command %q (try nsbox -h)", args[0])
 	}
-	if sub, ok := helpRequest(c, args[1:]); ok {
+	if sub, ok := helpRequest(c, args[1:]); ok && !c.hidden {
 		return e.printCommandHelp(ctx, e.stdout, c, sub)
 	}
 	if inBatch && c.noBatch {
@@ -342,6 +346,9 @@ func (e *env) printHelp(w io.Writer) {
 	fmt.Fprintln(w, "commands:")
 	cs := commands()
 	for _, c := range cs {
+		if c.hidden {
+			continue
+		}
 		for _, l := range strings.Split(strings.TrimRight(c.usage, "\n"), "\n") {
 			fmt.Fprintln(w, "  "+l)
 		}

@@ -19,6 +19,9 @@ func helpLines() [][]string {
 		lines = append(lines, []string{h}, []string{"help", h})
 	}
 	for _, c := range commands() {
+		if c.hidden {
+			continue
+		}
 		lines = append(lines, []string{"help", c.name})
 		for _, h := range []string{"-h", "--help", "help"} {
 			lines = append(lines, []string{c.name, h})
