@@ -804,3 +804,103 @@ func TestEnterFastPathTaken(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedSandboxNetwork: with --bridge the status stream and ps -j carry
+// the interface and the address, the ones ip shows inside the sandbox.
+func TestNamedSandboxNetwork(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "ip")
+	bin := runBuildNsbox(t)
+	t.Setenv("NSBOX_STATE_DIR", t.TempDir())
+	ns := netLab(t)
+	name := testutil.UniqueName("net")
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statusR.Close()
+	cmd := exec.Command(bin, "-n", ns, "run", "--name", name, "--status-fd", "3", "--net", "--bridge", "br0",
+		"--addr", "10.78.0.9/24", "--ifname", "eth7", "--", "sleep", "60")
+	cmd.ExtraFiles = []*os.File{statusW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	statusW.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	dec := json.NewDecoder(statusR)
+	var first map[string]any
+	if err := dec.Decode(&first); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if first["interface"] != "eth7" || fmt.Sprint(first["addresses"]) != "[10.78.0.9/24]" {
+		t.Errorf("status line %v, want interface eth7 and addresses [10.78.0.9/24]", first)
+	}
+	pid := int(first["child-pid"].(float64))
+	inside := testutil.Cmd(t, "nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net", "ip", "-br", "-4", "addr", "show", "dev", "eth7")
+	if !strings.Contains(inside, "10.78.0.9/24") {
+		t.Errorf("ip inside: %q", inside)
+	}
+	out, _, code := runNsbox(t, bin, nil, "-j", "ps")
+	var list []struct {
+		Name      string   `json:"name"`
+		Addresses []string `json:"addresses"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Name != name ||
+		fmt.Sprint(list[0].Addresses) != "[10.78.0.9/24]" {
+		t.Errorf("ps -j: %q", out)
+	}
+	if _, stderr, code := runNsbox(t, bin, nil, "kill", name, "KILL"); code != 0 {
+		t.Fatalf("kill: %d %q", code, stderr)
+	}
+	var last map[string]any
+	if err := dec.Decode(&last); err != nil || last["exit-code"] != float64(137) {
+		t.Errorf("last status %v %v, want exit-code 137", last, err)
+	}
+	cmd.Wait()
+	waitNoSandboxLinks(t, ns)
+}
+
+// TestRunViewRootless: the same view built by an ordinary user in a user
+// namespace (uid 65534 mapped to root), as bubblewrap does unprivileged;
+// enter --uid/--gid of a named sandbox drops to the ids asked for.
+func TestRunViewRootless(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	r := newRootfs(t)
+	if err := os.Chown(r, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Dir(r), filepath.Dir(filepath.Dir(r))} {
+		if err := os.Chmod(d, 0o755); err != nil { // t.TempDir's folders are 0700
+			t.Fatal(err)
+		}
+	}
+	args := append([]string{"run", "--user", "--map-root"}, nsboxView(r)[1:]...)
+	out, stderr, code := runNsbox(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, append(args, "sh", "-c",
+		"id -u; ls /dev | tr '\\n' ' '; echo; touch /usr/nsbox-x 2>&1; touch /tmp/y && echo tmp-ok")...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 4 || lines[0] != "0" ||
+		strings.TrimSpace(lines[1]) != "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero" ||
+		!strings.Contains(lines[2], "Read-only file system") || lines[3] != "tmp-ok" {
+		t.Errorf("rootless view: exit %d stdout %q stderr %q", code, out, stderr)
+	}
+
+	t.Setenv("NSBOX_STATE_DIR", t.TempDir())
+	name := testutil.UniqueName("uid")
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	sb := exec.Command(bin, "run", "--name", name, "--pidfile", pidfile, "--", "sleep", "60")
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	for i := 0; i < 300; i++ {
+		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out, stderr, code = runNsbox(t, bin, nil, "enter", name, "--uid", "nobody", "--gid", "65534", "--", "sh", "-c", "id -u; id -g")
+	if code != 0 || out != "65534\n65534\n" {
+		t.Errorf("enter --uid nobody --gid 65534: exit %d %q %q", code, out, stderr)
+	}
+}
