@@ -80,7 +80,9 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 	}
 	var cg *cgroupRun
 	if s.Cgroup != nil && !s.Cgroup.Limits.IsZero() {
-		if cg, err = startCgroup(s.Cgroup); err != nil {
+		cfg := *s.Cgroup
+		cfg.Freeze = s.Namespaces&PID == 0 // with a PID namespace the kernel kills all of it
+		if cg, err = startCgroup(&cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -41,6 +41,14 @@ type Config struct {
 	Parent string
 	// Name is the group's name; empty means nsbox-PID-RANDOM.
 	Name string
+	// Freeze also places the group in v1's freezer hierarchy (where
+	// mounted), so that removal can stop every task before killing them
+	// and a fork bomb cannot outrun it. Joining a hierarchy costs a cgroup
+	// migration (about 0.5 ms here), so nsclone asks for it only when the
+	// sandbox has no PID namespace of its own: with one, the kernel kills
+	// every task in it when its PID 1 ends. v2 kills with cgroup.kill
+	// and ignores Freeze.
+	Freeze bool
 	Limits
 }
 
@@ -437,7 +445,7 @@ func (g *Group) createV1(ms []mount, cfg Config, name string, need []string) err
 	}
 	// The freezer, where mounted, lets the cleanup stop every task
 	// before killing them.
-	if find("freezer") != nil && len(need) > 0 {
+	if cfg.Freeze && find("freezer") != nil && len(need) > 0 {
 		d, err := mk("freezer")
 		if err != nil {
 			return err

@@ -8,7 +8,7 @@
 // of its dependencies and of systemd. Placement and removal belong to nsclone:
 // the spawned child writes "0" to each group's cgroup.procs as its first step,
 // and a watcher process removes the groups (killing what is left: cgroup.kill
-// on v2, freeze-and-kill on v1) once the caller is done or dead.
+// on v2, freeze-and-kill on v1 when the sandbox has no PID namespace, else a kill loop after the kernel has ended the namespace) once the caller is done or dead.
 //
 // Where groups go: under Config.Parent, an absolute path inside each
 // hierarchy that must exist and be writable; by default a group "nsbox"
