@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -162,6 +164,35 @@ func BenchmarkSeccompSpawn(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSeccompLoad: the seccomp(2) call that installs the default
+// program, timed alone in a forked child by testdata/seccomp_load.c; its
+// ns/op is that call's (the forks are off the clock).
+func BenchmarkSeccompLoad(b *testing.B) {
+	testutil.RequirePriv(b)
+	cc := testutil.RequireTool(b, "cc")
+	prog := defaultProgramFile(b)
+	probe := filepath.Join(b.TempDir(), "seccomp_load")
+	if out, err := exec.Command(cc, "-O2", "-o", probe, "testdata/seccomp_load.c").CombinedOutput(); err != nil {
+		b.Fatalf("cc: %v: %s", err, out)
+	}
+	b.Run("nsbox-default-load", func(b *testing.B) {
+		out, err := exec.Command(probe, prog, strconv.Itoa(b.N)).Output()
+		if err != nil {
+			b.Fatalf("%s: %v", probe, err)
+		}
+		var total float64
+		for _, l := range strings.Fields(string(out)) {
+			v, err := strconv.ParseFloat(l, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += v
+		}
+		// The benchmark's own time includes the forks: report the loads.
+		b.ReportMetric(total/float64(b.N), "load-ns/op")
+	})
 }
 
 // BenchmarkSeccompCompile: the default profile (built ahead of time)

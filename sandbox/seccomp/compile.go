@@ -238,9 +238,42 @@ func (a *asm) cond(c specs.LinuxSeccompArg, fail int) {
 
 // assemble builds the program: the architecture check (another audit arch
 // is killed, as libseccomp's default bad-arch action does; on x86_64 the x32
-// ABI gets ENOSYS), then each rule in order (the first that matches
-// decides), then the default.
+// ABI gets ENOSYS), then a binary search on the syscall number down to the
+// rules of that number, tried in the profile's order (rules of different
+// numbers never both match, so the profile's first-match order holds), else
+// the default. The search keeps the program short on every path, which
+// matters at load time too: the kernel runs the filter once for every
+// syscall number to build its cache (seccomp_cache_prepare). A profile too
+// big for classic BPF's 8-bit jumps in that layout gets a linear program.
 func assemble(def uint32, rules []rule) ([]unix.SockFilter, error) {
+	byNr := map[uint32][]rule{}
+	var nrs []uint32
+	for _, r := range rules {
+		if _, ok := byNr[r.nr]; !ok {
+			nrs = append(nrs, r.nr)
+		}
+		byNr[r.nr] = append(byNr[r.nr], r)
+	}
+	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
+	a := header()
+	a.tree(nrs, byNr, def)
+	prog, err := a.finish()
+	if err != nil {
+		a = header()
+		a.linear(rules, def)
+		if prog, err = a.finish(); err != nil {
+			return nil, err
+		}
+	}
+	if len(prog) > 4096 {
+		return nil, fmt.Errorf("seccomp: program of %d instructions is above the kernel's 4096", len(prog))
+	}
+	return prog, nil
+}
+
+// header starts a program with the architecture checks; it leaves the
+// syscall number in A.
+func header() *asm {
 	a := &asm{}
 	ok := a.label()
 	a.ld(offArch)
@@ -254,7 +287,54 @@ func assemble(def uint32, rules []rule) ([]unix.SockFilter, error) {
 		a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
 		a.set(native)
 	}
-	loaded := true // A holds the syscall number
+	return a
+}
+
+// tree emits the search over the sorted numbers nrs (A holds the number).
+func (a *asm) tree(nrs []uint32, byNr map[uint32][]rule, def uint32) {
+	if len(nrs) <= 3 {
+		for _, nr := range nrs {
+			next := a.label()
+			a.jmp(unix.BPF_JEQ, nr, -1, next)
+			a.block(byNr[nr], def)
+			a.set(next)
+		}
+		a.ret(def)
+		return
+	}
+	mid := len(nrs) / 2
+	right := a.label()
+	a.jmp(unix.BPF_JGE, nrs[mid], right, -1)
+	a.tree(nrs[:mid], byNr, def)
+	a.set(right)
+	a.tree(nrs[mid:], byNr, def)
+}
+
+// block emits the rules of one syscall number, in order, ending in the
+// default when the last one has conditions that fail.
+func (a *asm) block(rs []rule, def uint32) {
+	loaded := true
+	for _, r := range rs {
+		if !loaded {
+			a.ld(offNr) // a failed condition left an argument in A
+		}
+		next := a.label()
+		for _, c := range r.conds {
+			a.cond(c, next)
+		}
+		a.ret(r.ret)
+		a.set(next)
+		loaded = len(r.conds) == 0
+		if loaded {
+			return // an unconditional rule always decides
+		}
+	}
+	a.ret(def)
+}
+
+// linear emits each rule in the profile's order, each testing the number.
+func (a *asm) linear(rules []rule, def uint32) {
+	loaded := true
 	for _, r := range rules {
 		next := a.label()
 		if !loaded {
@@ -269,14 +349,6 @@ func assemble(def uint32, rules []rule) ([]unix.SockFilter, error) {
 		loaded = len(r.conds) == 0
 	}
 	a.ret(def)
-	prog, err := a.finish()
-	if err != nil {
-		return nil, err
-	}
-	if len(prog) > 4096 {
-		return nil, fmt.Errorf("seccomp: program of %d instructions is above the kernel's 4096", len(prog))
-	}
-	return prog, nil
 }
 
 func compile(p *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
