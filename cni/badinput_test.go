@@ -94,6 +94,13 @@ func TestBadInput(t *testing.T) {
 			if ents, _ := os.ReadDir(filepath.Join(l.DataDir, "dhcp")); len(ents) != 0 {
 				t.Errorf("lease records left: %v", ents)
 			}
+			// The runtime's DEL of the failed ADD succeeds (when the
+			// config itself is readable) and changes nothing.
+			if c.code != types.ErrDecodingFailure && c.code != types.ErrInvalidNetworkConfig {
+				if out, code := l.plugin("DEL", c.conf, "bad-"+strings.ReplaceAll(c.name, " ", "-"), c.netns, "eth0"); code != 0 {
+					t.Errorf("DEL after the failed ADD: exit %d %s", code, out)
+				}
+			}
 		})
 	}
 	// The taken namespace keeps its own eth0: the failed ADD did not

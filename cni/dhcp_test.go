@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -178,6 +180,66 @@ func waitReleased(t *testing.T, logFile string, off int, leaseFile string, want 
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKeeperSingle: five ADDs at once, with no keeper running, start
+// exactly one keeper (the lock), and all five get distinct leases.
+func TestKeeperSingle(t *testing.T) {
+	l := newLab(t)
+	testutil.RequireTool(t, "dnsmasq")
+	dhcpLab(t, l)
+	l.writeConflist("1.1.0", l.nsboxConf(l.dhcpIPAM(), nil))
+	const n = 5
+	nss := make([]string, n)
+	for i := range nss {
+		nss[i] = testutil.NewNetns(t)
+	}
+	outs := make([]string, n)
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range nss {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outs[i], _, codes[i] = l.run(nil, nil, l.cnitool, "add", l.Net, "/run/netns/"+nss[i])
+		}(i)
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i := range nss {
+		if codes[i] != 0 {
+			t.Fatalf("add %d: exit %d %s\n%s", i, codes[i], outs[i], l.logText())
+		}
+		a := parseResult(t, outs[i]).IPs[0].Address.IP.String()
+		if seen[a] {
+			t.Errorf("address %s given twice", a)
+		}
+		seen[a] = true
+	}
+	// Every process whose environment names this socket folder as its
+	// keeper's (/proc/PID/environ), not just the one in the pid file.
+	// A keeper that lost the lock race exits at once; allow it 1 s.
+	var keepers []string
+	for try := 0; try < 50; try++ {
+		keepers = keepers[:0]
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			env, err := os.ReadFile(filepath.Join("/proc", p.Name(), "environ"))
+			if err == nil && slices.Contains(strings.Split(string(env), "\x00"), "NSBOX_CNI_KEEPER="+l.SockDir) {
+				keepers = append(keepers, p.Name())
+			}
+		}
+		if len(keepers) <= 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(keepers) != 1 || keepers[0] != strconv.Itoa(l.keeperPid()) {
+		t.Errorf("keeper processes %v, pid file says %d; want exactly that one", keepers, l.keeperPid())
+	}
+	for _, ns := range nss {
+		l.cni("del", ns)
 	}
 }
 
