@@ -269,6 +269,7 @@ func TestParallel100(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			l.delOnCleanup(nss[i])
 			out, e, code := l.run(nil, nil, l.cnitool, "add", l.Net, "/run/netns/"+nss[i])
 			if code != 0 {
 				errs[i] = fmt.Sprintf("exit %d: %s %s", code, out, e)

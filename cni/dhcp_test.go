@@ -203,6 +203,7 @@ func TestKeeperSingle(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			outs[i], _, codes[i] = l.run(nil, nil, l.cnitool, "add", l.Net, "/run/netns/"+nss[i])
+			l.delOnCleanup(nss[i])
 		}(i)
 	}
 	wg.Wait()

@@ -210,10 +210,20 @@ func (l *lab) run(stdin []byte, env []string, name string, args ...string) (stri
 func (l *lab) cni(verb, ns string, env ...string) string {
 	l.t.Helper()
 	out, errs, code := l.run(nil, env, l.cnitool, verb, l.Net, "/run/netns/"+ns)
+	if verb == "add" {
+		l.delOnCleanup(ns, env...)
+	}
 	if code != 0 {
 		l.t.Fatalf("cnitool %s %s %s: exit %d: %s %s\nplugin log:\n%s", verb, l.Net, ns, code, out, errs, l.logText())
 	}
 	return out
+}
+
+// delOnCleanup runs cnitool del for ns when the test ends, so that a test
+// that fails half way leaves no attachment and no libcni cache entry
+// (/var/lib/cni/results) behind; DEL is idempotent.
+func (l *lab) delOnCleanup(ns string, env ...string) {
+	l.t.Cleanup(func() { _, _, _ = l.run(nil, env, l.cnitool, "del", l.Net, "/run/netns/"+ns) })
 }
 
 func (l *lab) logText() string {
