@@ -25,7 +25,7 @@ addr del CIDR dev DEV          remove an address
 addr flush dev DEV             remove every address of DEV`
 
 func addrCommand() *command {
-	return &command{name: "addr", aliases: []string{"address", "a"}, usage: addrUsage, run: runAddr}
+	return &command{name: "addr", quick: true, aliases: []string{"address", "a"}, usage: addrUsage, run: runAddr}
 }
 
 func runAddr(ctx context.Context, e *env, args []string) error {

@@ -30,7 +30,7 @@ bridge setfd BR SECONDS        STP forward delay (brctl setfd)
 bridge setbridgeprio BR PRIO   bridge priority 0-65535 (brctl setbridgeprio)`
 
 func bridgeCommand() *command {
-	return &command{name: "bridge", usage: bridgeUsage, run: runBridge}
+	return &command{name: "bridge", quick: true, usage: bridgeUsage, run: runBridge}
 }
 
 // bridgeConn returns the batch-shared rtnl connection of the current

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // env is the state of one nsbox invocation: its streams, the global flags and
@@ -73,6 +76,12 @@ type command struct {
 	usage   string // the synopsis lines printed by help
 	// run executes the command with the arguments after its name.
 	run func(ctx context.Context, e *env, args []string) error
+	// quick is set for commands that make a few netlink requests and end
+	// (link, addr, route, neigh, bridge, version): they run without
+	// SIGINT/SIGTERM handlers, whose goroutine blocked in the runtime's
+	// signal queue costs a thread hand-off at every start; those signals
+	// end them as they end ip. The others cancel their context on them.
+	quick bool
 	// noBatch is set for commands that cannot run as a line of -b
 	// (they replace or own the process: run, netns exec, dhcp, dhcpd).
 	noBatch bool
@@ -169,6 +178,8 @@ func (e *env) main(ctx context.Context, args []string) error {
 		if len(rest) > 0 {
 			return usagef("-b %s takes no command on the command line (found %q)", batch, rest[0])
 		}
+		ctx, stop := withSignals(ctx)
+		defer stop()
 		return e.runBatch(ctx, batch)
 	}
 	if len(rest) == 0 {
@@ -196,6 +207,11 @@ func (e *env) dispatch(ctx context.Context, args []string, inBatch bool) error {
 			return err
 		}
 		e.netns = ns
+	}
+	if !c.quick && !inBatch {
+		var stop context.CancelFunc
+		ctx, stop = withSignals(ctx)
+		defer stop()
 	}
 	if err := c.run(ctx, e, args[1:]); err != nil {
 		return e.shapeError(ctx, c, args[1:], err)
@@ -353,4 +369,10 @@ func (e *env) printHelp(w io.Writer) {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}
+}
+
+// withSignals returns ctx cancelled by SIGINT or SIGTERM, for the commands
+// that wait (run, netns exec, dhcp, a batch...).
+func withSignals(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, unix.SIGINT, unix.SIGTERM)
 }

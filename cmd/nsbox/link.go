@@ -29,7 +29,7 @@ link set [dev] DEV SETTING...  up | down | mtu N | netns NS | master BR | nomast
 link del [dev] DEV             delete DEV (both ends of a veth)`
 
 func linkCommand() *command {
-	return &command{name: "link", usage: linkUsage, run: runLink}
+	return &command{name: "link", quick: true, usage: linkUsage, run: runLink}
 }
 
 func runLink(ctx context.Context, e *env, args []string) error {

@@ -8,10 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/cni"
 )
@@ -26,11 +23,9 @@ func main() {
 // realMain runs nsbox with args (without the program name) and returns the
 // process exit code. Every error is printed here, as one "nsbox:" line.
 func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
-	defer stop()
 	e := newEnv(stdin, stdout, stderr)
 	defer e.close()
-	err := e.main(ctx, args)
+	err := e.main(context.Background(), args)
 	if err == nil {
 		return exitOK
 	}

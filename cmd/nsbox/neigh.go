@@ -19,7 +19,7 @@ neigh flush dev DEV [nud STATE|all]         delete the entries (not permanent or
                                             unless nud says so), as ip neigh flush`
 
 func neighCommand() *command {
-	return &command{name: "neigh", aliases: []string{"neighbor", "neighbour"}, usage: neighUsage, run: runNeigh}
+	return &command{name: "neigh", quick: true, aliases: []string{"neighbor", "neighbour"}, usage: neighUsage, run: runNeigh}
 }
 
 func runNeigh(ctx context.Context, e *env, args []string) error {

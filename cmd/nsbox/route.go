@@ -23,7 +23,7 @@ route del [TYPE] PREFIX|default [via GW] [dev DEV] [metric N] [table ID]
 route flush SELECTOR           delete every route SELECTOR picks (it needs one, as ip)`
 
 func routeCommand() *command {
-	return &command{name: "route", aliases: []string{"r"}, usage: routeUsage, run: runRoute}
+	return &command{name: "route", quick: true, aliases: []string{"r"}, usage: routeUsage, run: runRoute}
 }
 
 func runRoute(ctx context.Context, e *env, args []string) error {

@@ -45,7 +45,7 @@ func buildCommit() string {
 }
 
 func versionCommand() *command {
-	return &command{name: "version", usage: "version", run: func(ctx context.Context, e *env, args []string) error {
+	return &command{name: "version", quick: true, usage: "version", run: func(ctx context.Context, e *env, args []string) error {
 		if len(args) > 0 {
 			return usagef("version: unexpected argument %q", args[0])
 		}
