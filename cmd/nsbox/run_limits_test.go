@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,5 +127,80 @@ func TestRunLimitsCLI(t *testing.T) {
 	}
 	if left := cgroupChildren(parent); len(left) > 0 {
 		t.Fatalf("OOM run left groups %v", left)
+	}
+}
+
+// nsbox ps shows a named sandbox's cgroup limits and current use, the same
+// as the group's own files read here.
+func TestPsLimits(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	parent := testCgroupParent(t)
+	t.Setenv("NSBOX_STATE_DIR", t.TempDir())
+	name := testutil.UniqueName("sbl")
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer statusR.Close()
+	cmd := exec.Command(bin, "run", "--name", name, "--status-fd", "3", "--memory", "48m", "--pids", "30",
+		"--cpus", "0.5", "--cgroup-parent", parent, "--", "sleep", "60")
+	cmd.ExtraFiles = []*os.File{statusW}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	statusW.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var first map[string]any
+	if err := json.NewDecoder(statusR).Decode(&first); err != nil {
+		t.Fatalf("status line: %v", err)
+	}
+	out, stderr, code := runNsbox(t, bin, nil, "-j", "ps")
+	var list []struct {
+		Name   string
+		Limits struct {
+			Memory, Pids int64
+			CPUs         float64
+		}
+		Usage *struct{ Memory, Pids int64 }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil {
+		t.Fatalf("ps -j: exit %d %q %q", code, out, stderr)
+	}
+	found := false
+	for _, e := range list {
+		if e.Name != name {
+			continue
+		}
+		found = true
+		if e.Limits.Memory != 48<<20 || e.Limits.Pids != 30 || e.Limits.CPUs != 0.5 || e.Usage == nil {
+			t.Fatalf("ps -j limits %+v usage %+v", e.Limits, e.Usage)
+		}
+		// The group's own files, read here: the sandbox is idle, so the
+		// task count is stable (nsbox-init and sleep).
+		var groupPids string
+		for _, c := range cgroupChildren(parent) {
+			if strings.HasPrefix(c, "pids/") {
+				b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", c, "pids.current"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				groupPids = strings.TrimSpace(string(b))
+			}
+		}
+		if groupPids == "" || strconv.FormatInt(e.Usage.Pids, 10) != groupPids || e.Usage.Memory <= 0 {
+			t.Errorf("ps -j usage %+v; the group's pids.current says %q", e.Usage, groupPids)
+		}
+	}
+	if !found {
+		t.Fatalf("ps -j does not list %s: %s", name, out)
+	}
+	if text, _, _ := runNsbox(t, bin, nil, "ps"); !strings.Contains(text, "pids=30/") || !strings.Contains(text, "mem=48MiB/") || !strings.Contains(text, "cpus=0.5") {
+		t.Errorf("ps: %q; want the LIMITS column", text)
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	cmd.Wait()
+	if left := cgroupChildren(parent); len(left) > 0 {
+		t.Fatalf("groups left: %v", left)
 	}
 }

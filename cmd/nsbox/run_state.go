@@ -160,6 +160,10 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		if w.sn != nil {
 			w.rec.Bridge = w.sn.cfg.Bridge
 		}
+		if g := p.Cgroup(); g != nil {
+			w.rec.Limits = &sbstate.Limits{Memory: g.Limits.Memory, MemorySwap: g.Limits.MemorySwap, Pids: g.Limits.Pids, CPUs: g.Limits.CPUs}
+			w.rec.Cgroup = g.Dirs
+		}
 		if err := w.lock.Add(w.rec); err != nil {
 			w.rec = nil
 			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nsbox/nsbox/internal/sbstate"
 	"github.com/nsbox/nsbox/nsclone"
+	"github.com/nsbox/nsbox/sandbox/cgroup"
 )
 
 const psUsage = `ps                     list the running named sandboxes (run --name); -j for JSON`
@@ -46,6 +47,54 @@ type psEntry struct {
 	Namespaces map[string]uint64 `json:"namespaces"`
 	Addresses  []string          `json:"addresses"`
 	Command    []string          `json:"command"`
+	// Limits and Usage: the cgroup limits (--memory, --pids, ...) and the
+	// current memory (bytes) and task count, for sandboxes that have them.
+	Limits *sbstate.Limits `json:"limits,omitempty"`
+	Usage  *psUsageEntry   `json:"usage,omitempty"`
+}
+
+// psUsageEntry is what a sandbox's cgroup holds now; -1 where the group has
+// no such controller.
+type psUsageEntry struct {
+	Memory int64 `json:"memory"`
+	Pids   int64 `json:"pids"`
+}
+
+// usageOf reads the current use of r's cgroup, or nil without one.
+func usageOf(r *sbstate.Record) *psUsageEntry {
+	if len(r.Cgroup) == 0 {
+		return nil
+	}
+	mem, pids := (&cgroup.Group{Dirs: r.Cgroup}).Usage()
+	return &psUsageEntry{Memory: mem, Pids: pids}
+}
+
+// limitsText is the LIMITS column: "mem=64 MiB/12 MiB pids=100/3 cpus=0.5"
+// (limit/current use), or "-".
+func limitsText(r *sbstate.Record) string {
+	if r.Limits == nil {
+		return "-"
+	}
+	u := usageOf(r)
+	var parts []string
+	if r.Limits.Memory > 0 {
+		p := "mem=" + cgroup.FormatBytes(r.Limits.Memory)
+		if u != nil && u.Memory >= 0 {
+			p += "/" + cgroup.FormatBytes(u.Memory)
+		}
+		parts = append(parts, strings.ReplaceAll(p, " ", ""))
+	}
+	if r.Limits.Pids > 0 {
+		p := "pids=" + strconv.FormatInt(r.Limits.Pids, 10)
+		if u != nil && u.Pids >= 0 {
+			p += "/" + strconv.FormatInt(u.Pids, 10)
+		}
+		parts = append(parts, p)
+	}
+	if r.Limits.CPUs > 0 {
+		parts = append(parts, "cpus="+strconv.FormatFloat(r.Limits.CPUs, 'f', -1, 64))
+	}
+	return strings.Join(parts, " ")
 }
 
 func psMain(_ context.Context, e *env, args []string) error {
@@ -64,7 +113,7 @@ func psMain(_ context.Context, e *env, args []string) error {
 		out := []psEntry{}
 		for _, r := range recs {
 			out = append(out, psEntry{Name: r.Name, Pid: r.Pid, Started: r.Started, Namespaces: r.Namespaces,
-				Addresses: r.Addresses, Command: r.Command})
+				Addresses: r.Addresses, Command: r.Command, Limits: r.Limits, Usage: usageOf(r)})
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
@@ -75,7 +124,7 @@ func psMain(_ context.Context, e *env, args []string) error {
 	}
 	self, _ := sbstate.Namespaces(os.Getpid())
 	tw := tabwriter.NewWriter(e.stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPID\tAGE\tNAMESPACES\tADDRESSES\tCOMMAND")
+	fmt.Fprintln(tw, "NAME\tPID\tAGE\tNAMESPACES\tADDRESSES\tLIMITS\tCOMMAND")
 	for _, r := range recs {
 		var own []string
 		for _, k := range sbstate.NamespaceKinds {
@@ -87,8 +136,8 @@ func psMain(_ context.Context, e *env, args []string) error {
 		if addrs == "" {
 			addrs = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Pid, time.Since(r.Started).Round(time.Second),
-			strings.Join(own, ","), addrs, strings.Join(r.Command, " "))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Pid, time.Since(r.Started).Round(time.Second),
+			strings.Join(own, ","), addrs, limitsText(r), strings.Join(r.Command, " "))
 	}
 	return tw.Flush()
 }

@@ -48,6 +48,19 @@ type Record struct {
 	Command   []string `json:"command"`
 	// NsboxPid is the nsbox run that owns the record.
 	NsboxPid int `json:"nsbox_pid"`
+	// Limits are the cgroup limits of --memory, --memory-swap, --pids and
+	// --cpus (nil without them); Cgroup the group's directories, where
+	// nsbox ps reads the current use.
+	Limits *Limits  `json:"limits,omitempty"`
+	Cgroup []string `json:"cgroup,omitempty"`
+}
+
+// Limits are a sandbox's cgroup limits; zero is none.
+type Limits struct {
+	Memory     int64   `json:"memory,omitempty"`
+	MemorySwap int64   `json:"memory_swap,omitempty"`
+	Pids       int64   `json:"pids,omitempty"`
+	CPUs       float64 `json:"cpus,omitempty"`
 }
 
 // NamespaceKinds are the kinds a record lists, in /proc/PID/ns's words.
