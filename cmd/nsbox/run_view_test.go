@@ -269,6 +269,22 @@ stat -c %a /scratch && touch /ro/f 2>&1; touch /usr/nsbox-view-test 2>&1; findmn
 		}
 	})
 
+	t.Run("file binds create their mount point", func(t *testing.T) {
+		r := newRootfs(t)
+		src := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(src, []byte("file-bind"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := runNsbox(t, bin, nil, append(nsboxView(r)[:len(nsboxView(r))-1],
+			"--ro-bind", src+":/a/b/c", "--", "sh", "-c", "cat /a/b/c; test -f /a/b/c && test -d /a/b && echo shapes-ok")...)
+		if code != 0 || out != "file-bindshapes-ok\n" {
+			t.Errorf("exit %d stdout %q stderr %q", code, out, stderr)
+		}
+		if fi, err := os.Stat(filepath.Join(r, "a", "b", "c")); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+			t.Errorf("the mount point in the rootfs: %v %v, want an empty file", fi, err)
+		}
+	})
+
 	t.Run("read-only bind keeps locked flags", func(t *testing.T) {
 		// In a mount namespace of the test's own, a nosuid,nodev,noexec
 		// tmpfs; a read-only bind of it keeps those and adds ro, also
