@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -202,5 +203,53 @@ func TestPsLimits(t *testing.T) {
 	cmd.Wait()
 	if left := cgroupChildren(parent); len(left) > 0 {
 		t.Fatalf("groups left: %v", left)
+	}
+}
+
+// SIGKILL of nsbox run: the watcher kills the sandbox and removes its
+// groups (with and without a PID namespace).
+func TestRunCgroupNsboxKilled(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	for _, ns := range [][]string{{"--pid", "--mount"}, {"--uts"}} {
+		parent := testCgroupParent(t)
+		marker := testutil.UniqueName("sleep")
+		args := append(append([]string{"run"}, ns...), "--pids", "10", "--memory", "32m", "--cgroup-parent", parent,
+			"--", "perl", "-e", `$0 = "`+marker+`"; sleep 60`)
+		cmd := exec.Command(bin, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		var groups []string
+		for i := 0; i < 250 && len(groups) == 0; i++ {
+			groups = cgroupChildren(parent)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(groups) == 0 {
+			t.Fatalf("%v: no group appeared under %s", ns, parent)
+		}
+		running := false
+		for i := 0; i < 250 && !running; i++ {
+			out, _ := exec.Command("pgrep", "-f", "^"+marker).Output()
+			running = len(out) > 0
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !running {
+			t.Fatalf("%v: the payload %s is not running", ns, marker)
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		for i := 0; i < 250 && len(cgroupChildren(parent)) > 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if left := cgroupChildren(parent); len(left) > 0 {
+			t.Fatalf("%v: groups left after SIGKILL of nsbox: %v", ns, left)
+		}
+		if out, _ := exec.Command("pgrep", "-f", "^"+marker).Output(); len(out) > 0 {
+			t.Fatalf("%v: the payload outlived nsbox: pids %s", ns, out)
+		}
 	}
 }
