@@ -42,6 +42,94 @@ type Link struct {
 	// for statistics (LinkQuery.Stats); nil and 0 otherwise.
 	Stats          *rtnetlink.LinkStats64
 	CarrierChanges *uint32
+
+	// Details is filled by the single-link lookups and by the dumps that
+	// ask for it (LinkQuery.Details); nil otherwise.
+	Details *LinkDetails
+}
+
+// LinkDetails are the attributes ip -d prints; a nil field was absent from
+// the kernel's description.
+type LinkDetails struct {
+	Promiscuity, Allmulti, MinMTU, MaxMTU *uint32
+	NumTxQueues, NumRxQueues              *uint32
+	GSOMaxSize, GSOMaxSegs                *uint32
+	TSOMaxSize, TSOMaxSegs, GROMaxSize    *uint32
+	AddrGenMode                           *uint8 // IFLA_INET6_ADDR_GEN_MODE
+	SlaveKind                             string // IFLA_INFO_SLAVE_KIND: "bridge" for a bridge port
+}
+
+// decodeDetails reads the ip -d attributes of an RTM_NEWLINK body.
+func decodeDetails(data []byte) *LinkDetails {
+	d := &LinkDetails{}
+	if len(data) <= unix.SizeofIfInfomsg {
+		return d
+	}
+	ad, err := netlink.NewAttributeDecoder(data[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return d
+	}
+	u32 := func() *uint32 {
+		if len(ad.Bytes()) != 4 {
+			return nil
+		}
+		v := ad.Uint32()
+		return &v
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case 30: // IFLA_PROMISCUITY
+			d.Promiscuity = u32()
+		case 61: // IFLA_ALLMULTI
+			d.Allmulti = u32()
+		case 50: // IFLA_MIN_MTU
+			d.MinMTU = u32()
+		case 51: // IFLA_MAX_MTU
+			d.MaxMTU = u32()
+		case 31: // IFLA_NUM_TX_QUEUES
+			d.NumTxQueues = u32()
+		case 32: // IFLA_NUM_RX_QUEUES
+			d.NumRxQueues = u32()
+		case 41: // IFLA_GSO_MAX_SIZE
+			d.GSOMaxSize = u32()
+		case 40: // IFLA_GSO_MAX_SEGS
+			d.GSOMaxSegs = u32()
+		case 59: // IFLA_TSO_MAX_SIZE
+			d.TSOMaxSize = u32()
+		case 60: // IFLA_TSO_MAX_SEGS
+			d.TSOMaxSegs = u32()
+		case 58: // IFLA_GRO_MAX_SIZE
+			d.GROMaxSize = u32()
+		case unix.IFLA_AF_SPEC:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				for nad.Next() {
+					if nad.Type() != unix.AF_INET6 {
+						continue
+					}
+					nad.Nested(func(i6 *netlink.AttributeDecoder) error {
+						for i6.Next() {
+							if i6.Type() == 8 && len(i6.Bytes()) == 1 { // IFLA_INET6_ADDR_GEN_MODE
+								v := i6.Uint8()
+								d.AddrGenMode = &v
+							}
+						}
+						return nil
+					})
+				}
+				return nil
+			})
+		case unix.IFLA_LINKINFO:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				for nad.Next() {
+					if nad.Type() == unix.IFLA_INFO_SLAVE_KIND {
+						d.SlaveKind = nad.String()
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return d
 }
 
 // LinkQuery chooses what QueryLinks and QueryLink ask the kernel for; the
@@ -49,6 +137,8 @@ type Link struct {
 type LinkQuery struct {
 	// Stats asks for the statistics (IFLA_STATS64, as ip -s shows them).
 	Stats bool
+	// Details decodes what ip -d prints into Link.Details.
+	Details bool
 	// Family is the address family of the request: 0 (AF_UNSPEC) for
 	// the full description; unix.AF_INET6 for the kernel's IPv6 view of
 	// each link (fewer attributes: no qdisc, no group), which is what
@@ -226,6 +316,9 @@ func (c *Conn) QueryLinks(ctx context.Context, q LinkQuery) ([]Link, error) {
 		if err != nil {
 			return nil, &Error{Op: "list links", Err: fmt.Errorf("decode: %w", err)}
 		}
+		if q.Details {
+			l.Details = decodeDetails(nm.Data)
+		}
 		links = append(links, l)
 		names[l.Index] = l.Name
 	}
@@ -261,6 +354,7 @@ func (c *Conn) getLink(ctx context.Context, obj string, req *rtnetlink.LinkMessa
 			if err != nil {
 				return Link{}, &Error{Op: "get link", Object: obj, Err: fmt.Errorf("decode: %w", err)}
 			}
+			l.Details = decodeDetails(nm.Data) // one link: cheap
 			return l, nil
 		}
 	}

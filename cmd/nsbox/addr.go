@@ -314,7 +314,7 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 			return usagef("addr show: unexpected argument %q", args[0])
 		}
 	}
-	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief}
+	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief, Details: e.details > 0}
 	if e.family == unix.AF_INET6 {
 		q.Family = unix.AF_INET6 // ip -6 dumps the links' IPv6 view
 	}
@@ -367,6 +367,9 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		out := make([]linkJSON, len(views))
 		for i, v := range views {
 			out[i] = v.json(false)
+			if e.details > 0 {
+				v.addDetails(&out[i], false)
+			}
 			if e.family == unix.AF_INET || e.family == unix.AF_INET6 {
 				// no link/ part under -4 / -6, as in the text
 				out[i].LinkType, out[i].Address, out[i].Broadcast = "", "", ""
@@ -383,7 +386,7 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		return e.printJSON(out)
 	}
 	resolvePeerNamespaces(ctx, c, views)
-	o := textOpts{noLinkLn: e.family == unix.AF_INET || e.family == unix.AF_INET6}
+	o := textOpts{noLinkLn: e.family == unix.AF_INET || e.family == unix.AF_INET6, details: e.details > 0}
 	for _, v := range views {
 		var b strings.Builder
 		v.textWith(&b, o)

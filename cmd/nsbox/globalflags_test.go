@@ -101,6 +101,7 @@ func TestOutputFlagsMatchIP(t *testing.T) {
 		"-6 addr show dev lo", "-4 -j addr", "-6 -j addr", "-6 route", "-4 route", "-6 -j route",
 		"l", "li", "li sh", "l ls", "a", "a s", "a l", "ad sh dev oa", "r", "r s", "ro li",
 		"-br l sh dev ob", "-s l sh dev oa", "--brief --json link",
+		"-d link", "-d -j link", "-d addr", "-d -j addr", "-d -s link show dev oa", "-d -j -p link show dev lo",
 	} {
 		words := strings.Fields(args)
 		got := nlOK(t, append([]string{"-n", ns}, words...)...)

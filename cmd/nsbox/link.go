@@ -346,24 +346,103 @@ func linkDel(ctx context.Context, e *env, args []string) error {
 
 // linkJSON is one link as ip -j link prints it (same keys, same order).
 type linkJSON struct {
-	Ifindex     int         `json:"ifindex"`
-	Link        string      `json:"link,omitempty"`
-	LinkIndex   int         `json:"link_index,omitempty"`
-	LinkNetnsid *int        `json:"link_netnsid,omitempty"`
-	Ifname      string      `json:"ifname"`
-	Flags       []string    `json:"flags"`
-	MTU         uint32      `json:"mtu"`
-	Qdisc       string      `json:"qdisc,omitempty"`
-	Master      string      `json:"master,omitempty"`
-	Operstate   string      `json:"operstate"`
-	Linkmode    string      `json:"linkmode,omitempty"`
-	Group       string      `json:"group,omitempty"`
-	Txqlen      *uint32     `json:"txqlen,omitempty"`
-	LinkType    string      `json:"link_type,omitempty"`
-	Address     string      `json:"address,omitempty"`
-	Broadcast   string      `json:"broadcast,omitempty"`
-	AddrInfo    *[]addrJSON `json:"addr_info,omitempty"` // set (maybe empty) by addr show
-	Stats64     *statsJSON  `json:"stats64,omitempty"`   // -s
+	Ifindex     int      `json:"ifindex"`
+	Link        string   `json:"link,omitempty"`
+	LinkIndex   int      `json:"link_index,omitempty"`
+	LinkNetnsid *int     `json:"link_netnsid,omitempty"`
+	Ifname      string   `json:"ifname"`
+	Flags       []string `json:"flags"`
+	MTU         uint32   `json:"mtu"`
+	Qdisc       string   `json:"qdisc,omitempty"`
+	Master      string   `json:"master,omitempty"`
+	Operstate   string   `json:"operstate"`
+	Linkmode    string   `json:"linkmode,omitempty"`
+	Group       string   `json:"group,omitempty"`
+	Txqlen      *uint32  `json:"txqlen,omitempty"`
+	LinkType    string   `json:"link_type,omitempty"`
+	Address     string   `json:"address,omitempty"`
+	Broadcast   string   `json:"broadcast,omitempty"`
+	// -d
+	Promiscuity *uint32       `json:"promiscuity,omitempty"`
+	Allmulti    *uint32       `json:"allmulti,omitempty"`
+	MinMTU      *uint32       `json:"min_mtu,omitempty"`
+	MaxMTU      *uint32       `json:"max_mtu,omitempty"`
+	Linkinfo    *linkinfoJSON `json:"linkinfo,omitempty"`
+	AddrGenMode string        `json:"inet6_addr_gen_mode,omitempty"`
+	NumTx       *uint32       `json:"num_tx_queues,omitempty"`
+	NumRx       *uint32       `json:"num_rx_queues,omitempty"`
+	GSOMaxSize  *uint32       `json:"gso_max_size,omitempty"`
+	GSOMaxSegs  *uint32       `json:"gso_max_segs,omitempty"`
+	TSOMaxSize  *uint32       `json:"tso_max_size,omitempty"`
+	TSOMaxSegs  *uint32       `json:"tso_max_segs,omitempty"`
+	GROMaxSize  *uint32       `json:"gro_max_size,omitempty"`
+	AddrInfo    *[]addrJSON   `json:"addr_info,omitempty"` // set (maybe empty) by addr show
+	Stats64     *statsJSON    `json:"stats64,omitempty"`   // -s
+}
+
+// linkinfoJSON is the linkinfo object of ip -d -j (the kind only).
+type linkinfoJSON struct {
+	InfoKind string `json:"info_kind"`
+}
+
+var addrGenModes = []string{"eui64", "none", "stable_secret", "random"}
+
+// detailsKind is the kind ip -d names on its own line; "" for none. The
+// bridge and bridge-port blocks (dozens of IFLA_BR_* values) are not
+// rendered: nsbox bridge showstp shows the spanning tree's part.
+func (v linkView) detailsKind() string {
+	if v.Details == nil || v.Details.SlaveKind != "" || v.Kind == "bridge" {
+		return ""
+	}
+	return v.Kind
+}
+
+// addDetails fills the -d keys of j; withLink adds what ip prints for
+// link show only (the IPv6 address generation mode).
+func (v linkView) addDetails(j *linkJSON, withLink bool) {
+	d := v.Details
+	if d == nil {
+		return
+	}
+	j.Promiscuity, j.Allmulti, j.MinMTU, j.MaxMTU = d.Promiscuity, d.Allmulti, d.MinMTU, d.MaxMTU
+	if k := v.detailsKind(); k != "" {
+		j.Linkinfo = &linkinfoJSON{InfoKind: k}
+	}
+	if withLink && d.AddrGenMode != nil {
+		if int(*d.AddrGenMode) < len(addrGenModes) {
+			j.AddrGenMode = addrGenModes[*d.AddrGenMode]
+		} else {
+			j.AddrGenMode = strconv.Itoa(int(*d.AddrGenMode))
+		}
+	}
+	j.NumTx, j.NumRx, j.GSOMaxSize, j.GSOMaxSegs = d.NumTxQueues, d.NumRxQueues, d.GSOMaxSize, d.GSOMaxSegs
+	j.TSOMaxSize, j.TSOMaxSegs, j.GROMaxSize = d.TSOMaxSize, d.TSOMaxSegs, d.GROMaxSize
+}
+
+// detailsText writes the -d part of a link's text, as ip's print_linkinfo.
+func (j linkJSON) detailsText(b *strings.Builder) {
+	u := func(format string, p *uint32) {
+		if p != nil {
+			fmt.Fprintf(b, format, *p)
+		}
+	}
+	u(" promiscuity %d ", j.Promiscuity)
+	u(" allmulti %d ", j.Allmulti)
+	u("minmtu %d ", j.MinMTU)
+	u("maxmtu %d ", j.MaxMTU)
+	if j.Linkinfo != nil {
+		fmt.Fprintf(b, "\n    %s ", j.Linkinfo.InfoKind)
+	}
+	if j.AddrGenMode != "" {
+		fmt.Fprintf(b, "addrgenmode %s ", j.AddrGenMode)
+	}
+	u("numtxqueues %d ", j.NumTx)
+	u("numrxqueues %d ", j.NumRx)
+	u("gso_max_size %d ", j.GSOMaxSize)
+	u("gso_max_segs %d ", j.GSOMaxSegs)
+	u("tso_max_size %d ", j.TSOMaxSize)
+	u("tso_max_segs %d ", j.TSOMaxSegs)
+	u("gro_max_size %d ", j.GROMaxSize)
 }
 
 // linkBriefJSON is one link as ip -j -br prints it.
@@ -512,6 +591,7 @@ type textOpts struct {
 	mode     bool // "mode DEFAULT" (link show, not addr show)
 	noLinkLn bool // leave out the link/ line (ip -4 / -6 addr)
 	stats    int  // -s level
+	details  bool // -d
 }
 
 // brief writes the -br line of a link (link show) or its start (addr show:
@@ -580,6 +660,11 @@ func (v linkView) textWith(w io.Writer, o textOpts) {
 	} else if v.LinkNetNSID >= 0 {
 		fmt.Fprintf(&b, " link-netnsid %d", v.LinkNetNSID)
 	}
+	if o.details {
+		dj := j
+		v.addDetails(&dj, o.mode)
+		dj.detailsText(&b)
+	}
 	b.WriteString("\n")
 	if o.stats > 0 && v.Stats != nil {
 		writeStats(&b, v.Stats, v.CarrierChanges, o.stats)
@@ -630,7 +715,7 @@ func (e *env) showLinksArgs(ctx context.Context, cmd string, args []string, q rt
 }
 
 func linkShow(ctx context.Context, e *env, args []string) error {
-	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief}
+	q := rtnl.LinkQuery{Stats: e.stats > 0 && !e.brief, Details: e.details > 0}
 	c, _, views, err := e.showLinksArgs(ctx, "link show", args, q)
 	if err != nil {
 		return err
@@ -652,6 +737,9 @@ func linkShow(ctx context.Context, e *env, args []string) error {
 		out := make([]linkJSON, len(views))
 		for i, v := range views {
 			out[i] = v.json(true)
+			if e.details > 0 {
+				v.addDetails(&out[i], true)
+			}
 			if e.stats > 0 && v.Stats != nil {
 				out[i].Stats64 = newStatsJSON(v.Stats, v.CarrierChanges, e.stats)
 			}
@@ -660,7 +748,7 @@ func linkShow(ctx context.Context, e *env, args []string) error {
 	}
 	resolvePeerNamespaces(ctx, c, views)
 	for _, v := range views {
-		v.textWith(e.stdout, textOpts{mode: true, stats: e.stats})
+		v.textWith(e.stdout, textOpts{mode: true, stats: e.stats, details: e.details > 0})
 	}
 	return nil
 }
