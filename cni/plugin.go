@@ -22,9 +22,9 @@ import (
 	"github.com/nsbox/nsbox/rtnl"
 )
 
-// Versions are the CNI spec versions the plugin speaks: every version of the
-// library from 0.3.0 up to its current one (1.1.0).
-var Versions = version.VersionsStartingFrom("0.3.0")
+// Versions returns the CNI spec versions the plugin speaks: every version
+// of the library from 0.3.0 up to its current one (1.1.0).
+func Versions() version.PluginInfo { return version.VersionsStartingFrom("0.3.0") }
 
 // opTimeout bounds one plugin operation (a DHCP lease has its own, shorter,
 // timeout inside it).
@@ -44,10 +44,8 @@ func Main() int {
 		return keeperMain(dir)
 	}
 	funcs := skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, GC: cmdGC, Status: cmdStatus}
-	if e := skel.PluginMainFuncsWithError(funcs, Versions, "CNI plugin nsbox (bridge, veth, nsbox-range and nsbox-dhcp IPAM)"); e != nil {
-		if err := e.Print(); err != nil {
-			return 1
-		}
+	if e := skel.PluginMainFuncsWithError(funcs, Versions(), "CNI plugin nsbox (bridge, veth, nsbox-range and nsbox-dhcp IPAM)"); e != nil {
+		_ = e.Print() // stdout is all a runtime reads; nothing else to tell
 		return 1
 	}
 	return 0
