@@ -18,7 +18,7 @@ BENCHMOD  := -mod=mod
 export GOFLAGS ?= -tags=netgo,osusergo,static
 export CGO_CFLAGS ?= -g -O2 -DNSC_SRC_HASH=$(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 
-.PHONY: all build test bench lint clean install install-cni uninstall man
+.PHONY: all build test sanitize bench lint clean install install-cni uninstall man
 
 all: build
 
@@ -40,6 +40,23 @@ test: build
 	cd bench && CGO_ENABLED=1 GOFLAGS="$(GOFLAGS) $(BENCHMOD)" $(GO) test $(TESTFLAGS) ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
 	cd bench && CGO_ENABLED=1 GOFLAGS="$(GOFLAGS) $(BENCHMOD)" $(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+
+# make sanitize: the C (the shim, the init's fork fallback, the fast paths of
+# run and netns) built once more without -static and with AddressSanitizer
+# and UndefinedBehaviorSanitizer (go test -asan; any UB report aborts), then
+# the tests that drive it and each parity fuzzer for a bounded time. The
+# binaries those tests build get the same flags through GOFLAGS.
+SAN_HASH   = $(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
+SAN_ENV    = CGO_ENABLED=1 GOFLAGS="-tags=netgo,osusergo -asan" \
+	CGO_CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DNSC_SRC_HASH=$(SAN_HASH)-san" \
+	CGO_LDFLAGS="-fsanitize=address,undefined" UBSAN_OPTIONS=print_stacktrace=1
+SAN_TESTS  = TestRunFast|TestRunNetFast|TestNetnsFast|TestRunCLI|TestRunClosed|TestRunProc|TestNetnsExecCLI|TestGenerated
+SAN_FUZZ   = FuzzRunFastParity FuzzNetnsFastParity
+FUZZTIME  ?= 10s
+sanitize:
+	$(SAN_ENV) $(GO) test -count=1 -timeout 20m ./nsclone
+	$(SAN_ENV) $(GO) test -count=1 -timeout 20m -run '$(SAN_TESTS)' ./cmd/nsbox
+	for f in $(SAN_FUZZ); do $(SAN_ENV) $(GO) test -count=1 -run '^$$' -fuzz "^$$f$$" -fuzztime=$(FUZZTIME) ./cmd/nsbox || exit 1; done
 
 # make bench BENCHFLAGS='-count 3 -bench Storm -pkgs ./sandbox' passes flags to
 # nsbox-bench, which runs in bench/ (package paths are relative to it).

@@ -21,6 +21,9 @@ type Config struct {
 	Bridge string
 	// BridgeNS is the namespace that holds Bridge; nil means the caller's.
 	BridgeNS *netns.Handle
+	// Checked is what CheckBridge returned for this Bridge: Attach then
+	// reuses its connection and index. nil: Attach dials and checks itself.
+	Checked *Bridge
 	// IfName is the sandbox end's name inside the child; "" means "eth0".
 	IfName string
 	// DHCP obtains the address from a DHCP server on the bridge.
@@ -144,42 +147,69 @@ func HostIfName(pid int) string {
 	return fmt.Sprintf(HostIfNameFormat, pid)
 }
 
-// CheckBridge verifies that the bridge exists and is a bridge, so that a
-// caller can refuse before spawning anything.
-func CheckBridge(ctx context.Context, c *Config) error {
-	conn, err := rtnl.Dial(c.BridgeNS)
-	if err != nil {
-		return fmt.Errorf("nsnet: check bridge %s: %w", c.Bridge, err)
-	}
-	defer conn.Close()
-	return checkBridge(ctx, conn, c.Bridge)
+// Bridge is a bridge that CheckBridge found: a netlink connection in its
+// namespace and its index. Given as Config.Checked, Attach reuses both (no
+// second connection, no lookup by name), so a sandbox's network costs one
+// lookup of the bridge. Close it once no Attach needs it any more.
+type Bridge struct {
+	conn  *rtnl.Conn
+	name  string
+	index int
 }
 
-func checkBridge(ctx context.Context, conn *rtnl.Conn, name string) error {
+// Close closes the bridge's connection. It is safe on a nil Bridge.
+func (b *Bridge) Close() error {
+	if b == nil || b.conn == nil {
+		return nil
+	}
+	err := b.conn.Close()
+	b.conn = nil
+	return err
+}
+
+// CheckBridge verifies that the bridge of c exists and is a bridge, so that
+// a caller can refuse before spawning anything, and returns it for Attach
+// (set Config.Checked to it).
+func CheckBridge(ctx context.Context, c *Config) (*Bridge, error) {
+	conn, err := rtnl.Dial(c.BridgeNS)
+	if err != nil {
+		return nil, fmt.Errorf("nsnet: check bridge %s: %w", c.Bridge, err)
+	}
+	index, err := checkBridge(ctx, conn, c.Bridge)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &Bridge{conn: conn, name: c.Bridge, index: index}, nil
+}
+
+// checkBridge returns the index of the bridge name.
+func checkBridge(ctx context.Context, conn *rtnl.Conn, name string) (int, error) {
 	l, err := conn.LinkByName(ctx, name)
 	if err != nil {
 		if errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("nsnet: bridge %s does not exist (create it with nsbox bridge add %s)", name, name)
+			return 0, fmt.Errorf("nsnet: bridge %s does not exist (create it with nsbox bridge add %s)", name, name)
 		}
-		return fmt.Errorf("nsnet: bridge %s: %w", name, err)
+		return 0, fmt.Errorf("nsnet: bridge %s: %w", name, err)
 	}
 	if l.Kind != "bridge" {
 		kind := l.Kind
 		if kind == "" {
 			kind = "a device without a kind"
 		}
-		return fmt.Errorf("nsnet: %s is not a bridge (it is %s)", name, kind)
+		return 0, fmt.Errorf("nsnet: %s is not a bridge (it is %s)", name, kind)
 	}
-	return nil
+	return l.Index, nil
 }
 
 // Attachment is the network of one sandbox: its veth and, with DHCP, the
 // client that keeps its lease. Close undoes it.
 type Attachment struct {
-	hostConn *rtnl.Conn
-	hostIf   string
-	ifName   string
-	lease    leaseHolder
+	hostConn   *rtnl.Conn
+	sharedConn bool // hostConn is a Bridge's: not closed here
+	hostIf     string
+	ifName     string
+	lease      leaseHolder
 	// Addr is the sandbox's address, static or leased.
 	Addr netip.Prefix
 	// Gateway is its default route's gateway, if any.
@@ -236,26 +266,34 @@ func AttachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf string
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	hostConn, err := rtnl.Dial(c.BridgeNS)
-	if err != nil {
-		return nil, fmt.Errorf("nsnet: dial bridge namespace: %w", err)
-	}
-	a = &Attachment{hostConn: hostConn, hostIf: hostIf, ifName: c.ifName()}
+	a = &Attachment{hostIf: hostIf, ifName: c.ifName()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
 			a = nil
 		}
 	}()
-	if err := checkBridge(ctx, hostConn, c.Bridge); err != nil {
-		return a, err
+	var brIndex int
+	if b := c.Checked; b != nil && b.conn != nil && b.name == c.Bridge {
+		// CheckBridge's connection and index: no second dial, no lookup.
+		a.hostConn, a.sharedConn, brIndex = b.conn, true, b.index
+	} else {
+		hostConn, err := rtnl.Dial(c.BridgeNS)
+		if err != nil {
+			return nil, fmt.Errorf("nsnet: dial bridge namespace: %w", err)
+		}
+		a.hostConn = hostConn
+		if brIndex, err = checkBridge(ctx, hostConn, c.Bridge); err != nil {
+			return a, err
+		}
 	}
+	hostConn := a.hostConn
 	if err := hostConn.AddVeth(ctx, a.hostIf, a.ifName, child); err != nil {
 		a.hostIf = "" // nothing was created: do not delete a stranger's link
 		return a, fmt.Errorf("nsnet: veth %s: %w", a.ifName, err)
 	}
-	up, master := true, c.Bridge
-	if err := hostConn.SetLink(ctx, a.hostIf, rtnl.LinkSettings{Master: &master, Up: &up}); err != nil {
+	up := true
+	if err := hostConn.SetLink(ctx, a.hostIf, rtnl.LinkSettings{MasterIndex: brIndex, Up: &up}); err != nil {
 		return a, fmt.Errorf("nsnet: join %s to bridge %s: %w", a.hostIf, c.Bridge, err)
 	}
 	in, err := rtnl.Dial(child)
@@ -324,8 +362,10 @@ func (a *Attachment) Close(ctx context.Context) error {
 		}
 		a.hostIf = ""
 	}
-	if err := a.hostConn.Close(); err != nil {
-		errs = append(errs, err)
+	if !a.sharedConn {
+		if err := a.hostConn.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	a.hostConn = nil
 	return errors.Join(errs...)

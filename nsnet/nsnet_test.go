@@ -227,3 +227,47 @@ func TestMissingBridgeLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// CheckBridge's handle is what Attach uses: no second connection and no
+// lookup of the bridge by name; an attachment's Close leaves the shared
+// connection open for the next sandbox, and Bridge.Close closes it.
+func TestCheckedBridgeReused(t *testing.T) {
+	testutil.RequirePriv(t)
+	name, h := lab(t)
+	ctx := context.Background()
+	c := &Config{Bridge: "br0", BridgeNS: h, Addr: netip.MustParsePrefix("10.77.0.2/24")}
+	br, err := CheckBridge(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	c.Checked = br
+	for i := 0; i < 2; i++ {
+		out, att := spawn(t, c, "ip -j link show eth0 >/dev/null && ping -c1 -W2 10.77.0.1 >/dev/null && echo reached")
+		if !strings.Contains(out, "reached") {
+			t.Errorf("sandbox %d: %q", i, out)
+		}
+		if att.hostConn != br.conn {
+			t.Errorf("sandbox %d: Attach dialled its own connection instead of CheckBridge's", i)
+		}
+		if err := att.Close(ctx); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	}
+	var links []struct {
+		Ifname string `json:"ifname"`
+	}
+	testutil.IPJSON(t, &links, "-n", name, "link", "show", "master", "br0")
+	if len(links) != 0 {
+		t.Errorf("veths left on br0: %+v", links)
+	}
+	if err := br.Close(); err != nil {
+		t.Errorf("Bridge.Close: %v", err)
+	}
+	// A stale Checked (closed) makes Attach dial again.
+	if out, att := spawn(t, c, "ping -c1 -W2 10.77.0.1 >/dev/null && echo reached"); !strings.Contains(out, "reached") {
+		t.Errorf("after Bridge.Close: %q", out)
+	} else if err := att.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -459,6 +459,7 @@ type LinkSettings struct {
 	MTU          uint32           // 0: unchanged
 	HardwareAddr net.HardwareAddr // nil: unchanged
 	Master       *string          // the master's name; "" frees the link; nil: unchanged
+	MasterIndex  int              // the master by index, no lookup by name (Master must be nil); 0: unchanged
 	NetNS        *netns.Handle    // move the link into this namespace; nil: stays
 	Name         string           // rename to this; "": unchanged
 }
@@ -515,6 +516,13 @@ func (c *Conn) setLink(ctx context.Context, op, name string, s LinkSettings) err
 			}
 			idx = uint32(m)
 		}
+		a.Master = &idx
+	}
+	if s.MasterIndex > 0 {
+		if s.Master != nil {
+			return &Error{Op: op, Object: name, Err: fmt.Errorf("master given by name and by index: %w", unix.EINVAL)}
+		}
+		idx := uint32(s.MasterIndex)
 		a.Master = &idx
 	}
 	if s.NetNS != nil {

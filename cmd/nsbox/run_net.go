@@ -74,10 +74,12 @@ func (o *runOptions) networkConfig(ctx context.Context, bridgeNS string) (*sandb
 		sn.ns = h
 		sn.cfg.BridgeNS = h
 	}
-	if err := nsnet.CheckBridge(ctx, &sn.cfg); err != nil {
+	br, err := nsnet.CheckBridge(ctx, &sn.cfg)
+	if err != nil {
 		sn.close(ctx)
 		return nil, &exitError{code: exitSetupFailed, err: fmt.Errorf("run: %w", err)}
 	}
+	sn.cfg.Checked = br // Attach reuses its connection and index
 	return sn, nil
 }
 
@@ -135,6 +137,10 @@ func (sn *sandboxNet) close(ctx context.Context) error {
 	if sn.resolv != "" {
 		_ = os.Remove(sn.resolv)
 		sn.resolv = ""
+	}
+	if sn.cfg.Checked != nil {
+		sn.cfg.Checked.Close()
+		sn.cfg.Checked = nil
 	}
 	if sn.ns != nil {
 		sn.ns.Close()
