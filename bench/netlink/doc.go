@@ -1,6 +1,8 @@
 // Package netlinkbench measures nsbox's named namespaces and rtnetlink
-// against iproute2 in the same run: building N namespaces each joined to a
-// hub namespace by a veth (addresses on both ends, both up) with `nsbox -b`,
+// against iproute2 in the same run: `nsbox -n NS link|addr|route show`
+// against `ip -n NS ... show` as whole processes, alternated
+// (BenchmarkShowAlternated); building N namespaces each joined to a hub
+// namespace by a veth (addresses on both ends, both up) with `nsbox -b`,
 // with the fastest `ip -batch` formulations and with one `ip` process per
 // command the walkthrough's way (add, then move); the per-object cost at two
 // sizes; tearing the topology down; and `netns add` + `del` per call.
