@@ -1,5 +1,16 @@
 # nsbox build, test and benchmark entry points. See README.md.
-GO        ?= go
+# GO is a go that can build nsbox: the installed one when it is new enough,
+# else the toolchain go.mod names, fetched through the Go module proxy by
+# scripts/go-toolchain (with GOTOOLCHAIN from Go 1.21 on; with go mod
+# download or curl from an older go, such as Debian 12's 1.19, or none).
+ifeq ($(origin GO),undefined)
+GO := $(shell scripts/go-toolchain)
+ifeq ($(GO),)
+$(error scripts/go-toolchain found no go and could not fetch one: see README.md, Install)
+endif
+# Tests and benchmarks run "go" too: the same one.
+export PATH := $(dir $(GO)):$(PATH)
+endif
 BIN       := bin/nsbox
 # make build stamps the version and the commit (nsbox version).
 VERSION   ?= $(shell (git describe --tags --dirty 2>/dev/null || echo 0.1.0-dev) | sed 's/^v//')

@@ -2,6 +2,8 @@ module github.com/nsbox/nsbox
 
 go 1.26.0
 
+toolchain go1.26.8
+
 require (
 	github.com/containernetworking/cni v1.3.1
 	github.com/elastic/go-seccomp-bpf v1.6.0
