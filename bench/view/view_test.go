@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,7 +130,16 @@ func BenchmarkEnter(b *testing.B) {
 	if err := sb.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { sb.Process.Kill(); sb.Wait() }()
+	defer func() {
+		// The sandbox first (killing nsbox alone would leave it running).
+		if data, err := os.ReadFile(pidfile); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+		sb.Process.Kill()
+		sb.Wait()
+	}()
 	var pid string
 	for i := 0; i < 500 && pid == ""; i++ {
 		if data, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(data), "\n") {

@@ -530,13 +530,10 @@ func TestRunUnshareFlags(t *testing.T) {
 	}
 }
 
-// childOf returns the pid of a child of ppid (found through /proc/*/stat).
-func childOf(t *testing.T, ppid int) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+// childrenOf returns the pids of the children of ppid (from /proc/*/stat).
+func childrenOf(ppid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -548,11 +545,36 @@ func childOf(t *testing.T, ppid int) int {
 		}
 		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
 		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(ppid) {
-			return pid
+			out = append(out, pid)
 		}
+	}
+	return out
+}
+
+// childOf returns the pid of a child of ppid.
+func childOf(t *testing.T, ppid int) int {
+	t.Helper()
+	if c := childrenOf(ppid); len(c) > 0 {
+		return c[0]
 	}
 	t.Fatalf("no child of %d", ppid)
 	return 0
+}
+
+// stopSandbox ends a sandbox that a test started with nsbox run: first
+// the sandbox (nsbox's children: the init, whose death ends its PID
+// namespace and kills a payload without one, or the payload itself), then
+// nsbox. Killing nsbox alone would leave the sandbox running: without
+// --bridge, run does not tie it to nsbox's life.
+func stopSandbox(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	for _, c := range childrenOf(cmd.Process.Pid) {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
 }
 
 // nsInodes reads /proc/PID/ns/* as readlink shows them ("net:[4026...]").
@@ -598,7 +620,7 @@ func TestNamedSandboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	statusW.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { stopSandbox(cmd) })
 	dec := json.NewDecoder(statusR)
 	var first map[string]any
 	if err := dec.Decode(&first); err != nil {
@@ -722,7 +744,7 @@ func TestNamedSandboxStale(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { stopSandbox(cmd) })
 	var pid int
 	for i := 0; i < 200 && pid == 0; i++ {
 		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
@@ -791,7 +813,7 @@ func TestEnterFastPathTaken(t *testing.T) {
 	if err := sb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	t.Cleanup(func() { stopSandbox(sb) })
 	var pid string
 	for i := 0; i < 300 && pid == ""; i++ {
 		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
@@ -842,7 +864,7 @@ func TestNamedSandboxNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	statusW.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { stopSandbox(cmd) })
 	dec := json.NewDecoder(statusR)
 	var first map[string]any
 	if err := dec.Decode(&first); err != nil {
@@ -908,7 +930,7 @@ func TestRunViewRootless(t *testing.T) {
 	if err := sb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sb.Process.Kill(); sb.Wait() })
+	t.Cleanup(func() { stopSandbox(sb) })
 	for i := 0; i < 300; i++ {
 		if b, err := os.ReadFile(pidfile); err == nil && strings.HasSuffix(string(b), "\n") {
 			break
