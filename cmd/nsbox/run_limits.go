@@ -146,7 +146,15 @@ func (o *runOptions) limitSpec(s *nsclone.Spec) error {
 	case "default":
 		s.Seccomp = seccomp.Default()
 	default:
-		p, err := seccomp.Load(l.seccomp)
+		// Docker's conditional rules are read for the capabilities
+		// the payload keeps, as dockerd reads them for a container's.
+		env := seccomp.Env{}
+		if s.Capabilities != nil {
+			env.Caps = *s.Capabilities
+		} else if s.UID == nil || *s.UID == 0 {
+			env.Caps, _ = caps.Effective()
+		}
+		p, err := seccomp.LoadFor(l.seccomp, env)
 		if err != nil {
 			return setupf("--seccomp %s: %v", l.seccomp, err)
 		}

@@ -84,6 +84,40 @@ func TestRunSeccompMatchesRunc(t *testing.T) {
 	}
 }
 
+// TestRunSeccompPodmanProfile runs podman's own default profile
+// (containers-common's seccomp.json, with Docker's conditional rules) and
+// checks it against what the profile documents: chroot is allowed only with
+// CAP_SYS_CHROOT (an "includes" rule) and refused with EPERM without it (an
+// "excludes" rule), and ordinary commands run. (runc is no peer here: it
+// ignores the includes/excludes keys, which podman evaluates before it
+// hands the profile to runc.)
+func TestRunSeccompPodmanProfile(t *testing.T) {
+	testutil.RequirePriv(t)
+	busybox := testutil.RequireTool(t, "busybox")
+	const profile = "/usr/share/containers/seccomp.json"
+	if _, err := os.Stat(profile); err != nil {
+		testutil.RequireTool(t, "podman") // CI installs podman, which brings the profile
+		t.Skipf("%s: %v", profile, err)
+	}
+	bin := runBuildNsbox(t)
+	script := busybox + " chroot / " + busybox + " true 2>&1; echo chroot=$?; " + busybox + " echo hello"
+	base := []string{"run", "--seccomp", profile, "--cap-drop", "ALL", "--cap-add", "audit_write", "--cap-add", "kill",
+		"--cap-add", "net_bind_service"}
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{nil, "chroot: can't change root directory to '/': Operation not permitted\nchroot=1\nhello\n"},
+		{[]string{"--cap-add", "sys_chroot"}, "chroot=0\nhello\n"},
+	} {
+		args := append(append(append([]string(nil), base...), c.extra...), "--", busybox, "sh", "-c", script)
+		out, stderr, code := runNsbox(t, bin, nil, args...)
+		if code != 0 || out != c.want {
+			t.Errorf("%v: exit %d, printed %q (%s); the profile says %q", c.extra, code, out, stderr, c.want)
+		}
+	}
+}
+
 // runcRun runs script with busybox sh in a minimal runc bundle under the
 // seccomp profile and returns its output; the container and its state are
 // removed.

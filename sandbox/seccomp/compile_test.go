@@ -2,8 +2,13 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/moby/sys/capability"
+
+	"github.com/nsbox/nsbox/sandbox/caps"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -156,7 +161,8 @@ func TestProfileErrors(t *testing.T) {
 		{`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":1,"op":"SCMP_CMP_EQ"}]}]}`, "index 7"},
 		{`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_ABOUT"}]}]}`, "SCMP_CMP_ABOUT"},
 		{`{"defaultAction":"SCMP_ACT_ALLOW","syscals":[]}`, "syscals"},
-		{`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}}]}`, "includes"},
+		{`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_FLY"]}}]}`, "CAP_FLY"},
+		{`{"defaultAction":"SCMP_ACT_ALLOW","defaultErrno":"ENOTANERRNO"}`, "ENOTANERRNO"},
 		{`{"defaultAction":`, "profile"},
 	} {
 		p, err := Parse([]byte(c.json))
@@ -220,5 +226,42 @@ func TestLargeAllowList(t *testing.T) {
 	}
 	if got := run(t, prog, uint32(info.ID), nr(t, "mkdir")); got != errno|1 {
 		t.Errorf("mkdir = %#x", got)
+	}
+}
+
+// Docker's conditions, evaluated as dockerd does, and podman's errno names.
+func TestParseForConditions(t *testing.T) {
+	doc := []byte(`{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","syscalls":[
+		{"names":["read"],"action":"SCMP_ACT_ALLOW"},
+		{"names":["chroot"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_CHROOT"]}},
+		{"names":["chroot"],"action":"SCMP_ACT_ERRNO","errno":"EPERM","excludes":{"caps":["CAP_SYS_CHROOT"]}},
+		{"names":["write"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["` + runtime.GOARCH + `"]}},
+		{"names":["getpid"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["s390x"]}},
+		{"names":["gettid"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"4.8"}},
+		{"names":["getppid"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"99.0"}},
+		{"names":["_llseek","swapcontext"],"action":"SCMP_ACT_ALLOW"}]}`)
+	chroot := caps.Set(0).With(capability.CAP_SYS_CHROOT)
+	for _, c := range []struct {
+		env  Env
+		want map[string]uint32
+	}{
+		{Env{Kernel: "6.1.0"}, map[string]uint32{"read": unix.SECCOMP_RET_ALLOW, "chroot": errno | 1, "write": unix.SECCOMP_RET_ALLOW,
+			"getpid": errno | uint32(unix.ENOSYS), "gettid": unix.SECCOMP_RET_ALLOW, "getppid": errno | uint32(unix.ENOSYS)}},
+		{Env{Caps: chroot, Kernel: "4.4.0"}, map[string]uint32{"chroot": unix.SECCOMP_RET_ALLOW, "gettid": errno | uint32(unix.ENOSYS)}},
+	} {
+		p, err := ParseFor(doc, c.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := arch.GetInfo("")
+		for name, want := range c.want {
+			if got := run(t, prog, uint32(info.ID), nr(t, name)); got != want {
+				t.Errorf("env %+v: %s = %#x; want %#x", c.env, name, got, want)
+			}
+		}
 	}
 }

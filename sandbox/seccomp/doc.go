@@ -11,6 +11,11 @@
 // argument instead of the syscall number), and golang.org/x/net/bpf prints
 // it.
 //
+// Docker's and podman's own keys (comment, archMap, defaultErrno and errno,
+// and the includes/excludes conditions on caps, arches and minKernel) are
+// read too; ParseFor evaluates the conditions for the capabilities the
+// payload keeps, as dockerd does.
+//
 // Every compiled program checks the architecture first: a system call made
 // through another ABI (i386's int 0x80 on x86_64, or any foreign audit arch)
 // kills the process, as libseccomp's default bad-arch action does, and an x32

@@ -3,14 +3,10 @@ package seccomp
 //go:generate go test -run TestDefaultUpToDate . -update
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
@@ -35,98 +31,19 @@ var knownArches = map[specs.Arch]bool{
 	specs.ArchPARISC: true, specs.ArchPARISC64: true, specs.ArchRISCV64: true,
 }
 
-// dockerProfile holds the fields of Docker's own profile format that the
-// runtime-spec lacks: archMap instead of architectures, and conditional
-// rules.
-type dockerProfile struct {
-	ArchMap []struct {
-		Architecture     specs.Arch   `json:"architecture"`
-		SubArchitectures []specs.Arch `json:"subArchitectures"`
-	} `json:"archMap"`
-	Syscalls []struct {
-		Includes json.RawMessage `json:"includes"`
-		Excludes json.RawMessage `json:"excludes"`
-	} `json:"syscalls"`
-}
-
-// Parse reads a profile in the runtime-spec / Docker JSON format. Unknown
-// fields are errors (a misspelt key must not weaken a profile), except
-// Docker's "comment" keys; Docker's archMap is turned into architectures.
-// Docker's conditional rules (includes/excludes) are refused: nsbox cannot
-// evaluate them the way dockerd does.
-func Parse(data []byte) (*specs.LinuxSeccomp, error) {
-	var d dockerProfile
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("seccomp: profile: %w", err)
-	}
-	for i, s := range d.Syscalls {
-		if isSet(s.Includes) || isSet(s.Excludes) {
-			return nil, fmt.Errorf("seccomp: profile: syscalls[%d]: Docker's includes/excludes conditions are not supported (write the rules out for your case)", i)
-		}
-	}
-	clean, err := stripKeys(data, "comment", "archMap")
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: profile: %w", err)
-	}
-	var p specs.LinuxSeccomp
-	dec := json.NewDecoder(bytes.NewReader(clean))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("seccomp: profile: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("seccomp: profile: trailing data after the JSON object")
-	}
-	for _, a := range d.ArchMap {
-		p.Architectures = append(p.Architectures, a.Architecture)
-		p.Architectures = append(p.Architectures, a.SubArchitectures...)
-	}
-	if p.DefaultAction == "" {
-		return nil, errors.New("seccomp: profile: no defaultAction")
-	}
-	return &p, nil
-}
-
-func isSet(m json.RawMessage) bool {
-	s := strings.TrimSpace(string(m))
-	return s != "" && s != "null" && s != "{}"
-}
-
-// stripKeys removes the named keys from every object of the JSON document.
-func stripKeys(data []byte, keys ...string) ([]byte, error) {
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	var walk func(any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for _, k := range keys {
-				delete(x, k)
-			}
-			for _, e := range x {
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	return json.Marshal(v)
-}
-
-// Load reads and parses the profile in the file at path.
+// Load reads and parses the profile in the file at path (as Parse).
 func Load(path string) (*specs.LinuxSeccomp, error) {
+	return LoadFor(path, Env{})
+}
+
+// LoadFor reads and parses the profile in the file at path for env (as
+// ParseFor).
+func LoadFor(path string, env Env) (*specs.LinuxSeccomp, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
 	}
-	p, err := Parse(data)
+	p, err := ParseFor(data, env)
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}

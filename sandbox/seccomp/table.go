@@ -2,7 +2,7 @@ package seccomp
 
 import "sort"
 
-//go:generate go test -run TestSyscallTableUpToDate . -update
+//go:generate go test -run TestSyscallTableUpToDate|TestOtherArchNamesUpToDate . -update
 
 // sysent is one system call of the running architecture's table
 // (zsyscalls_GOARCH.go, generated from github.com/elastic/go-seccomp-bpf's
@@ -21,4 +21,11 @@ func lookupSyscall(name string) (uint32, bool) {
 		return syscallTable[i].nr, true
 	}
 	return 0, false
+}
+
+// otherArch reports whether name is a system call of some architecture
+// (libseccomp's list) though not of this one.
+func otherArch(name string) bool {
+	i := sort.SearchStrings(allNames[:], name)
+	return i < len(allNames) && allNames[i] == name
 }
