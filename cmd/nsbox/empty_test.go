@@ -63,6 +63,12 @@ func TestEmptyValuesFailClosed(t *testing.T) {
 		append(n, "dhcpd", "lo", "--range", "10.79.0.10-10.79.0.20", "--dns", ""),
 		append(n, "dhcpd", "lo", "--range", "10.79.0.10-10.79.0.20", "--lease-file", ""),
 		{"run", "--netns", "", "true"},
+		append(n, "nat", "add", ""),
+		append(n, "nat", "add", "br0", "--out", ""),
+		{"enter", "", "true"},
+		{"enter", "x", "--uid", "", "true"},
+		{"kill", ""},
+		{"pool", "status", ""},
 	}
 	for _, l := range lines {
 		_, errOut, code := cliWith(t, []string{"NSBOX_NO_FASTPATH=1"}, nil, l...)

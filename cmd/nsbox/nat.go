@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -43,6 +42,9 @@ func parseNATArgs(args []string) (natArgs, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return a, usagef("nat %s: %s", a.sub, printable(err.Error()))
 	}
+	if err := refuseEmptyFlags("nat "+a.sub, fs); err != nil {
+		return a, err
+	}
 	rest := fs.Args()
 	switch a.sub {
 	case "add", "del", "delete":
@@ -56,12 +58,12 @@ func parseNATArgs(args []string) (natArgs, error) {
 			return a, usagef("nat del: --out belongs to nat add")
 		}
 		a.bridge = rest[0]
-		for _, n := range []string{a.bridge, a.out} {
-			if n == "" {
-				continue
+		for i, n := range []string{a.bridge, a.out} {
+			if i == 1 && n == "" {
+				continue // no --out
 			}
 			if err := rtnl.ValidateLinkName(n); err != nil {
-				return a, usagef("nat %s %q: %v", a.sub, n, errors.Unwrap(err))
+				return a, usagef("nat %s: %s", a.sub, linkNameProblem(n, err))
 			}
 		}
 	case "list", "show":

@@ -150,6 +150,9 @@ func killMain(_ context.Context, e *env, args []string) error {
 	if len(args) < 1 || len(args) > 2 {
 		return usagef("kill: want NAME [SIGNAL]")
 	}
+	if args[0] == "" {
+		return usagef("kill: empty sandbox name")
+	}
 	sig := unix.SIGTERM
 	if len(args) == 2 {
 		s, err := parseSignal(args[1])
@@ -237,6 +240,9 @@ func enterMain(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	target := args[0]
+	if target == "" {
+		return usagef("enter: empty sandbox name or pid")
+	}
 	o := &enterOptions{}
 	fs := enterFlagSet(o)
 	if err := fs.Parse(args[1:]); err != nil {
