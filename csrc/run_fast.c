@@ -518,6 +518,43 @@ static int nsb_stdio_open(void)
 
 #include "enter_fast.c"
 
+/* nsb_join_daemon_netns: for `nsbox -n NS dhcp|dhcpd ...`, the main thread
+ * joins NS before the Go runtime starts, so that the whole process, every
+ * thread it will have, lives in NS as under `ip netns exec` (and `ip netns
+ * pids NS` lists it). NS is resolved as Go's resolveNS does: a path as is, a
+ * name of /run/netns, else a pid's namespace. Anything that does not work
+ * is left to Go, which enters NS per thread as before. */
+static void nsb_join_daemon_netns(int argc, char **argv)
+{
+	char path[sizeof NSB_NETNS_DIR + 256];
+	const char *ns;
+	struct stat st;
+	int fd;
+
+	if (argc < 4 || !nsb_streq(argv[1], "-n") || (!nsb_streq(argv[3], "dhcp") && !nsb_streq(argv[3], "dhcpd")))
+		return;
+	ns = argv[2];
+	if (strchr(ns, '/')) {
+		if (strlen(ns) >= sizeof path)
+			return;
+		strcpy(path, ns);
+	} else {
+		if (!nsb_name_ok(&nsb_rule_netns, ns))
+			return;
+		snprintf(path, sizeof path, NSB_NETNS_DIR "/%s", ns);
+		if (lstat(path, &st) < 0) {
+			size_t n = strlen(ns);
+			if (n > 10 || strspn(ns, "0123456789") != n || ns[0] == '0')
+				return;
+			snprintf(path, sizeof path, "/proc/%s/ns/net", ns);
+		}
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	(void)setns(fd, CLONE_NEWNET); /* on failure Go enters per thread */
+	close(fd);
+}
+
 /* nsb_fast_ctor runs before the Go runtime (glibc passes argc, argv, envp
  * to constructors). It returns when Go must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
@@ -534,6 +571,8 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 		nsb_fast_netns(argc, argv, envp);
 	else if (nsb_streq(argv[1], "enter"))
 		nsb_fast_enter(argc, argv, envp);
+	else if (nsb_streq(argv[1], "-n") && argc >= 4 && !nsb_streq(argv[3], "run"))
+		nsb_join_daemon_netns(argc, argv);
 	else
 		nsb_fast_run(argc, argv, envp);
 }
