@@ -57,6 +57,10 @@ type LinkDetails struct {
 	TSOMaxSize, TSOMaxSegs, GROMaxSize    *uint32
 	AddrGenMode                           *uint8 // IFLA_INET6_ADDR_GEN_MODE
 	SlaveKind                             string // IFLA_INFO_SLAVE_KIND: "bridge" for a bridge port
+	// InfoData and SlaveData are the raw attributes of IFLA_INFO_DATA
+	// (the kind's, e.g. IFLA_BR_*) and IFLA_INFO_SLAVE_DATA (e.g.
+	// IFLA_BRPORT_*), for renderers that know them; nil: absent.
+	InfoData, SlaveData []byte
 }
 
 // decodeDetails reads the ip -d attributes of an RTM_NEWLINK body.
@@ -121,8 +125,13 @@ func decodeDetails(data []byte) *LinkDetails {
 		case unix.IFLA_LINKINFO:
 			ad.Nested(func(nad *netlink.AttributeDecoder) error {
 				for nad.Next() {
-					if nad.Type() == unix.IFLA_INFO_SLAVE_KIND {
+					switch nad.Type() {
+					case unix.IFLA_INFO_SLAVE_KIND:
 						d.SlaveKind = nad.String()
+					case unix.IFLA_INFO_DATA:
+						d.InfoData = append([]byte(nil), nad.Bytes()...)
+					case unix.IFLA_INFO_SLAVE_DATA:
+						d.SlaveData = append([]byte(nil), nad.Bytes()...)
 					}
 				}
 				return nil

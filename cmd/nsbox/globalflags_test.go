@@ -111,3 +111,26 @@ func TestOutputFlagsMatchIP(t *testing.T) {
 		}
 	}
 }
+
+// TestDetailsOfBridgesMatchIP compares ip -d for a bridge and its ports
+// (the IFLA_BR_* and IFLA_BRPORT_* blocks) with nsbox's, byte for byte. The
+// bridge stays down, so that its timers stand still between the calls.
+func TestDetailsOfBridgesMatchIP(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns := testutil.NewNetns(t)
+	testutil.Cmd(t, "ip", "-n", ns, "link", "add", "dbr", "type", "bridge", "stp_state", "1", "priority", "7")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "add", "da", "type", "veth", "peer", "name", "db")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "da", "master", "dbr")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "db", "master", "dbr")
+	testutil.Cmd(t, "bridge", "-n", ns, "link", "set", "dev", "db", "hairpin", "on", "cost", "9")
+	for _, args := range []string{
+		"-d link", "-d -j link", "-d addr", "-d -j -p link show dev dbr", "-d link show dev db", "-d -j addr show dev da",
+	} {
+		words := strings.Fields(args)
+		got := nlOK(t, append([]string{"-n", ns}, words...)...)
+		want := testutil.Cmd(t, "ip", append([]string{"-n", ns}, words...)...)
+		if got != want {
+			t.Errorf("nsbox %s differs from ip:\n%s---\n%s", args, got, want)
+		}
+	}
+}

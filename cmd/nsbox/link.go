@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -380,21 +381,37 @@ type linkJSON struct {
 	Stats64     *statsJSON    `json:"stats64,omitempty"`   // -s
 }
 
-// linkinfoJSON is the linkinfo object of ip -d -j (the kind only).
+// linkinfoJSON is the linkinfo object of ip -d -j: the kind, and for a
+// bridge its IFLA_BR_* values, for a bridge port its IFLA_BRPORT_* ones.
 type linkinfoJSON struct {
-	InfoKind string `json:"info_kind"`
+	InfoKind      string          `json:"info_kind,omitempty"`
+	InfoData      json.RawMessage `json:"info_data,omitempty"`
+	InfoSlaveKind string          `json:"info_slave_kind,omitempty"`
+	InfoSlaveData json.RawMessage `json:"info_slave_data,omitempty"`
+
+	dataText, slaveText string // the same values as ip's text prints them
 }
 
 var addrGenModes = []string{"eui64", "none", "stable_secret", "random"}
 
-// detailsKind is the kind ip -d names on its own line; "" for none. The
-// bridge and bridge-port blocks (dozens of IFLA_BR_* values) are not
-// rendered: nsbox bridge showstp shows the spanning tree's part.
-func (v linkView) detailsKind() string {
-	if v.Details == nil || v.Details.SlaveKind != "" || v.Kind == "bridge" {
-		return ""
+// linkinfo is the kind part of ip -d for v, or nil.
+func (v linkView) linkinfo() *linkinfoJSON {
+	d := v.Details
+	if d == nil || (v.Kind == "" && d.SlaveKind == "") {
+		return nil
 	}
-	return v.Kind
+	li := &linkinfoJSON{InfoKind: v.Kind, InfoSlaveKind: d.SlaveKind}
+	if v.Kind == "bridge" && d.InfoData != nil {
+		var js string
+		li.dataText, js = renderDetailAttrs(d.InfoData, bridgeDetailAttrs)
+		li.InfoData = json.RawMessage(js)
+	}
+	if d.SlaveKind == "bridge" && d.SlaveData != nil {
+		var js string
+		li.slaveText, js = renderDetailAttrs(d.SlaveData, bridgePortDetailAttrs)
+		li.InfoSlaveData = json.RawMessage(js)
+	}
+	return li
 }
 
 // addDetails fills the -d keys of j; withLink adds what ip prints for
@@ -405,9 +422,7 @@ func (v linkView) addDetails(j *linkJSON, withLink bool) {
 		return
 	}
 	j.Promiscuity, j.Allmulti, j.MinMTU, j.MaxMTU = d.Promiscuity, d.Allmulti, d.MinMTU, d.MaxMTU
-	if k := v.detailsKind(); k != "" {
-		j.Linkinfo = &linkinfoJSON{InfoKind: k}
-	}
+	j.Linkinfo = v.linkinfo()
 	if withLink && d.AddrGenMode != nil {
 		if int(*d.AddrGenMode) < len(addrGenModes) {
 			j.AddrGenMode = addrGenModes[*d.AddrGenMode]
@@ -430,8 +445,13 @@ func (j linkJSON) detailsText(b *strings.Builder) {
 	u(" allmulti %d ", j.Allmulti)
 	u("minmtu %d ", j.MinMTU)
 	u("maxmtu %d ", j.MaxMTU)
-	if j.Linkinfo != nil {
-		fmt.Fprintf(b, "\n    %s ", j.Linkinfo.InfoKind)
+	if li := j.Linkinfo; li != nil {
+		if li.InfoKind != "" {
+			fmt.Fprintf(b, "\n    %s %s", li.InfoKind, li.dataText)
+		}
+		if li.InfoSlaveKind != "" {
+			fmt.Fprintf(b, "\n    %s_slave %s", li.InfoSlaveKind, li.slaveText)
+		}
 	}
 	if j.AddrGenMode != "" {
 		fmt.Fprintf(b, "addrgenmode %s ", j.AddrGenMode)
