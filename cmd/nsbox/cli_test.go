@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,4 +133,39 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	removeCLIBinary()
 	os.Exit(code)
+}
+
+// TestBuildLinking: a plain go build (as go install does, no tags) links
+// nsbox dynamically and prints nothing (no glibc static-linking warning);
+// with the static tag (make build) it has no program interpreter.
+func TestBuildLinking(t *testing.T) {
+	if testing.Short() {
+		t.Skip("links nsbox twice")
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		goflags string
+		static  bool
+	}{{"", false}, {"-tags=netgo,osusergo,static", true}} {
+		bin := filepath.Join(dir, "nsbox")
+		cmd := exec.Command(goTool(), "build", "-o", bin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOFLAGS="+tc.goflags)
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Errorf("GOFLAGS=%q go build: %v; output %q, want none", tc.goflags, err, out)
+			continue
+		}
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interp := false
+		for _, p := range f.Progs {
+			interp = interp || p.Type == elf.PT_INTERP
+		}
+		f.Close()
+		if interp == tc.static {
+			t.Errorf("GOFLAGS=%q: program interpreter %v, want static %v", tc.goflags, interp, tc.static)
+		}
+	}
 }
