@@ -26,7 +26,8 @@
 enum nsc_fs_kind {
 	NSC_FS_BIND = 1, /* source: host path; attached with move_mount */
 	NSC_FS_NEW,      /* source: filesystem type for fsopen (tmpfs, devpts, proc) */
-	NSC_FS_SYMLINK   /* source: the link's text; DEST is the link */
+	NSC_FS_SYMLINK,  /* source: the link's text; DEST is the link */
+	NSC_FS_RO_SELF   /* DEST bound read-only onto itself; a DEST that does not exist is skipped */
 };
 #define NSC_FS_RDONLY 1 /* bind: read-only, recursively (keeps nosuid/nodev/noexec) */
 #define NSC_FS_FILE 2   /* bind: the source is not a directory, so DEST is made a file */

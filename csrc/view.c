@@ -158,6 +158,30 @@ static void nsc_fs_step(const struct nsc_spec *s, int errfd, int rootfd, int i)
 
 	if (op->kind == NSC_FS_SYMLINK)
 		last--; /* the link is made in its parent */
+	if (op->kind == NSC_FS_RO_SELF) {
+		/* Never created: what is not there needs no cover. */
+		dest = nsc_open_in_root(rootfd, op->prefix[op->ncomp - 1]);
+		if (dest == -ENOENT)
+			return;
+		if (dest < 0)
+			nsc_fail(errfd, NSC_STAGE_FS_DEST, dest, i);
+		mnt = SYS3(SYS_open_tree, dest, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+		if (mnt < 0) {
+			SYS1(SYS_close, dest);
+			nsc_fail(errfd, NSC_STAGE_FS_MOUNT, mnt, i);
+		}
+		if ((ret = nsc_set_rdonly((int)mnt)) < 0) {
+			SYS1(SYS_close, mnt);
+			SYS1(SYS_close, dest);
+			nsc_fail(errfd, NSC_STAGE_FS_RDONLY, ret, i);
+		}
+		ret = SYS5(SYS_move_mount, mnt, "", dest, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		SYS1(SYS_close, mnt);
+		SYS1(SYS_close, dest);
+		if (ret < 0)
+			nsc_fail(errfd, NSC_STAGE_FS_MOUNT, ret, i);
+		return;
+	}
 	dest = nsc_fs_dest(rootfd, op, last);
 	if (dest < 0)
 		nsc_fail(errfd, NSC_STAGE_FS_DEST, dest, i);

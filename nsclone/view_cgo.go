@@ -34,6 +34,9 @@ const (
 	attrNoexec = C.MOUNT_ATTR_NOEXEC
 )
 
+// procCovered are the entries of a view's /proc made read-only.
+var procCovered = []string{"sys", "sysrq-trigger", "irq", "bus"}
+
 // devNodes are the device nodes of Dev, bound from the caller's /dev.
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
@@ -43,6 +46,11 @@ func (s *Spec) viewSteps() []fsStep {
 	if s.MountProc {
 		out = append(out, fsStep{kind: C.NSC_FS_NEW, source: "proc", opts: []string{"source", "proc"}, attr: attrNosuid | attrNodev | attrNoexec,
 			dest: "/proc", what: "/proc", proc: true})
+		// As bubblewrap: the parts of /proc that act on the whole machine
+		// (sysctls, SysRq, IRQ affinity, bus devices) read-only.
+		for _, p := range procCovered {
+			out = append(out, fsStep{kind: C.NSC_FS_RO_SELF, dest: "/proc/" + p, what: "read-only /proc/" + p})
+		}
 	}
 	for _, m := range s.FS {
 		switch m.Kind {

@@ -106,12 +106,6 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		return nil
 	}
 	pid := payloadPid(w.spec, p)
-	if w.pidfile != "" {
-		if err := os.WriteFile(w.pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
-			w.abort()
-			return fmt.Errorf("run: --pidfile %s: %w", w.pidfile, unwrapPathError(err))
-		}
-	}
 	var ifname string
 	var addrs []string
 	if w.sn != nil {
@@ -167,6 +161,14 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		if err := w.lock.Add(w.rec); err != nil {
 			w.rec = nil
 			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
+		}
+	}
+	// The pid file comes last: once it exists, the record and the first
+	// status line do too.
+	if w.pidfile != "" {
+		if err := os.WriteFile(w.pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+			w.abort()
+			return fmt.Errorf("run: --pidfile %s: %w", w.pidfile, unwrapPathError(err))
 		}
 	}
 	return nil

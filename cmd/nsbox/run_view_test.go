@@ -88,9 +88,10 @@ func mountView(out string) string {
 	var lines []string
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(l)
-		// bubblewrap also remounts /proc/bus, /proc/irq... read-only;
+		// Both cover /proc/irq and /proc/bus read-only; nsbox also
+		// /proc/sys (bubblewrap skips it when access(W_OK) says EACCES);
 		// nsbox's /dev/shm is a tmpfs (bubblewrap's a plain folder).
-		if len(f) != 3 || f[0] == "/" || strings.HasPrefix(f[0], "/proc/") || f[0] == "/dev/shm" {
+		if len(f) != 3 || f[0] == "/" || f[0] == "/proc/sys" || f[0] == "/dev/shm" {
 			continue
 		}
 		ro := "rw"
@@ -266,6 +267,24 @@ stat -c %a /scratch && touch /ro/f 2>&1; touch /usr/nsbox-view-test 2>&1; findmn
 		}
 		if ents, err := os.ReadDir(filepath.Join(r, "scratch")); err != nil || len(ents) != 0 {
 			t.Errorf("the tmpfs left files in the rootfs: %v %v", ents, err)
+		}
+	})
+
+	t.Run("machine-wide parts of /proc are read-only", func(t *testing.T) {
+		// The payload first proves it is in a mount namespace of its own,
+		// then writes back the value it read (no change even if it got
+		// through): it must fail with EROFS.
+		r := newRootfs(t)
+		hostMnt, err := os.Readlink("/proc/self/ns/mnt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := runNsbox(t, bin, nil, append(nsboxView(r), "sh", "-c",
+			`[ "$(readlink /proc/self/ns/mnt)" != "`+hostMnt+`" ] || { echo not-sandboxed; exit 9; }
+v=$(cat /proc/sys/vm/overcommit_memory); echo "$v" > /proc/sys/vm/overcommit_memory 2>&1 || true
+findmnt -rn -o OPTIONS /proc/sys | cut -d, -f1`)...)
+		if code != 0 || !strings.Contains(stderr, "Read-only file system") || out != "ro\n" {
+			t.Errorf("exit %d stdout %q stderr %q; want EROFS and a read-only /proc/sys", code, out, stderr)
 		}
 	})
 
