@@ -307,6 +307,7 @@ func AttachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf string
 	if err := in.SetUp(ctx, a.ifName); err != nil {
 		return a, fmt.Errorf("nsnet: %s up: %w", a.ifName, err)
 	}
+	waitRunning(ctx, in, a.ifName, hostConn, a.hostIf)
 	if c.DHCP {
 		return a, a.leaseDHCP(ctx, c, child)
 	}
@@ -369,4 +370,27 @@ func (a *Attachment) Close(ctx context.Context) error {
 	}
 	a.hostConn = nil
 	return errors.Join(errs...)
+}
+
+// waitRunning waits (at most 1 s) until both ends of the veth report
+// IFF_RUNNING. The kernel's link watcher turns a veth's carrier on (and
+// gives it a working queue, and its bridge port a forwarding state) only
+// when it gets the rtnl lock; until then whatever the sandbox sends first
+// (a DHCPDISCOVER, a SYN) is dropped and costs a retransmission, 1 s.
+// Under load (many namespaces made and torn down at once) the watcher lags
+// for tens of milliseconds.
+func waitRunning(ctx context.Context, in *rtnl.Conn, dev string, host *rtnl.Conn, hostDev string) {
+	deadline := time.Now().Add(time.Second)
+	for _, side := range []struct {
+		c   *rtnl.Conn
+		dev string
+	}{{in, dev}, {host, hostDev}} {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			l, err := side.c.LinkByName(ctx, side.dev)
+			if err != nil || l.RawFlags&unix.IFF_RUNNING != 0 {
+				break
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	}
 }

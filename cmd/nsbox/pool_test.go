@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -79,7 +81,7 @@ func TestRunPoolCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := `{ readlink /proc/self/ns/net; ip -j link show eth0; ip -j -4 addr show dev eth0; ip -j -4 route show default; } > "$0.tmp" && mv "$0.tmp" "$0"
-i=0; while [ ! -e "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
+i=0; while [ ! -e "$1" ] && [ $i -lt 1000 ]; do sleep 0.1; i=$((i+1)); done`
 	views := make([]poolSandboxView, n)
 	errs := make([]string, n)
 	var wg sync.WaitGroup
@@ -88,7 +90,11 @@ i=0; while [ ! -e "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
 		go func() {
 			defer wg.Done()
 			report := filepath.Join(dir, fmt.Sprint(i))
-			_, stderr, code := runNsbox(t, bin, nil, "run", "--pool", name, "--pool-timeout", "20s", "--", "sh", "-c", script, report, filepath.Join(dir, "go"))
+			// 2 min, not runNsbox's 30 s: each waits for all 100 (a shared
+			// 2-core machine under load takes its time to start them).
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_, stderr, code := runCaptured(t, exec.CommandContext(ctx, bin, "run", "--pool", name, "--pool-timeout", "60s", "--", "sh", "-c", script, report, filepath.Join(dir, "go")))
 			out, _ := os.ReadFile(report)
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			if code != 0 || len(lines) != 4 {
@@ -107,7 +113,7 @@ i=0; while [ ! -e "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
 			views[i] = poolSandboxView{netns: lines[0], mac: link[0].Address, addr: addr[0].AddrInfo[0].Local, routes: lines[3]}
 		}()
 	}
-	if !waitFor(60*time.Second, func() bool {
+	if !waitFor(100*time.Second, func() bool {
 		ents, _ := os.ReadDir(dir)
 		k := 0
 		for _, e := range ents {
@@ -117,7 +123,7 @@ i=0; while [ ! -e "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`
 		}
 		return k == n
 	}) {
-		t.Errorf("not all %d sandboxes reported within 60s", n)
+		t.Errorf("not all %d sandboxes reported within 100s", n)
 	}
 	if st, _ := poolStatus(t, bin, name); st.InUse != n {
 		t.Errorf("status with %d sandboxes running: %+v", n, st)
