@@ -573,6 +573,9 @@ func spawnError(what string, err error) error {
 	}
 	advice := ""
 	switch {
+	case se.Stage == nsclone.StageClone && errors.Is(se.Err, unix.EPERM) && strings.HasPrefix(what, "netns exec"):
+		// netns exec has no --user way out: it joins a namespace root made.
+		advice = " (netns exec needs root, as ip netns exec does: it joins the namespace and mounts /sys in a new mount namespace)"
 	case se.Stage == nsclone.StageClone && errors.Is(se.Err, unix.EPERM):
 		advice = " (creating namespaces needs root; as a user try --user --map-root, unless user namespaces are disabled: see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone)"
 	case errors.Is(se.Err, unix.ENOSPC), errors.Is(se.Err, unix.EUSERS):
