@@ -119,23 +119,6 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		}
 		w.sn.mu.Unlock()
 	}
-	if w.status != nil {
-		line := []string{fmt.Sprintf(`"child-pid": %d`, pid)}
-		if ns, err := sbstate.Namespaces(p.Pid()); err == nil {
-			for _, k := range sbstate.NamespaceKinds {
-				if w.spec.Namespaces&kindBit(k) != 0 {
-					line = append(line, fmt.Sprintf(`"%s-namespace": %d`, k, ns[k]))
-				}
-			}
-		}
-		if w.sn != nil {
-			b, _ := json.Marshal(ifname)
-			a, _ := json.Marshal(addrs)
-			line = append(line, `"interface": `+string(b), `"addresses": `+string(a))
-		}
-		// A reader that went away must not stop the sandbox.
-		_, _ = w.status.WriteString("{ " + strings.Join(line, ", ") + " }\n")
-	}
 	if w.lock != nil {
 		// The spawned process (the init, or the payload) is ours to reap,
 		// so its /proc entry stays until Wait; once it is a zombie the
@@ -163,13 +146,30 @@ func (w *runWatch) started(p *nsclone.Process) error {
 			return fmt.Errorf("run: --name %s: %w", w.name, unwrapSbstate(err))
 		}
 	}
-	// The pid file comes last: once it exists, the record and the first
-	// status line do too.
+	// The record, then the pid file, then the first status line: once a
+	// reader sees that line, the other two are there.
 	if w.pidfile != "" {
 		if err := os.WriteFile(w.pidfile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 			w.abort()
 			return fmt.Errorf("run: --pidfile %s: %w", w.pidfile, unwrapPathError(err))
 		}
+	}
+	if w.status != nil {
+		line := []string{fmt.Sprintf(`"child-pid": %d`, pid)}
+		if ns, err := sbstate.Namespaces(p.Pid()); err == nil {
+			for _, k := range sbstate.NamespaceKinds {
+				if w.spec.Namespaces&kindBit(k) != 0 {
+					line = append(line, fmt.Sprintf(`"%s-namespace": %d`, k, ns[k]))
+				}
+			}
+		}
+		if w.sn != nil {
+			b, _ := json.Marshal(ifname)
+			a, _ := json.Marshal(addrs)
+			line = append(line, `"interface": `+string(b), `"addresses": `+string(a))
+		}
+		// A reader that went away must not stop the sandbox.
+		_, _ = w.status.WriteString("{ " + strings.Join(line, ", ") + " }\n")
 	}
 	return nil
 }
