@@ -17,6 +17,7 @@ func TestRouteTablesTypesAndSelectors(t *testing.T) {
 	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	testutil.Cmd(t, "ip", "-n", ns, "link", "add", "ra", "type", "veth", "peer", "name", "rb")
 	testutil.Cmd(t, "ip", "-n", ns, "addr", "add", "10.71.0.1/24", "dev", "ra")
+	testutil.Cmd(t, "ip", "-n", ns, "addr", "add", "fd00:71::1/64", "dev", "ra", "nodad")
 	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "ra", "up")
 	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "rb", "up")
 
@@ -70,6 +71,7 @@ func TestRouteTablesTypesAndSelectors(t *testing.T) {
 		"-d route show table all", "-j route show table all", "-6 route", "-6 route show table local",
 		"route get 10.71.0.2", "route get 10.99.1.1", "route get 127.0.0.1", "-j route get 10.99.1.1",
 		"route get 10.71.0.2 from 10.71.0.1", "-j -p route get 10.71.0.2", "r s", "ro li table 100",
+		"route get fd00:71::9", "-j route get fd00:71::9", "route get ::1",
 	} {
 		words := strings.Fields(args)
 		got := nlOK(t, append([]string{"-n", ns}, words...)...)
