@@ -15,49 +15,9 @@ import (
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
-// testCgroupParent makes a parent group in every v1 hierarchy nsbox may
-// use (unique name), removed at the end: the removal fails if a sandbox's
-// group was left in it.
-func testCgroupParent(t *testing.T) string {
-	t.Helper()
-	name := "/" + testutil.UniqueName("nsbt")
-	var made []string
-	for _, h := range []string{"memory", "pids", "cpu", "freezer"} {
-		root := filepath.Join("/sys/fs/cgroup", h)
-		if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
-			continue
-		}
-		if err := os.Mkdir(root+name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		made = append(made, root+name)
-	}
-	if len(made) == 0 {
-		t.Skip("no cgroup v1 hierarchy here")
-	}
-	t.Cleanup(func() {
-		for _, d := range made {
-			if err := unix.Rmdir(d); err != nil {
-				t.Errorf("remove %s: %v (a sandbox's group left in it)", d, err)
-			}
-		}
-	})
-	return name
-}
+func testCgroupParent(t *testing.T) string { return testutil.CgroupParent(t) }
 
-// children lists the groups below parent in every hierarchy.
-func cgroupChildren(parent string) []string {
-	var out []string
-	for _, h := range []string{"memory", "pids", "cpu", "freezer"} {
-		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", h) + parent)
-		for _, e := range ents {
-			if e.IsDir() {
-				out = append(out, h+parent+"/"+e.Name())
-			}
-		}
-	}
-	return out
-}
+func cgroupChildren(parent string) []string { return testutil.CgroupChildren(parent) }
 
 // TestRunLimitsCLI: bad values of the limit flags are one "nsbox:" line
 // naming the flag, exit 125, nothing started and no group left; an OOM kill
@@ -181,11 +141,7 @@ func TestPsLimits(t *testing.T) {
 		// task count is stable (nsbox-init and sleep).
 		var groupPids string
 		for _, c := range cgroupChildren(parent) {
-			if strings.HasPrefix(c, "pids/") {
-				b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", c, "pids.current"))
-				if err != nil {
-					t.Fatal(err)
-				}
+			if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", c, "pids.current")); err == nil {
 				groupPids = strings.TrimSpace(string(b))
 			}
 		}
