@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -343,7 +344,12 @@ func runOnTerminal(t *testing.T, bin string, args []string, kill bool) (string, 
 		read("INT1", 5*time.Second)
 		if kill {
 			// kill -INT from another process while nsbox is in the
-			// terminal's foreground: forwarded, once.
+			// terminal's foreground: forwarded, once. Standard signals do
+			// not queue: sent while nsbox has not yet taken the
+			// terminal's SIGINT, the kill would merge into it (keeping
+			// the terminal's si_code) and rightly not be forwarded. So
+			// wait until nsbox has nothing pending first.
+			waitNoPendingSignal(t, cmd.Process.Pid, unix.SIGINT, 5*time.Second)
 			cmd.Process.Signal(unix.SIGINT)
 			read("INT2", 5*time.Second)
 			read("INT3", 500*time.Millisecond) // room for a duplicate to show
@@ -364,4 +370,36 @@ func runOnTerminal(t *testing.T, bin string, args []string, kill bool) (string, 
 		return out.String(), ee.ExitCode(), nil
 	}
 	return out.String(), 0, err
+}
+
+// waitNoPendingSignal waits, at most limit, until sig is pending neither for
+// process pid nor for any of its threads (/proc/PID/task/*/status ShdPnd and
+// SigPnd).
+func waitNoPendingSignal(t *testing.T, pid int, sig unix.Signal, limit time.Duration) {
+	t.Helper()
+	bit := uint64(1) << (uint(sig) - 1)
+	deadline := time.Now().Add(limit)
+	for {
+		pending := false
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				k, v, ok := strings.Cut(l, ":")
+				if !ok || (k != "ShdPnd" && k != "SigPnd") {
+					continue
+				}
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&bit != 0 {
+					pending = true
+				}
+			}
+		}
+		if !pending || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
