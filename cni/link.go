@@ -290,7 +290,11 @@ func deleteLinks(ctx context.Context, c *rtnl.Conn, links, all []rtnl.Link) erro
 			return fmt.Errorf("group %s for deletion: %w", l.Name, err)
 		}
 	}
-	if _, err := c.Execute(ctx, unix.RTM_DELLINK, netlink.Acknowledge, ifinfomsg(unix.AF_UNSPEC, 0, 0, 0, attr)); err != nil && !errors.Is(err, unix.ENODEV) {
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = l.Name
+	}
+	if err := unlink(ctx, ifinfomsg(unix.AF_UNSPEC, 0, 0, 0, attr), names); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete %d links: %w", len(links), err)
 	}
 	return nil

@@ -423,7 +423,11 @@ func (o *op) del(ctx context.Context) error {
 	}
 	defer host.Close()
 	hostIf := hostIfName(n.Name, a.ContainerID, a.IfName)
-	if err := host.DeleteLink(ctx, hostIf); err != nil && !errors.Is(err, unix.ENODEV) {
+	if l, err := host.LinkByName(ctx, hostIf); err == nil {
+		if err := unlink(ctx, ifinfomsg(unix.AF_UNSPEC, l.Index, 0, 0, nil), []string{hostIf}); err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, err)
+		}
+	} else if !errors.Is(err, unix.ENODEV) {
 		errs = append(errs, fmt.Errorf("delete %s: %w", hostIf, err))
 	}
 	if n.IPMasq {

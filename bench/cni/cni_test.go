@@ -4,14 +4,15 @@
 //
 //   - BenchmarkAddDel: ADD then DEL of one container with nsbox +
 //     nsbox-range against the reference bridge + host-local on the same
-//     subnet;
+//     subnet, the two alternated in every op (medians and their ratio);
 //   - BenchmarkDHCPAdd: ADD (DEL off the clock) with nsbox + nsbox-dhcp
 //     against the reference bridge + dhcp (its daemon started here), both
 //     leasing from the same dnsmasq;
-//   - BenchmarkGC: GC (empty valid list) of N stale nsbox-range attachments,
-//     each an allocation file and a veth on the bridge (N is 1000 with
-//     NSBOX_BENCH_FULL=1, 50 otherwise); it has no peer (the reference
-//     plugins of Debian 12 speak CNI 1.0, which has no GC).
+//   - BenchmarkGC: GC (empty valid list) of N stale nsbox-range attachments
+//     (N is 1000 with NSBOX_BENCH_FULL=1, 50 otherwise): "netns-gone", the
+//     allocation files of containers whose namespace (and so veth) is gone,
+//     and "veths", allocation files plus live veths on the bridge; it has no
+//     peer (the reference plugins of Debian 12 speak CNI 1.0, which has no GC).
 //
 // Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench . ./cni (in bench/)
 package cni_test
@@ -134,7 +135,10 @@ func (w *world) cni(verb, net, ns string) {
 	}
 }
 
-// BenchmarkAddDel: one ADD and one DEL per op.
+// BenchmarkAddDel: one ADD and one DEL per op. "alternated" runs nsbox's
+// ADD+DEL and the reference's ADD+DEL one after the other in every op, so
+// that both see the same load on a shared machine, and reports the median
+// of each side and their ratio (time/op is the sum of both).
 func BenchmarkAddDel(b *testing.B) {
 	w := newWorld(b)
 	ctr := testutil.NewNetns(b)
@@ -142,19 +146,37 @@ func BenchmarkAddDel(b *testing.B) {
 		"ipam": map[string]any{"type": "nsbox-range", "subnet": w.subnet + ".0/24", "dataDir": filepath.Join(w.dir, "nsbox-data")}})
 	w.conflist("ref", map[string]any{"type": "bridge", "bridge": w.br, "isDefaultGateway": true,
 		"ipam": map[string]any{"type": "host-local", "subnet": w.subnet + ".0/24", "dataDir": filepath.Join(w.dir, "host-local")}})
-	for _, impl := range []string{"nsbox", "ref"} {
-		name := impl
-		if impl == "ref" {
-			name = "bridge+host-local"
-		}
-		b.Run(name, func(b *testing.B) {
-			w.b = b
-			for i := 0; i < b.N; i++ {
-				w.cni("add", impl, ctr)
-				w.cni("del", impl, ctr)
-			}
-		})
+	addDel := func(impl string) time.Duration {
+		t0 := time.Now()
+		w.cni("add", impl, ctr)
+		w.cni("del", impl, ctr)
+		return time.Since(t0)
 	}
+	b.Run("alternated", func(b *testing.B) {
+		w.b = b
+		var mine, ref []float64
+		for i := 0; i < b.N; i++ {
+			mine = append(mine, ms(addDel("nsbox")))
+			ref = append(ref, ms(addDel("ref")))
+		}
+		m, r := median(mine), median(ref)
+		b.ReportMetric(m, "nsbox-ms")
+		b.ReportMetric(r, "bridge+host-local-ms")
+		if r > 0 {
+			b.ReportMetric(m/r, "ratio")
+		}
+	})
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// median of xs (0 for none); xs is sorted in place.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
 }
 
 // BenchmarkDHCPAdd: the ADD of one container, its address from dnsmasq.
@@ -222,11 +244,7 @@ func medianOK(path, cmd string) float64 {
 			ds = append(ds, float64(d)/float64(time.Millisecond))
 		}
 	}
-	if len(ds) == 0 {
-		return 0
-	}
-	sort.Float64s(ds)
-	return ds[len(ds)/2]
+	return median(ds)
 }
 
 func stopKeeper(dir string) {
@@ -249,8 +267,11 @@ func stale() int {
 }
 
 // BenchmarkGC: one GC of N stale attachments per op; the set-up (N
-// allocation files and N veths on the bridge, named as nsbox names them)
-// is off the clock.
+// allocation files and, for "veths", N veths on the bridge named as nsbox
+// names them) is off the clock. "netns-gone" is the usual case: the
+// containers' namespaces are gone, and with them the kernel deleted the
+// veths, so only the allocations are stale; "veths" is the worst case, the
+// namespaces still alive and every veth still a bridge port.
 func BenchmarkGC(b *testing.B) {
 	w := newWorld(b)
 	n := stale()
@@ -262,25 +283,34 @@ func BenchmarkGC(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctr := testutil.NewNetns(b)
-	b.Run("nsbox", func(b *testing.B) {
-		w.b = b
-		for i := 0; i < b.N; i++ {
+	for _, veths := range []bool{false, true} {
+		name := "netns-gone"
+		if veths {
+			name = "veths"
+		}
+		b.Run(name, func(b *testing.B) {
+			w.b = b
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				w.staleAttachments(b, data, n, veths)
+				b.StartTimer()
+				w.cni("gc", "nsbox", ctr)
+			}
 			b.StopTimer()
-			w.staleAttachments(b, data, n)
-			b.StartTimer()
-			w.cni("gc", "nsbox", ctr)
-		}
-		b.StopTimer()
-		ents, _ := os.ReadDir(filepath.Join(data, "nsbox"))
-		if len(ents) > 1 { // last_reserved_ip.0 may stay
-			b.Fatalf("%d files left after gc", len(ents))
-		}
-	})
+			ents, _ := os.ReadDir(filepath.Join(data, "nsbox"))
+			if len(ents) > 1 { // last_reserved_ip.0 may stay
+				b.Fatalf("%d files left after gc", len(ents))
+			}
+			if out := testutil.Cmd(b, "ip", "-n", w.rt, "-br", "link", "show", "master", w.br); strings.TrimSpace(out) != "" {
+				b.Fatalf("ports left on the bridge after gc:\n%s", out)
+			}
+		})
+	}
 }
 
-// staleAttachments makes n allocations and n veths (ip -batch) that no
-// container holds any more.
-func (w *world) staleAttachments(b *testing.B, data string, n int) {
+// staleAttachments makes n allocations and, with veths, n veths (ip
+// -batch) that no container holds any more.
+func (w *world) staleAttachments(b *testing.B, data string, n int, veths bool) {
 	dir := filepath.Join(data, "nsbox")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -294,6 +324,9 @@ func (w *world) staleAttachments(b *testing.B, data string, n int) {
 		}
 		host := hostIfName("nsbox", id, "eth0")
 		fmt.Fprintf(&batch, "link add %s type veth peer name p%d\nlink set %s master %s up\n", host, i, host, w.br)
+	}
+	if !veths {
+		return
 	}
 	f := filepath.Join(b.TempDir(), "batch")
 	if err := os.WriteFile(f, []byte(batch.String()), 0o600); err != nil {

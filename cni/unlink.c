@@ -1,0 +1,1 @@
+#include "../csrc/cni_unlink.c"
