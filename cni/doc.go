@@ -30,7 +30,7 @@
 // (10-50 ms for one veth on a loaded host, about a second for a thousand
 // bridge ports). DEL and GC therefore hand their one RTM_DELLINK to a
 // forked child (csrc/cni_unlink.c) and return as soon as the links are no
-// longer listed (/proc/self/net/dev, which the kernel reads without the
+// longer listed (/proc/thread-self/net/dev, which the kernel reads without the
 // RTNL lock), or with the kernel's refusal, which the child reports as its
 // exit status. The child finishes the teardown alone;
 // a new link of the same name can be created at once, since creating one

@@ -31,13 +31,15 @@ const unlinkPoll = 200 * time.Microsecond
 // 10-50 ms for one veth on a loaded host, about a second for a thousand
 // bridge ports. The request is therefore made by a forked child (csrc/cni_unlink.c)
 // that finishes that teardown alone; this process waits only until the
-// names are gone from /proc/self/net/dev, which the kernel reads under RCU
+// names are gone from /proc/thread-self/net/dev, which the kernel reads under RCU
 // (an rtnetlink query would wait for the RTNL lock the teardown holds).
 // A new link of the same name can be made at once: creating one takes the
 // RTNL lock, which the teardown holds until the old device is unhooked.
 // If the child exits first its exit code is the errno of the kernel's
 // answer, returned as the error. The child is not waited for when it is
-// still in the kernel: it is re-parented when the plugin exits.
+// still in the kernel: it is re-parented when the plugin exits. The
+// namespace is the calling thread's (a caller whose threads are in
+// different namespaces locks its goroutine to its thread).
 func unlink(ctx context.Context, body []byte, names []string) error {
 	msg := make([]byte, unix.SizeofNlMsghdr+len(body))
 	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
@@ -58,7 +60,21 @@ func unlink(ctx context.Context, body []byte, names []string) error {
 	exited := false
 	for {
 		if err := dropListed(pending); err != nil {
-			return err
+			// No /proc to look at: wait for the kernel's answer itself.
+			if exited {
+				return nil
+			}
+			var ws unix.WaitStatus
+			for {
+				_, werr := unix.Wait4(pid, &ws, 0, nil)
+				if werr != unix.EINTR {
+					break
+				}
+			}
+			if !ws.Exited() || ws.ExitStatus() != 0 {
+				return fmt.Errorf("delete %s: %w", strings.Join(keys(pending), ","), childErr(ws))
+			}
+			return nil
 		}
 		if len(pending) == 0 {
 			if !exited {
@@ -99,10 +115,10 @@ func childErr(ws unix.WaitStatus) error {
 	}
 }
 
-// dropListed removes from pending every name that /proc/self/net/dev does
+// dropListed removes from pending every name that /proc/thread-self/net/dev does
 // not list.
 func dropListed(pending map[string]bool) error {
-	b, err := os.ReadFile("/proc/self/net/dev")
+	b, err := os.ReadFile("/proc/thread-self/net/dev")
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
