@@ -61,6 +61,7 @@ enum nsc_stage {
 #define NSB_DEFAULT_IFNAME "eth0"
 #define NSB_HOST_IFNAME_FMT "nsb%x"
 #define NSB_NETNS_DIR "/run/netns"
+#define NSB_NETNS_ETC_DIR "/etc/netns"
 
 /* Name rules (internal/names): the longest name, and which ASCII bytes may
  * appear in one. The fast paths take only ASCII names; every rule also

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -518,6 +519,132 @@ static int nsb_stdio_open(void)
 
 #include "enter_fast.c"
 
+/* nsb_cmp_names orders names as os.ReadDir does (bytewise). */
+static int nsb_cmp_names(const void *a, const void *b) { return strcmp(a, b); }
+
+/* nsb_fast_netns_exec runs `nsbox netns exec NS [--] CMD [ARG...]` through
+ * the same start-up path as run: the spec of netns.ExecSpec (a new mount
+ * namespace made rslave, NS's network namespace joined, sysfs on /sys, the
+ * files of /etc/netns/NS bound over /etc), nsclone's nsc_spawn, the shared
+ * signal forwarder, the payload's exit status. NS must be a name of
+ * /run/netns that exists or a path; anything else, and any failure before
+ * the payload ran, is left to Go. It returns only then. */
+static void nsb_fast_netns_exec(int argc, char **argv, char **envp)
+{
+	static const int fds[3] = {0, 1, 2};
+	static struct nsb_fast f; /* for nsb_resolve's buffer */
+	static char nspath[sizeof NSB_NETNS_DIR + 256], etcdir[sizeof NSB_NETNS_ETC_DIR + 256];
+	static char src[32][sizeof NSB_NETNS_ETC_DIR + 512], dst[32][8 + 256];
+	static struct nsc_mount mounts[33];
+	struct nsc_spec s;
+	struct nsc_result r;
+	struct stat st;
+	const char *ns;
+	int i, nm = 0, fd, keep[4] = {0, 1, 2, -1}, status;
+
+	if (argc < 5 || !nsb_streq(argv[1], "netns") || !nsb_streq(argv[2], "exec"))
+		return;
+	ns = argv[3];
+	i = 4;
+	if (nsb_streq(argv[i], "--"))
+		i++;
+	if (i >= argc || !*argv[i])
+		return;
+	if (strchr(ns, '/')) {
+		if (strlen(ns) >= sizeof nspath)
+			return;
+		strcpy(nspath, ns);
+	} else {
+		if (!nsb_name_ok(&nsb_rule_netns, ns))
+			return;
+		snprintf(nspath, sizeof nspath, NSB_NETNS_DIR "/%s", ns);
+		if (lstat(nspath, &st) < 0)
+			return; /* a pid, or no such namespace: Go */
+	}
+	memset(&f, 0, sizeof f);
+	if (nsb_resolve(argv[i], envp, &f) < 0)
+		return;
+
+	/* netns.execMounts: sysfs on /sys, then /etc/netns/NS/x over /etc/x
+	 * where /etc/x exists (a path has no /etc/netns entry). */
+	mounts[nm].source = strrchr(ns, '/') ? strrchr(ns, '/') + 1 : ns;
+	mounts[nm].target = "/sys";
+	mounts[nm].fstype = "sysfs";
+	mounts[nm].data = 0;
+	mounts[nm].flags = 0;
+	nm++;
+	if (!strchr(ns, '/')) {
+		DIR *d;
+		struct dirent *e;
+		snprintf(etcdir, sizeof etcdir, NSB_NETNS_ETC_DIR "/%s", ns);
+		if ((d = opendir(etcdir))) {
+			/* Go binds them in name order (os.ReadDir). */
+			char names[32][256];
+			int n = 0;
+			while ((e = readdir(d))) {
+				if (nsb_streq(e->d_name, ".") || nsb_streq(e->d_name, ".."))
+					continue;
+				if (n == 32 || strlen(e->d_name) >= 256) {
+					closedir(d);
+					return; /* unusual: Go */
+				}
+				strcpy(names[n++], e->d_name);
+			}
+			closedir(d);
+			qsort(names, (size_t)n, sizeof names[0], nsb_cmp_names);
+			for (int k = 0; k < n; k++) {
+				snprintf(dst[nm - 1], sizeof dst[0], "/etc/%s", names[k]);
+				if (stat(dst[nm - 1], &st) < 0)
+					continue; /* nothing to bind over */
+				snprintf(src[nm - 1], sizeof src[0], "%s/%s", etcdir, names[k]);
+				mounts[nm].source = src[nm - 1];
+				mounts[nm].target = dst[nm - 1];
+				mounts[nm].fstype = 0;
+				mounts[nm].data = 0;
+				mounts[nm].flags = MS_BIND;
+				nm++;
+			}
+		}
+	}
+	if ((fd = open(nspath, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	memset(&s, 0, sizeof s);
+	s.path = f.path;
+	s.argv = argv + i;
+	s.envp = envp;
+	s.ns_flags = CLONE_NEWNS;
+	s.propagation = MS_REC | MS_SLAVE;
+	s.njoin = 1;
+	s.join_fd[0] = fd;
+	s.join_type[0] = CLONE_NEWNET;
+	s.nmounts = nm;
+	s.mounts = mounts;
+	s.nfds = 3;
+	s.fds = fds;
+	keep[3] = fd; /* above 2: stdio is open (nsb_stdio_open) */
+	s.nkeep = 4;
+	s.keep = keep;
+	s.init_fd = -1;
+	nsb_forward_install();
+	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
+		unsigned long kept;
+		close(fd);
+		kept = nsb_forward_restore();
+		for (i = 0; i < NSB_NFWD; i++)
+			if (kept & (1UL << nsb_fwd[i]))
+				raise(nsb_fwd[i]);
+		return; /* nothing ran: Go does it again and reports */
+	}
+	close(fd);
+	nsb_forward_to(r.pid);
+	while (waitpid(r.pid, &status, __WALL) < 0)
+		if (errno != EINTR)
+			_exit(125);
+	if (WIFSIGNALED(status))
+		_exit(128 + WTERMSIG(status));
+	_exit(WEXITSTATUS(status));
+}
+
 /* nsb_join_daemon_netns: for `nsbox -n NS dhcp|dhcpd ...`, the main thread
  * joins NS before the Go runtime starts, so that the whole process, every
  * thread it will have, lives in NS as under `ip netns exec` (and `ip netns
@@ -567,7 +694,9 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 			return;
 	if (nsb_stdio_open() < 0)
 		return;
-	if (nsb_streq(argv[1], "netns"))
+	if (nsb_streq(argv[1], "netns") && argc >= 3 && nsb_streq(argv[2], "exec"))
+		nsb_fast_netns_exec(argc, argv, envp);
+	else if (nsb_streq(argv[1], "netns"))
 		nsb_fast_netns(argc, argv, envp);
 	else if (nsb_streq(argv[1], "enter"))
 		nsb_fast_enter(argc, argv, envp);

@@ -525,7 +525,7 @@ func Do(h *Handle, fn func() error) error {
 
 // EtcDir holds per-namespace configuration files: each file of
 // /etc/netns/NAME is bound over /etc/FILE by Exec, as by `ip netns exec`.
-const EtcDir = "/etc/netns"
+const EtcDir = abi.NetnsEtcDir
 
 // Exec runs args[0] with args inside the named namespace and returns its
 // exit code (128+N when it died of signal N), as `ip netns exec` does: the

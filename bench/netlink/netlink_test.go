@@ -462,6 +462,43 @@ func BenchmarkNetnsAddDel(b *testing.B) {
 	}
 }
 
+// BenchmarkNetnsExec runs /bin/true in a named namespace, one process per
+// call: nsbox netns exec (run's C start-up path), its Go path, and ip netns
+// exec, side by side in the same run. Target: nsbox at most 1.0x ip.
+func BenchmarkNetnsExec(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		env  []string
+		argv func(ns string) []string
+	}{
+		{"nsbox", []string{"NSBOX_NO_FASTPATH=0"}, func(ns string) []string { return []string{nsboxBin, "netns", "exec", ns, "/bin/true"} }},
+		{"nsbox-go-path", []string{"NSBOX_NO_FASTPATH=1"}, func(ns string) []string { return []string{nsboxBin, "netns", "exec", ns, "/bin/true"} }},
+		{"ip", nil, func(ns string) []string { return []string{"ip", "netns", "exec", ns, "/bin/true"} }},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			testutil.RequirePriv(b)
+			testutil.RequireTool(b, "ip")
+			needBinary(b)
+			b.ReportAllocs()
+			name := testutil.UniqueName("nsbex")
+			b.Cleanup(func() { deleteAll([]string{name}) })
+			if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+				b.Fatalf("ip netns add %s: %v: %s", name, err, out)
+			}
+			env := append(os.Environ(), impl.env...)
+			argv := impl.argv(name)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c := exec.Command(argv[0], argv[1:]...)
+				c.Env = env
+				if out, err := c.CombinedOutput(); err != nil {
+					b.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkNetnsAddDelBatch creates and deletes K named namespaces in one
 // process: nsbox -b against ip -batch with the same lines (ns/op is per K).
 func BenchmarkNetnsAddDelBatch(b *testing.B) {

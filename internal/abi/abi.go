@@ -74,4 +74,6 @@ const (
 	HostIfNameFormat = "nsb%x"
 	// NetnsDir holds the named network namespaces (iproute2's).
 	NetnsDir = "/run/netns"
+	// NetnsEtcDir holds per-namespace files bound over /etc by netns exec.
+	NetnsEtcDir = "/etc/netns"
 )

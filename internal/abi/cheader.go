@@ -48,7 +48,8 @@ func CSection() []byte {
 	p("#define NSB_DEFAULT_PATH %q\n", DefaultPath)
 	p("#define NSB_DEFAULT_IFNAME %q\n", DefaultIfName)
 	p("#define NSB_HOST_IFNAME_FMT %q\n", HostIfNameFormat)
-	p("#define NSB_NETNS_DIR %q\n\n", NetnsDir)
+	p("#define NSB_NETNS_DIR %q\n", NetnsDir)
+	p("#define NSB_NETNS_ETC_DIR %q\n\n", NetnsEtcDir)
 
 	p("/* Name rules (internal/names): the longest name, and which ASCII bytes may\n")
 	p(" * appear in one. The fast paths take only ASCII names; every rule also\n")
