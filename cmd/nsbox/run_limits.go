@@ -97,7 +97,7 @@ func (o *runOptions) applySandbox() {
 		return
 	}
 	o.ipc, o.pid, o.mount, o.uts, o.cgroup = true, true, true, true, true
-	if o.netns == "" {
+	if o.netns == "" && o.pool == "" { // --netns and --pool give it a network namespace
 		o.net = true
 	}
 	if o.uid == "" {
