@@ -60,3 +60,27 @@ func ExampleHostIfName() {
 	fmt.Println(nsnet.HostIfName(4660))
 	// Output: nsb1234
 }
+
+// CheckBridge refuses a missing bridge before anything is spawned, and its
+// result, set as Config.Checked, is what Attach then uses: one connection
+// and one lookup of the bridge for the sandbox.
+func ExampleCheckBridge() {
+	ctx := context.Background()
+	cfg := &nsnet.Config{Bridge: "br0", Addr: netip.MustParsePrefix("10.9.0.3/24")}
+	br, err := nsnet.CheckBridge(ctx, cfg)
+	if err != nil {
+		fmt.Println(err) // nsnet: bridge br0 does not exist (create it with nsbox bridge add br0)
+		return
+	}
+	defer br.Close()
+	cfg.Checked = br
+	var att *nsnet.Attachment
+	st, err := nsclone.Run(ctx, &nsclone.Spec{
+		Path: "/bin/true", Namespaces: nsclone.Net,
+		BeforeExec: func(pid int) (err error) { att, err = nsnet.Attach(ctx, cfg, pid); return err },
+	})
+	if att != nil {
+		att.Detach(ctx)
+	}
+	fmt.Println("exit", st.Code(), err)
+}
