@@ -40,6 +40,15 @@ func poolStatus(t *testing.T, bin, name string) (pool.Status, int) {
 	return st, code
 }
 
+// startPoolProc starts `nsbox ARGS` (a pool start of NAME) in the
+// background; when t ends the process is killed and then the socket file
+// that a killed pool leaves is removed.
+func startPoolProc(t *testing.T, bin, name string, args ...string) *testutil.Proc {
+	t.Helper()
+	t.Cleanup(func() { os.Remove(pool.SocketPath(name)) }) // runs after the kill below
+	return startNsbox(t, bin, args...)
+}
+
 func waitReady(t *testing.T, bin, name string, n int, p *testutil.Proc) {
 	t.Helper()
 	if !waitFor(30*time.Second, func() bool { st, code := poolStatus(t, bin, name); return code == 0 && st.Ready == n }) {
@@ -68,7 +77,7 @@ func TestRunPoolCLI(t *testing.T) {
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
 	const size, n = 10, 100
-	p := startNsbox(t, bin, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", fmt.Sprint(size), "--dhcp")
+	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", fmt.Sprint(size), "--dhcp")
 	waitReady(t, bin, name, size, p)
 	if got := bridgePorts(t, dl.ServerNS, dl.Bridge); got != size {
 		t.Fatalf("bridge has %d ports with %d ready", got, size)
@@ -216,7 +225,7 @@ func TestPoolSIGKILL(t *testing.T) {
 	ns := poolLab(t)
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
-	p := startNsbox(t, bin, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "8", "--range", "10.56.0.10-10.56.0.50/24", "--nat")
+	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "8", "--range", "10.56.0.10-10.56.0.50/24", "--nat")
 	waitReady(t, bin, name, 8, p)
 	if exists, _ := nsboxTable(t, ns); !exists {
 		t.Fatal("pool --nat added no table")
@@ -277,7 +286,7 @@ func TestPoolBadInput(t *testing.T) {
 
 	// A running pool: its socket owned by another user is refused by the
 	// client; a client of another uid is refused by the server (SO_PEERCRED).
-	p := startNsbox(t, bin, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "2", "--range", "10.56.0.10-10.56.0.50/24")
+	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "2", "--range", "10.56.0.10-10.56.0.50/24")
 	waitReady(t, bin, name, 2, p)
 	sock := pool.SocketPath(name)
 	if err := os.Chmod(sock, 0o666); err != nil {
@@ -335,7 +344,7 @@ func TestRunPoolEmpty(t *testing.T) {
 	testutil.StartDnsmasq(t, dl)
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
-	p := startNsbox(t, bin, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "1", "--dhcp")
+	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "1", "--dhcp")
 	waitReady(t, bin, name, 1, p)
 	const n = 3
 	outs, errs := make([]string, n), make([]string, n)
