@@ -585,6 +585,7 @@ func (o *op) gc(ctx context.Context) error {
 			o.log.printf("gc: delegated ipam %s: %v", n.IPAMConf.Type, err)
 		}
 	}
+	tl := time.Now()
 	host, err := rtnl.Dial(nil)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
@@ -617,7 +618,7 @@ func (o *op) gc(ctx context.Context) error {
 	if err := deleteLinks(ctx, host, stale, all); err != nil {
 		errs = append(errs, fmt.Errorf("gc: %w", err))
 	}
-	o.log.printf("gc: %d veths removed in %s (listing took %s), %d kept", len(stale), time.Since(t1).Round(time.Microsecond), t1.Sub(t0).Round(time.Microsecond), kept)
+	o.log.printf("gc: %d veths removed in %s (listing took %s), %d kept", len(stale), time.Since(t1).Round(time.Microsecond), t1.Sub(tl).Round(time.Microsecond), kept)
 	if n.IPMasq {
 		o.masqIfLast(ctx, host, br.Index)
 	}

@@ -247,6 +247,30 @@ func medianOK(path, cmd string) float64 {
 	return median(ds)
 }
 
+// medianAfter is the median, in ms, of the durations that follow marker
+// in the lines of the log at path.
+func medianAfter(path, marker string) float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var ds []float64
+	for _, line := range strings.Split(string(b), "\n") {
+		_, after, ok := strings.Cut(line, marker)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(strings.TrimRight(after, ")"))
+		if len(f) == 0 {
+			continue
+		}
+		if d, err := time.ParseDuration(strings.TrimRight(f[0], "),")); err == nil {
+			ds = append(ds, ms(d))
+		}
+	}
+	return median(ds)
+}
+
 func stopKeeper(dir string) {
 	p, err := os.ReadFile(filepath.Join(dir, "keeper.pid"))
 	if err != nil {
@@ -290,6 +314,7 @@ func BenchmarkGC(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			w.b = b
+			_ = os.Remove(filepath.Join(w.dir, "gc.log"))
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				w.staleAttachments(b, data, n, veths)
@@ -304,6 +329,12 @@ func BenchmarkGC(b *testing.B) {
 			if out := testutil.Cmd(b, "ip", "-n", w.rt, "-br", "link", "show", "master", w.br); strings.TrimSpace(out) != "" {
 				b.Fatalf("ports left on the bridge after gc:\n%s", out)
 			}
+			// The plugin's own phases, from its log.
+			gcLog := filepath.Join(w.dir, "gc.log")
+			b.ReportMetric(medianAfter(gcLog, " allocations removed in "), "allocs-ms")
+			b.ReportMetric(medianAfter(gcLog, " veths removed in "), "veths-ms")
+			b.ReportMetric(medianAfter(gcLog, "(listing took "), "listing-ms")
+			b.ReportMetric(medianAfter(gcLog, ": ok in "), "plugin-ms")
 		})
 	}
 }
