@@ -109,15 +109,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
 		return err
 	}
-	var svg bytes.Buffer
-	title := fmt.Sprintf("nsbox against its peers, %s, Linux %s", m.Date, m.Kernel)
-	if err := report.WriteChart(&svg, report.Ratios(results), title); err != nil {
-		return err
+	written := []string{filepath.Join(*outDir, "RESULTS.md"), filepath.Join(*outDir, "raw.txt")}
+	if hasTimeRatio(report.Ratios(results)) {
+		var svg bytes.Buffer
+		title := fmt.Sprintf("nsbox against its peers, %s, Linux %s", m.Date, m.Kernel)
+		if err := report.WriteChart(&svg, report.Ratios(results), title); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(*outDir, "results.svg"), svg.Bytes(), 0o644); err != nil {
+			return err
+		}
+		written = append(written, filepath.Join(*outDir, "results.svg"))
+	} else {
+		// A run of benchmarks without a peer (a GC of 1000, say) has
+		// nothing to chart; its report still counts.
+		fmt.Fprintln(stdout, "no comparison against a peer: no chart")
 	}
-	if err := os.WriteFile(filepath.Join(*outDir, "results.svg"), svg.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s, %s and %s\n", filepath.Join(*outDir, "RESULTS.md"), filepath.Join(*outDir, "results.svg"), filepath.Join(*outDir, "raw.txt"))
+	fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
 	if len(failures) > 0 {
 		return fmt.Errorf("%d benchmark packages failed: %s", len(failures), strings.Join(failures, "; "))
 	}
@@ -204,4 +212,15 @@ func benchPackages(flagValue string) ([]string, error) {
 		}
 	}
 	return list, nil
+}
+
+// hasTimeRatio reports whether any comparison can be charted (the chart
+// draws time comparisons only).
+func hasTimeRatio(rs []report.Ratio) bool {
+	for _, r := range rs {
+		if !r.Memory() {
+			return true
+		}
+	}
+	return false
 }
