@@ -21,7 +21,11 @@
  *   address (IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS 0, scope universe, no
  *   broadcast, as rtnl.AddAddr) and the default route via the gateway
  *   (table main, protocol boot, scope universe, unicast, RTA_GATEWAY and
- *   RTA_OIF, as rtnl.AddRoute). Three netlink round trips in all.
+ *   RTA_OIF, as rtnl.AddRoute). Three netlink round trips in all; then,
+ *   as nsnet's waitRunning, RTM_GETLINK of both ends until each reports
+ *   IFF_RUNNING (bounded by NSB_LINK_RUNNING_WAIT_NS, generated from
+ *   internal/abi): until the kernel's link watcher has run, the payload's
+ *   first packet (a SYN, a DISCOVER) is dropped and costs 1 s.
  *
  * Errors: this file never prints. The parser leaves anything unusual to Go
  * (IPv6, --dhcp, non-canonical addresses, a network address, a gateway
@@ -54,6 +58,7 @@
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nsb_name.h" /* name rules and defaults generated from Go */
@@ -476,6 +481,64 @@ static int nsb_net_ifindex(int sock, const char *name)
 	return ifr.ifr_ifindex;
 }
 
+/* nsb_net_flags_reply takes the RTM_NEWLINK reply of a get: the flags. */
+static int nsb_net_flags_reply(void *ctx, const struct nlmsghdr *h)
+{
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+
+	if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof *ifi))
+		return -1;
+	*(unsigned *)ctx = ifi->ifi_flags;
+	return 0;
+}
+
+/* nsb_net_running asks sock's namespace for the flags of name: 1 when it
+ * is IFF_RUNNING, 0 when not yet, a negative errno on failure. */
+static int nsb_net_running(struct nsb_net *n, int sock, const char *name)
+{
+	struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
+	struct nsb_nl b = {0};
+	unsigned flags = 0;
+	int err;
+
+	if (nsb_nl_begin(&b, n, RTM_GETLINK, 0, &ifi, sizeof ifi) < 0 || nsb_nl_str(&b, IFLA_IFNAME, name) < 0 ||
+	    nsb_nl_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
+		return -EMSGSIZE;
+	nsb_nl_end(&b);
+	if ((err = nsb_nl_send(sock, &b, nsb_net_flags_reply, &flags)) < 0)
+		return err;
+	return (flags & IFF_RUNNING) != 0;
+}
+
+/* nsb_net_now_ns is CLOCK_MONOTONIC in nanoseconds. */
+static long long nsb_net_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* nsb_net_wait_running waits until the sandbox's end (on sock) and then
+ * the host end (on n->fd) report IFF_RUNNING, as nsnet's waitRunning: at
+ * most NSB_LINK_RUNNING_WAIT_NS in all, polled every
+ * NSB_LINK_RUNNING_POLL_NS (both from internal/abi). An error or the
+ * deadline ends the wait of that end without failing the spawn: a missing
+ * carrier costs a retransmission, not the sandbox. */
+static void nsb_net_wait_running(struct nsb_net *n, int sock, const char *host)
+{
+	const struct timespec poll = {NSB_LINK_RUNNING_POLL_NS / 1000000000LL,
+				      NSB_LINK_RUNNING_POLL_NS % 1000000000LL};
+	long long deadline = nsb_net_now_ns() + NSB_LINK_RUNNING_WAIT_NS;
+	const struct {
+		int fd;
+		const char *name;
+	} side[2] = {{sock, n->ifname}, {n->fd, host}};
+
+	for (int i = 0; i < 2; i++)
+		while (nsb_net_now_ns() < deadline && nsb_net_running(n, side[i].fd, side[i].name) == 0)
+			nanosleep(&poll, NULL);
+}
+
 /* nsb_net_attach wires child pid's network (the child is held at the
  * go-ahead): nsnet.Attach for a static address. On failure the host end is
  * deleted if it was created, and no fd of the child's namespace stays open
@@ -503,6 +566,7 @@ static int nsb_net_attach(struct nsb_net *n, int pid)
 		nsb_net_del_link(n, host);
 		return -1;
 	}
+	nsb_net_wait_running(n, sock, host);
 	close(sock);
 	return 0;
 }

@@ -62,6 +62,9 @@ enum nsc_stage {
 #define NSB_HOST_IFNAME_FMT "nsb%x"
 #define NSB_NETNS_DIR "/run/netns"
 #define NSB_NETNS_ETC_DIR "/etc/netns"
+/* The wait for a veth's IFF_RUNNING (abi.LinkRunningWait, LinkRunningPoll), ns. */
+#define NSB_LINK_RUNNING_WAIT_NS 1000000000LL
+#define NSB_LINK_RUNNING_POLL_NS 500000LL
 
 /* Name rules (internal/names): the longest name, and which ASCII bytes may
  * appear in one. The fast paths take only ASCII names; every rule also

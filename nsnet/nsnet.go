@@ -372,15 +372,16 @@ func (a *Attachment) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// waitRunning waits (at most 1 s) until both ends of the veth report
-// IFF_RUNNING. The kernel's link watcher turns a veth's carrier on (and
+// waitRunning waits (at most abi.LinkRunningWait, polling every
+// abi.LinkRunningPoll, the same bounds as run's C fast path) until both ends
+// of the veth report IFF_RUNNING. The kernel's link watcher turns a veth's carrier on (and
 // gives it a working queue, and its bridge port a forwarding state) only
 // when it gets the rtnl lock; until then whatever the sandbox sends first
 // (a DHCPDISCOVER, a SYN) is dropped and costs a retransmission, 1 s.
 // Under load (many namespaces made and torn down at once) the watcher lags
 // for tens of milliseconds.
 func waitRunning(ctx context.Context, in *rtnl.Conn, dev string, host *rtnl.Conn, hostDev string) {
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(abi.LinkRunningWait)
 	for _, side := range []struct {
 		c   *rtnl.Conn
 		dev string
@@ -390,7 +391,7 @@ func waitRunning(ctx context.Context, in *rtnl.Conn, dev string, host *rtnl.Conn
 			if err != nil || l.RawFlags&unix.IFF_RUNNING != 0 {
 				break
 			}
-			time.Sleep(500 * time.Microsecond)
+			time.Sleep(abi.LinkRunningPoll)
 		}
 	}
 }

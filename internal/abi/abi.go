@@ -9,7 +9,11 @@ package abi
 
 //go:generate sh -c "NSBOX_GENERATE=1 go test -count=1 -run ^TestCSection$ ."
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // Stages are the stages of the C shim's child setup in the order of their
 // numbers (enum nsc_stage: NSC_OK is 0, NSC_STAGE_CLONE 1, ...). A failing
@@ -76,4 +80,15 @@ const (
 	NetnsDir = "/run/netns"
 	// NetnsEtcDir holds per-namespace files bound over /etc by netns exec.
 	NetnsEtcDir = "/etc/netns"
+)
+
+// The wait for a new veth's carrier (nsnet's waitRunning and the static
+// network of run's C fast path): the kernel's link watcher turns a veth's
+// carrier on only when it gets the rtnl lock, and until then the sandbox's
+// first packet is dropped and costs a retransmission (1 s). Both ends are
+// polled for IFF_RUNNING every LinkRunningPoll, for at most LinkRunningWait
+// in all; past that the payload starts anyway.
+const (
+	LinkRunningWait = time.Second
+	LinkRunningPoll = 500 * time.Microsecond
 )

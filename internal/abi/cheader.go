@@ -49,7 +49,10 @@ func CSection() []byte {
 	p("#define NSB_DEFAULT_IFNAME %q\n", DefaultIfName)
 	p("#define NSB_HOST_IFNAME_FMT %q\n", HostIfNameFormat)
 	p("#define NSB_NETNS_DIR %q\n", NetnsDir)
-	p("#define NSB_NETNS_ETC_DIR %q\n\n", NetnsEtcDir)
+	p("#define NSB_NETNS_ETC_DIR %q\n", NetnsEtcDir)
+	p("/* The wait for a veth's IFF_RUNNING (abi.LinkRunningWait, LinkRunningPoll), ns. */\n")
+	p("#define NSB_LINK_RUNNING_WAIT_NS %dLL\n", LinkRunningWait.Nanoseconds())
+	p("#define NSB_LINK_RUNNING_POLL_NS %dLL\n\n", LinkRunningPoll.Nanoseconds())
 
 	p("/* Name rules (internal/names): the longest name, and which ASCII bytes may\n")
 	p(" * appear in one. The fast paths take only ASCII names; every rule also\n")
