@@ -22,16 +22,9 @@
  * and the other rules shared with Go come from Go (internal/abi). */
 #include "nsbox_gen.h"
 
-/* Kinds of filesystem steps (struct nsc_fsop). */
-enum nsc_fs_kind {
-	NSC_FS_BIND = 1, /* source: host path; attached with move_mount */
-	NSC_FS_NEW,      /* source: filesystem type for fsopen (tmpfs, devpts, proc) */
-	NSC_FS_SYMLINK,  /* source: the link's text; DEST is the link */
-	NSC_FS_RO_SELF   /* DEST bound read-only onto itself; a DEST that does not exist is skipped */
-};
-#define NSC_FS_RDONLY 1 /* bind: read-only, recursively (keeps nosuid/nodev/noexec) */
-#define NSC_FS_FILE 2   /* bind: the source is not a directory, so DEST is made a file */
-#define NSC_FS_NOPT 8
+/* The kinds of filesystem steps (enum nsc_fs_kind) and a bind's flags
+ * (NSC_FS_RDONLY, NSC_FS_FILE) come from internal/abi through nsbox_gen.h. */
+#define NSC_FS_NOPT NSB_FS_NOPT
 #define NSC_ENTER_ROOT 1
 #define NSC_ENTER_DIR 2   /* fsconfig key, value pairs (value NULL: a flag) */
 

@@ -66,6 +66,49 @@ enum nsc_stage {
 #define NSB_LINK_RUNNING_WAIT_NS 1000000000LL
 #define NSB_LINK_RUNNING_POLL_NS 500000LL
 
+/* The filesystem view (internal/abi view.go): the kinds of its steps, the
+ * flags of a bind, a tmpfs's attributes and default mode, and the steps of
+ * its built-in parts (--dev, a view's /proc), names below their directory. */
+enum nsc_fs_kind { NSC_FS_BIND = 1, NSC_FS_NEW = 2, NSC_FS_SYMLINK = 3, NSC_FS_RO_SELF = 4 };
+#define NSC_FS_RDONLY 1
+#define NSC_FS_FILE 2
+#define NSB_FS_NOPT 8
+#define NSB_TMPFS_ATTR 0x6UL
+#define NSB_TMPFS_DEFAULT_MODE 0755
+#define NSB_PROC_DIR "/proc"
+struct nsb_fs_step {
+	int kind, flags;
+	const char *source;
+	const char *opt[NSB_FS_NOPT];
+	unsigned long attr;
+	const char *name;
+};
+#define NSB_NDEV_STEPS 14
+static const struct nsb_fs_step nsb_dev_steps[NSB_NDEV_STEPS] __attribute__((unused)) = {
+	{2, 0, "tmpfs", {"source", "tmpfs", "mode", "755"}, 0x6UL, ""},
+	{1, 2, "/dev/null", {0}, 0x0UL, "null"},
+	{1, 2, "/dev/zero", {0}, 0x0UL, "zero"},
+	{1, 2, "/dev/full", {0}, 0x0UL, "full"},
+	{1, 2, "/dev/random", {0}, 0x0UL, "random"},
+	{1, 2, "/dev/urandom", {0}, 0x0UL, "urandom"},
+	{1, 2, "/dev/tty", {0}, 0x0UL, "tty"},
+	{2, 0, "devpts", {"source", "devpts", "newinstance", 0, "ptmxmode", "0666", "mode", "620"}, 0xaUL, "pts"},
+	{3, 0, "pts/ptmx", {0}, 0x0UL, "ptmx"},
+	{2, 0, "tmpfs", {"source", "tmpfs", "mode", "1777"}, 0x6UL, "shm"},
+	{3, 0, "/proc/self/fd", {0}, 0x0UL, "fd"},
+	{3, 0, "/proc/self/fd/0", {0}, 0x0UL, "stdin"},
+	{3, 0, "/proc/self/fd/1", {0}, 0x0UL, "stdout"},
+	{3, 0, "/proc/self/fd/2", {0}, 0x0UL, "stderr"},
+};
+#define NSB_NPROC_STEPS 5
+static const struct nsb_fs_step nsb_proc_steps[NSB_NPROC_STEPS] __attribute__((unused)) = {
+	{2, 0, "proc", {"source", "proc"}, 0xeUL, ""},
+	{4, 0, 0, {0}, 0x0UL, "sys"},
+	{4, 0, 0, {0}, 0x0UL, "sysrq-trigger"},
+	{4, 0, 0, {0}, 0x0UL, "irq"},
+	{4, 0, 0, {0}, 0x0UL, "bus"},
+};
+
 /* Name rules (internal/names): the longest name, and which ASCII bytes may
  * appear in one. The fast paths take only ASCII names; every rule also
  * refuses "", "." and "..". */
@@ -87,7 +130,8 @@ static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
 }};
 /* end abi */
 
-/* The flags of nsbox run (runFlags in cmd/nsbox/run.go), in its order. */
+/* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable
+ * in cmd/nsbox/run_view.go), in their order. */
 enum nsb_run_flag_id {
 	NSB_F_IPC = 0,
 	NSB_F_PID = 1,
@@ -120,7 +164,19 @@ enum nsb_run_flag_id {
 	NSB_F_DHCP_TIMEOUT = 28,
 	NSB_F_MAP_ROOT_USER = 29,
 	NSB_F_FORK = 30,
-	NSB_RUN_NFLAGS = 31
+	NSB_F_ROOTFS = 31,
+	NSB_F_ROOT = 32,
+	NSB_F_RO_ROOT = 33,
+	NSB_F_BIND = 34,
+	NSB_F_RO_BIND = 35,
+	NSB_F_TMPFS = 36,
+	NSB_F_DEV = 37,
+	NSB_F_CHDIR = 38,
+	NSB_F_WD = 39,
+	NSB_F_CLEARENV = 40,
+	NSB_F_SETENV = 41,
+	NSB_F_UNSETENV = 42,
+	NSB_RUN_NFLAGS = 43
 };
 enum nsb_flag_kind { NSB_KIND_BOOL = 0, NSB_KIND_VALUE = 1 };
 #define NSB_MAX_IMPLIES 2
@@ -131,39 +187,53 @@ struct nsb_run_flag {
 	unsigned char fast; /* the C fast path takes it */
 	unsigned long clone; /* CLONE_NEW* a bool flag asks for */
 	int implies[NSB_MAX_IMPLIES]; /* flags it turns on (-1: none) */
+	int slot;           /* the flag whose value it sets (an alias: another) */
+	unsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's */
 };
 static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((unused)) = {
-	{"ipc", 'i', NSB_KIND_BOOL, 1, 0x8000000UL, {-1, -1}},
-	{"pid", 'p', NSB_KIND_BOOL, 1, 0x20000000UL, {-1, -1}},
-	{"mount", 'm', NSB_KIND_BOOL, 1, 0x20000UL, {-1, -1}},
-	{"net", 'n', NSB_KIND_BOOL, 1, 0x40000000UL, {-1, -1}},
-	{"uts", 'u', NSB_KIND_BOOL, 1, 0x4000000UL, {-1, -1}},
-	{"user", 'U', NSB_KIND_BOOL, 0, 0x10000000UL, {-1, -1}},
-	{"cgroup", 'C', NSB_KIND_BOOL, 1, 0x2000000UL, {-1, -1}},
-	{"mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {NSB_F_MOUNT, -1}},
-	{"no-mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}},
-	{"propagation", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"uid", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"gid", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"map-root", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
-	{"hostname", 0, NSB_KIND_VALUE, 1, 0x0UL, {NSB_F_UTS, -1}},
-	{"init", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}},
-	{"no-init", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}},
-	{"netns", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"bridge", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"dhcp", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
-	{"addr", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"gateway", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"dns", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"ifname", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}},
-	{"pool", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"pool-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"nat", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
-	{"publish", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"verbose", 'v', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
-	{"dhcp-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}},
-	{"map-root-user", 'r', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
-	{"fork", 'f', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}},
+	{"ipc", 'i', NSB_KIND_BOOL, 1, 0x8000000UL, {-1, -1}, NSB_F_IPC, 0},
+	{"pid", 'p', NSB_KIND_BOOL, 1, 0x20000000UL, {-1, -1}, NSB_F_PID, 0},
+	{"mount", 'm', NSB_KIND_BOOL, 1, 0x20000UL, {-1, -1}, NSB_F_MOUNT, 0},
+	{"net", 'n', NSB_KIND_BOOL, 1, 0x40000000UL, {-1, -1}, NSB_F_NET, 0},
+	{"uts", 'u', NSB_KIND_BOOL, 1, 0x4000000UL, {-1, -1}, NSB_F_UTS, 0},
+	{"user", 'U', NSB_KIND_BOOL, 0, 0x10000000UL, {-1, -1}, NSB_F_USER, 0},
+	{"cgroup", 'C', NSB_KIND_BOOL, 1, 0x2000000UL, {-1, -1}, NSB_F_CGROUP, 0},
+	{"mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {NSB_F_MOUNT, -1}, NSB_F_MOUNT_PROC, 0},
+	{"no-mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_NO_MOUNT_PROC, 0},
+	{"propagation", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_PROPAGATION, 0},
+	{"uid", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_UID, 0},
+	{"gid", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_GID, 0},
+	{"map-root", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_MAP_ROOT, 0},
+	{"hostname", 0, NSB_KIND_VALUE, 1, 0x0UL, {NSB_F_UTS, -1}, NSB_F_HOSTNAME, 0},
+	{"init", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_INIT, 0},
+	{"no-init", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_NO_INIT, 0},
+	{"netns", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_NETNS, 0},
+	{"bridge", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_BRIDGE, 0},
+	{"dhcp", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_DHCP, 0},
+	{"addr", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_ADDR, 0},
+	{"gateway", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_GATEWAY, 0},
+	{"dns", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_DNS, 0},
+	{"ifname", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_IFNAME, 0},
+	{"pool", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_POOL, 0},
+	{"pool-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_POOL_TIMEOUT, 0},
+	{"nat", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_NAT, 0},
+	{"publish", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_PUBLISH, 0},
+	{"verbose", 'v', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_VERBOSE, 0},
+	{"dhcp-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_DHCP_TIMEOUT, 0},
+	{"map-root-user", 'r', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_MAP_ROOT_USER, 0},
+	{"fork", 'f', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_FORK, 0},
+	{"rootfs", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_ROOTFS, 0},
+	{"root", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_ROOTFS, 0},
+	{"ro-root", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_RO_ROOT, 0},
+	{"bind", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_BIND, 1},
+	{"ro-bind", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_RO_BIND, 1},
+	{"tmpfs", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_TMPFS, 1},
+	{"dev", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_DEV, 1},
+	{"chdir", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_CHDIR, 0},
+	{"wd", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_CHDIR, 0},
+	{"clearenv", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_CLEARENV, 2},
+	{"setenv", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_SETENV, 2},
+	{"unsetenv", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_UNSETENV, 2},
 };
 
 #endif

@@ -45,6 +45,26 @@
 #define MFD_EXEC 0x0010U
 #endif
 
+/* The most ordered flags (--bind, --ro-bind, --tmpfs, --dev; --clearenv,
+ * --setenv, --unsetenv) of each list the fast path takes; more go to Go. */
+#define NSB_MAX_ORDERED 32
+
+/* nsb_fsarg is one --bind, --ro-bind, --tmpfs or --dev as Go's parseFSArg
+ * makes it (an nsclone.FSMount): kind is its flag's NSB_F_* id. */
+struct nsb_fsarg {
+	int kind;
+	const char *source, *dest; /* dest: absolute and clean */
+	unsigned long long size;   /* --tmpfs size=, 0: none */
+	unsigned int mode;         /* --tmpfs mode= (chmod octal), 0: none */
+	int file;                  /* a bind whose source is not a directory */
+};
+
+/* nsb_envop is one --clearenv, --setenv or --unsetenv. */
+struct nsb_envop {
+	int id;
+	const char *value;
+};
+
 /* nsb_fast is the outcome of parsing: the spawn spec fields of run. */
 struct nsb_fast {
 	unsigned long ns_flags;
@@ -60,6 +80,20 @@ struct nsb_fast {
 	struct nsb_net net;
 	const char *path; /* resolved command (points into buf) */
 	char buf[4096];
+
+	/* The view and the environment (Go's run_view.go). */
+	int view;          /* --rootfs, --ro-root or an fs step: Go's hasView */
+	const char *root;  /* --rootfs/--root: absolute and clean, a directory */
+	int ro_root;
+	const char *chdir; /* --chdir/--wd: absolute */
+	int nfs;
+	struct nsb_fsarg fs[NSB_MAX_ORDERED];
+	int nenvop;
+	struct nsb_envop envop[NSB_MAX_ORDERED];
+	char **env;        /* the payload's environment: envp, or malloc'd (env_owned) */
+	int env_owned;
+	size_t nstr;
+	char str[8192];    /* the SRC and DEST halves of SRC:DEST */
 };
 
 static int nsb_streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
@@ -159,6 +193,231 @@ static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 	}
 }
 
+/* nsb_clean_abs reports whether p is an absolute path that Go's path.Clean
+ * leaves as it is (no empty, "." or ".." component, no trailing '/'); the
+ * fast path takes only those, so that it never re-spells Clean. */
+static int nsb_clean_abs(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (!p[1])
+		return 1;
+	for (const char *c = p + 1;;) {
+		const char *end = strchr(c, '/');
+		size_t n = end ? (size_t)(end - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		if (!end)
+			return 1;
+		c = end + 1;
+	}
+}
+
+/* nsb_strdup_n copies n bytes of s into f's string space; NULL when full. */
+static const char *nsb_strdup_n(struct nsb_fast *f, const char *s, size_t n)
+{
+	char *out;
+	if (n + 1 > sizeof f->str - f->nstr)
+		return 0;
+	out = f->str + f->nstr;
+	memcpy(out, s, n);
+	out[n] = 0;
+	f->nstr += n + 1;
+	return out;
+}
+
+/* nsb_digits parses a decimal (base 10) or octal (base 8) number of at least
+ * one digit, as strconv.ParseUint does with an explicit base (no sign, no
+ * prefix, no '_'), refusing values above max; 0 on success. */
+static int nsb_digits(const char *s, size_t n, unsigned base, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	if (n == 0)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		unsigned d = (unsigned)(s[k] - '0');
+		if (s[k] < '0' || d >= base || v > (max - d) / base)
+			return -1;
+		v = v * base + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* nsb_tmpfs_opts parses --tmpfs's size=BYTES[k|m|g] and mode=OCTAL, comma
+ * separated (Go's parseFSArg and parseSize); -1 for anything else. */
+static int nsb_tmpfs_opts(const char *opts, struct nsb_fsarg *m)
+{
+	for (;;) {
+		const char *end = strchr(opts, ',');
+		size_t n = end ? (size_t)(end - opts) : strlen(opts);
+		const char *eq = memchr(opts, '=', n);
+		size_t kl = eq ? (size_t)(eq - opts) : n;
+		const char *v = eq ? eq + 1 : opts + n;
+		size_t vl = (size_t)(opts + n - v);
+		unsigned long long x;
+		if (kl == 4 && memcmp(opts, "size", 4) == 0) {
+			unsigned long long mult = 1;
+			if (vl > 0) {
+				switch (v[vl - 1]) {
+				case 'k': case 'K': mult = 1ULL << 10; vl--; break;
+				case 'm': case 'M': mult = 1ULL << 20; vl--; break;
+				case 'g': case 'G': mult = 1ULL << 30; vl--; break;
+				}
+			}
+			if (nsb_digits(v, vl, 10, ~0ULL, &x) < 0 || x == 0 || x > ~0ULL / mult)
+				return -1;
+			m->size = x * mult;
+		} else if (kl == 4 && memcmp(opts, "mode", 4) == 0) {
+			if (nsb_digits(v, vl, 8, 07777, &x) < 0)
+				return -1;
+			m->mode = (unsigned)x;
+		} else {
+			return -1;
+		}
+		if (!end)
+			break;
+		opts = end + 1;
+	}
+	return 0;
+}
+
+/* nsb_fs_parse makes one --bind, --ro-bind, --tmpfs or --dev into f's next
+ * step as parseFSArg and viewSpec do, for absolute clean paths only: a
+ * relative SRC (filepath.Abs), a DEST that Clean would change, a missing
+ * source and every error are Go's. */
+static int nsb_fs_parse(struct nsb_fast *f, int id, const char *v)
+{
+	struct nsb_fsarg *m;
+	struct stat st;
+	if (f->nfs == NSB_MAX_ORDERED)
+		return -1;
+	m = &f->fs[f->nfs];
+	memset(m, 0, sizeof *m);
+	m->kind = id;
+	if (id == NSB_F_DEV) {
+		m->dest = "/dev";
+	} else if (id == NSB_F_BIND || id == NSB_F_RO_BIND) {
+		const char *colon = strrchr(v, ':'); /* DEST follows the last ':' */
+		m->source = m->dest = v;
+		if (colon && (!(m->source = nsb_strdup_n(f, v, (size_t)(colon - v))) || !(m->dest = nsb_strdup_n(f, colon + 1, strlen(colon + 1)))))
+			return -1;
+		if (!nsb_clean_abs(m->source) || stat(m->source, &st) < 0)
+			return -1;
+		m->file = !S_ISDIR(st.st_mode);
+	} else if (id == NSB_F_TMPFS) {
+		const char *colon = strchr(v, ':'); /* DEST:OPTIONS */
+		m->dest = v;
+		if (colon) {
+			if (!(m->dest = nsb_strdup_n(f, v, (size_t)(colon - v))) || (colon[1] && nsb_tmpfs_opts(colon + 1, m) < 0))
+				return -1;
+		}
+	} else {
+		return -1;
+	}
+	if (!nsb_clean_abs(m->dest) || nsb_streq(m->dest, "/"))
+		return -1;
+	f->nfs++;
+	return 0;
+}
+
+/* nsb_view_parse takes the view's and the environment's flags as Go's
+ * checkView and viewSpec do, for the forms it knows; -1 leaves the command
+ * line to Go. */
+static int nsb_view_parse(struct nsb_fast *f, const char **val, const int *set, const struct nsb_envop *ordered, int n)
+{
+	struct stat st;
+	if ((f->root = val[NSB_F_ROOTFS])) {
+		if (!nsb_clean_abs(f->root) || stat(f->root, &st) < 0 || !S_ISDIR(st.st_mode))
+			return -1;
+	}
+	f->ro_root = set[NSB_F_RO_ROOT];
+	if ((f->chdir = val[NSB_F_CHDIR]) && f->chdir[0] != '/')
+		return -1;
+	for (int k = 0; k < n; k++) {
+		int id = ordered[k].id;
+		const char *v = ordered[k].value;
+		if (nsb_run_flags[id].ordered == 1) {
+			if (nsb_fs_parse(f, id, v) < 0)
+				return -1;
+			continue;
+		}
+		if (id == NSB_F_SETENV) {
+			const char *eq = strchr(v, '=');
+			if (!eq || eq == v)
+				return -1;
+		} else if (id == NSB_F_UNSETENV) {
+			if (strchr(v, '='))
+				return -1;
+		}
+		if (f->nenvop == NSB_MAX_ORDERED)
+			return -1;
+		f->envop[f->nenvop++] = ordered[k];
+	}
+	f->view = f->root || f->ro_root || f->nfs > 0;
+	return 0;
+}
+
+/* nsb_env_key_is reports whether the environment entry kv (NAME=VALUE, or
+ * a bare word) names name, which ends at len. */
+static int nsb_env_key_is(const char *kv, const char *name, size_t len)
+{
+	return strncmp(kv, name, len) == 0 && (kv[len] == '=' || kv[len] == 0);
+}
+
+/* nsb_env_unset drops every entry of env[0..*n) named name[0..len). */
+static void nsb_env_unset(char **env, int *n, const char *name, size_t len)
+{
+	int out = 0;
+	for (int k = 0; k < *n; k++)
+		if (!nsb_env_key_is(env[k], name, len))
+			env[out++] = env[k];
+	*n = out;
+}
+
+/* nsb_env_apply makes f->env: envp with --clearenv, --setenv and --unsetenv
+ * applied in order, as Go's applyEnv; -1 if out of memory. */
+static int nsb_env_apply(struct nsb_fast *f, char *const *envp)
+{
+	int n = 0, max;
+	f->env = (char **)envp;
+	if (f->nenvop == 0)
+		return 0;
+	while (envp[n])
+		n++;
+	max = n + f->nenvop + 1;
+	if (!(f->env = malloc((size_t)max * sizeof *f->env)))
+		return -1;
+	f->env_owned = 1;
+	memcpy(f->env, envp, (size_t)n * sizeof *f->env);
+	for (int k = 0; k < f->nenvop; k++) {
+		const char *v = f->envop[k].value;
+		switch (f->envop[k].id) {
+		case NSB_F_CLEARENV:
+			n = 0;
+			break;
+		case NSB_F_SETENV:
+			nsb_env_unset(f->env, &n, v, (size_t)(strchr(v, '=') - v));
+			f->env[n++] = (char *)v;
+			break;
+		case NSB_F_UNSETENV:
+			nsb_env_unset(f->env, &n, v, strlen(v));
+			break;
+		}
+	}
+	f->env[n] = 0;
+	return 0;
+}
+
+/* nsb_fast_free releases what nsb_fast_parse allocated. */
+static void nsb_fast_free(struct nsb_fast *f)
+{
+	if (f->env_owned)
+		free(f->env);
+	f->env = 0;
+	f->env_owned = 0;
+}
+
 /* nsb_flag_lookup finds a word of the form --name or -x in run's flag table
  * (generated from Go's runFlags); -1 for anything else, --name=value too. */
 static int nsb_flag_lookup(const char *a)
@@ -181,6 +440,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	const char *val[NSB_RUN_NFLAGS] = {0};
 	const char *bridge_ns = 0;
 	int i, id, any_ns = 0;
+	struct nsb_envop ordered[2 * NSB_MAX_ORDERED];
+	int nordered = 0;
 
 	memset(f, 0, sizeof *f);
 	f->net.fd = -1;
@@ -204,12 +465,23 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			break; /* the command ("-" is one too) */
 		if ((id = nsb_flag_lookup(a)) < 0 || !nsb_run_flags[id].fast)
 			return -1;
+		const char *v = 0;
 		if (nsb_run_flags[id].kind == NSB_KIND_VALUE) {
 			if (++i >= argc || !*argv[i])
 				return -1; /* missing or empty: Go says so (exit 2) */
-			val[id] = argv[i];
+			v = argv[i];
 		}
-		set[id] = 1;
+		if (nsb_run_flags[id].ordered) {
+			/* --bind, --setenv...: kept in the order typed. */
+			if (nordered == 2 * NSB_MAX_ORDERED)
+				return -1;
+			ordered[nordered].id = id;
+			ordered[nordered++].value = v;
+		}
+		/* An alias (--root, --wd) sets its flag's value; the last wins. */
+		set[nsb_run_flags[id].slot] = 1;
+		if (v)
+			val[nsb_run_flags[id].slot] = v;
 	}
 	f->cmd_index = i;
 
@@ -220,6 +492,10 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		any_ns |= set[id] && nsb_run_flags[id].clone;
 	if (!any_ns)
 		set[NSB_F_IPC] = set[NSB_F_PID] = set[NSB_F_MOUNT] = 1;
+	if (nsb_view_parse(f, val, set, ordered, nordered) < 0)
+		return -1;
+	if (f->view)
+		set[NSB_F_MOUNT] = 1; /* a view needs its own mount namespace */
 	if ((set[NSB_F_MOUNT_PROC] && set[NSB_F_NO_MOUNT_PROC]) || (set[NSB_F_INIT] && set[NSB_F_NO_INIT]))
 		return -1;
 	if (set[NSB_F_MOUNT_PROC] && !set[NSB_F_PID])
@@ -247,6 +523,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		else
 			return -1;
 		f->propagation_set = 1;
+		if (f->view && (f->propagation == 0 || (f->propagation & MS_SHARED)))
+			return -1; /* nsclone refuses a view whose mounts could leak */
 	} else if (set[NSB_F_MOUNT]) {
 		f->propagation = MS_REC | MS_PRIVATE;
 	}
@@ -275,15 +553,23 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			f->ns_flags |= nsb_run_flags[id].clone;
 	f->mount_proc = set[NSB_F_MOUNT_PROC];
 	f->init = set[NSB_F_INIT];
+	if (nsb_env_apply(f, envp) < 0)
+		return -1;
 	if (f->cmd_index < argc) {
-		if (nsb_resolve(argv[f->cmd_index], envp, f) < 0)
+		/* Through a view, PATH is looked up where the payload will find
+		 * it (nsclone's callerPath): that is Go's. */
+		if ((f->view && !strchr(argv[f->cmd_index], '/')) || nsb_resolve(argv[f->cmd_index], f->env, f) < 0) {
+			nsb_fast_free(f);
 			return -1;
+		}
 	} else {
 		const char *sh = getenv("SHELL");
 		if (!sh || !*sh)
 			sh = "/bin/sh";
-		if (!strchr(sh, '/'))
+		if (!strchr(sh, '/')) {
+			nsb_fast_free(f);
 			return -1;
+		}
 		f->path = sh;
 	}
 	return 0;
@@ -388,12 +674,161 @@ static unsigned long nsb_forward_restore(void)
 	return kept;
 }
 
+/* The C steps of a view, laid out as nsclone's layoutView does. */
+#define NSB_MAX_FSOPS 160
+struct nsb_view {
+	struct nsc_fsop op[NSB_MAX_FSOPS];
+	int fd[NSB_MAX_FSOPS];
+	const char *ptr[2048]; /* the prefix and name arrays of every step */
+	char str[32768];       /* their strings, the tmpfs options, the cwd */
+	int nop, nptr;
+	size_t nstr;
+};
+
+static char *nsb_view_str(struct nsb_view *v, size_t n)
+{
+	char *out;
+	if (n > sizeof v->str - v->nstr)
+		return 0;
+	out = v->str + v->nstr;
+	v->nstr += n;
+	return out;
+}
+
+/* nsb_view_step adds one step at dest (absolute, clean, not "/"): its
+ * components below the root as prefix[i] (components 0..i) and name[i]. */
+static struct nsc_fsop *nsb_view_step(struct nsb_view *v, int kind, int flags, const char *source, const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = name && *name ? strlen(name) + 1 : 0;
+	char *dest = nsb_view_str(v, dl + nl + 1), *names;
+	struct nsc_fsop *op;
+	int ncomp = 0;
+	if (!dest || v->nop == NSB_MAX_FSOPS)
+		return 0;
+	memcpy(dest, dir, dl);
+	if (nl) {
+		dest[dl] = '/';
+		memcpy(dest + dl + 1, name, nl - 1);
+	}
+	dest[dl + nl] = 0;
+	for (const char *c = dest; *c; c++)
+		ncomp += *c == '/';
+	/* prefix[i] is dest+1 cut after component i; name[i] is component i. */
+	/* Room for ncomp prefixes and the names, each at most dest's size. */
+	if (v->nptr + 2 * (ncomp + 1) > (int)(sizeof v->ptr / sizeof v->ptr[0]) ||
+	    !(names = nsb_view_str(v, (size_t)(ncomp + 1) * (dl + nl + 1))))
+		return 0;
+	op = &v->op[v->nop++];
+	memset(op, 0, sizeof *op);
+	op->kind = kind;
+	op->flags = flags;
+	op->source = source;
+	op->ncomp = ncomp;
+	op->prefix = v->ptr + v->nptr;
+	op->name = v->ptr + v->nptr + ncomp + 1;
+	{
+		char *pre = names, *nm = names + (size_t)ncomp * (dl + nl + 1);
+		const char *c = dest + 1;
+		for (int i = 0; i < ncomp; i++) {
+			const char *end = strchr(c, '/');
+			size_t n = end ? (size_t)(end - c) : strlen(c);
+			size_t pl = (size_t)(c + n - (dest + 1));
+			memcpy(pre, dest + 1, pl);
+			pre[pl] = 0;
+			memcpy(nm, c, n);
+			nm[n] = 0;
+			v->ptr[v->nptr + i] = pre;
+			v->ptr[v->nptr + ncomp + 1 + i] = nm;
+			pre += pl + 1;
+			nm += n + 1;
+			c = end ? end + 1 : c + n;
+		}
+	}
+	v->ptr[v->nptr + ncomp] = 0;
+	v->ptr[v->nptr + 2 * ncomp + 1] = 0;
+	v->nptr += 2 * (ncomp + 1);
+	return op;
+}
+
+/* nsb_view_part adds the generated steps of a built-in part (nsb_dev_steps,
+ * nsb_proc_steps from internal/abi) at dir. */
+static int nsb_view_part(struct nsb_view *v, const struct nsb_fs_step *steps, int n, const char *dir)
+{
+	for (int k = 0; k < n; k++) {
+		struct nsc_fsop *op = nsb_view_step(v, steps[k].kind, steps[k].flags, steps[k].source, dir, steps[k].name);
+		if (!op)
+			return -1;
+		memcpy(op->opt, steps[k].opt, sizeof op->opt);
+		op->attr = steps[k].attr;
+	}
+	return 0;
+}
+
+/* nsb_view_layout lays out f's view as nsclone's viewSteps and layoutView
+ * do: /proc's steps first with a new /proc, then each step in order; with
+ * a root and no --chdir, the caller's directory if it exists there, else /. */
+static int nsb_view_layout(const struct nsb_fast *f, struct nsb_view *v, struct nsc_spec *s)
+{
+	memset(v, 0, sizeof *v);
+	if (f->mount_proc && nsb_view_part(v, nsb_proc_steps, NSB_NPROC_STEPS, NSB_PROC_DIR) < 0)
+		return -1;
+	for (int k = 0; k < f->nfs; k++) {
+		const struct nsb_fsarg *m = &f->fs[k];
+		struct nsc_fsop *op;
+		char *num;
+		switch (m->kind) {
+		case NSB_F_BIND:
+		case NSB_F_RO_BIND:
+			if (!(op = nsb_view_step(v, NSC_FS_BIND, (m->kind == NSB_F_RO_BIND ? NSC_FS_RDONLY : 0) | (m->file ? NSC_FS_FILE : 0), m->source, m->dest, 0)))
+				return -1;
+			break;
+		case NSB_F_TMPFS:
+			if (!(op = nsb_view_step(v, NSC_FS_NEW, 0, "tmpfs", m->dest, 0)) || !(num = nsb_view_str(v, 48)))
+				return -1;
+			op->attr = NSB_TMPFS_ATTR;
+			op->opt[0] = "source";
+			op->opt[1] = "tmpfs";
+			op->opt[2] = "mode";
+			snprintf(num, 24, "%o", m->mode ? m->mode : NSB_TMPFS_DEFAULT_MODE);
+			op->opt[3] = num;
+			if (m->size) {
+				snprintf(num + 24, 24, "%llu", m->size);
+				op->opt[4] = "size";
+				op->opt[5] = num + 24;
+			}
+			break;
+		case NSB_F_DEV:
+			if (nsb_view_part(v, nsb_dev_steps, NSB_NDEV_STEPS, m->dest) < 0)
+				return -1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	s->view = 1;
+	s->mount_proc = 0; /* /proc is the view's first step */
+	s->root = f->root;
+	s->ro_root = f->ro_root;
+	s->nfsops = v->nop;
+	s->fsops = v->nop ? v->op : 0;
+	s->fs_fd = v->nop ? v->fd : 0;
+	if (f->chdir) {
+		s->dir = f->chdir;
+	} else if (f->root) {
+		char *wd = nsb_view_str(v, 4096);
+		s->dir = wd && getcwd(wd, 4096) ? wd : "/";
+		s->dir_fallback = 1;
+	}
+	return 0;
+}
+
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure that left nothing behind) to let Go take over, else exits. */
 static int nsb_fast_run(int argc, char **argv, char **envp)
 {
 	static const int fds[3] = {0, 1, 2};
 	static struct nsb_fast f;
+	static struct nsb_view view;
 	struct nsc_spec s;
 	struct nsc_result r;
 	char *shell_argv[2];
@@ -406,8 +841,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
 		return -1;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
-	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
+	if (f.has_net && nsb_net_check_bridge(&f.net) < 0) {
+		nsb_fast_free(&f);
 		return -1;
+	}
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {
@@ -417,10 +854,15 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		shell_argv[1] = 0;
 		s.argv = shell_argv;
 	}
-	s.envp = envp;
+	s.envp = f.env;
 	s.ns_flags = f.ns_flags;
 	s.propagation = f.propagation;
 	s.mount_proc = f.mount_proc;
+	if (f.view && nsb_view_layout(&f, &view, &s) < 0) {
+		nsb_net_close(&f.net);
+		nsb_fast_free(&f);
+		return -1;
+	}
 	if (f.hostname) {
 		s.hostname = f.hostname;
 		s.hostname_len = (int)strlen(f.hostname);
@@ -477,6 +919,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
+		nsb_fast_free(&f);
 		kept = nsb_forward_restore();
 		/* A signal that came meanwhile gets its default action now (the
 		 * dispositions are the ones nsbox started with), before the Go

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/nsbox/nsbox/internal/abi"
 )
 
 // fsStep is one C step with what it came from (for errors).
@@ -27,30 +29,14 @@ type fsStep struct {
 	proc   bool
 }
 
-// The MOUNT_ATTR_* bits of new filesystems.
-const (
-	attrNosuid = C.MOUNT_ATTR_NOSUID
-	attrNodev  = C.MOUNT_ATTR_NODEV
-	attrNoexec = C.MOUNT_ATTR_NOEXEC
-)
-
-// procCovered are the entries of a view's /proc made read-only.
-var procCovered = []string{"sys", "sysrq-trigger", "irq", "bus"}
-
-// devNodes are the device nodes of Dev, bound from the caller's /dev.
-var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
-
-// viewSteps expands s.FS (and /proc inside the view) into the C steps.
+// viewSteps expands s.FS (and /proc inside the view) into the C steps; the
+// built-in parts (a view's /proc, Dev) come from internal/abi, whose tables
+// the C fast path of nsbox run lays out the same way.
 func (s *Spec) viewSteps() []fsStep {
 	var out []fsStep
 	if s.MountProc {
-		out = append(out, fsStep{kind: C.NSC_FS_NEW, source: "proc", opts: []string{"source", "proc"}, attr: attrNosuid | attrNodev | attrNoexec,
-			dest: "/proc", what: "/proc", proc: true})
-		// As bubblewrap: the parts of /proc that act on the whole machine
-		// (sysctls, SysRq, IRQ affinity, bus devices) read-only.
-		for _, p := range procCovered {
-			out = append(out, fsStep{kind: C.NSC_FS_RO_SELF, dest: "/proc/" + p, what: "read-only /proc/" + p})
-		}
+		out = append(out, partSteps(abi.ProcSteps, abi.ProcDir)...)
+		out[0].what, out[0].proc = abi.ProcDir, true
 	}
 	for _, m := range s.FS {
 		switch m.Kind {
@@ -72,44 +58,45 @@ func (s *Spec) viewSteps() []fsStep {
 			dest := path.Clean(m.Dest)
 			mode := m.Mode
 			if mode == 0 {
-				mode = 0o755
+				mode = abi.TmpfsDefaultMode
 			}
 			opts := []string{"source", "tmpfs", "mode", strconv.FormatUint(uint64(unixMode(mode)), 8)}
 			if m.Size != 0 {
 				opts = append(opts, "size", strconv.FormatUint(m.Size, 10))
 			}
-			out = append(out, fsStep{kind: C.NSC_FS_NEW, source: "tmpfs", opts: opts, attr: attrNosuid | attrNodev,
+			out = append(out, fsStep{kind: C.NSC_FS_NEW, source: "tmpfs", opts: opts, attr: abi.TmpfsAttr,
 				dest: dest, what: "tmpfs on " + dest})
 		case Dev:
 			dest := m.Dest
 			if dest == "" {
 				dest = "/dev"
 			}
-			out = append(out, devSteps(path.Clean(dest))...)
+			out = append(out, partSteps(abi.DevSteps, path.Clean(dest))...)
 		}
 	}
 	return out
 }
 
-// devSteps is Dev at dest: what bubblewrap's --dev makes, less its core link.
-func devSteps(dest string) []fsStep {
-	out := []fsStep{{kind: C.NSC_FS_NEW, source: "tmpfs", opts: []string{"source", "tmpfs", "mode", "755"}, attr: attrNosuid | attrNodev,
-		dest: dest, what: "tmpfs on " + dest}}
-	for _, n := range devNodes {
-		out = append(out, fsStep{kind: C.NSC_FS_BIND, flags: C.NSC_FS_FILE, source: "/dev/" + n, dest: dest + "/" + n,
-			what: "bind /dev/" + n + " on " + dest + "/" + n})
-	}
-	out = append(out,
-		fsStep{kind: C.NSC_FS_NEW, source: "devpts", opts: []string{"source", "devpts", "newinstance", "", "ptmxmode", "0666", "mode", "620"},
-			attr: attrNosuid | attrNoexec, dest: dest + "/pts", what: "devpts on " + dest + "/pts"},
-		fsStep{kind: C.NSC_FS_SYMLINK, source: "pts/ptmx", dest: dest + "/ptmx", what: "symlink " + dest + "/ptmx"},
-		fsStep{kind: C.NSC_FS_NEW, source: "tmpfs", opts: []string{"source", "tmpfs", "mode", "1777"}, attr: attrNosuid | attrNodev,
-			dest: dest + "/shm", what: "tmpfs on " + dest + "/shm"},
-		fsStep{kind: C.NSC_FS_SYMLINK, source: "/proc/self/fd", dest: dest + "/fd", what: "symlink " + dest + "/fd"},
-	)
-	for i, n := range []string{"stdin", "stdout", "stderr"} {
-		out = append(out, fsStep{kind: C.NSC_FS_SYMLINK, source: "/proc/self/fd/" + strconv.Itoa(i), dest: dest + "/" + n,
-			what: "symlink " + dest + "/" + n})
+// partSteps lays out the steps of a built-in part of a view at dir.
+func partSteps(steps []abi.FSStep, dir string) []fsStep {
+	out := make([]fsStep, 0, len(steps))
+	for _, st := range steps {
+		dest := dir
+		if st.Name != "" {
+			dest = dir + "/" + st.Name
+		}
+		f := fsStep{kind: int(st.Kind), flags: st.Flags, source: st.Source, opts: st.Opts, attr: st.Attr, dest: dest}
+		switch st.Kind {
+		case abi.FSNew:
+			f.what = st.Source + " on " + dest
+		case abi.FSBind:
+			f.what = "bind " + st.Source + " on " + dest
+		case abi.FSSymlink:
+			f.what = "symlink " + dest
+		case abi.FSROSelf:
+			f.what = "read-only " + dest
+		}
+		out = append(out, f)
 	}
 	return out
 }

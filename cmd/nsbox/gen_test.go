@@ -93,12 +93,14 @@ func genHeader() []byte {
 	b.Write(abi.CSection())
 	p("\n")
 
-	p("/* The flags of nsbox run (runFlags in cmd/nsbox/run.go), in its order. */\n")
+	p("/* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable\n")
+	p(" * in cmd/nsbox/run_view.go), in their order. */\n")
+	flags := genFlags()
 	p("enum nsb_run_flag_id {\n")
-	for i, f := range runFlags {
+	for i, f := range flags {
 		p("\t%s = %d,\n", cIdent(f.name), i)
 	}
-	p("\tNSB_RUN_NFLAGS = %d\n};\n", len(runFlags))
+	p("\tNSB_RUN_NFLAGS = %d\n};\n", len(flags))
 	p("enum nsb_flag_kind { NSB_KIND_BOOL = 0, NSB_KIND_VALUE = 1 };\n")
 	p("#define NSB_MAX_IMPLIES 2\n")
 	p("struct nsb_run_flag {\n")
@@ -108,12 +110,13 @@ func genHeader() []byte {
 	p("\tunsigned char fast; /* the C fast path takes it */\n")
 	p("\tunsigned long clone; /* CLONE_NEW* a bool flag asks for */\n")
 	p("\tint implies[NSB_MAX_IMPLIES]; /* flags it turns on (-1: none) */\n")
+	p("\tint slot;           /* the flag whose value it sets (an alias: another) */\n")
+	p("\tunsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's */\n")
 	p("};\n")
 	p("static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((unused)) = {\n")
-	o := &runOptions{}
-	for _, f := range runFlags {
+	for _, f := range flags {
 		kind := "NSB_KIND_VALUE"
-		if _, ok := f.ref(o).(*bool); ok {
+		if f.isBool {
 			kind = "NSB_KIND_BOOL"
 		}
 		short := "0"
@@ -131,8 +134,43 @@ func genHeader() []byte {
 		for i, n := range f.implies {
 			imp[i] = cIdent(n)
 		}
-		p("\t{%q, %s, %s, %d, %#xUL, {%s}},\n", f.name, short, kind, fast, f.clone, strings.Join(imp, ", "))
+		p("\t{%q, %s, %s, %d, %#xUL, {%s}, %s, %d},\n", f.name, short, kind, fast, f.clone, strings.Join(imp, ", "),
+			cIdent(f.slot), f.ordered)
 	}
 	p("};\n\n#endif\n")
 	return b.Bytes()
+}
+
+// genFlag is one row of the C flag table.
+type genFlag struct {
+	name, short  string
+	isBool, fast bool
+	clone        uintptr
+	implies      []string
+	slot         string // the flag whose value it sets
+	ordered      int    // 0, 1 (the view's list) or 2 (the environment's)
+}
+
+// genFlags are the rows of the C flag table: runFlags, then viewFlagTable.
+func genFlags() []genFlag {
+	var out []genFlag
+	o := &runOptions{}
+	for _, f := range runFlags {
+		_, isBool := f.ref(o).(*bool)
+		out = append(out, genFlag{name: f.name, short: f.short, isBool: isBool, fast: f.fast, clone: f.clone, implies: f.implies, slot: f.name})
+	}
+	for _, f := range viewFlagTable {
+		g := genFlag{name: f.name, isBool: f.isBool, fast: true, slot: f.name}
+		if f.same != "" {
+			g.slot = f.same
+		}
+		if f.ordered {
+			g.ordered = 1
+			if f.env {
+				g.ordered = 2
+			}
+		}
+		out = append(out, g)
+	}
+	return out
 }

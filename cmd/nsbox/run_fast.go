@@ -22,7 +22,10 @@ import "C"
 
 import (
 	"net/netip"
+	"os"
 	"unsafe"
+
+	"github.com/nsbox/nsbox/nsclone"
 )
 
 // fastSpec is what the C parser made of a command line.
@@ -44,6 +47,13 @@ type fastSpec struct {
 	ifname   string // with its default, eth0
 	addr     netip.Prefix
 	gateway  netip.Addr // the zero Addr without --gateway
+
+	// The view and the environment.
+	root   string
+	roRoot bool
+	chdir  string
+	fs     []nsclone.FSMount
+	env    []string // the payload's environment
 }
 
 // fastParse runs the C fast path's parser over the arguments of run (the
@@ -86,6 +96,7 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 	if C.nsb_fast_parse_for_test(C.int(len(argv)), pv, pe, f) != 0 {
 		return fastSpec{}, false
 	}
+	defer C.nsb_fast_free(f)
 	s := fastSpec{
 		ns:            uint64(f.ns_flags),
 		propagation:   uint64(f.propagation),
@@ -111,6 +122,37 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 	if f.hostname != nil {
 		s.hostname = C.GoString(f.hostname)
 	}
+	if f.root != nil {
+		s.root = C.GoString(f.root)
+	}
+	s.roRoot = f.ro_root != 0
+	if f.chdir != nil {
+		s.chdir = C.GoString(f.chdir)
+	}
+	for _, m := range f.fs[:f.nfs] {
+		fm := nsclone.FSMount{Dest: C.GoString(m.dest), Size: uint64(m.size), Mode: modeOf(uint32(m.mode))}
+		switch m.kind {
+		case C.NSB_F_BIND:
+			fm.Kind = nsclone.Bind
+		case C.NSB_F_RO_BIND:
+			fm.Kind = nsclone.ROBind
+		case C.NSB_F_TMPFS:
+			fm.Kind = nsclone.Tmpfs
+		case C.NSB_F_DEV:
+			fm.Kind = nsclone.Dev
+		}
+		if m.source != nil {
+			fm.Source = C.GoString(m.source)
+		}
+		s.fs = append(s.fs, fm)
+	}
+	s.env = []string{}
+	for _, p := range unsafe.Slice(f.env, 1<<20) {
+		if p == nil {
+			break
+		}
+		s.env = append(s.env, C.GoString(p))
+	}
 	if f.set_uid != 0 {
 		v := uint32(f.uid)
 		s.uid = &v
@@ -120,6 +162,21 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 		s.gid = &v
 	}
 	return s, true
+}
+
+// modeOf turns chmod's octal into Go's mode bits.
+func modeOf(v uint32) os.FileMode {
+	m := os.FileMode(v & 0o777)
+	if v&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	if v&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if v&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	return m
 }
 
 // ipv4 turns an address in host byte order (as the C parser keeps it) into

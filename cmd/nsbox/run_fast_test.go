@@ -4,7 +4,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -46,6 +46,39 @@ var runFastCases = []string{
 	"--uid\n\nid",
 	"--gid\n\nid",
 	"--propagation\n\n--mount\ntrue",
+	// The view and the environment.
+	"--ipc\n--pid\n--rootfs\n/\n--ro-bind\n/usr:/usr\n--ro-bind\n/lib:/lib\n--dev\n--tmpfs\n/tmp\n--\n/bin/true",
+	"--root\n/tmp\n--rootfs\n/usr\n--wd\n/x\n--chdir\n/bin\n/bin/true",
+	"--ro-root\n--bind\n/etc/hostname:/h\n--ro-bind\n/tmp\n--tmpfs\n/t:size=1m,mode=1777\n--tmpfs\n/u:mode=0,size=3G\n/bin/sh",
+	"--tmpfs\n/t:mode=07777\n--tmpfs\n/t2:size=18446744073709551615\n--tmpfs\n/t3:\n/bin/true",
+	"--tmpfs\n/t:size=16777216T\n/bin/true",
+	"--tmpfs\n/t:size=17179869184g\n/bin/true",
+	"--tmpfs\n/t:mode=10000\n/bin/true",
+	"--tmpfs\n/t:mode=8\n/bin/true",
+	"--tmpfs\n/t:size=1m,\n/bin/true",
+	"--tmpfs\n/t:size=+1\n/bin/true",
+	"--tmpfs\n/t:size=0\n/bin/true",
+	"--tmpfs\n/t/\n/bin/true",
+	"--tmpfs\n/\n/bin/true",
+	"--tmpfs\nrel\n/bin/true",
+	"--bind\nusr\n/bin/true",
+	"--bind\n/usr:/a/../b\n/bin/true",
+	"--bind\n/nonexistent-nsbox\n/bin/true",
+	"--bind\n/usr:\n/bin/true",
+	"--bind\n:/x\n/bin/true",
+	"--dev\n--dev\n--propagation\nshared\n/bin/true",
+	"--dev\n--propagation\nslave\n--net\n/bin/true",
+	"--rootfs\n/etc/hostname\n/bin/true",
+	"--rootfs\n/usr/\n/bin/true",
+	"--chdir\nrel\n/bin/true",
+	"--clearenv\n--setenv\nA=1\n--setenv\nB=x=y\n--unsetenv\nA\n--setenv\nB=2\n/usr/bin/env",
+	"--setenv\nPATH=/usr/sbin:/bin\n--unsetenv\nHOME\nsh",
+	"--clearenv\nsh",
+	"--setenv\n=x\ntrue",
+	"--setenv\nNOVALUE\ntrue",
+	"--unsetenv\nA=B\ntrue",
+	"--dev=true\ntrue",
+	"--ro-root\nsh",
 }
 
 // runNetFastCases are whole command lines (the words after "nsbox") for the
@@ -154,15 +187,54 @@ func checkFastParity(t *testing.T, words []string) {
 	if strings.Join(cArgs, "\x00") != strings.Join(goArgs, "\x00") {
 		t.Errorf("%q: command C %q, Go %q", args, cArgs, goArgs)
 	}
+	checkFastViewParity(t, args, fs, s)
 	wantPath := s.Path
 	if !strings.Contains(wantPath, "/") {
-		if p, err := exec.LookPath(wantPath); err == nil {
+		if p, ok := lookPathIn(wantPath, s.Env); ok {
 			wantPath = p
 		}
 	}
 	if fs.path != wantPath {
 		t.Errorf("%q: path C %q, Go %q", args, fs.path, wantPath)
 	}
+}
+
+// checkFastViewParity compares the C parser's view and environment with
+// Go's spec.
+func checkFastViewParity(t *testing.T, args []string, fs fastSpec, s *nsclone.Spec) {
+	t.Helper()
+	if fs.root != s.Root || fs.roRoot != s.ReadOnlyRoot || fs.chdir != s.Dir {
+		t.Errorf("%q: C root %q ro %v dir %q; Go %q %v %q", args, fs.root, fs.roRoot, fs.chdir, s.Root, s.ReadOnlyRoot, s.Dir)
+	}
+	if !reflect.DeepEqual(fs.fs, s.FS) {
+		t.Errorf("%q: C view %+v; Go %+v", args, fs.fs, s.FS)
+	}
+	if strings.Join(fs.env, "\x00") != strings.Join(s.Env, "\x00") || len(fs.env) != len(s.Env) {
+		t.Errorf("%q: C environment %q; Go %q", args, fs.env, s.Env)
+	}
+}
+
+// lookPathIn finds file in the PATH of env as nsclone's resolvePath does
+// without a view (the first executable regular file).
+func lookPathIn(file string, env []string) (string, bool) {
+	pathEnv := nsclone.DefaultPath
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			pathEnv = v
+			break
+		}
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + file
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && unix.Access(p, unix.X_OK) == nil {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // checkFastNetParity compares the C parser's network with what runMain's
@@ -232,14 +304,19 @@ func TestRunFastParity(t *testing.T) {
 	}
 	// The fast path must really take the plain cases (else it is dead code).
 	for _, c := range []string{"", "--ipc\n--pid\n--mount\n--mount-proc\n--no-init\n/bin/true",
-		"--ipc\n--pid\n--mount\n--no-init\n--gid\nnogroup\n--\nsh\n-c\nid -g"} {
+		"--ipc\n--pid\n--mount\n--no-init\n--gid\nnogroup\n--\nsh\n-c\nid -g",
+		// The view and the environment (issue 10's benchmark line).
+		"--ipc\n--pid\n--rootfs\n/\n--ro-bind\n/usr:/usr\n--ro-bind\n/lib:/lib\n--dev\n--tmpfs\n/tmp\n--\n/bin/true",
+		"--ro-root\n--bind\n/etc/hostname:/h\n--tmpfs\n/t:size=1m,mode=1777\n--clearenv\n--setenv\nA=1\n/usr/bin/env"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); !ok {
 			t.Errorf("%q: the C fast path does not take this plain command line", splitArgs(c))
 		}
 	}
 	for _, c := range []string{"--user\n--map-root\nid", "--netns\nx\ntrue", "--bogus", "-h", "--uid\nnsbox-no-user\ntrue",
 		// --uid brings the user's groups and HOME, USER, LOGNAME: Go.
-		"--uid\nnobody\ntrue", "--uid\n0\n--gid\n0\ntrue"} {
+		"--uid\nnobody\ntrue", "--uid\n0\n--gid\n0\ntrue",
+		// Relative paths, paths Clean would change, a view's PATH lookup.
+		"--bind\nusr\ntrue", "--tmpfs\n/t/\ntrue", "--rootfs\n/usr/\ntrue", "--rootfs\n/\nsh"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); ok {
 			t.Errorf("%q: the C fast path takes what Go must handle", splitArgs(c))
 		}

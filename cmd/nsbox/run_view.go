@@ -45,26 +45,62 @@ func (v *orderedValue) Type() string {
 	return "string"
 }
 
+// viewFlag is one flag of the view and environment group. viewFlags
+// defines them from viewFlagTable, and go generate ./cmd/nsbox writes the
+// table into csrc/nsbox_gen.h after runFlags: the C fast path of run takes
+// every one of them (FuzzRunFastParity checks it makes the same spec).
+type viewFlag struct {
+	name, usage string
+	isBool      bool
+	// ref is the field a plain flag sets (*string or *bool); nil for an
+	// ordered one.
+	ref func(o *runOptions) any
+	// same is the flag whose value an alias sets ("" for itself).
+	same string
+	// ordered: repeatable, kept in the order typed in one list with the
+	// other ordered flags of that list: the view's (--bind, --ro-bind,
+	// --tmpfs, --dev) or, with env, the environment's.
+	ordered, env bool
+}
+
+// viewFlagTable are the flags of the view and the environment, in the
+// order of the help.
+var viewFlagTable = []viewFlag{
+	{name: "rootfs", usage: "make DIR the payload's / (bind onto itself, pivot_root, old root detached; like bwrap --bind DIR /)", ref: func(o *runOptions) any { return &o.rootfs }},
+	{name: "root", usage: "same as --rootfs (unshare's --root, done with pivot_root instead of chroot)", ref: func(o *runOptions) any { return &o.rootfs }, same: "rootfs"},
+	{name: "ro-root", usage: "make the root (--rootfs DIR, else the host's /) and every mount below it read-only", isBool: true, ref: func(o *runOptions) any { return &o.roRoot }},
+	{name: "bind", usage: "bind SRC[:DEST] (DEST inside the new root, default SRC; repeatable, in order; bwrap --bind)", ordered: true},
+	{name: "ro-bind", usage: "read-only bind SRC[:DEST] (keeps nosuid/nodev/noexec; bwrap --ro-bind)", ordered: true},
+	{name: "tmpfs", usage: "fresh tmpfs DEST[:size=BYTES[,mode=OCTAL]] (bwrap --tmpfs)", ordered: true},
+	{name: "dev", usage: "minimal /dev: null zero full random urandom tty, pts, shm, fd links (bwrap --dev /dev)", isBool: true, ordered: true},
+	{name: "chdir", usage: "working directory inside the sandbox (default: yours if it exists there, else /)", ref: func(o *runOptions) any { return &o.chdir }},
+	{name: "wd", usage: "same as --chdir (unshare's --wd)", ref: func(o *runOptions) any { return &o.chdir }, same: "chdir"},
+	{name: "clearenv", usage: "start from an empty environment (applied in order with --setenv and --unsetenv)", isBool: true, ordered: true, env: true},
+	{name: "setenv", usage: "set NAME=VALUE in the payload's environment (repeatable)", ordered: true, env: true},
+	{name: "unsetenv", usage: "remove NAME from the payload's environment (repeatable)", ordered: true, env: true},
+}
+
 // viewFlags adds the flags of the filesystem view and the environment.
 func viewFlags(fs *pflag.FlagSet, o *runOptions) {
-	fs.StringVar(&o.rootfs, "rootfs", "", "make DIR the payload's / (bind onto itself, pivot_root, old root detached; like bwrap --bind DIR /)")
-	fs.StringVar(&o.rootfs, "root", "", "same as --rootfs (unshare's --root, done with pivot_root instead of chroot)")
-	fs.BoolVar(&o.roRoot, "ro-root", false, "make the root (--rootfs DIR, else the host's /) and every mount below it read-only")
-	add := func(name, usage string, isBool bool, list *[]orderedArg) {
-		f := fs.VarPF(&orderedValue{flag: name, list: list, isBool: isBool}, name, "", usage)
-		if isBool {
-			f.NoOptDefVal = "true"
+	for _, f := range viewFlagTable {
+		if !f.ordered {
+			switch p := f.ref(o).(type) {
+			case *string:
+				fs.StringVar(p, f.name, "", f.usage)
+			case *bool:
+				fs.BoolVar(p, f.name, false, f.usage)
+			}
+			continue
+		}
+		list := &o.fsArgs
+		if f.env {
+			list = &o.envArgs
+		}
+		fl := fs.VarPF(&orderedValue{flag: f.name, list: list, isBool: f.isBool}, f.name, "", f.usage)
+		if f.isBool {
+			fl.NoOptDefVal = "true"
 		}
 	}
-	add("bind", "bind SRC[:DEST] (DEST inside the new root, default SRC; repeatable, in order; bwrap --bind)", false, &o.fsArgs)
-	add("ro-bind", "read-only bind SRC[:DEST] (keeps nosuid/nodev/noexec; bwrap --ro-bind)", false, &o.fsArgs)
-	add("tmpfs", "fresh tmpfs DEST[:size=BYTES[,mode=OCTAL]] (bwrap --tmpfs)", false, &o.fsArgs)
-	add("dev", "minimal /dev: null zero full random urandom tty, pts, shm, fd links (bwrap --dev /dev)", true, &o.fsArgs)
-	fs.StringVar(&o.chdir, "chdir", "", "working directory inside the sandbox (default: yours if it exists there, else /)")
-	fs.StringVar(&o.chdir, "wd", "", "same as --chdir (unshare's --wd)")
-	add("clearenv", "start from an empty environment (applied in order with --setenv and --unsetenv)", true, &o.envArgs)
-	add("setenv", "set NAME=VALUE in the payload's environment (repeatable)", false, &o.envArgs)
-	add("unsetenv", "remove NAME from the payload's environment (repeatable)", false, &o.envArgs)
 }
 
 // hasView reports whether o asks for a filesystem view.

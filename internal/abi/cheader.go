@@ -54,6 +54,42 @@ func CSection() []byte {
 	p("#define NSB_LINK_RUNNING_WAIT_NS %dLL\n", LinkRunningWait.Nanoseconds())
 	p("#define NSB_LINK_RUNNING_POLL_NS %dLL\n\n", LinkRunningPoll.Nanoseconds())
 
+	p("/* The filesystem view (internal/abi view.go): the kinds of its steps, the\n")
+	p(" * flags of a bind, a tmpfs's attributes and default mode, and the steps of\n")
+	p(" * its built-in parts (--dev, a view's /proc), names below their directory. */\n")
+	p("enum nsc_fs_kind { NSC_FS_BIND = %d, NSC_FS_NEW = %d, NSC_FS_SYMLINK = %d, NSC_FS_RO_SELF = %d };\n", FSBind, FSNew, FSSymlink, FSROSelf)
+	p("#define NSC_FS_RDONLY %d\n#define NSC_FS_FILE %d\n", FSReadOnly, FSFile)
+	p("#define NSB_FS_NOPT %d\n", FSMaxOpts)
+	p("#define NSB_TMPFS_ATTR %#xUL\n#define NSB_TMPFS_DEFAULT_MODE %#o\n", TmpfsAttr, TmpfsDefaultMode)
+	p("#define NSB_PROC_DIR %q\n", ProcDir)
+	p("struct nsb_fs_step {\n\tint kind, flags;\n\tconst char *source;\n\tconst char *opt[NSB_FS_NOPT];\n\tunsigned long attr;\n\tconst char *name;\n};\n")
+	for _, part := range []struct {
+		c     string
+		steps []FSStep
+	}{{"dev", DevSteps}, {"proc", ProcSteps}} {
+		p("#define NSB_N%s_STEPS %d\n", strings.ToUpper(part.c), len(part.steps))
+		p("static const struct nsb_fs_step nsb_%s_steps[NSB_N%s_STEPS] __attribute__((unused)) = {\n", part.c, strings.ToUpper(part.c))
+		for _, st := range part.steps {
+			if len(st.Opts) > FSMaxOpts {
+				panic("abi: a view step with more than FSMaxOpts options")
+			}
+			var opts []string
+			for i, o := range st.Opts {
+				if i%2 == 1 && o == "" {
+					opts = append(opts, "0") // a flag
+				} else {
+					opts = append(opts, fmt.Sprintf("%q", o))
+				}
+			}
+			if len(opts) == 0 {
+				opts = []string{"0"}
+			}
+			p("\t{%d, %d, %s, {%s}, %#xUL, %q},\n", st.Kind, st.Flags, cString(st.Source), strings.Join(opts, ", "), st.Attr, st.Name)
+		}
+		p("};\n")
+	}
+	p("\n")
+
 	p("/* Name rules (internal/names): the longest name, and which ASCII bytes may\n")
 	p(" * appear in one. The fast paths take only ASCII names; every rule also\n")
 	p(" * refuses \"\", \".\" and \"..\". */\n")
@@ -91,4 +127,12 @@ func ReplaceCSection(header []byte) ([]byte, bool) {
 	out := append([]byte(nil), header[:begin]...)
 	out = append(out, CSection()...)
 	return append(out, header[end+len(CSectionEnd):]...), true
+}
+
+// cString renders s as a C string literal, "" as a null pointer.
+func cString(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return fmt.Sprintf("%q", s)
 }
