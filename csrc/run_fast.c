@@ -766,7 +766,8 @@ static int nsb_view_part(struct nsb_view *v, const struct nsb_fs_step *steps, in
 
 /* nsb_view_layout lays out f's view as nsclone's viewSteps and layoutView
  * do: /proc's steps first with a new /proc, then each step in order; with
- * a root and no --chdir, the caller's directory if it exists there, else /. */
+ * a root and no --chdir, the caller's directory if it exists there, else /
+ * (--chdir itself is set by the caller, view or not). */
 static int nsb_view_layout(const struct nsb_fast *f, struct nsb_view *v, struct nsc_spec *s)
 {
 	memset(v, 0, sizeof *v);
@@ -812,9 +813,7 @@ static int nsb_view_layout(const struct nsb_fast *f, struct nsb_view *v, struct 
 	s->nfsops = v->nop;
 	s->fsops = v->nop ? v->op : 0;
 	s->fs_fd = v->nop ? v->fd : 0;
-	if (f->chdir) {
-		s->dir = f->chdir;
-	} else if (f->root) {
+	if (f->root && !f->chdir) {
 		char *wd = nsb_view_str(v, 4096);
 		s->dir = wd && getcwd(wd, 4096) ? wd : "/";
 		s->dir_fallback = 1;
@@ -863,6 +862,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		nsb_fast_free(&f);
 		return -1;
 	}
+	if (f.chdir)
+		s.dir = f.chdir; /* with or without a view, as Go's Spec.Dir */
 	if (f.hostname) {
 		s.hostname = f.hostname;
 		s.hostname_len = (int)strlen(f.hostname);
