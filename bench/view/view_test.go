@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,67 @@ func BenchmarkRootfsView(b *testing.B) {
 	peer = append(peer, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--", "/bin/true")
 	b.Run("nsbox", func(b *testing.B) { runAll(b, nsbox, os.Environ()) })
 	b.Run("bwrap", func(b *testing.B) { runAll(b, peer, os.Environ()) })
+}
+
+// BenchmarkRootfsViewAlternated: the view of BenchmarkRootfsView through
+// nsbox's C fast path, bubblewrap and nsbox's Go path
+// (NSBOX_NO_FASTPATH=1), one of each per round in a rotating order, so
+// that the machine's load hits all three alike; it reports the medians and
+// their ratios to bubblewrap's.
+func BenchmarkRootfsViewAlternated(b *testing.B) {
+	testutil.RequirePriv(b)
+	bwrap := testutil.RequireTool(b, "bwrap")
+	bin := nsboxBin(b)
+	root := b.TempDir()
+	nsbox := []string{bin, "run", "--ipc", "--pid", "--rootfs", root}
+	peer := []string{bwrap, "--unshare-ipc", "--unshare-pid", "--bind", root, "/"}
+	for _, d := range viewBins {
+		nsbox = append(nsbox, "--ro-bind", d+":"+d)
+		peer = append(peer, "--ro-bind", d, d)
+	}
+	nsbox = append(nsbox, "--dev", "--tmpfs", "/tmp", "--", "/bin/true")
+	peer = append(peer, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--", "/bin/true")
+	goEnv := append(os.Environ(), "NSBOX_NO_FASTPATH=1")
+	runs := []struct {
+		argv []string
+		env  []string
+	}{{nsbox, os.Environ()}, {peer, os.Environ()}, {nsbox, goEnv}}
+	times := make([][]time.Duration, len(runs))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range runs {
+			j := (i + k) % len(runs)
+			times[j] = append(times[j], timeRun(b, runs[j].argv, runs[j].env))
+		}
+	}
+	fast, bw, goPath := median(times[0]), median(times[1]), median(times[2])
+	b.ReportMetric(float64(fast)/1e6, "fast-ms")
+	b.ReportMetric(float64(bw)/1e6, "bwrap-ms")
+	b.ReportMetric(float64(goPath)/1e6, "go-ms")
+	b.ReportMetric(float64(fast)/float64(bw), "fast/bwrap")
+	b.ReportMetric(float64(goPath)/float64(bw), "go/bwrap")
+}
+
+// timeRun runs argv once and returns how long it took.
+func timeRun(b *testing.B, argv, env []string) time.Duration {
+	var stderr bytes.Buffer
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%q: %v: %s", argv, err, stderr.String())
+	}
+	return time.Since(start)
+}
+
+// median is the middle of d (sorted in place).
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
 }
 
 // BenchmarkNamedRun: run --name (a record written and removed in
