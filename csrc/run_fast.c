@@ -536,6 +536,9 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		f->set_uid = 1;
 	}
 	if (val[NSB_F_GID]) {
+		/* With a rootfs a name is the rootfs's (Go's etcFile): Go's. */
+		if (f->root && nsb_parse_id(val[NSB_F_GID], &f->gid) < 0)
+			return -1;
 		if (nsb_id(val[NSB_F_GID], "/etc/group", &f->gid) < 0)
 			return -1;
 		f->set_gid = 1;

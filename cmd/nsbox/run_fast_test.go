@@ -79,6 +79,9 @@ var runFastCases = []string{
 	"--unsetenv\nA=B\ntrue",
 	"--dev=true\ntrue",
 	"--ro-root\nsh",
+	// With a rootfs, a group name is the rootfs's /etc/group's (Go's).
+	"--rootfs\n/tmp\n--gid\nnogroup\n/bin/true",
+	"--rootfs\n/tmp\n--gid\n65534\n/bin/true",
 }
 
 // runNetFastCases are whole command lines (the words after "nsbox") for the
