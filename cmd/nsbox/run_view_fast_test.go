@@ -189,7 +189,7 @@ func TestRunViewFastPathErrors(t *testing.T) {
 		code int
 	}{
 		{[]string{"run", "--rootfs", root, "--bind", "/usr:/file", "--", "/usr/bin/true"}, 125}, // the child's bind fails
-		{[]string{"run", "--chdir", "/nonexistent-nsbox", "--", "/bin/true"}, 125},               // the child's chdir fails
+		{[]string{"run", "--chdir", "/nonexistent-nsbox", "--", "/bin/true"}, 125},              // the child's chdir fails
 		{[]string{"run", "--ro-root", "--tmpfs", "/nonexistent-nsbox-dir", "--", "/bin/true"}, 125},
 		{[]string{"run", "--rootfs", root, "--", "/bin/true"}, 127}, // nothing to run in an empty root
 		{[]string{"run", "--bind", "/nonexistent-nsbox-src", "--", "/bin/true"}, 125},
