@@ -372,28 +372,31 @@ func runOnTerminal(t *testing.T, bin string, args []string, kill bool) (string, 
 	return out.String(), 0, err
 }
 
-// waitNoPendingSignal waits, at most limit, until sig is pending neither for
-// process pid nor for any of its threads (/proc/PID/task/*/status ShdPnd and
-// SigPnd).
+// waitNoPendingSignal waits, at most limit, until sig is pending neither
+// for process pid nor for any of its descendants (the init, the payload),
+// in any thread (/proc/PID/task/*/status ShdPnd and SigPnd): each of them
+// passes the signal on by its si_code, which a merge would lose.
 func waitNoPendingSignal(t *testing.T, pid int, sig unix.Signal, limit time.Duration) {
 	t.Helper()
 	bit := uint64(1) << (uint(sig) - 1)
 	deadline := time.Now().Add(limit)
 	for {
 		pending := false
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			for _, l := range strings.Split(string(b), "\n") {
-				k, v, ok := strings.Cut(l, ":")
-				if !ok || (k != "ShdPnd" && k != "SigPnd") {
+		for _, p := range processTree(pid) {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p))
+			for _, f := range tasks {
+				b, err := os.ReadFile(f)
+				if err != nil {
 					continue
 				}
-				if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&bit != 0 {
-					pending = true
+				for _, l := range strings.Split(string(b), "\n") {
+					k, v, ok := strings.Cut(l, ":")
+					if !ok || (k != "ShdPnd" && k != "SigPnd") {
+						continue
+					}
+					if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&bit != 0 {
+						pending = true
+					}
 				}
 			}
 		}
@@ -402,4 +405,21 @@ func waitNoPendingSignal(t *testing.T, pid int, sig unix.Signal, limit time.Dura
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// processTree returns pid and its descendants, from /proc/PID/task/*/children.
+func processTree(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out) && i < 64; i++ {
+		files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", out[i]))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			for _, w := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(w); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
 }
