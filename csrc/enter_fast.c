@@ -116,12 +116,10 @@ static int nsb_enter_target(const char *t, long *join, long *payload)
  * the target's namespaces already. */
 static void __attribute__((noreturn)) nsb_enter_fail(int code, const char *what, const char *obj, int err)
 {
-	char msg[256];
-	const char *s = strerror(err);
-	snprintf(msg, sizeof msg, "%s", s);
-	if (msg[0] >= 'A' && msg[0] <= 'Z') /* Go's errno texts are lowercase */
-		msg[0] = (char)(msg[0] - 'A' + 'a');
-	fprintf(stderr, "nsbox: %s%s: %s\n", what, obj, msg);
+	char buf[NSB_ERRBUF];
+
+	/* Go's errno text (generated), whatever the C library's strerror says. */
+	fprintf(stderr, "nsbox: %s%s: %s\n", what, obj, nsb_strerror(err, buf));
 	_exit(code);
 }
 

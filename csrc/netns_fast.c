@@ -163,13 +163,10 @@ static void nsb_netns_path(char *buf, size_t len, const char *name)
  * line has Go's shape: "nsbox: netns: add NAME: STEP: CAUSE". */
 static void nsb_netns_stuck(const char *name, const char *step, int err)
 {
-	char cause[128];
+	char buf[NSB_ERRBUF];
 
-	/* Go's errno texts are glibc's with a lowercase first letter. */
-	snprintf(cause, sizeof cause, "%s", strerror(err));
-	if (cause[0] >= 'A' && cause[0] <= 'Z')
-		cause[0] = (char)(cause[0] - 'A' + 'a');
-	dprintf(2, "nsbox: netns: add %s: %s: %s\n", name, step, cause);
+	/* Go's errno text (generated), whatever the C library's strerror says. */
+	dprintf(2, "nsbox: netns: add %s: %s: %s\n", name, step, nsb_strerror(err, buf));
 	_exit(1);
 }
 

@@ -1129,10 +1129,40 @@ static void nsb_join_daemon_netns(int argc, char **argv)
 	close(fd);
 }
 
+#ifndef __GLIBC__
+extern char **environ;
+
+/* nsb_ctor_args finds argc, argv and envp for a C library that calls
+ * constructors without them (musl). It sets environ to the envp of the
+ * process's first stack before it runs them, and the System V ABI lays
+ * that stack out as argc, argv[0..argc-1], NULL, envp: walking down from
+ * envp, the first word equal to the number of pointers passed is argc
+ * (no pointer is that small). */
+static void nsb_ctor_args(int *argc, char ***argv, char ***envp)
+{
+	char **e = environ;
+	long n;
+
+	*argc = 0;
+	*argv = e - 1;
+	*envp = e;
+	for (n = 0; n < (1L << 24); n++)
+		if ((long)e[-2 - n] == n) {
+			*argc = (int)n;
+			*argv = e - 1 - n;
+			return;
+		}
+}
+#endif
+
 /* nsb_fast_ctor runs before the Go runtime (glibc passes argc, argv, envp
- * to constructors). It returns when Go must handle the command line. */
+ * to constructors; for musl nsb_ctor_args finds them). It returns when Go
+ * must handle the command line. */
 __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, char **envp)
 {
+#ifndef __GLIBC__
+	nsb_ctor_args(&argc, &argv, &envp);
+#endif
 	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns") && !nsb_streq(argv[1], "-n") &&
 			  !nsb_streq(argv[1], "enter")))
 		return;

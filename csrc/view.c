@@ -14,7 +14,16 @@
  * symlinks.
  */
 #include <linux/openat2.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#ifndef MOUNT_ATTR_RDONLY
+/* musl's <sys/mount.h> lacks the new mount API that glibc's (2.36) has. */
+#include <linux/mount.h>
+#endif
+#ifndef STATX_TYPE
+/* Nor has musl 1.2.3 statx. */
+#include <linux/stat.h>
+#endif
 
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000

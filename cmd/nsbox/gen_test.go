@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,7 +139,9 @@ func genHeader() []byte {
 		p("\t{%q, %s, %s, %d, %#xUL, {%s}, %s, %d},\n", f.name, short, kind, fast, f.clone, strings.Join(imp, ", "),
 			cIdent(f.slot), f.ordered)
 	}
-	p("};\n\n#endif\n")
+	p("};\n\n")
+	genErrnoTexts(p)
+	p("\n#endif\n")
 	return b.Bytes()
 }
 
@@ -173,4 +177,35 @@ func genFlags() []genFlag {
 		out = append(out, g)
 	}
 	return out
+}
+
+// genErrnoTexts renders Go's errno texts (syscall.Errno's Error) and
+// nsb_strerror, so that the C's error lines read as Go's whatever the C
+// library is (glibc's and musl's strerror texts differ, and are capitalised).
+func genErrnoTexts(p func(string, ...any)) {
+	n := 0
+	for e := syscall.Errno(1); e < 4096; e++ {
+		if e.Error() != "errno "+strconv.Itoa(int(e)) {
+			n = int(e) + 1
+		}
+	}
+	p("/* Go's errno texts (syscall.Errno(n).Error()), for the C's error lines. */\n")
+	p("#define NSB_NERRTEXT %d\n", n)
+	p("static const char *const nsb_errtext[NSB_NERRTEXT] __attribute__((unused)) = {\n")
+	for e := syscall.Errno(0); int(e) < n; e++ {
+		if t := e.Error(); t != "errno "+strconv.Itoa(int(e)) {
+			p("\t[%d] = %q,\n", int(e), t)
+		}
+	}
+	p("};\n")
+	p("/* nsb_strerror is Go's text of errno e. For an errno Go has no text for\n")
+	p(" * it writes Go's \"errno N\" into buf (NSB_ERRBUF bytes; no C library). */\n")
+	p("#define NSB_ERRBUF 24\n")
+	p("static inline __attribute__((unused)) const char *nsb_strerror(int e, char *buf)\n{\n")
+	p("\tchar d[12];\n\tint i = 0, j = 0;\n\tunsigned int u = e < 0 ? 0u - (unsigned int)e : (unsigned int)e;\n\n")
+	p("\tif (e >= 0 && e < NSB_NERRTEXT && nsb_errtext[e])\n\t\treturn nsb_errtext[e];\n")
+	p("\tdo\n\t\td[i++] = (char)('0' + u %% 10);\n\twhile ((u /= 10) != 0);\n")
+	p("\tfor (const char *s = \"errno \"; *s; s++)\n\t\tbuf[j++] = *s;\n")
+	p("\tif (e < 0)\n\t\tbuf[j++] = '-';\n")
+	p("\twhile (i > 0)\n\t\tbuf[j++] = d[--i];\n\tbuf[j] = 0;\n\treturn buf;\n}\n")
 }
