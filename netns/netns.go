@@ -145,8 +145,17 @@ func List() ([]string, error) {
 	return names, nil
 }
 
-// errNoSuchNS is the cause when a named namespace does not exist.
-var errNoSuchNS = fmt.Errorf("no such namespace: %w", unix.ENOENT)
+// errNoSuchNS is the cause when a named namespace does not exist. It is a
+// value of a type of its own rather than a fmt.Errorf, which every nsbox
+// process would run at start.
+var errNoSuchNS error = noSuchNSError{}
+
+// noSuchNSError reads "no such namespace: " and ENOENT's text and wraps
+// ENOENT.
+type noSuchNSError struct{}
+
+func (noSuchNSError) Error() string { return "no such namespace: " + unix.ENOENT.Error() }
+func (noSuchNSError) Unwrap() error { return unix.ENOENT }
 
 // Add creates the named namespace, as `ip netns add NAME` does: /run/netns is
 // made a shared mount point of its own (once, under a lock), the file

@@ -34,10 +34,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needBinary builds nsbox once and fails b if that fails.
+// needBinary finds nsbox once: NSBOX_BIN, else the Makefile's bin/nsbox
+// (make bench builds it: the binary users get), else a fresh build. It
+// fails b if that fails.
 func needBinary(b *testing.B) {
 	b.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("NSBOX_BIN"); p != "" {
+			nsboxBin = p
+			return
+		}
+		if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				nsboxBin = abs
+				return
+			}
+		}
 		buildDir, buildErr = os.MkdirTemp("", "nsbox-bench-")
 		if buildErr != nil {
 			return

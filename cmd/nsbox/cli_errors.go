@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -241,13 +242,16 @@ func refuseEmptyFlags(cmd string, fs *pflag.FlagSet) error {
 	return nil
 }
 
-// pflagArg matches pflag's message for a flag value it cannot parse.
-var pflagArg = regexp.MustCompile(`^(.*)invalid argument "(.*)" for "(-[^"]*)" flag: (.*)$`)
+// pflagArg matches pflag's message for a flag value it cannot parse. It is
+// compiled on first use: every nsbox process would pay for it at start.
+var pflagArg = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(.*)invalid argument "(.*)" for "(-[^"]*)" flag: (.*)$`)
+})
 
 // pflagMessage rewrites pflag's "invalid argument V for F flag: strconv...:
 // parsing V: invalid syntax" as "F V: why", in the CLI's words.
 func pflagMessage(msg string) string {
-	m := pflagArg.FindStringSubmatch(msg)
+	m := pflagArg().FindStringSubmatch(msg)
 	if m == nil {
 		return msg
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nsbox/nsbox/netns"
 )
@@ -153,8 +154,11 @@ func (e *env) complete(ctx context.Context, words []string) []string {
 	return filterPrefix(cands, cur)
 }
 
-// longFlag finds the --flags in a help text.
-var longFlag = regexp.MustCompile(`(?:^|[\s\[|,])(--[a-z][a-z0-9-]*)`)
+// longFlag finds the --flags in a help text. It is compiled on first use:
+// every nsbox process would pay for it at start.
+var longFlag = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:^|[\s\[|,])(--[a-z][a-z0-9-]*)`)
+})
 
 // completeFlags completes a command that parses flags (run, dhcp, dhcpd):
 // its flags as its help lists them, and the value of a flag that names a
@@ -179,7 +183,7 @@ func (e *env) completeFlags(ctx context.Context, c *command, rest []string, cur 
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range longFlag.FindAllStringSubmatch(help.String(), -1) {
+	for _, m := range longFlag().FindAllStringSubmatch(help.String(), -1) {
 		if !seen[m[1]] {
 			seen[m[1]] = true
 			out = append(out, m[1])
