@@ -156,10 +156,43 @@ static int nsb_id(const char *v, const char *file, unsigned int *out)
 	return nsb_lookup(file, v, out);
 }
 
-/* nsb_resolve finds cmd like nsclone's resolvePath: the first executable
- * regular file in PATH. Anything else returns -1 (Go reports it). */
+/* nsb_caller_path maps p, a path as the payload will see it, to where this
+ * process finds it now, as nsclone's callerPath: through the last step of
+ * the view that covers it (a bind's source), else under the root. It
+ * returns 1 where p is on a fresh tmpfs or /dev (no program there yet), -1
+ * when out is too small. */
+static int nsb_caller_path(const struct nsb_fast *f, const char *p, char *out, size_t outsz)
+{
+	const char *pre = "", *rest = p;
+	if (f->view) {
+		int k;
+		for (k = f->nfs - 1; k >= 0; k--) {
+			const struct nsb_fsarg *m = &f->fs[k];
+			size_t dl = strlen(m->dest);
+			if (strncmp(p, m->dest, dl) != 0 || (p[dl] && p[dl] != '/'))
+				continue;
+			if (m->kind != NSB_F_BIND && m->kind != NSB_F_RO_BIND)
+				return 1;
+			pre = m->source;
+			rest = p + dl;
+			break;
+		}
+		if (k < 0 && f->root)
+			pre = f->root;
+	}
+	if (strlen(pre) + strlen(rest) + 1 > outsz)
+		return -1;
+	strcpy(out, pre);
+	strcat(out, rest);
+	return 0;
+}
+
+/* nsb_resolve finds cmd like nsclone's resolvePath (Spec.LookPath): the
+ * first executable regular file in the PATH of envp, looked for through
+ * f's view. Anything else returns -1 (Go reports it). */
 static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 {
+	static char host[4096];
 	const char *path = NSB_DEFAULT_PATH;
 	if (strchr(cmd, '/')) {
 		f->path = cmd;
@@ -176,15 +209,18 @@ static int nsb_resolve(const char *cmd, char *const *envp, struct nsb_fast *f)
 			dl = 1;
 		if (dl + 1 + strlen(cmd) + 1 <= sizeof f->buf) {
 			struct stat st;
+			int where;
 			memcpy(f->buf, dir, dl);
 			f->buf[dl] = '/';
 			strcpy(f->buf + dl + 1, cmd);
-			if (stat(f->buf, &st) == 0) {
-				if (S_ISREG(st.st_mode) && access(f->buf, X_OK) == 0) {
+			if ((where = nsb_caller_path(f, f->buf, host, sizeof host)) < 0)
+				return -1;
+			if (where == 0 && stat(host, &st) == 0) {
+				if (S_ISREG(st.st_mode) && access(host, X_OK) == 0) {
 					f->path = f->buf;
 					return 0;
 				}
-				return -1; /* a candidate that cannot run: Go says 126 */
+				return -1; /* a candidate that cannot run: Go's */
 			}
 		}
 		if (!end)
@@ -559,9 +595,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	if (nsb_env_apply(f, envp) < 0)
 		return -1;
 	if (f->cmd_index < argc) {
-		/* Through a view, PATH is looked up where the payload will find
-		 * it (nsclone's callerPath): that is Go's. */
-		if ((f->view && !strchr(argv[f->cmd_index], '/')) || nsb_resolve(argv[f->cmd_index], f->env, f) < 0) {
+		if (nsb_resolve(argv[f->cmd_index], f->env, f) < 0) {
 			nsb_fast_free(f);
 			return -1;
 		}

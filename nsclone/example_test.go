@@ -52,6 +52,27 @@ func ExampleNamespace_String() {
 // --ro-bind /usr /usr --dev /dev --proc /proc --tmpfs /tmp: an empty
 // folder becomes the payload's root, the host's programs are bound in
 // read-only, /dev holds only the harmless devices and /tmp is private.
+// LookPath finds a command where the payload will see it: here /bin/sh
+// is found through the read-only bind of the caller's /usr (Debian's /bin
+// is a link into /usr), under an empty root.
+func ExampleSpec_LookPath() {
+	root, err := os.MkdirTemp("", "root")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.Remove(root)
+	s := &nsclone.Spec{
+		Path:       "sh",
+		Env:        []string{"PATH=/usr/bin"},
+		Namespaces: nsclone.Mnt,
+		Root:       root,
+		FS:         []nsclone.FSMount{{Kind: nsclone.ROBind, Source: "/usr", Dest: "/usr"}},
+	}
+	p, err := s.LookPath()
+	fmt.Println(p, err)
+	// Output: /usr/bin/sh <nil>
+}
+
 func ExampleSpec_view() {
 	root, err := os.MkdirTemp("", "rootfs")
 	if err != nil {

@@ -65,7 +65,7 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	path, err := resolvePath(s.Path, env, s.callerPath)
+	path, err := s.LookPath()
 	if err != nil {
 		return nil, err
 	}
@@ -670,6 +670,21 @@ func resolvePath(file string, env []string, where func(string) string) (string, 
 		return "", &SetupError{Stage: StageExec, Object: denied, Err: unix.EACCES}
 	}
 	return "", &SetupError{Stage: StageExec, Object: file, Err: unix.ENOENT}
+}
+
+// LookPath returns the path Start execs for s.Path: s.Path itself when it
+// has a slash, else the first executable regular file of that name in the
+// PATH of s.Env (os.Environ() when Env is nil, DefaultPath without PATH),
+// looked for where the payload will see it: through the binds of FS, under
+// Root or EnterRoot (a folder on a fresh Tmpfs or Dev holds no program
+// yet). With no such file the error is a *SetupError of StageExec: EACCES
+// when a candidate exists but cannot run, else ENOENT.
+func (s *Spec) LookPath() (string, error) {
+	env := s.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	return resolvePath(s.Path, env, s.callerPath)
 }
 
 // Process is a spawned child.

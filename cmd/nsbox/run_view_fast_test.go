@@ -153,9 +153,10 @@ func TestRunViewFastPathTaken(t *testing.T) {
 		{[]string{"run", "--clearenv", "--setenv", "A=1", "--", "/usr/bin/env"}, true},
 		{[]string{"run", "--ro-root", "--wd", "/usr", "--tmpfs", "/mnt:mode=700", "--", "/bin/sh", "-c", "pwd; stat -c %a /mnt"}, true},
 		{[]string{"run", "--root", root, "--ro-bind", "/usr:/usr", "--ro-bind", "/lib:/lib", "--ro-bind", "/lib64:/lib64", "--ro-bind", "/bin:/bin", "--", "/bin/true"}, true},
-		// Go's: a PATH lookup through the view, a relative source, a
-		// path Clean would change.
-		{append(nsboxView(root), "true"), false},
+		// PATH looked up through the view (the read-only bind of /usr).
+		{append(nsboxView(root), "true"), true},
+		{append(nsboxView(root), "sh", "-c", "command -v true"), true},
+		// Go's: a relative source, a path Clean would change.
 		{[]string{"run", "--bind", "usr:/x", "--", "/bin/true"}, false},
 		{[]string{"run", "--tmpfs", "/mnt/", "--", "/bin/true"}, false},
 	} {
