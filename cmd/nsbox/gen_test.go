@@ -62,12 +62,45 @@ func TestRunFlagTable(t *testing.T) {
 			}
 		}
 	}
-	// Every table flag is a flag of runFlagSet (the view's and the
-	// limits' groups come on top, Go-only).
+	// Every table flag is a flag of runFlagSet (the limits' group and
+	// --name, --status-fd, --pidfile come on top, Go-only).
 	fs := runFlagSet(o)
-	for _, f := range runFlags {
+	inTable := map[string]bool{}
+	for _, f := range genFlags() {
+		inTable[f.name] = true
+	}
+	for _, f := range genFlags() {
 		if fs.Lookup(f.name) == nil {
-			t.Errorf("--%s of runFlags is not in runFlagSet", f.name)
+			t.Errorf("--%s of the generated table is not in runFlagSet", f.name)
+		}
+		if !inTable[f.slot] {
+			t.Errorf("--%s sets --%s, which is not a flag of the table", f.name, f.slot)
+		}
+	}
+	// The view's table: an alias sets a plain flag of the same kind and
+	// field; ordered flags have no field of their own.
+	for _, f := range viewFlagTable {
+		if seen[f.name] {
+			t.Errorf("flag --%s twice", f.name)
+		}
+		seen[f.name] = true
+		if f.ordered != (f.ref == nil) {
+			t.Errorf("--%s: an ordered flag has no field, a plain one has one", f.name)
+		}
+	}
+	for _, f := range viewFlagTable {
+		if f.same == "" {
+			continue
+		}
+		var target *viewFlag
+		for i := range viewFlagTable {
+			if viewFlagTable[i].name == f.same {
+				target = &viewFlagTable[i]
+			}
+		}
+		if target == nil || target.same != "" || target.ordered || f.ordered || target.isBool != f.isBool ||
+			target.ref(o) != f.ref(o) {
+			t.Errorf("--%s is an alias of --%s, which is not a plain flag setting the same field", f.name, f.same)
 		}
 	}
 }
