@@ -130,6 +130,28 @@ static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
 }};
 /* end abi */
 
+/* The pool socket's wire format (internal/poolwire). */
+#define NSB_POOL_SOCKET_DIR "/run/nsbox/pools"
+#define NSB_POOL_SOCKET_SUFFIX ".sock"
+#define NSB_POOL_MAX_MESSAGE 65536
+#define NSB_POOL_CLAIM_REQUEST "{\"op\":\"claim\",\"wait_ms\":5000}"
+#define NSB_POOL_REPLY_TIMEOUT_MS 15000LL
+#define NSB_POOL_CLAIM_FDS 2
+#define NSB_POOL_CLAIM_NETNS_FD 0
+#define NSB_POOL_NAME_MAX 64
+static const unsigned char nsb_pool_name_first[128] __attribute__((unused)) = {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+};
+static const unsigned char nsb_pool_name_rest[128] __attribute__((unused)) = {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+};
+
 /* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable
  * in cmd/nsbox/run_view.go), in their order. */
 enum nsb_run_flag_id {
@@ -214,7 +236,7 @@ static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((un
 	{"gateway", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_GATEWAY, 0},
 	{"dns", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_DNS, 0},
 	{"ifname", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_IFNAME, 0},
-	{"pool", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_POOL, 0},
+	{"pool", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_POOL, 0},
 	{"pool-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_POOL_TIMEOUT, 0},
 	{"nat", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_NAT, 0},
 	{"publish", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_PUBLISH, 0},

@@ -33,6 +33,7 @@
 #include "clone_shim.h" /* with nsbox_gen.h: the rules generated from Go */
 #include "nsinit_elf.h"
 #include "net_fast.c"
+#include "pool_fast.c"
 #include "netns_fast.c"
 
 /* The shim itself is nsclone's (csrc/clone_shim.c, compiled once, into
@@ -78,6 +79,8 @@ struct nsb_fast {
 	int cmd_index; /* argv index of the command; argc if none */
 	int has_net;   /* --bridge: net holds the static network */
 	struct nsb_net net;
+	int has_pool; /* --pool: pool holds the claim (pool_fast.c) */
+	struct nsb_pool pool;
 	const char *path; /* resolved command (points into buf) */
 	char buf[4096];
 
@@ -481,6 +484,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 
 	memset(f, 0, sizeof *f);
 	f->net.fd = -1;
+	f->pool.conn = f->pool.netns = -1;
 	i = 2;
 	if (argc >= 4 && nsb_streq(argv[1], "-n") && nsb_streq(argv[3], "run")) {
 		bridge_ns = argv[2];
@@ -586,6 +590,14 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		    nsb_net_parse(&f->net, bridge_ns, val[NSB_F_BRIDGE], val[NSB_F_ADDR], val[NSB_F_GATEWAY], val[NSB_F_IFNAME]) < 0)
 			return -1;
 		f->has_net = 1;
+	}
+	/* --pool (runOptions.checkPoolFlags: not with --bridge); the slot's
+	 * resolv.conf in a new mount namespace is left to Go. */
+	if (val[NSB_F_POOL]) {
+		if (f->has_net || set[NSB_F_MOUNT] || !nsb_pool_name_ok(val[NSB_F_POOL]))
+			return -1;
+		f->pool.name = val[NSB_F_POOL];
+		f->has_pool = 1;
 	}
 	for (id = 0; id < NSB_RUN_NFLAGS; id++)
 		if (set[id])
@@ -870,7 +882,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
-	int keep[4] = {0, 1, 2, -1}, memfd = -1;
+	int keep[5] = {0, 1, 2, -1, -1}, nkeep = 3, memfd = -1;
 	unsigned i;
 	int st;
 
@@ -878,6 +890,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		return -1;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
 	if (f.has_net && nsb_net_check_bridge(&f.net) < 0) {
+		nsb_fast_free(&f);
+		return -1;
+	}
+	if (f.has_pool && nsb_pool_claim(&f.pool) < 0) {
 		nsb_fast_free(&f);
 		return -1;
 	}
@@ -925,6 +941,19 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.hook_ctx = (uintptr_t)&f.net;
 		s.parent_death_sig = SIGKILL;
 	}
+	if (f.has_pool) {
+		/* As run_pool.go's claim: the pool's namespace is joined, not
+		 * made, and the payload dies with nsbox (whose death ends the
+		 * claim, and the pool then destroys the namespace). */
+		s.ns_flags &= ~(unsigned long)CLONE_NEWNET;
+		s.njoin = 1;
+		s.join_fd[0] = f.pool.netns;
+		s.join_type[0] = CLONE_NEWNET;
+		keep[nkeep++] = f.pool.netns; /* above 2 (stdio is open) */
+		s.nkeep = nkeep;
+		s.keep = keep;
+		s.parent_death_sig = SIGKILL;
+	}
 	if (f.init && (memfd = nsb_init_memfd()) >= 0) {
 		/* nsinit's argv: name, errfd, mask (the child fills both into
 		 * scratch), flags, path, the payload's argv. */
@@ -939,8 +968,12 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 			init_argv[3] = (f.ns_flags & CLONE_NEWPID) ? "0" : "3";
 			init_argv[4] = (char *)f.path;
 			memcpy(init_argv + 5, s.argv, (size_t)(n + 1) * sizeof *init_argv);
-			keep[3] = memfd;
-			s.nkeep = 4;
+			keep[nkeep++] = memfd;
+			if (nkeep == 5 && keep[3] > keep[4]) { /* the shim wants them sorted */
+				keep[4] = keep[3];
+				keep[3] = memfd;
+			}
+			s.nkeep = nkeep;
 			s.keep = keep;
 			s.init_fd = memfd;
 			s.init_argv = init_argv;
@@ -954,6 +987,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		/* The child was reaped (a hook failure killed it before it ran
 		 * anything): Go does everything again and reports. */
 		nsb_net_close(&f.net);
+		nsb_pool_close(&f.pool);
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
@@ -969,9 +1003,14 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	}
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
+	if (f.pool.netns >= 0) {
+		close(f.pool.netns); /* the child holds it now */
+		f.pool.netns = -1;
+	}
 	while (waitpid(r.pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			_exit(125);
+	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
 	if (WIFSIGNALED(st))
 		_exit(128 + WTERMSIG(st));
 	_exit(WEXITSTATUS(st));

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/netns"
 )
 
@@ -160,7 +161,7 @@ func (c *Client) Claim(ctx context.Context, wait time.Duration) (*Slot, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	r, fds, err := c.exchange(ctx, conn, request{Op: "claim", WaitMs: wait.Milliseconds()})
+	r, fds, err := c.exchange(ctx, conn, request{Op: poolwire.OpClaim, WaitMs: wait.Milliseconds()})
 	if err != nil {
 		conn.Close()
 		return nil, wrap(err)
@@ -216,7 +217,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, wrap(err)
 	}
 	defer conn.Close()
-	r, fds, err := c.exchange(ctx, conn, request{Op: "status"})
+	r, fds, err := c.exchange(ctx, conn, request{Op: poolwire.OpStatus})
 	closeFds(fds)
 	if err != nil {
 		return Status{}, wrap(err)
@@ -235,7 +236,7 @@ func (c *Client) Stop(ctx context.Context) error {
 	if err != nil {
 		return wrap(err)
 	}
-	_, fds, err := c.exchange(ctx, conn, request{Op: "stop"})
+	_, fds, err := c.exchange(ctx, conn, request{Op: poolwire.OpStop})
 	conn.Close()
 	closeFds(fds)
 	if err != nil {

@@ -9,15 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
 // SocketDir is where pools serve their sockets, NAME.sock.
-const SocketDir = "/run/nsbox/pools"
+const SocketDir = poolwire.SocketDir
 
 // SocketPath returns the socket of the pool called name.
-func SocketPath(name string) string { return filepath.Join(SocketDir, name+".sock") }
+func SocketPath(name string) string { return filepath.Join(SocketDir, name+poolwire.SocketSuffix) }
 
 // Config says what a pool keeps ready. Bridge, Size and exactly one of DHCP
 // and Range are required.
@@ -134,13 +135,8 @@ func (r Range) Count() int {
 // ValidateName checks a pool name: 1 to 64 bytes of letters, digits, '.',
 // '_' and '-', not starting with '.'.
 func ValidateName(name string) error {
-	if name == "" || len(name) > 64 || name[0] == '.' {
-		return fmt.Errorf("pool name %q: want 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'", name)
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("pool name %q: want 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'", name)
-		}
+	if !poolwire.ValidName(name) {
+		return fmt.Errorf("pool name %q: want 1 to %d letters, digits, '.', '_' or '-', not starting with '.'", name, poolwire.NameMax)
 	}
 	return nil
 }

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/poolwire"
 )
 
-// request is what a client sends: one message per connection.
-type request struct {
-	Op     string `json:"op"`                // "claim", "status" or "stop"
-	WaitMs int64  `json:"wait_ms,omitempty"` // claim: how long to wait for a ready namespace
-}
+// request is what a client sends: one message per connection (the wire
+// format is internal/poolwire's, which the C fast path of run --pool gets
+// generated).
+type request = poolwire.Request
 
 // reply is the server's answer. A claim's reply carries the namespace's fd
 // and the bridge namespace's (SCM_RIGHTS); an empty pool's reply carries the bridge's namespace fd and
@@ -34,7 +35,7 @@ type reply struct {
 	Status  *Status  `json:"status,omitempty"`
 }
 
-const maxMessage = 64 * 1024
+const maxMessage = poolwire.MaxMessage
 
 // listen binds the pool's socket (mode 0600). A socket file that nothing
 // listens on (left by a pool that was killed) is replaced; a live one is an
@@ -165,13 +166,13 @@ func (p *Pool) handle(c *net.UnixConn) {
 		return
 	}
 	switch req.Op {
-	case "status":
+	case poolwire.OpStatus:
 		st := p.Status()
 		send(c, reply{Status: &st})
-	case "stop":
+	case poolwire.OpStop:
 		send(c, reply{})
 		p.cancel(errStopRequested)
-	case "claim":
+	case poolwire.OpClaim:
 		p.handleClaim(c, req)
 	default:
 		send(c, reply{Error: fmt.Sprintf("unknown request %q", req.Op)})

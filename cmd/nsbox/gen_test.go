@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/internal/abi"
+	"github.com/nsbox/nsbox/internal/poolwire"
 )
 
 // genHeaderPath is the C header that go generate writes from Go.
@@ -126,6 +127,10 @@ func genHeader() []byte {
 	// (go generate ./internal/abi rewrites it alone when this package
 	// cannot build).
 	b.Write(abi.CSection())
+	p("\n")
+	// The pool socket's wire format, for run --pool (the claim waits as
+	// long as run's default --pool-timeout).
+	b.Write(poolwire.CSection(defaultPoolTimeout, poolReplyMargin))
 	p("\n")
 
 	p("/* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable\n")

@@ -119,7 +119,7 @@ var runFlags = []runFlag{
 	{name: "gateway", usage: "default gateway IP (needs --addr)", ref: func(o *runOptions) any { return &o.gateway }, fast: true},
 	{name: "dns", usage: "DNS servers the sandbox's /etc/resolv.conf names (needs --bridge; default with --dhcp: the lease's)", ref: func(o *runOptions) any { return &o.dns }},
 	{name: "ifname", usage: "name of the sandbox's interface (default eth0; needs --bridge)", ref: func(o *runOptions) any { return &o.ifname }, fast: true},
-	{name: "pool", usage: "join a ready network namespace of the pool NAME (see nsbox pool start)", ref: func(o *runOptions) any { return &o.pool }},
+	{name: "pool", usage: "join a ready network namespace of the pool NAME (see nsbox pool start)", ref: func(o *runOptions) any { return &o.pool }, fast: true},
 	{name: "pool-timeout", usage: "how long --pool waits for a ready namespace", ref: func(o *runOptions) any { return &o.poolTimeout }, def: defaultPoolTimeout},
 	{name: "nat", usage: "masquerade the bridge's subnets while the sandbox runs (needs --bridge)", ref: func(o *runOptions) any { return &o.nat }},
 	{name: "publish", usage: "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)", ref: func(o *runOptions) any { return &o.publish }},

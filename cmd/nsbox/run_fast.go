@@ -40,6 +40,8 @@ type fastSpec struct {
 	path          string
 	cmdIndex      int // index in run's arguments of the command, their count if none
 
+	pool string // --pool NAME, "" without it
+
 	// The static network (--bridge); net is false without it.
 	net      bool
 	bridgeNS string // -n NAME before run; "" for nsbox's own namespace
@@ -118,6 +120,9 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 		if n.has_gw != 0 {
 			s.gateway = ipv4(uint32(n.gw))
 		}
+	}
+	if f.has_pool != 0 {
+		s.pool = C.GoString(f.pool.name)
 	}
 	if f.hostname != nil {
 		s.hostname = C.GoString(f.hostname)

@@ -168,6 +168,9 @@ func checkFastParity(t *testing.T, words []string) {
 		t.Fatalf("%q: C fast path accepts what it must leave to Go", words)
 	}
 	checkFastNetParity(t, words, fs, e.netns, o)
+	if fs.pool != o.pool || (o.pool != "" && (o.poolTimeout != defaultPoolTimeout || len(o.publish) > 0 || o.nat)) {
+		t.Errorf("%q: pool C %q, Go %q (timeout %s, publish %q, nat %v)", words, fs.pool, o.pool, o.poolTimeout, o.publish, o.nat)
+	}
 	s, err := o.spec()
 	if err != nil {
 		t.Fatalf("%q: C fast path accepts, Go's spec fails: %v", args, err)
@@ -337,6 +340,38 @@ func TestRunNetFastTakes(t *testing.T) {
 	}
 }
 
+// runPoolFastCases are whole command lines with --pool (pool_fast.c): the
+// first three are the fast path's (no new mount namespace), the rest Go's.
+var runPoolFastCases = []string{
+	"run\n--pool\np1\n--net\n--\ntrue",
+	"run\n--pool\na.b_c-9\n--pid\n--ipc\nid",
+	"run\n--pool\np1\n--pid\n--no-init\n--uts\n--hostname\nbox\ntrue",
+	"run\n--pool\np1\ntrue",
+	"run\n--pool\np1\n--pid\n--mount\ntrue",
+	"run\n--pool\n.p\n--net\ntrue",
+	"run\n--pool\np/1\n--net\ntrue",
+	"run\n--pool\np1\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
+	"run\n--pool\np1\n--pool-timeout\n1s\n--net\ntrue",
+	"run\n--pool\np1\n--net\n--publish\n80:80\ntrue",
+	"-n\nlab\nrun\n--pool\np1\n--net\ntrue",
+}
+
+// TestRunPoolFastTakes: the C fast path takes --pool without a new mount
+// namespace (else it is dead code), with the name given, and leaves the
+// rest to Go.
+func TestRunPoolFastTakes(t *testing.T) {
+	for i, c := range runPoolFastCases {
+		checkFastParity(t, splitArgs(c))
+		fs, ok := fastParseArgv(splitArgs(c), os.Environ())
+		if ok != (i < 3) {
+			t.Errorf("%q: C fast path takes it: %v, want %v", splitArgs(c), ok, i < 3)
+		}
+		if ok && (fs.pool != splitArgs(c)[2] || fs.net || fs.ns&unix.CLONE_NEWNS != 0) {
+			t.Errorf("%q: C parsed %+v", splitArgs(c), fs)
+		}
+	}
+}
+
 // FuzzRunFastParity: whatever the C fast path accepts, Go accepts with the
 // same spec and network. Go's parser is the one source of truth for run's
 // flags. The input is the command line after "nsbox", one word a line.
@@ -344,7 +379,7 @@ func FuzzRunFastParity(f *testing.F) {
 	for _, c := range runFastCases {
 		f.Add("run\n" + c)
 	}
-	for _, c := range runNetFastCases {
+	for _, c := range append(runNetFastCases, runPoolFastCases...) {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

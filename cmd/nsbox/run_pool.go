@@ -106,6 +106,11 @@ func (o *runOptions) checkPoolFlags() error {
 
 const defaultPoolTimeout = 5 * time.Second
 
+// poolReplyMargin is how much longer than the pool's wait a claim waits for
+// the pool's reply (the Go path here and run's C fast path, through
+// csrc/nsbox_gen.h).
+const poolReplyMargin = 10 * time.Second
+
 // runNet is what run holds for --pool, --nat and --publish while the
 // sandbox runs; close undoes it.
 type runNet struct {
@@ -224,7 +229,7 @@ func (rn *runNet) claim(ctx context.Context, spec *nsclone.Spec, sn **sandboxNet
 		return err
 	}
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, o.poolTimeout+10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, o.poolTimeout+poolReplyMargin)
 	slot, err := c.Claim(cctx, o.poolTimeout)
 	cancel()
 	var empty *pool.EmptyError

@@ -1,0 +1,164 @@
+/*
+ * pool_fast.c: the warm pool part of the C fast path of `nsbox run`:
+ *
+ *   nsbox run --pool NAME [namespace flags...] -- CMD
+ *
+ * included by run_fast.c and run from its ELF constructor, before the Go
+ * runtime starts. It does what pool.Client.Claim and run's runNet do for a
+ * claim, with the wire format of internal/poolwire generated into
+ * nsbox_gen.h: connect to the pool's SOCK_SEQPACKET socket (refusing one
+ * owned by neither root nor us, as the Go client does), send the claim
+ * request, receive the reply and its fds (SCM_RIGHTS). A granted claim
+ * carries NSB_POOL_CLAIM_FDS fds, the claimed network namespace first;
+ * an empty pool's reply carries one and an error none: both are left to Go.
+ * The spawn then joins the namespace (setns by fd in the child), and the
+ * claim lasts as long as the connection: run_fast.c closes it once the
+ * payload ended (the pool destroys the namespace), and the kernel closes it
+ * if nsbox dies, as with the Go client.
+ *
+ * Errors: this file never prints. Any failure before the spawn closes
+ * what it holds (a claimed namespace goes back to the pool, which destroys
+ * it) and returns to Go, which claims again and prints its own message. An
+ * empty pool's reply comes after the pool's wait (--pool-timeout's
+ * default): Go then waits once more before it wires a namespace itself.
+ * A new mount namespace (the default namespaces) would need the slot's
+ * resolv.conf bound into it: that case is Go's (the parser refuses it).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "nsbox_gen.h" /* internal/poolwire's wire format */
+
+/* nsb_pool is one claim: the connection that holds it and the namespace. */
+struct nsb_pool {
+	const char *name;
+	int conn;  /* the claim lasts until this is closed; -1 */
+	int netns; /* the claimed network namespace; -1 */
+};
+
+/* nsb_pool_name_ok applies poolwire.ValidName (its tables, generated). */
+static int nsb_pool_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > NSB_POOL_NAME_MAX || (unsigned char)s[0] >= 128 || !nsb_pool_name_first[(unsigned char)s[0]])
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((unsigned char)s[i] >= 128 || !nsb_pool_name_rest[(unsigned char)s[i]])
+			return 0;
+	return 1;
+}
+
+/* nsb_pool_close gives the claim back (the pool destroys the namespace). */
+static void nsb_pool_close(struct nsb_pool *p)
+{
+	if (p->netns >= 0)
+		close(p->netns);
+	if (p->conn >= 0)
+		close(p->conn);
+	p->netns = p->conn = -1;
+}
+
+/* nsb_pool_connect connects to the pool's socket as pool.Client.dial:
+ * a socket owned by root or by us, else -1. */
+static int nsb_pool_connect(const char *name)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {NSB_POOL_REPLY_TIMEOUT_MS / 1000, (NSB_POOL_REPLY_TIMEOUT_MS % 1000) * 1000};
+	struct stat st;
+	int fd;
+
+	if (snprintf(sa.sun_path, sizeof sa.sun_path, NSB_POOL_SOCKET_DIR "/%s" NSB_POOL_SOCKET_SUFFIX, name) >=
+	    (int)sizeof sa.sun_path)
+		return -1;
+	if (stat(sa.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()))
+		return -1;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* Below 3 the child would take it for a stdio fd (stdio is open, see
+	 * nsb_stdio_open, so this cannot happen; checked all the same). */
+	if (fd < 3 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* nsb_pool_is_netns is true when fd is a network namespace (nsfs). */
+static int nsb_pool_is_netns(int fd)
+{
+	struct statfs sf;
+	return fd >= 3 && fstatfs(fd, &sf) == 0 && sf.f_type == NSFS_MAGIC;
+}
+
+/* nsb_pool_claim claims a namespace of pool p->name; 0 on success (p holds
+ * the connection and the namespace), -1 with nothing held. */
+static int nsb_pool_claim(struct nsb_pool *p)
+{
+	static char reply[NSB_POOL_MAX_MESSAGE];
+	static const char req[] = NSB_POOL_CLAIM_REQUEST;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (NSB_POOL_CLAIM_FDS + 1))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {reply, sizeof reply};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+	int fds[NSB_POOL_CLAIM_FDS + 1], nfds = 0;
+	ssize_t n;
+
+	p->netns = -1;
+	if ((p->conn = nsb_pool_connect(p->name)) < 0)
+		return -1;
+	do
+		n = send(p->conn, req, sizeof req - 1, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(sizeof req - 1))
+		goto fail;
+	do
+		n = recvmsg(p->conn, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		goto fail;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+			if (nfds < NSB_POOL_CLAIM_FDS + 1)
+				fds[nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	/* A granted claim is a non-empty reply with exactly its fds (as
+	 * pool.Client.Claim checks); an empty pool or an error is Go's. */
+	if (n > 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfds == NSB_POOL_CLAIM_FDS &&
+	    nsb_pool_is_netns(fds[NSB_POOL_CLAIM_NETNS_FD])) {
+		for (int i = 0; i < nfds; i++)
+			if (i != NSB_POOL_CLAIM_NETNS_FD)
+				close(fds[i]); /* the bridge's namespace: for --publish, Go's */
+		p->netns = fds[NSB_POOL_CLAIM_NETNS_FD];
+		return 0;
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+fail:
+	nsb_pool_close(p);
+	return -1;
+}
