@@ -18,9 +18,11 @@
  *
  * Errors: this file never prints. Any failure before the spawn closes
  * what it holds (a claimed namespace goes back to the pool, which destroys
- * it) and returns to Go, which claims again and prints its own message. An
- * empty pool's reply comes after the pool's wait (--pool-timeout's
- * default): Go then waits once more before it wires a namespace itself.
+ * it) and returns to Go, which claims again and prints its own message. The
+ * claim request does not wait (wait_ms 0): the pool answers at once with a
+ * ready namespace or "empty", and an empty pool is Go's (it waits up to
+ * --pool-timeout, then wires a namespace itself), so it costs one round
+ * trip more, never a second wait.
  * A new mount namespace (the default namespaces) would need the slot's
  * resolv.conf bound into it: that case is Go's (the parser refuses it).
  */

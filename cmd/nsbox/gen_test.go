@@ -128,9 +128,11 @@ func genHeader() []byte {
 	// cannot build).
 	b.Write(abi.CSection())
 	p("\n")
-	// The pool socket's wire format, for run --pool (the claim waits as
-	// long as run's default --pool-timeout).
-	b.Write(poolwire.CSection(defaultPoolTimeout, poolReplyMargin))
+	// The pool socket's wire format, for run --pool. The C fast path's
+	// claim does not wait: it takes a ready namespace or leaves the claim
+	// to Go, which waits up to --pool-timeout and then wires one itself
+	// (an empty pool costs one round trip more, never a second wait).
+	b.Write(poolwire.CSection(0, poolReplyMargin))
 	p("\n")
 
 	p("/* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,40 @@ func TestRunPoolFastMatchesGo(t *testing.T) {
 	}
 	if st, code := poolStatus(t, bin, name); code != 0 || st.InUse != 0 {
 		t.Errorf("pool status after the runs: %+v (exit %d), want none in use", st, code)
+	}
+}
+
+// TestRunPoolFastLeavesToGo: what the C fast path cannot take from the pool
+// (no pool, an empty pool) ends exactly as on the Go path: Go's one line,
+// exit 125. An empty pool's claim is answered at once for C (it does not
+// wait), and Go then waits --pool-timeout and fails (a range pool).
+func TestRunPoolFastLeavesToGo(t *testing.T) {
+	ns := poolLab(t)
+	bin := runBuildNsbox(t)
+	missing := testutil.UniqueName("tp")
+	name := testutil.UniqueName("tp")
+	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "1",
+		"--range", "10.56.0.60-10.56.0.60/24")
+	waitReady(t, bin, name, 1, p)
+	// The one address is held by a running sandbox: the pool stays empty.
+	holder := startNsbox(t, bin, "run", "--pool", name, "--net", "--", "sleep", "60")
+	if !waitFor(10*time.Second, func() bool { st, code := poolStatus(t, bin, name); return code == 0 && st.InUse == 1 }) {
+		t.Fatalf("the holder did not claim the slot: %s", holder.Stderr.String())
+	}
+	for _, pool := range []string{missing, name} {
+		var got [2]string
+		for i, mode := range []string{"0", "1"} {
+			_, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode}, nil, bin, "run", "--pool", pool, "--net", "--", "true")
+			if code != exitSetupFailed || !strings.HasPrefix(stderr, "nsbox: ") || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("run --pool %s (NSBOX_NO_FASTPATH=%s): exit %d, %q; want 125 and one nsbox: line", pool, mode, code, stderr)
+			}
+			got[i] = stderr
+		}
+		if got[0] != got[1] {
+			t.Errorf("run --pool %s: fast path says %q, Go path %q", pool, got[0], got[1])
+		}
+	}
+	if st, code := poolStatus(t, bin, name); code != 0 || st.InUse != 1 {
+		t.Errorf("pool status after the refused runs: %+v (exit %d), want the holder's slot only", st, code)
 	}
 }
