@@ -2,8 +2,9 @@
 /*
  * nsbox_gen.h: what the C in csrc/ must know of Go's rules, generated from
  * the Go sources of truth: internal/abi and internal/names (the abi section,
- * also written by go generate ./internal/abi) and run's flag table runFlags
- * in cmd/nsbox/run.go. TestGeneratedHeader and internal/abi's TestCSection
+ * also written by go generate ./internal/abi), internal/poolwire (the pool
+ * socket's wire format) and run's flag table runFlags in cmd/nsbox/run.go.
+ * TestGeneratedHeader and internal/abi's TestCSection
  * fail when this file is stale.
  */
 #ifndef NSBOX_GEN_H
