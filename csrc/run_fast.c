@@ -912,6 +912,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.mount_proc = f.mount_proc;
 	if (f.view && nsb_view_layout(&f, &view, &s) < 0) {
 		nsb_net_close(&f.net);
+		nsb_pool_close(&f.pool); /* cannot hold one: a view's mount namespace is Go's with --pool */
 		nsb_fast_free(&f);
 		return -1;
 	}
