@@ -404,24 +404,45 @@ func (p *Pool) destroy(e *entry) {
 func (p *Pool) take(ctx context.Context) (*entry, error) {
 	select {
 	case e := <-p.ready:
-		p.mu.Lock()
-		p.inUse++
-		p.mu.Unlock()
-		p.poke()
-		return e, nil
+		return p.taken(e), nil
 	default:
 	}
 	select {
 	case e := <-p.ready:
-		p.mu.Lock()
-		p.inUse++
-		p.mu.Unlock()
-		p.poke()
-		return e, nil
+		return p.taken(e), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-p.ctx.Done():
 		return nil, p.stopErr()
+	}
+}
+
+// taken counts e in use, refills, and forgets the neighbours e learned.
+func (p *Pool) taken(e *entry) *entry {
+	p.mu.Lock()
+	p.inUse++
+	p.mu.Unlock()
+	p.poke()
+	p.forgetNeighbours(e)
+	return e
+}
+
+// forgetNeighbours deletes the neighbour entries e's namespace learned
+// while it waited (from ARP requests of the bridge's namespace, e.g. its
+// DHCP server's). A bridge without a MAC address of its own takes the
+// lowest of its ports' and changes it as sandboxes come and go; an entry
+// learned before would send the payload's first packets to a MAC that no
+// longer exists, and its first SYN would wait for the neighbour probe (5 s)
+// and TCP's retransmissions (seen as 1 to 68 s starts in bench/pool).
+func (p *Pool) forgetNeighbours(e *entry) {
+	c, err := rtnl.Dial(e.ns)
+	if err != nil {
+		p.logf("pool %s: neighbours of %s: %v", p.name(), e.addr, err)
+		return
+	}
+	defer c.Close()
+	if _, err := c.FlushNeighs(p.ctx, rtnl.NeighQuery{Dev: ifNameOr(p.cfg.IfName)}, nil); err != nil {
+		p.logf("pool %s: neighbours of %s: %v", p.name(), e.addr, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -175,5 +176,48 @@ func TestRunPoolFastLeavesToGo(t *testing.T) {
 	}
 	if st, code := poolStatus(t, bin, name); code != 0 || st.InUse != 1 {
 		t.Errorf("pool status after the refused runs: %+v (exit %d), want the holder's slot only", st, code)
+	}
+}
+
+// TestPoolForgetsNeighbours: a claimed namespace carries no neighbour entry
+// it learned while it waited. The bridge's namespace pings the ready slot
+// (so the slot learns the gateway's MAC from the ARP request), the bridge
+// then changes its MAC (as a bridge without one of its own does when its
+// lowest port comes or goes); the payload, on the C fast path and on the Go
+// path, must not see the gateway at the old MAC (its first packets would go
+// nowhere).
+func TestPoolForgetsNeighbours(t *testing.T) {
+	testutil.RequireTool(t, "ping")
+	ns := poolLab(t)
+	bin := runBuildNsbox(t)
+	name := testutil.UniqueName("tp")
+	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "1",
+		"--range", "10.56.0.70-10.56.0.70/24", "--gateway", "10.56.0.1")
+	for i, mode := range []string{"0", "1"} {
+		waitReady(t, bin, name, 1, p)
+		testutil.Cmd(t, "ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "10.56.0.70")
+		var br []struct {
+			Address string `json:"address"`
+		}
+		testutil.IPJSON(t, &br, "-n", ns, "link", "show", "br0")
+		old := br[0].Address
+		mac := fmt.Sprintf("02:00:5e:00:53:%02x", 0x10+i)
+		testutil.Cmd(t, "ip", "-n", ns, "link", "set", "br0", "address", mac)
+		out, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode}, nil, bin, "run", "--pool", name, "--net", "--", "ip", "-j", "neigh", "show", "dev", "eth0")
+		if code != 0 {
+			t.Fatalf("run --pool (NSBOX_NO_FASTPATH=%s): exit %d: %s", mode, code, stderr)
+		}
+		var neighs []struct {
+			Dst    string `json:"dst"`
+			LLAddr string `json:"lladdr"`
+		}
+		if err := json.Unmarshal([]byte(out), &neighs); err != nil {
+			t.Fatalf("ip neigh in the sandbox: %q: %v", out, err)
+		}
+		for _, n := range neighs {
+			if n.Dst == "10.56.0.1" && n.LLAddr != mac {
+				t.Errorf("NSBOX_NO_FASTPATH=%s: the payload sees the gateway at %s (bridge's old MAC %s, now %s)", mode, n.LLAddr, old, mac)
+			}
+		}
 	}
 }
