@@ -4,64 +4,35 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/nsclone"
 	"github.com/nsbox/nsbox/sandbox/seccomp"
 )
 
-var tools struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
+// bin is the nsbox binary the benchmarks time.
+var bin nsboxbin.Binary
 
 // nsbox returns NSBOX_BIN, else the Makefile's bin/nsbox, else a fresh build.
 func nsbox(b *testing.B) string {
 	b.Helper()
-	tools.once.Do(func() {
-		tools.bin = os.Getenv("NSBOX_BIN")
-		if tools.bin == "" {
-			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
-				if _, err := os.Stat(abs); err == nil {
-					tools.bin = abs
-				}
-			}
-		}
-		if tools.bin != "" {
-			return
-		}
-		if tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-limits"); tools.err != nil {
-			return
-		}
-		tools.bin = filepath.Join(tools.dir, "nsbox")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", tools.bin, "./cmd/nsbox")
-		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
-		}
-	})
-	if tools.err != nil {
-		b.Fatal(tools.err)
+	p, err := bin.Path(filepath.Join("..", ".."))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return tools.bin
+	return p
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if tools.dir != "" {
-		os.RemoveAll(tools.dir)
-	}
+	bin.Close()
 	os.Exit(code)
 }
 

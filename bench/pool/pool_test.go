@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/netns"
 )
@@ -26,6 +27,9 @@ var build struct {
 	bin, connect string
 	err          error
 }
+
+// nsboxBinary is the nsbox binary the benchmarks time.
+var nsboxBinary nsboxbin.Binary
 
 // tools finds the CLI (NSBOX_BIN, else the Makefile's bin/nsbox, else a
 // fresh build) and builds the static payload, once.
@@ -37,20 +41,8 @@ func tools(b *testing.B) (bin, connect string) {
 			build.err = err
 			return
 		}
-		build.bin = os.Getenv("NSBOX_BIN")
-		if build.bin == "" {
-			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
-				if _, err := os.Stat(abs); err == nil {
-					build.bin = abs // the Makefile's (make test, make bench)
-				}
-			}
-		}
-		if build.bin == "" {
-			build.bin = filepath.Join(dir, "nsbox")
-			if out, err := exec.Command("go", "build", "-trimpath", "-o", build.bin, "github.com/nsbox/nsbox/cmd/nsbox").CombinedOutput(); err != nil {
-				build.err = fmt.Errorf("go build: %v: %s", err, out)
-				return
-			}
+		if build.bin, build.err = nsboxBinary.Path(filepath.Join("..", "..")); build.err != nil {
+			return
 		}
 		build.connect = filepath.Join(dir, "connect")
 		if out, err := exec.Command("gcc", "-static", "-O2", "-o", build.connect, "testdata/connect.c").CombinedOutput(); err != nil {

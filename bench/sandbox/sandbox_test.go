@@ -14,42 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
-// nsboxBin builds the CLI once per benchmark binary.
-var build struct {
-	once sync.Once
-	bin  string
-	err  error
-}
+// bin is the nsbox binary the benchmarks time.
+var bin nsboxbin.Binary
 
+// nsbox returns NSBOX_BIN, else the Makefile's bin/nsbox, else a fresh build.
 func nsbox(b *testing.B) string {
 	b.Helper()
-	build.once.Do(func() {
-		if p := os.Getenv("NSBOX_BIN"); p != "" {
-			build.bin = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "nsbox-bench-sandbox")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.bin = filepath.Join(dir, "nsbox")
-		// Built from the library's module (the repository root), whose
-		// go.sum covers the CLI's dependencies.
-		cmd := exec.Command("go", "build", "-trimpath", "-o", build.bin, "./cmd/nsbox")
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if build.err != nil {
-		b.Fatal(build.err)
+	p, err := bin.Path(filepath.Join("..", ".."))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return build.bin
+	return p
 }
 
 func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }

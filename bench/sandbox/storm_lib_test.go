@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(stormLibEnv); v != "" {
 		os.Exit(stormLibMain(v))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	bin.Close()
+	os.Exit(code)
 }
 
 // stormLibMain parses "LABNS,N" and runs the storm, reporting failures on

@@ -3,69 +3,37 @@ package spawn
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/nsclone"
 )
 
-// tools finds or builds, once per run, the nsbox binary.
-var tools struct {
-	once     sync.Once
-	dir      string
-	nsboxBin string
-	err      error
-}
+// bin is the nsbox binary the benchmarks time.
+var bin nsboxbin.Binary
 
+// buildTools returns NSBOX_BIN, else the Makefile's bin/nsbox (make test and
+// make bench build it first), else a fresh build.
 func buildTools(b *testing.B) string {
 	b.Helper()
-	tools.once.Do(func() {
-		// NSBOX_BIN, else the Makefile's bin/nsbox (make test and make bench
-		// build it first), else a fresh build.
-		tools.nsboxBin = os.Getenv("NSBOX_BIN")
-		if tools.nsboxBin == "" {
-			if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
-				if _, err := os.Stat(abs); err == nil {
-					tools.nsboxBin = abs
-				}
-			}
-		}
-		if tools.nsboxBin == "" {
-			tools.dir, tools.err = os.MkdirTemp("", "nsbox-bench-spawn")
-			if tools.err != nil {
-				return
-			}
-			tools.nsboxBin = filepath.Join(tools.dir, "nsbox")
-			// Built from the library's module (the repository root),
-			// whose go.sum covers the CLI's dependencies.
-			cmd := exec.Command("go", "build", "-trimpath", "-o", tools.nsboxBin, "./cmd/nsbox")
-			cmd.Dir = filepath.Join("..", "..")
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				tools.err = fmt.Errorf("go build nsbox: %v: %s", err, out)
-			}
-		}
-	})
-	if tools.err != nil {
-		b.Fatal(tools.err)
+	p, err := bin.Path(filepath.Join("..", ".."))
+	if err != nil {
+		b.Fatal(err)
 	}
-	return tools.nsboxBin
+	return p
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if tools.dir != "" {
-		os.RemoveAll(tools.dir)
-	}
+	bin.Close()
 	os.Exit(code)
 }
 
