@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/testutil"
 )
@@ -36,12 +40,15 @@ func TestDaemonsLiveInTheirNamespace(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			before := pidFiles(t, ns)
 			cmd := exec.CommandContext(ctx, bin, c.args...)
 			cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0")
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			// Stopped as a user stops a daemon, so that it removes its
+			// pid file under /run/nsbox (a SIGKILL would leave it).
+			defer stopDaemon(t, cmd, ns, before)
 			pid := strconv.Itoa(cmd.Process.Pid)
 			listed := false
 			for i := 0; i < 50 && !listed; i++ {
@@ -56,5 +63,47 @@ func TestDaemonsLiveInTheirNamespace(t *testing.T) {
 				t.Errorf("nsbox %v runs in the test's own network namespace", c.args)
 			}
 		})
+	}
+}
+
+// pidFiles returns the pid files nsbox keeps in /run/nsbox for the
+// namespace whose /run/netns entry is ns, with their modification times.
+func pidFiles(t *testing.T, ns string) map[string]time.Time {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/run/netns/"+ns, &st); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(fmt.Sprintf("/run/nsbox/*/net-%d-*.pid", st.Ino))
+	out := map[string]time.Time{}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			out[f] = fi.ModTime()
+		}
+	}
+	return out
+}
+
+// stopDaemon ends cmd with SIGTERM, as a user would (SIGKILL after 10 s),
+// and checks that it left no pid file of namespace ns in /run/nsbox beyond
+// those in before (namespace inodes are reused, so an older run's file may
+// carry the same name).
+func stopDaemon(t *testing.T, cmd *exec.Cmd, ns string, before map[string]time.Time) {
+	t.Helper()
+	_ = cmd.Process.Signal(unix.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("nsbox %v did not end within 10 s of SIGTERM", cmd.Args[1:])
+	}
+	for f, mt := range pidFiles(t, ns) {
+		if old, ok := before[f]; !ok || !old.Equal(mt) {
+			t.Errorf("nsbox %v left %s behind", cmd.Args[1:], f)
+			_ = os.Remove(f)
+		}
 	}
 }
