@@ -102,6 +102,10 @@ static void nsc_cg_cleanup(const struct nsc_cg_watch *w)
 			nsc_cg_kill_listed(w->procs[i]);
 			nsc_cg_nap();
 		}
+	/* The default parent goes with the last group in it; while another
+	 * sandbox's group is there rmdir says EBUSY, and that is fine. */
+	for (int i = 0; i < w->np; i++)
+		(void)SYS1(SYS_rmdir, w->parents[i]);
 }
 
 static int nsc_cg_watcher(void *arg)

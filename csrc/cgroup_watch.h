@@ -11,6 +11,9 @@ struct nsc_cg_watch {
 	char *const *procs;       /* the cgroup.procs file of each dir */
 	const char *kill;         /* v2: cgroup.kill, or NULL */
 	const char *freeze;       /* v1: freezer.state, or NULL */
+	int np;
+	char *const *parents;     /* default parents, rmdir'd once after dirs
+	                           * (EBUSY while another group is in them) */
 };
 
 #define NSC_CG_STACK_SIZE (16 * 1024)

@@ -208,7 +208,10 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 	for i := range g.Dirs {
 		strs += len(g.Dirs[i]) + len(r.procs[i]) + 2
 	}
-	ptrs := uintptr(2*len(g.Dirs)+2) * unsafe.Sizeof(uintptr(0))
+	for _, p := range g.Parents {
+		strs += len(p) + 1
+	}
+	ptrs := uintptr(2*len(g.Dirs)+len(g.Parents)+3) * unsafe.Sizeof(uintptr(0))
 	size := unsafe.Sizeof(C.struct_nsc_cg_watch{}) + ptrs + uintptr(strs) + 64 + C.NSC_CG_STACK_SIZE
 	r.mem = C.malloc(C.size_t(size))
 	if r.mem == nil {
@@ -221,6 +224,8 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 	*w = C.struct_nsc_cg_watch{rd: C.int(pp[0]), n: C.int(len(g.Dirs))}
 	w.dirs = a.cstrs(g.Dirs)
 	w.procs = a.cstrs(r.procs)
+	w.np = C.int(len(g.Parents))
+	w.parents = a.cstrs(g.Parents)
 	if g.KillFile != "" {
 		w.kill = a.cstr(g.KillFile)
 	}

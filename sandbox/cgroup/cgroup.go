@@ -37,10 +37,13 @@ type Config struct {
 	// Parent is the parent group: an absolute path inside each hierarchy,
 	// such as "/nsbox" or "/system.slice"; it must exist. Empty means
 	// "nsbox" below the caller's own group on v1 and "/nsbox" on v2, made
-	// if missing.
+	// if missing and removed with the last group in it (Group.Parents).
 	Parent string
 	// Name is the group's name; empty means nsbox-PID-RANDOM.
 	Name string
+	// defaultParent replaces the default parent's name "nsbox" (tests use
+	// their own, so that they can watch it come and go).
+	defaultParent string
 	// Freeze also places the group in v1's freezer hierarchy (where
 	// mounted), so that removal can stop every task before killing them
 	// and a fork bomb cannot outrun it. Joining a hierarchy costs a cgroup
@@ -212,6 +215,12 @@ type Group struct {
 	// are siblings in different hierarchies), the memory one first when
 	// there is one.
 	Dirs []string
+	// Parents are the default parent's directories (Config.Parent
+	// empty) that nsbox made when missing: whoever removes the group
+	// removes them too while no other group is left in them (rmdir
+	// refuses a non-empty one, so concurrent sandboxes keep theirs). A
+	// parent the caller named is never removed.
+	Parents []string
 	// KillFile is v2's cgroup.kill, FreezeFile v1's freezer.state ("" if
 	// none).
 	KillFile, FreezeFile string
@@ -251,7 +260,6 @@ func Create(cfg Config) (*Group, error) {
 		return nil, err
 	}
 	need := cfg.Limits.controllers()
-	g := &Group{Limits: cfg.Limits}
 	var v2 *mount
 	for i := range ms {
 		if ms[i].v2 {
@@ -265,16 +273,24 @@ func Create(cfg Config) (*Group, error) {
 			}
 		}
 	}
-	if v2 != nil {
-		err = g.createV2(*v2, cfg, name, need)
-	} else {
-		err = g.createV1(ms, cfg, name, need)
-	}
-	if err != nil {
+	// The default parent can vanish between its mkdir and the group's: the
+	// last group of a concurrent sandbox took it along. Making it again is
+	// then the whole fix, so a few tries cover any interleaving.
+	for try := 0; ; try++ {
+		g := &Group{Limits: cfg.Limits}
+		if v2 != nil {
+			err = g.createV2(*v2, cfg, name, need)
+		} else {
+			err = g.createV1(ms, cfg, name, need)
+		}
+		if err == nil {
+			return g, nil
+		}
 		g.Remove()
-		return nil, err
+		if cfg.Parent != "" || !errors.Is(err, os.ErrNotExist) || try == 4 {
+			return nil, err
+		}
 	}
-	return g, nil
 }
 
 // parentPath returns the parent group's path inside a hierarchy mounted at
@@ -294,13 +310,17 @@ func parentPath(m mount, cfg Config, controller string) (string, error) {
 		}
 		return cfg.Parent, nil
 	}
-	p := "/nsbox"
+	base := cfg.defaultParent
+	if base == "" {
+		base = "nsbox"
+	}
+	p := "/" + base
 	if !m.v2 {
 		own, err := ownPath(controller)
 		if err != nil {
 			return "", err
 		}
-		p = filepath.Join(own, "nsbox")
+		p = filepath.Join(own, base)
 	}
 	dir := filepath.Join(m.dir, strings.TrimPrefix(p, m.root))
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
@@ -330,6 +350,7 @@ func (g *Group) createV2(m mount, cfg Config, name string, need []string) error 
 	if err != nil {
 		return err
 	}
+	g.addParent(m, cfg, parent)
 	// Enable the controllers on the way down from the mount's root.
 	rel := strings.TrimPrefix(parent, m.root)
 	dir := m.dir
@@ -401,6 +422,7 @@ func (g *Group) createV1(ms []mount, cfg Config, name string, need []string) err
 		if err != nil {
 			return "", err
 		}
+		g.addParent(*m, cfg, parent)
 		p := filepath.Join(parent, name)
 		if g.Path == "" {
 			g.Path = p
@@ -506,14 +528,28 @@ func (g *Group) Usage() (memory, pids int64) {
 	return memory, pids
 }
 
+// addParent records the directory of the default parent in m (nothing for
+// a parent the caller named).
+func (g *Group) addParent(m mount, cfg Config, parent string) {
+	if cfg.Parent == "" {
+		g.Parents = append(g.Parents, filepath.Join(m.dir, strings.TrimPrefix(parent, m.root)))
+	}
+}
+
 // Remove removes the group's directories; they must hold no process (the
-// watcher of nsclone kills them first). Missing directories are fine.
+// watcher of nsclone kills them first). Missing directories are fine. Then
+// it removes the default parents that no other group uses any more.
 func (g *Group) Remove() error {
 	var errs []error
 	for _, d := range g.Dirs {
 		if err := unix.Rmdir(d); err != nil && err != unix.ENOENT {
 			errs = append(errs, fmt.Errorf("cgroup: remove %s: %w", d, err))
 		}
+	}
+	for _, d := range g.Parents {
+		// EBUSY: another sandbox's group is still in it; it goes with
+		// the last one.
+		_ = unix.Rmdir(d)
 	}
 	return errors.Join(errs...)
 }

@@ -12,9 +12,10 @@
 //
 // Where groups go: under Config.Parent, an absolute path inside each
 // hierarchy that must exist and be writable; by default a group "nsbox"
-// (created on first use) below the caller's own cgroup on v1, and below the
-// root on v2 (v2 forbids controllers in a group that holds processes). Each
-// sandbox's group is named nsbox-PID-RANDOM.
+// (created on first use, and removed with the last sandbox group in it, by
+// Group.Remove or the watcher) below the caller's own cgroup on v1, and below
+// the root on v2 (v2 forbids controllers in a group that holds processes).
+// Each sandbox's group is named nsbox-PID-RANDOM.
 //
 // Privileges: creating groups needs write access to the parent (root, or a
 // delegated subtree). Debugging: cat /proc/PID/cgroup, then the group's
