@@ -660,27 +660,38 @@ func masterDesc(ctx context.Context, nc *rtnl.Conn, d linkMsg) string {
 	return "enslaved to " + m.name
 }
 
+// lookupPort checks the names, finds bridge br and device port, and fails
+// with ErrNotPort when port is not a port of br: the common first half of
+// every per-port operation.
+func lookupPort(ctx context.Context, c *rtnl.Conn, br, port string) (*rtnl.Conn, linkMsg, error) {
+	if err := validateNames(br, port); err != nil {
+		return nil, linkMsg{}, err
+	}
+	nc, err := conn(c)
+	if err != nil {
+		return nil, linkMsg{}, err
+	}
+	b, err := lookupBridge(ctx, nc, br)
+	if err != nil {
+		return nil, linkMsg{}, err
+	}
+	d, err := lookupDevice(ctx, nc, port)
+	if err != nil {
+		return nil, linkMsg{}, err
+	}
+	if d.master != b.index {
+		return nil, linkMsg{}, detailf(ErrNotPort, port+" is not a port of "+br)
+	}
+	return nc, d, nil
+}
+
 // RemovePort detaches dev from bridge br, like brctl delif. It fails with
 // ErrNotPort, changing nothing, when dev is not a port of br.
 func RemovePort(ctx context.Context, c *rtnl.Conn, br, dev string) error {
 	fail := func(err error) error { return &Error{Op: "remove port", Object: dev + " from " + br, Err: err} }
-	if err := validateNames(br, dev); err != nil {
-		return fail(err)
-	}
-	nc, err := conn(c)
+	nc, d, err := lookupPort(ctx, c, br, dev)
 	if err != nil {
 		return fail(err)
-	}
-	b, err := lookupBridge(ctx, nc, br)
-	if err != nil {
-		return fail(err)
-	}
-	d, err := lookupDevice(ctx, nc, dev)
-	if err != nil {
-		return fail(err)
-	}
-	if d.master != b.index {
-		return fail(detailf(ErrNotPort, dev+" is not a port of "+br))
 	}
 	if err := change(ctx, nc, setMasterRequest(d.index, 0), unix.RTM_NEWLINK, 0); err != nil {
 		return fail(err)
@@ -904,23 +915,9 @@ func fromClock64(v uint64) time.Duration {
 // a port of br.
 func SetHairpin(ctx context.Context, c *rtnl.Conn, br, port string, on bool) error {
 	fail := func(err error) error { return &Error{Op: "set hairpin", Object: port + " on " + br, Err: err} }
-	if err := validateNames(br, port); err != nil {
-		return fail(err)
-	}
-	nc, err := conn(c)
+	nc, d, err := lookupPort(ctx, c, br, port)
 	if err != nil {
 		return fail(err)
-	}
-	b, err := lookupBridge(ctx, nc, br)
-	if err != nil {
-		return fail(err)
-	}
-	d, err := lookupDevice(ctx, nc, port)
-	if err != nil {
-		return fail(err)
-	}
-	if d.master != b.index {
-		return fail(detailf(ErrNotPort, port+" is not a port of "+br))
 	}
 	if err := change(ctx, nc, hairpinRequest(d.index, on), unix.RTM_SETLINK, 0); err != nil {
 		return fail(err)
