@@ -1,8 +1,10 @@
 // Package cni makes the nsbox binary a CNI plugin ("type": "nsbox"): when a
 // runtime runs it with CNI_COMMAND set, Main speaks the CNI protocol on
 // stdin and stdout through github.com/containernetworking/cni (skel for the
-// protocol, types/100 for results, version for spec 0.3.0 to 1.1.0, invoke
-// for delegation) and writes nothing else to stdout.
+// protocol, types/100 and types/create for results, version for spec 0.3.0
+// to 1.1.0; delegation runs the IPAM plugin as the library's invoke does,
+// without invoke's OpenTelemetry imports, see delegate.go) and writes
+// nothing else to stdout.
 //
 // # What it does
 //
@@ -13,7 +15,7 @@
 // object: "nsbox-range" (host-local's ranges and on-disk layout, under
 // DefaultDataDir or "dataDir"), "nsbox-dhcp" (a lease from a DHCP server on
 // the bridge's segment, held by a lease keeper the plugin starts itself) or
-// any other IPAM plugin through invoke.DelegateAdd. isGateway puts the
+// any other IPAM plugin by delegation (ADD, DEL, CHECK, GC, STATUS). isGateway puts the
 // gateway on the bridge, isDefaultGateway adds the default route, ipMasq
 // adds an nftables masquerade rule (table "nsbox", chain
 // "cni-postrouting") that goes with the network's last attachment. DEL is

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -668,7 +667,7 @@ func delegateAdd(ctx context.Context, n *NetConf, conf []byte) (*current.Result,
 	if err != nil {
 		return nil, err
 	}
-	r, err := invoke.DelegateAdd(ctx, n.IPAMConf.Type, conf, nil)
+	r, err := delegateAddResult(ctx, n.IPAMConf.Type, conf)
 	if err != nil {
 		return nil, delegateError(n, "ADD", err)
 	}
@@ -690,17 +689,7 @@ func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
 		// no status to give.
 		return nil
 	}
-	switch verb {
-	case "DEL":
-		err = invoke.DelegateDel(ctx, n.IPAMConf.Type, conf, nil)
-	case "CHECK":
-		err = invoke.DelegateCheck(ctx, n.IPAMConf.Type, conf, nil)
-	case "GC":
-		err = invoke.DelegateGC(ctx, n.IPAMConf.Type, conf, nil)
-	case "STATUS":
-		err = invoke.DelegateStatus(ctx, n.IPAMConf.Type, conf, nil)
-	}
-	if err != nil {
+	if _, err = delegateRun(ctx, n.IPAMConf.Type, verb, conf); err != nil {
 		return delegateError(n, verb, err)
 	}
 	return nil
@@ -712,11 +701,11 @@ func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
 // their result is converted back by the library. older says the version
 // was lowered.
 func delegateConf(ctx context.Context, n *NetConf, conf []byte) (_ []byte, older bool, _ error) {
-	path, err := invoke.FindInPath(n.IPAMConf.Type, strings.Split(os.Getenv("CNI_PATH"), ":"))
+	path, err := findPlugin(n.IPAMConf.Type)
 	if err != nil {
 		return nil, false, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("ipam: type %q: %v", n.IPAMConf.Type, err), "")
 	}
-	info, err := invoke.GetVersionInfo(ctx, path, nil)
+	info, err := pluginVersions(ctx, path)
 	if err != nil {
 		return nil, false, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipam %s: version: %v", n.IPAMConf.Type, err), "")
 	}
