@@ -417,4 +417,9 @@ static inline __attribute__((unused)) const char *nsb_strerror(int e, char *buf)
 	return buf;
 }
 
+/* The read-only words whose -n NS the constructor joins (showJoinObjects
+ * and showJoinVerbs in cmd/nsbox/netns_join.go). */
+static const char *const nsb_show_join_objects[] __attribute__((unused)) = {"link", "addr", "address", "route", "neigh", "neighbor", "neighbour", 0};
+static const char *const nsb_show_join_verbs[] __attribute__((unused)) = {"show", "list", "lst", "ls", 0};
+
 #endif

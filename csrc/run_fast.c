@@ -1166,41 +1166,90 @@ static void nsb_fast_netns_exec(int argc, char **argv, char **envp)
 	_exit(WEXITSTATUS(status));
 }
 
-/* nsb_join_daemon_netns: for `nsbox -n NS dhcp|dhcpd ...`, the main thread
- * joins NS before the Go runtime starts, so that the whole process, every
- * thread it will have, lives in NS as under `ip netns exec` (and `ip netns
- * pids NS` lists it). NS is resolved as Go's resolveNS does: a path as is, a
- * name of /run/netns, else a pid's namespace. Anything that does not work
- * is left to Go, which enters NS per thread as before. */
-static void nsb_join_daemon_netns(int argc, char **argv)
-{
-	char path[sizeof NSB_NETNS_DIR + 256];
-	const char *ns;
-	struct stat st;
-	int fd;
+/* nsb_joined_netns is the namespace file the constructor joined for a
+ * read-only word (nsb_join_show_netns), "" when it joined none: Go reads it
+ * (ctorJoinedNetns; not static, so that cgo can name it) and then dials
+ * rtnetlink where it already is. */
+char nsb_joined_netns[sizeof NSB_NETNS_DIR + 256];
 
-	if (argc < 4 || !nsb_streq(argv[1], "-n") || (!nsb_streq(argv[3], "dhcp") && !nsb_streq(argv[3], "dhcpd")))
-		return;
-	ns = argv[2];
+/* nsb_join_netns joins the network namespace named by the -n word ns on the
+ * main thread, so that the whole process, every thread it will have, lives
+ * in it (as under `ip netns exec`). ns is resolved as Go's resolveNS does:
+ * a path as is, a name of /run/netns, else a pid's namespace. It returns 0
+ * and the file it joined in path (of size sizeof nsb_joined_netns), or -1
+ * when anything did not work: Go then enters ns itself. */
+static int nsb_join_netns(const char *ns, char *path)
+{
+	const size_t size = sizeof nsb_joined_netns;
+	struct stat st;
+	int fd, rc;
+
 	if (strchr(ns, '/')) {
-		if (strlen(ns) >= sizeof path)
-			return;
+		if (strlen(ns) >= size)
+			return -1;
 		strcpy(path, ns);
 	} else {
 		if (!nsb_name_ok(&nsb_rule_netns, ns))
-			return;
-		snprintf(path, sizeof path, NSB_NETNS_DIR "/%s", ns);
+			return -1;
+		snprintf(path, size, NSB_NETNS_DIR "/%s", ns);
 		if (lstat(path, &st) < 0) {
 			size_t n = strlen(ns);
 			if (n > 10 || strspn(ns, "0123456789") != n || ns[0] == '0')
-				return;
-			snprintf(path, sizeof path, "/proc/%s/ns/net", ns);
+				return -1;
+			snprintf(path, size, "/proc/%s/ns/net", ns);
 		}
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return;
-	(void)setns(fd, CLONE_NEWNET); /* on failure Go enters per thread */
+		return -1;
+	rc = setns(fd, CLONE_NEWNET);
 	close(fd);
+	return rc < 0 ? -1 : 0;
+}
+
+/* nsb_join_daemon_netns: for `nsbox -n NS dhcp|dhcpd ...`, the main thread
+ * joins NS before the Go runtime starts, so that `ip netns pids NS` lists
+ * the daemon; on failure Go enters NS per thread as before. */
+static void nsb_join_daemon_netns(int argc, char **argv)
+{
+	char path[sizeof nsb_joined_netns];
+
+	if (argc < 4 || !nsb_streq(argv[1], "-n") || (!nsb_streq(argv[3], "dhcp") && !nsb_streq(argv[3], "dhcpd")))
+		return;
+	(void)nsb_join_netns(argv[2], path);
+}
+
+/* nsb_in_list reports whether w is one of the NULL-ended words. */
+static int nsb_in_list(const char *w, const char *const *words)
+{
+	for (; *words; words++)
+		if (nsb_streq(w, *words))
+			return 1;
+	return 0;
+}
+
+/* nsb_show_join_parse reports whether argv is `nsbox -n NS OBJ [VERB ...]`
+ * with OBJ and VERB (or no VERB) among the words that only read NS
+ * (NSB_SHOW_JOIN_OBJECTS and NSB_SHOW_JOIN_VERBS, generated from Go's
+ * showJoinObjects and showJoinVerbs). */
+static int nsb_show_join_parse(int argc, char **argv)
+{
+	if (argc < 4 || !nsb_streq(argv[1], "-n") || !argv[2][0])
+		return 0;
+	if (!nsb_in_list(argv[3], nsb_show_join_objects))
+		return 0;
+	return argc == 4 || nsb_in_list(argv[4], nsb_show_join_verbs);
+}
+
+/* nsb_join_show_netns: for the read-only words of nsb_show_join_parse, the
+ * process joins NS here, one open and one setns, so that Go needs neither
+ * the namespace handle nor a locked thread to dial rtnetlink in NS (see
+ * nsb_joined_netns). */
+static void nsb_join_show_netns(int argc, char **argv)
+{
+	char path[sizeof nsb_joined_netns];
+
+	if (nsb_show_join_parse(argc, argv) && nsb_join_netns(argv[2], path) == 0)
+		strcpy(nsb_joined_netns, path);
 }
 
 #ifndef __GLIBC__
@@ -1251,8 +1300,10 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 		nsb_fast_netns(argc, argv, envp);
 	else if (nsb_streq(argv[1], "enter"))
 		nsb_fast_enter(argc, argv, envp);
-	else if (nsb_streq(argv[1], "-n") && argc >= 4 && !nsb_streq(argv[3], "run"))
+	else if (nsb_streq(argv[1], "-n") && argc >= 4 && !nsb_streq(argv[3], "run")) {
 		nsb_join_daemon_netns(argc, argv);
+		nsb_join_show_netns(argc, argv);
+	}
 	else
 		nsb_fast_run(argc, argv, envp);
 }

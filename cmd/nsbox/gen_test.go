@@ -182,6 +182,7 @@ func genHeader() []byte {
 	}
 	p("};\n\n")
 	genErrnoTexts(p)
+	genShowJoin(p)
 	p("\n#endif\n")
 	return b.Bytes()
 }
@@ -249,4 +250,21 @@ func genErrnoTexts(p func(string, ...any)) {
 	p("\tfor (const char *s = \"errno \"; *s; s++)\n\t\tbuf[j++] = *s;\n")
 	p("\tif (e < 0)\n\t\tbuf[j++] = '-';\n")
 	p("\twhile (i > 0)\n\t\tbuf[j++] = d[--i];\n\tbuf[j] = 0;\n\treturn buf;\n}\n")
+}
+
+// genShowJoin writes the words of `-n NS OBJ [VERB]` for which the
+// constructor joins NS (showJoinObjects, showJoinVerbs in netns_join.go).
+func genShowJoin(p func(string, ...any)) {
+	p("\n/* The read-only words whose -n NS the constructor joins (showJoinObjects\n")
+	p(" * and showJoinVerbs in cmd/nsbox/netns_join.go). */\n")
+	for _, l := range []struct {
+		name  string
+		words []string
+	}{{"nsb_show_join_objects", showJoinObjects}, {"nsb_show_join_verbs", showJoinVerbs}} {
+		p("static const char *const %s[] __attribute__((unused)) = {", l.name)
+		for _, w := range l.words {
+			p("%q, ", w)
+		}
+		p("0};\n")
+	}
 }

@@ -23,7 +23,7 @@ import (
 func (e *env) rtnlConn() (*rtnl.Conn, error) {
 	key := "rtnl:" + e.netns
 	r, err := e.cached(key, func() (io.Closer, error) {
-		if e.netns == "" {
+		if e.netns == "" || inJoinedNetns(e.netns) {
 			return rtnl.Dial(nil)
 		}
 		h, err := netns.Open(e.netns)

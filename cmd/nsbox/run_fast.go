@@ -201,3 +201,9 @@ func forwardTo(pid int) { C.nsb_forward_to(C.pid_t(pid)) }
 // forwardRestore puts Go's handlers back; kept signals are dropped (the
 // child never existed).
 func forwardRestore() { C.nsb_forward_restore() }
+
+// ctorJoinedNetns returns the namespace file the constructor joined for a
+// read-only word (netns_join.go), or "".
+func ctorJoinedNetns() string {
+	return C.GoString(&C.nsb_joined_netns[0])
+}
