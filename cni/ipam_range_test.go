@@ -107,13 +107,3 @@ func TestRangeGC(t *testing.T) {
 		t.Errorf("a kept %v", held)
 	}
 }
-
-func TestHostIfName(t *testing.T) {
-	a := hostIfName("net", "ctr", "eth0")
-	if len(a) != 15 || !strings.HasPrefix(a, netTag("net")) {
-		t.Errorf("host name %q: want 15 bytes starting with %q", a, netTag("net"))
-	}
-	if a == hostIfName("net", "ctr", "eth1") || a == hostIfName("net2", "ctr", "eth0") || a != hostIfName("net", "ctr", "eth0") {
-		t.Errorf("host names must be a function of (network, container, ifname)")
-	}
-}

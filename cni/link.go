@@ -3,9 +3,7 @@ package cni
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -21,24 +19,6 @@ import (
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
-
-// hostPrefix starts the name of every host end of a veth nsbox's plugin
-// creates: "nsc", 4 hex digits of the network's name, 8 of the attachment.
-// The name is a function of (network, container, ifname), so DEL finds the
-// veth without any state and GC recognises the network's own ports.
-const hostPrefix = "nsc"
-
-// netTag is the part of a host veth name that names the network.
-func netTag(network string) string {
-	h := sha256.Sum256([]byte(network))
-	return hostPrefix + hex.EncodeToString(h[:2])
-}
-
-// hostIfName is the host end of the veth of (network, containerID, ifName).
-func hostIfName(network, containerID, ifName string) string {
-	h := sha256.Sum256([]byte(containerID + "\x00" + ifName))
-	return netTag(network) + hex.EncodeToString(h[:4])
-}
 
 // ensureBridge returns the bridge, creating it (up, with the MTU, VLAN
 // filtering and promiscuous mode the config asks for) when missing. created

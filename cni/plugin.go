@@ -17,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
@@ -156,7 +157,7 @@ func (o *op) add(ctx context.Context) (_ *current.Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hostIf := hostIfName(n.Name, a.ContainerID, a.IfName)
+	hostIf := names.CNIHostLink(n.Name, a.ContainerID, a.IfName)
 	if err := host.DeleteLink(ctx, hostIf); err == nil {
 		o.log.printf("removed a stale %s", hostIf)
 	}
@@ -283,7 +284,7 @@ func (o *op) add(ctx context.Context) (_ *current.Result, err error) {
 // masqIfLast removes the network's masquerade once it has no veth left on
 // the bridge.
 func (o *op) masqIfLast(ctx context.Context, host *rtnl.Conn, bridgeIndex int) {
-	ports, err := bridgePorts(ctx, host, bridgeIndex, netTag(o.conf.Name))
+	ports, err := bridgePorts(ctx, host, bridgeIndex, names.CNINetTag(o.conf.Name))
 	if err != nil || len(ports) > 0 {
 		return
 	}
@@ -421,7 +422,7 @@ func (o *op) del(ctx context.Context) error {
 		return errors.Join(append(errs, fmt.Errorf("dial the runtime's namespace: %w", err))...)
 	}
 	defer host.Close()
-	hostIf := hostIfName(n.Name, a.ContainerID, a.IfName)
+	hostIf := names.CNIHostLink(n.Name, a.ContainerID, a.IfName)
 	if l, err := host.LinkByName(ctx, hostIf); err == nil {
 		if err := unlink(ctx, ifinfomsg(unix.AF_UNSPEC, l.Index, 0, 0, nil), []string{hostIf}); err != nil && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, err)
@@ -485,7 +486,7 @@ func (o *op) check(ctx context.Context) error {
 		return err
 	}
 	defer host.Close()
-	hostIf := hostIfName(n.Name, a.ContainerID, a.IfName)
+	hostIf := names.CNIHostLink(n.Name, a.ContainerID, a.IfName)
 	hl, err := host.LinkByName(ctx, hostIf)
 	if err != nil {
 		return fmt.Errorf("host veth %s: %w", hostIf, err)
@@ -568,7 +569,7 @@ func (o *op) gc(ctx context.Context) error {
 	keep := map[string]bool{}
 	for _, v := range n.ValidAttachments {
 		valid[attachKey{v.ContainerID, v.IfName}] = true
-		keep[hostIfName(n.Name, v.ContainerID, v.IfName)] = true
+		keep[names.CNIHostLink(n.Name, v.ContainerID, v.IfName)] = true
 	}
 	var errs []error
 	t0 := time.Now()
@@ -604,7 +605,7 @@ func (o *op) gc(ctx context.Context) error {
 	var stale []rtnl.Link
 	kept := 0
 	for _, l := range all {
-		if l.MasterIndex != br.Index || !strings.HasPrefix(l.Name, netTag(n.Name)) {
+		if l.MasterIndex != br.Index || !strings.HasPrefix(l.Name, names.CNINetTag(n.Name)) {
 			continue
 		}
 		if keep[l.Name] {

@@ -57,3 +57,18 @@ func ExampleRule_Check() {
 	// "contains a control character ('\\n')"
 	// ""
 }
+
+func TestCNIHostLink(t *testing.T) {
+	a := CNIHostLink("net", "ctr", "eth0")
+	if len(a) != 15 || !strings.HasPrefix(a, CNINetTag("net")) || Link.Check(a) != "" {
+		t.Errorf("host name %q: want a 15-byte link name starting with %q", a, CNINetTag("net"))
+	}
+	if a == CNIHostLink("net", "ctr", "eth1") || a == CNIHostLink("net2", "ctr", "eth0") || a != CNIHostLink("net", "ctr", "eth0") {
+		t.Errorf("host names must be a function of (network, container, ifname)")
+	}
+}
+
+func ExampleCNIHostLink() {
+	fmt.Println(CNIHostLink("mynet", "c1", "eth0")[:len(CNIHostPrefix)])
+	// Output: nsc
+}
