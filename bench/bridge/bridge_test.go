@@ -20,30 +20,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
-var nsboxBin string // built once by TestMain
+// bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
+var bin nsboxbin.Binary
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nsbox-bench-bridge")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	nsboxBin = filepath.Join(dir, "nsbox")
-	// Built from the library's module (the repository root), whose go.sum
-	// covers the CLI's dependencies.
-	build := exec.Command("go", "build", "-o", nsboxBin, "./cmd/nsbox")
-	build.Dir = filepath.Join("..", "..")
-	out, err := build.CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bin.Close()
 	os.Exit(code)
 }
 
@@ -121,6 +107,7 @@ func checkAttached(b *testing.B, ns string, n int) {
 
 // BenchmarkBridgeAttach attaches n veth ends to br0 and sets them up.
 func BenchmarkBridgeAttach(b *testing.B) {
+	nsbox := bin.Need(b)
 	testutil.RequirePriv(b)
 	testutil.RequireTool(b, "ip")
 	testutil.RequireTool(b, "brctl")
@@ -135,7 +122,7 @@ func BenchmarkBridgeAttach(b *testing.B) {
 			for i := 0; i < n; i++ {
 				lines = append(lines, fmt.Sprintf("bridge addif br0 v%d", i), fmt.Sprintf("link set v%d up", i))
 			}
-			return []string{nsboxBin, "-n", ns, "-b", writeBatch(b, "nsbox.batch", lines)}
+			return []string{nsbox, "-n", ns, "-b", writeBatch(b, "nsbox.batch", lines)}
 		}},
 		{"ip-batch", func(b *testing.B, ns string) []string {
 			lines := make([]string, 0, 2*n)
@@ -174,6 +161,7 @@ func BenchmarkBridgeAttach(b *testing.B) {
 // (brctl reads /sys, which needs the namespace's own sysfs mount). The
 // second pair runs both under ip netns exec, so that only the tools differ.
 func BenchmarkBridgeShow(b *testing.B) {
+	nsbox := bin.Need(b)
 	testutil.RequirePriv(b)
 	testutil.RequireTool(b, "ip")
 	testutil.RequireTool(b, "brctl")
@@ -187,7 +175,7 @@ func BenchmarkBridgeShow(b *testing.B) {
 	checkAttached(b, ns, n)
 
 	// Both must print the same thing before we time them.
-	ours, err := testutil.CmdErr(nsboxBin, "-n", ns, "bridge", "show")
+	ours, err := testutil.CmdErr(nsbox, "-n", ns, "bridge", "show")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -203,9 +191,9 @@ func BenchmarkBridgeShow(b *testing.B) {
 		var cmd []string
 		switch {
 		case tc.group == "direct" && tc.impl == "nsbox":
-			cmd = []string{nsboxBin, "-n", ns, "bridge", "show"}
+			cmd = []string{nsbox, "-n", ns, "bridge", "show"}
 		case tc.impl == "nsbox":
-			cmd = []string{"ip", "netns", "exec", ns, nsboxBin, "bridge", "show"}
+			cmd = []string{"ip", "netns", "exec", ns, nsbox, "bridge", "show"}
 		default:
 			cmd = []string{"ip", "netns", "exec", ns, "env", "LC_ALL=C", "brctl", "show"}
 		}
@@ -227,6 +215,7 @@ func BenchmarkBridgeShow(b *testing.B) {
 //
 // Run: NSBOX_BENCH_FULL=1 go test -run '^$' -bench BridgeAttachAlternated -benchtime=11x ./bench/bridge
 func BenchmarkBridgeAttachAlternated(b *testing.B) {
+	nsbox := bin.Need(b)
 	testutil.RequirePriv(b)
 	testutil.RequireTool(b, "ip")
 	n := ports()
@@ -238,7 +227,7 @@ func BenchmarkBridgeAttachAlternated(b *testing.B) {
 		ipLines = append(ipLines, fmt.Sprintf("link set v%d master br0", i), fmt.Sprintf("link set v%d up", i))
 	}
 	cmds := [][]string{
-		{nsboxBin, "-n", ns, "-b", writeBatch(b, "nsbox.batch", nsboxLines)},
+		{nsbox, "-n", ns, "-b", writeBatch(b, "nsbox.batch", nsboxLines)},
 		{"ip", "-n", ns, "-batch", writeBatch(b, "ip.batch", ipLines)},
 	}
 	times := [2][]time.Duration{}

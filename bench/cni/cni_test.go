@@ -32,30 +32,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
+	"github.com/nsbox/nsbox/internal/names"
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
-var nsboxBin string // built once by TestMain
+// bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
+var bin nsboxbin.Binary
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nsbox-bench-cni")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	nsboxBin = filepath.Join(dir, "nsbox")
-	// Built in the main module (the repository root), whose go.sum covers
-	// the binary's dependencies.
-	cmd := exec.Command("go", "build", "-o", nsboxBin, "./cmd/nsbox")
-	cmd.Dir = filepath.Join("..", "..")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bin.Close()
 	os.Exit(code)
 }
 
@@ -96,11 +83,11 @@ func newWorld(b *testing.B) *world {
 			b.Fatal(err)
 		}
 	}
-	bin, err := os.ReadFile(nsboxBin)
+	exe, err := os.ReadFile(bin.Need(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(w.cniPath, "nsbox"), bin, 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(w.cniPath, "nsbox"), exe, 0o755); err != nil {
 		b.Fatal(err)
 	}
 	ents, _ := os.ReadDir("/usr/lib/cni")
@@ -350,7 +337,7 @@ func (w *world) staleAttachments(b *testing.B, data string, n int, veths bool) {
 		if err := os.WriteFile(filepath.Join(dir, a), []byte(id+"\r\neth0"), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		host := hostIfName("nsbox", id, "eth0")
+		host := names.CNIHostLink("nsbox", id, "eth0")
 		fmt.Fprintf(&batch, "link add %s type veth peer name p%d\nlink set %s master %s up\n", host, i, host, w.br)
 	}
 	if !veths {

@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/dhcpclient"
 	"github.com/nsbox/nsbox/dhcpserver"
 	"github.com/nsbox/nsbox/internal/testutil"
@@ -41,27 +41,12 @@ import (
 	"github.com/nsbox/nsbox/rtnl"
 )
 
-var nsboxBin string // built once by TestMain
+// bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
+var bin nsboxbin.Binary
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nsbox-bench-dhcp")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	nsboxBin = filepath.Join(dir, "nsbox")
-	// Built in the library's module (the repository's root): the bench
-	// module does not require the CLI's own dependencies.
-	build := exec.Command("go", "build", "-trimpath", "-o", nsboxBin, "./cmd/nsbox")
-	build.Dir = filepath.Join("..", "..")
-	out, err := build.CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build nsbox: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bin.Close()
 	os.Exit(code)
 }
 
@@ -166,9 +151,10 @@ type leaseClient struct {
 
 // leaseClients are nsbox and its peers, leasing on eth0 of namespace client.
 func leaseClients(b *testing.B, client, script string) []leaseClient {
+	nsbox := bin.Need(b)
 	return []leaseClient{
 		{"nsbox", func(lease string) []string {
-			return []string{nsboxBin, "-n", client, "dhcp", "eth0", "--once", "--timeout", "20s", "--no-dns", "--lease-file", lease}
+			return []string{nsbox, "-n", client, "dhcp", "eth0", "--once", "--timeout", "20s", "--no-dns", "--lease-file", lease}
 		}, nil},
 		{"udhcpc", func(string) []string {
 			return []string{"ip", "netns", "exec", client, "busybox", "udhcpc", "-f", "-q", "-n", "-i", "eth0", "-s", script}
@@ -325,6 +311,7 @@ func serveEmbedded(b *testing.B, lab *testutil.DHCPLab) {
 
 func BenchmarkLeaseManyProcs(b *testing.B) {
 	testutil.RequirePriv(b)
+	nsbox := bin.Need(b)
 	testutil.RequireTool(b, "busybox")
 	n := manyClients()
 	lab := testutil.NewDHCPLab(b, n, true)
@@ -346,7 +333,7 @@ func BenchmarkLeaseManyProcs(b *testing.B) {
 						defer wg.Done()
 						var args []string
 						if impl == "nsbox" {
-							args = []string{nsboxBin, "-n", ns, "dhcp", "eth0", "--once", "--timeout", "30s",
+							args = []string{nsbox, "-n", ns, "dhcp", "eth0", "--once", "--timeout", "30s",
 								"--retry", "500ms", "--no-dns", "--lease-file", filepath.Join(dir, ns+".lease")}
 						} else {
 							args = []string{"ip", "netns", "exec", ns, "busybox", "udhcpc", "-f", "-q", "-n", "-t", "20",
@@ -520,6 +507,7 @@ func rssKiB(pid int) (int, error) {
 
 func BenchmarkDaemonRSS(b *testing.B) {
 	testutil.RequirePriv(b)
+	nsbox := bin.Need(b)
 	testutil.RequireTool(b, "dhclient")
 	for _, impl := range []string{"nsbox", "dhclient"} {
 		b.Run(impl, func(b *testing.B) {
@@ -533,7 +521,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 				ns := lab.Clients[0]
 				var p *testutil.Proc
 				if impl == "nsbox" {
-					p = testutil.StartProc(b, nsboxBin, "-n", ns, "dhcp", "eth0", "--no-dns", "--retry", "200ms", "--lease-file", filepath.Join(dir, "l"))
+					p = testutil.StartProc(b, nsbox, "-n", ns, "dhcp", "eth0", "--no-dns", "--retry", "200ms", "--lease-file", filepath.Join(dir, "l"))
 				} else {
 					p = testutil.StartProc(b, "ip", "netns", "exec", ns, "dhclient", "-d", "-1", "-sf", addScript(b, dir),
 						"-lf", filepath.Join(dir, "l"), "-pf", filepath.Join(dir, "pid"), "eth0")

@@ -8,70 +8,34 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
 
-// nsboxBin is the nsbox binary, built on first use by a benchmark (plain
-// `go test` runs no benchmark and builds nothing).
+// bin finds or builds nsbox on first use by a benchmark (plain `go test`
+// runs no benchmark and builds nothing); nsboxBin is its path, set by
+// needBinary.
 var (
-	nsboxBin  string
-	buildOnce sync.Once
-	buildErr  error
-	buildDir  string
+	bin      nsboxbin.Binary
+	nsboxBin string
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	bin.Close()
 	os.Exit(code)
 }
 
-// needBinary finds nsbox once: NSBOX_BIN, else the Makefile's bin/nsbox
-// (make bench builds it: the binary users get), else a fresh build. It
-// fails b if that fails.
+// needBinary sets nsboxBin (NSBOX_BIN, else the Makefile's bin/nsbox, else
+// a fresh build) or fails b.
 func needBinary(b *testing.B) {
 	b.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("NSBOX_BIN"); p != "" {
-			nsboxBin = p
-			return
-		}
-		if abs, err := filepath.Abs("../../bin/nsbox"); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				nsboxBin = abs
-				return
-			}
-		}
-		buildDir, buildErr = os.MkdirTemp("", "nsbox-bench-")
-		if buildErr != nil {
-			return
-		}
-		nsboxBin = filepath.Join(buildDir, "nsbox")
-		// go test puts its own GOROOT/bin first in PATH.
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = "go"
-		}
-		// Built from the library's module (the repository root), whose
-		// go.sum covers the CLI's dependencies.
-		build := exec.Command(goTool, "build", "-o", nsboxBin, "./cmd/nsbox")
-		build.Dir = filepath.Join("..", "..")
-		out, err := build.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build nsbox: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
+	nsboxBin = bin.Need(b)
 }
 
 func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }

@@ -21,16 +21,6 @@ import (
 // bin is the nsbox binary the benchmarks time.
 var bin nsboxbin.Binary
 
-// nsbox returns NSBOX_BIN, else the Makefile's bin/nsbox, else a fresh build.
-func nsbox(b *testing.B) string {
-	b.Helper()
-	p, err := bin.Path(filepath.Join("..", ".."))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return p
-}
-
 func full() bool { return os.Getenv("NSBOX_BENCH_FULL") == "1" }
 
 // lab makes a namespace with bridge br0 (10.80.0.1/22) and, with dhcp, nsbox's
@@ -140,7 +130,7 @@ func BenchmarkStorm(b *testing.B) {
 	for _, tool := range []string{"ip", "unshare", "busybox"} {
 		testutil.RequireTool(b, tool)
 	}
-	bin := nsbox(b)
+	bin := bin.Need(b)
 	n := 8
 	if full() {
 		n = 200
@@ -247,7 +237,7 @@ func firstByte(b *testing.B, cmd *exec.Cmd) time.Duration {
 
 func BenchmarkStaticStart(b *testing.B) {
 	testutil.RequirePriv(b)
-	bin := nsbox(b)
+	bin := bin.Need(b)
 	ns := lab(b, bin, false)
 	cases := []struct {
 		name string

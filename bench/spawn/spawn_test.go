@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -19,17 +18,6 @@ import (
 
 // bin is the nsbox binary the benchmarks time.
 var bin nsboxbin.Binary
-
-// buildTools returns NSBOX_BIN, else the Makefile's bin/nsbox (make test and
-// make bench build it first), else a fresh build.
-func buildTools(b *testing.B) string {
-	b.Helper()
-	p, err := bin.Path(filepath.Join("..", ".."))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return p
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -133,7 +121,7 @@ func BenchmarkSpawn(b *testing.B) {
 // would start them.
 func BenchmarkCLI(b *testing.B) {
 	testutil.RequirePriv(b)
-	nsboxBin := buildTools(b)
+	nsboxBin := bin.Need(b)
 	// go-path is nsbox with its C fast path off (NSBOX_NO_FASTPATH=1): the
 	// Go runtime starts, parses with pflag and spawns through nsclone.
 	nsboxArgs := []string{nsboxBin, "run", "--ipc", "--pid", "--mount", "--mount-proc", "--no-init", "/bin/true"}
@@ -170,7 +158,7 @@ func BenchmarkCLI(b *testing.B) {
 // unshare, whose forked child is PID 1.
 func BenchmarkCLIInit(b *testing.B) {
 	testutil.RequirePriv(b)
-	nsboxBin := buildTools(b)
+	nsboxBin := bin.Need(b)
 	for _, c := range []struct {
 		name string
 		argv []string

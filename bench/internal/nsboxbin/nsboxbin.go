@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
 )
 
 // Binary is found or built once, on the first call of Path. The zero
@@ -27,6 +28,17 @@ type Binary struct {
 func (b *Binary) Path(root string) (string, error) {
 	b.once.Do(func() { b.path, b.err = b.find(root) })
 	return b.path, b.err
+}
+
+// Need is Path for a benchmark package in bench/NAME (the repository's root
+// is "../.."): it returns the binary's path, or fails tb.
+func (b *Binary) Need(tb testing.TB) string {
+	tb.Helper()
+	p, err := b.Path(filepath.Join("..", ".."))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
 
 func (b *Binary) find(root string) (string, error) {
