@@ -103,16 +103,22 @@ func writeStats(b *strings.Builder, s *rtnetlink.LinkStats64, carrierChanges *ui
 		}
 		return ""
 	}
-	fmt.Fprintf(b, "    RX: %*s %*s %*s %*s %*s %*s %*s\n", cols[0]-4, "bytes", cols[1], "packets",
-		cols[2], "errors", cols[3], "dropped", cols[4], "missed", cols[5], "mcast",
-		cols[6], cond(s.RXCompressed != 0, "compressed"))
-	b.WriteString("    ")
-	for i, v := range []uint64{s.RXBytes, s.RXPackets, s.RXErrors, s.RXDropped, s.RXMissedErrors, s.Multicast} {
-		num(cols[i], v)
+	// counters writes one direction's header and its row: six counters,
+	// then compressed, whose column shows only when it is not zero.
+	counters := func(dir string, names [6]string, vals [6]uint64, compressed uint64) {
+		fmt.Fprintf(b, "    %s: %*s %*s %*s %*s %*s %*s %*s\n", dir, cols[0]-4, names[0], cols[1], names[1],
+			cols[2], names[2], cols[3], names[3], cols[4], names[4], cols[5], names[5],
+			cols[6], cond(compressed != 0, "compressed"))
+		b.WriteString("    ")
+		for i, v := range vals {
+			num(cols[i], v)
+		}
+		if compressed != 0 {
+			num(cols[6], compressed)
+		}
 	}
-	if s.RXCompressed != 0 {
-		num(cols[6], s.RXCompressed)
-	}
+	counters("RX", [6]string{"bytes", "packets", "errors", "dropped", "missed", "mcast"},
+		[6]uint64{s.RXBytes, s.RXPackets, s.RXErrors, s.RXDropped, s.RXMissedErrors, s.Multicast}, s.RXCompressed)
 	if level > 1 {
 		nh, oh := 0, 0
 		if s.RXNoHandler != 0 {
@@ -136,16 +142,8 @@ func writeStats(b *strings.Builder, s *rtnetlink.LinkStats64, carrierChanges *ui
 		}
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(b, "    TX: %*s %*s %*s %*s %*s %*s %*s\n", cols[0]-4, "bytes", cols[1], "packets",
-		cols[2], "errors", cols[3], "dropped", cols[4], "carrier", cols[5], "collsns",
-		cols[6], cond(s.TXCompressed != 0, "compressed"))
-	b.WriteString("    ")
-	for i, v := range []uint64{s.TXBytes, s.TXPackets, s.TXErrors, s.TXDropped, s.TXCarrierErrors, s.Collisions} {
-		num(cols[i], v)
-	}
-	if s.TXCompressed != 0 {
-		num(cols[6], s.TXCompressed)
-	}
+	counters("TX", [6]string{"bytes", "packets", "errors", "dropped", "carrier", "collsns"},
+		[6]uint64{s.TXBytes, s.TXPackets, s.TXErrors, s.TXDropped, s.TXCarrierErrors, s.Collisions}, s.TXCompressed)
 	if level > 1 {
 		fmt.Fprintf(b, "\n    TX errors:%*s %*s %*s %*s %*s %*s\n", cols[0]-10, "", cols[1], "aborted",
 			cols[2], "fifo", cols[3], "window", cols[4], "heartbt", cols[5], cond(carrierChanges != nil, "transns"))
