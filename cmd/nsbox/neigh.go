@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 
@@ -320,13 +319,7 @@ func neighShow(ctx context.Context, e *env, args []string, flush bool) error {
 		if err != nil {
 			return fmt.Errorf("neigh flush: %w", err)
 		}
-		if e.stats > 0 {
-			if n == 0 {
-				fmt.Fprintln(e.stdout, "Nothing to flush.")
-			} else {
-				fmt.Fprintf(e.stdout, "\n*** Round 1, deleting %d entries ***\n*** Flush is complete after 1 round ***\n", n)
-			}
-		}
+		e.printFlushed(n)
 		return nil
 	}
 	ns, err := c.Neighs(ctx, q)
@@ -339,13 +332,5 @@ func neighShow(ctx context.Context, e *env, args []string, flush bool) error {
 			out = append(out, neighToJSON(n, q.Dev == ""))
 		}
 	}
-	if e.json {
-		return e.printJSON(out)
-	}
-	var b strings.Builder
-	for _, j := range out {
-		b.WriteString(j.text() + "\n")
-	}
-	_, err = io.WriteString(e.stdout, b.String())
-	return err
+	return printRows(e, out)
 }

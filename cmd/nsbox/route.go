@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -479,16 +478,7 @@ func routeShow(ctx context.Context, e *env, args []string) error {
 			out = append(out, sel.view(r, e.details > 0))
 		}
 	}
-	if e.json {
-		return e.printJSON(out)
-	}
-	var b strings.Builder
-	for _, j := range out {
-		b.WriteString(j.text())
-		b.WriteString("\n")
-	}
-	_, err = io.WriteString(e.stdout, b.String())
-	return err
+	return printRows(e, out)
 }
 
 // routeFlush deletes the routes a selector picks (ip route flush): it
@@ -509,13 +499,7 @@ func routeFlush(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("route flush: %w", err)
 	}
-	if e.stats > 0 {
-		if n == 0 {
-			fmt.Fprintln(e.stdout, "Nothing to flush.")
-		} else {
-			fmt.Fprintf(e.stdout, "\n*** Round 1, deleting %d entries ***\n*** Flush is complete after 1 round ***\n", n)
-		}
-	}
+	e.printFlushed(n)
 	return nil
 }
 

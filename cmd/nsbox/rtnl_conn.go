@@ -242,6 +242,33 @@ func (e *env) printJSON(v any) error {
 	return err
 }
 
+// printRows prints the rows of a show word as ip does: one JSON array with
+// -j, else a text line each.
+func printRows[T interface{ text() string }](e *env, rows []T) error {
+	if e.json {
+		return e.printJSON(rows)
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		b.WriteString(r.text())
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}
+
+// printFlushed reports a flush of n entries as ip -s does (ip says nothing
+// without -s).
+func (e *env) printFlushed(n int) {
+	switch {
+	case e.stats == 0:
+	case n == 0:
+		fmt.Fprintln(e.stdout, "Nothing to flush.")
+	default:
+		fmt.Fprintf(e.stdout, "\n*** Round 1, deleting %d entries ***\n*** Flush is complete after 1 round ***\n", n)
+	}
+}
+
 // linkFlagNames renders link flags in ip's order and words.
 func linkFlagNames(flags uint32, masterDown bool) []string {
 	var out []string
