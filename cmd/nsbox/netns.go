@@ -228,8 +228,12 @@ func netnsExec(ctx context.Context, e *env, args []string) error {
 	}
 	// Like ip netns exec, the command owns the terminal's signals: nsbox
 	// passes them on instead of dying, through run's spawn path.
-	return spawnWait(ctx, "netns exec "+name, spec, nil)
+	return spawnWait(ctx, "netns exec "+name, netnsExecCloneDenied, spec, nil)
 }
+
+// netnsExecCloneDenied is netns exec's advice when clone is refused with
+// EPERM: it has no --user way out, since it joins a namespace root made.
+const netnsExecCloneDenied = "netns exec needs root, as ip netns exec does: it joins the namespace and mounts /sys in a new mount namespace"
 
 // execError maps a failure to start the command to 127 (not found), 126
 // (not executable) or 125 (anything else).

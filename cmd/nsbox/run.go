@@ -506,25 +506,29 @@ func (o *runOptions) spec() (*nsclone.Spec, error) {
 
 // runSpawn is spawnWait for run (and enter, which shares run's messages).
 func runSpawn(ctx context.Context, spec *nsclone.Spec, w *runWatch) error {
-	return spawnWait(ctx, "run", spec, w)
+	return spawnWait(ctx, "run", runCloneDenied, spec, w)
 }
+
+// runCloneDenied is run's advice when clone is refused with EPERM.
+const runCloneDenied = "creating namespaces needs root; as a user try --user --map-root, unless user namespaces are disabled: see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone"
 
 // spawnWait starts spec, forwards signals to it and returns its exit status
 // as an exitError: the one spawn, exit-code and signal path of run, enter
-// and netns exec; what prefixes its messages ("run", "netns exec NS"). It
+// and netns exec; what prefixes its messages ("run", "netns exec NS") and
+// cloneDenied is the caller's advice when clone is refused (EPERM). It
 // does not kill the payload when ctx is cancelled by a signal: the signal
 // is forwarded instead. The forwarding is the C fast path's (run_fast.c),
 // which reads si_code: a signal the terminal sent to the whole foreground
 // process group reached the payload already and is not sent twice; one sent
 // with kill is passed on even while nsbox is in the terminal's foreground.
 // Signals that come before the child exists are sent once it does.
-func spawnWait(ctx context.Context, what string, spec *nsclone.Spec, w *runWatch) error {
+func spawnWait(ctx context.Context, what, cloneDenied string, spec *nsclone.Spec, w *runWatch) error {
 	forwardInstall()
 	defer forwardRestore()
 	p, err := nsclone.Start(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		w.abort()
-		return spawnError(what, err)
+		return spawnError(what, cloneDenied, err)
 	}
 	if err := w.started(p); err != nil {
 		_ = p.Signal(unix.SIGKILL)
@@ -550,7 +554,7 @@ func spawnWait(ctx context.Context, what string, spec *nsclone.Spec, w *runWatch
 
 // spawnError maps an nsclone error to the exit codes of DESIGN.md, adding
 // advice for the common errnos.
-func spawnError(what string, err error) error {
+func spawnError(what, cloneDenied string, err error) error {
 	var se *nsclone.SetupError
 	if !errors.As(err, &se) {
 		return &exitError{code: exitSetupFailed, err: fmt.Errorf("%s: %w", what, err)}
@@ -573,11 +577,8 @@ func spawnError(what string, err error) error {
 	}
 	advice := ""
 	switch {
-	case se.Stage == nsclone.StageClone && errors.Is(se.Err, unix.EPERM) && strings.HasPrefix(what, "netns exec"):
-		// netns exec has no --user way out: it joins a namespace root made.
-		advice = " (netns exec needs root, as ip netns exec does: it joins the namespace and mounts /sys in a new mount namespace)"
 	case se.Stage == nsclone.StageClone && errors.Is(se.Err, unix.EPERM):
-		advice = " (creating namespaces needs root; as a user try --user --map-root, unless user namespaces are disabled: see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone)"
+		advice = " (" + cloneDenied + ")"
 	case errors.Is(se.Err, unix.ENOSPC), errors.Is(se.Err, unix.EUSERS):
 		advice = " (namespace limit reached, see /proc/sys/user/max_*_namespaces)"
 	case se.Stage == nsclone.StageMountProc && errors.Is(se.Err, unix.EPERM):

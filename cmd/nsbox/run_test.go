@@ -199,7 +199,7 @@ func TestSpawnErrorCodes(t *testing.T) {
 		{errors.New("other"), 125, "run: other"},
 	}
 	for _, c := range cases {
-		err := spawnError("run", c.err)
+		err := spawnError("run", runCloneDenied, c.err)
 		if exitCodeOf(err) != c.code || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("spawnError(%v) = %q exit %d, want %d and %q", c.err, err, exitCodeOf(err), c.code, c.msg)
 		}
