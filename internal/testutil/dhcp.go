@@ -265,8 +265,15 @@ func StartDnsmasq(t testing.TB, lab *DHCPLab, extra ...string) *Dnsmasq {
 // port; it fails early if p exits.
 func WaitUDPListen(t testing.TB, ns string, port int, p *Proc) {
 	t.Helper()
+	waitListen(t, ns, "udp", port, p)
+}
+
+// waitListen waits (up to 10 s) until something in ns listens on port of
+// proto ("udp" or "tcp", as ss shows it); it fails early if p exits.
+func waitListen(t testing.TB, ns, proto string, port int, p *Proc) {
+	t.Helper()
 	for i := 0; i < 200; i++ {
-		out, _ := CmdErr("ip", "netns", "exec", ns, "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
+		out, _ := CmdErr("ip", "netns", "exec", ns, "ss", "-Hln", "--"+proto, fmt.Sprintf("sport = :%d", port))
 		if strings.TrimSpace(out) != "" {
 			return
 		}
@@ -277,7 +284,7 @@ func WaitUDPListen(t testing.TB, ns string, port int, p *Proc) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("nothing listens on udp port %d in %s after 10s", port, ns)
+	t.Fatalf("nothing listens on %s port %d in %s after 10s", proto, port, ns)
 }
 
 // EnvRecorderScript writes a shell script into dir that appends its

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 )
 
 // NATLab is a host namespace holding a bridge (10.88.0.1/24) and a link to
@@ -116,17 +114,5 @@ func NftRules(t testing.TB, ns string) (tables []string, comments []string) {
 // port; it fails early if p exits.
 func WaitTCPListen(t testing.TB, ns string, port int, p *Proc) {
 	t.Helper()
-	for i := 0; i < 200; i++ {
-		out, _ := CmdErr("ip", "netns", "exec", ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		if p != nil {
-			if exited, err := p.Wait(0); exited {
-				t.Fatalf("%s exited before listening: %v: %s", p.Cmd.Path, err, p.Stderr.String())
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on tcp port %d in %s after 10s", port, ns)
+	waitListen(t, ns, "tcp", port, p)
 }
