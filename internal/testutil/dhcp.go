@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -207,8 +208,10 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// StartProc starts name with args (stdout and stderr collected) and kills
-// and waits for it in t.Cleanup. The process gets a hard limit of 2 min.
+// StartProc starts name with args (stdout and stderr collected) and stops
+// it in t.Cleanup as a user would, with SIGTERM, so that it removes what it
+// made (an nsbox dhcp client its pid file in /run/nsbox); one still running
+// 5 s later is killed. The process gets a hard limit of 2 min.
 func StartProc(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -220,8 +223,13 @@ func StartProc(t testing.TB, name string, args ...string) *Proc {
 	}
 	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = p.Cmd.Process.Kill()
-		<-p.done
+		_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.Cmd.Process.Kill()
+			<-p.done
+		}
 		cancel()
 	})
 	return p
