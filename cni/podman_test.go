@@ -21,6 +21,10 @@ type podman struct {
 	args  []string
 	conf  string
 	image string
+	// cgroupParent holds every group podman makes for the test's
+	// containers and their conmon (by default podman makes /libpod_parent
+	// and leaves it); the test removes it.
+	cgroupParent string
 }
 
 func newPodman(t *testing.T, l *lab) *podman {
@@ -29,7 +33,8 @@ func newPodman(t *testing.T, l *lab) *podman {
 	testutil.RequireTool(t, "runc")
 	bb := testutil.RequireTool(t, "busybox")
 	dir := t.TempDir()
-	p := &podman{l: l, conf: filepath.Join(dir, "containers.conf"), image: "localhost/nsbox-cni-" + strings.ToLower(testutil.UniqueName(""))}
+	p := &podman{l: l, conf: filepath.Join(dir, "containers.conf"), image: "localhost/nsbox-cni-" + strings.ToLower(testutil.UniqueName("")),
+		cgroupParent: "/" + testutil.UniqueName("nsbpod")}
 	conf := fmt.Sprintf(`[engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
@@ -63,6 +68,7 @@ network_config_dir = %q
 		// storage, whose vfs layers t.TempDir removes.
 		_, _ = p.run("rm", "-a", "-f", "-t", "0")
 		_, _ = p.run("rmi", "-a", "-f")
+		removeCgroupTree(t, p.cgroupParent)
 	})
 	return p
 }
@@ -85,7 +91,7 @@ func (p *podman) must(t *testing.T, args ...string) string {
 
 // runArgs are what this machine needs for podman run (see LAB.md).
 func (p *podman) runArgs(name string) []string {
-	return []string{"run", "-d", "--name", name, "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", p.l.Net, p.image, "sleep", "60"}
+	return []string{"run", "-d", "--name", name, "--runtime", "runc", "--cgroup-parent", p.cgroupParent, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--network", p.l.Net, p.image, "sleep", "60"}
 }
 
 // containerAddrs returns what `ip -4 addr` prints inside the container.
@@ -180,4 +186,27 @@ func TestPodmanDHCP(t *testing.T) {
 	off = len(readFrom(logFile, 0))
 	p.must(t, "rm", "-f", "-t", "0", name)
 	waitReleased(t, logFile, off, leaseFile, []string{"DHCPRELEASE(" + l.Bridge + ") " + addr + " "}, l.logText)
+}
+
+// removeCgroupTree removes the group parent and the groups below it in
+// every hierarchy, deepest first; it fails t if one is left (a process
+// still in it).
+func removeCgroupTree(t *testing.T, parent string) {
+	t.Helper()
+	tops, _ := filepath.Glob("/sys/fs/cgroup/*" + parent)
+	for _, top := range tops {
+		var dirs []string
+		_ = filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		t.Logf("removing podman's groups %v", dirs)
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syscall.Rmdir(dirs[i]); err != nil {
+				t.Errorf("remove podman's cgroup %s: %v", dirs[i], err)
+			}
+		}
+	}
 }
