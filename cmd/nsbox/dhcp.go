@@ -191,6 +191,9 @@ func runDHCP(ctx context.Context, e *env, args []string) (err error) {
 		return fmt.Errorf("dhcp %s: %w", dev, err)
 	}
 	defer lock.release()
+	if f.pidFile == "" { // only nsbox's own folder: the user's may hold others' pid files
+		pruneStale(dhcpRunDir, pidFile)
+	}
 	tr.mark("pid file locked")
 	pc, err := dhcpclient.Listen(ns, dev)
 	if err != nil {

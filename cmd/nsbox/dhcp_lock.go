@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,7 +46,14 @@ func lockPid(path string) (*pidLock, error) {
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, &errLocked{pid: readPid(path)}
+				pid := readPid(path)
+				if pid != 0 && !alive(pid) {
+					// pruneStale holds a dead client's file for a moment
+					// before it removes it: try again.
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				return nil, &errLocked{pid: pid}
 			}
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
@@ -67,6 +75,43 @@ func lockPid(path string) (*pidLock, error) {
 		return &pidLock{f: f, path: path}, nil
 	}
 	return nil, fmt.Errorf("lock %s: the file kept changing", path)
+}
+
+// pruneStale removes the pid files in dir, other than keep, of clients or
+// servers that are gone: one killed with SIGKILL cannot remove its own, and
+// its name (a namespace's inode) may never come again. A file goes only
+// while its lock is free and its pid is dead, and under that lock, so a
+// holder or a process taking the file over right now keeps it.
+func pruneStale(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		path := filepath.Join(dir, ent.Name())
+		if path == keep || !strings.HasSuffix(ent.Name(), ".pid") {
+			continue
+		}
+		pid := readPid(path)
+		if pid == 0 || alive(pid) {
+			continue
+		}
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			continue
+		}
+		var a, b unix.Stat_t
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && readPid(path) == pid &&
+			unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(path, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev {
+			_ = os.Remove(path)
+		}
+		f.Close()
+	}
+}
+
+// alive tells whether process pid exists.
+func alive(pid int) bool {
+	return unix.Kill(pid, 0) != unix.ESRCH
 }
 
 // readPid returns the pid written in a pid file, or 0.

@@ -152,6 +152,7 @@ func runDHCPD(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("dhcpd %s: %w", dev, err)
 	}
 	defer devLock.release()
+	pruneStale(dhcpdRunDir, devLock.path)
 	fileLock, err := lockPid(file + ".lock")
 	if err != nil {
 		var el *errLocked
