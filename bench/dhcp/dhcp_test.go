@@ -102,6 +102,19 @@ func hasAddr(b *testing.B, ns string) bool {
 	return strings.Contains(run(b, "ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"), " inet ")
 }
 
+// startDnsmasq runs dnsmasq --no-ping on s0 of namespace server (vethPair's
+// server end), leasing prefix.100-200 with its files in dir, and waits
+// until it listens.
+func startDnsmasq(b *testing.B, server, prefix, dir string) {
+	b.Helper()
+	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
+		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
+		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
+		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
+		"--no-ping")
+	testutil.WaitUDPListen(b, server, 67, dm)
+}
+
 func BenchmarkLeaseAcquisition(b *testing.B) {
 	testutil.RequirePriv(b)
 	for _, tool := range []string{"ip", "dnsmasq", "busybox", "dhclient"} {
@@ -109,12 +122,7 @@ func BenchmarkLeaseAcquisition(b *testing.B) {
 	}
 	server, client, prefix := vethPair(b)
 	dir := b.TempDir()
-	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
-		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
-		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
-		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-		"--no-ping")
-	testutil.WaitUDPListen(b, server, 67, dm)
+	startDnsmasq(b, server, prefix, dir)
 	script := addScript(b, dir)
 	clients := leaseClients(b, client, script)
 	for _, c := range clients {
@@ -179,12 +187,7 @@ func BenchmarkLeaseAcquisitionAlternated(b *testing.B) {
 	}
 	server, client, prefix := vethPair(b)
 	dir := b.TempDir()
-	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
-		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
-		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
-		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-		"--no-ping")
-	testutil.WaitUDPListen(b, server, 67, dm)
+	startDnsmasq(b, server, prefix, dir)
 	clients := leaseClients(b, client, addScript(b, dir))
 	times := make([][]time.Duration, len(clients))
 	b.StopTimer()
@@ -230,12 +233,7 @@ func BenchmarkLeaseAcquisitionInProcess(b *testing.B) {
 	testutil.RequireTool(b, "dnsmasq")
 	server, client, prefix := vethPair(b)
 	dir := b.TempDir()
-	dm := testutil.StartProc(b, "ip", "netns", "exec", server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null",
-		"--no-resolv", "--no-hosts", "--port=0", "--interface=s0", "--bind-interfaces",
-		"--dhcp-range="+prefix+".100,"+prefix+".200,255.255.255.0,1h",
-		"--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-		"--no-ping")
-	testutil.WaitUDPListen(b, server, 67, dm)
+	startDnsmasq(b, server, prefix, dir)
 	h, err := netns.Open(client)
 	if err != nil {
 		b.Fatal(err)
