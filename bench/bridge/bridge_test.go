@@ -27,11 +27,7 @@ import (
 // bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
 var bin nsboxbin.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Run(m)) }
 
 // ports is the number of bridge ports: 1000 for make bench, small for the
 // single pass of make test.

@@ -40,11 +40,7 @@ import (
 // bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
 var bin nsboxbin.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Run(m)) }
 
 // world is a runtime namespace with a bridge (fixed MAC, .1/24), the CNI
 // folders, and conflists written on demand.

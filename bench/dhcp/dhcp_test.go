@@ -44,11 +44,7 @@ import (
 // bin is the nsbox binary the benchmarks time (bench/internal/nsboxbin).
 var bin nsboxbin.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Run(m)) }
 
 func manyClients() int {
 	if os.Getenv("NSBOX_BENCH_FULL") == "1" {

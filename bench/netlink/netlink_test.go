@@ -25,11 +25,7 @@ var (
 	nsboxBin string
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Run(m)) }
 
 // needBinary sets nsboxBin (NSBOX_BIN, else the Makefile's bin/nsbox, else
 // a fresh build) or fails b.

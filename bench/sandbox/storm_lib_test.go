@@ -29,9 +29,7 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv(stormLibEnv); v != "" {
 		os.Exit(stormLibMain(v))
 	}
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
+	os.Exit(bin.Run(m))
 }
 
 // stormLibMain parses "LABNS,N" and runs the storm, reporting failures on

@@ -19,11 +19,7 @@ import (
 // bin is the nsbox binary the benchmarks time.
 var bin nsboxbin.Binary
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	bin.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(bin.Run(m)) }
 
 // heapSize is the touched heap of the "big heap" cases.
 func heapSize() int {

@@ -65,6 +65,13 @@ func (b *Binary) find(root string) (string, error) {
 	return out, nil
 }
 
+// Run runs a benchmark package's tests and benchmarks, then Close: a
+// package's TestMain is os.Exit(bin.Run(m)).
+func (b *Binary) Run(m *testing.M) int {
+	defer b.Close()
+	return m.Run()
+}
+
 // Close removes the binary if Path built it.
 func (b *Binary) Close() {
 	if b.dir != "" {
