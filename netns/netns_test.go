@@ -215,24 +215,8 @@ func TestDo(t *testing.T) {
 			t.Fatalf("Do: inside %v (want %v), %v", inside, want, err)
 		}
 	}
-	// No thread of the process is left in a foreign namespace. Threads
-	// thrown away by Add exit asynchronously: give them a bounded moment.
-	var foreign []string
-	for try := 0; try < 100; try++ {
-		foreign = foreign[:0]
-		tasks, _ := os.ReadDir("/proc/self/task")
-		for _, task := range tasks {
-			id, err := statNS("/proc/self/task/" + task.Name() + "/ns/net")
-			if err == nil && id != self {
-				foreign = append(foreign, task.Name())
-			}
-		}
-		if len(foreign) == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(foreign) != 0 {
+	// No thread of the process is left in a foreign namespace.
+	if foreign := foreignThreads(self); len(foreign) != 0 {
 		t.Errorf("threads left in a foreign namespace: %v", foreign)
 	}
 	sentinel := errors.New("x")
@@ -385,6 +369,15 @@ func TestCreator(t *testing.T) {
 	if err := c.Add(ctx(t), testutil.UniqueName("nsbcr")); err == nil {
 		t.Errorf("Add after Close succeeded")
 	}
+	if foreign := foreignThreads(self); len(foreign) != 0 {
+		t.Errorf("threads left in a foreign namespace after Close: %v", foreign)
+	}
+}
+
+// foreignThreads returns the threads of this process whose network
+// namespace is not self, waiting (bounded, 1 s) for them to go: threads
+// thrown away by Add exit asynchronously.
+func foreignThreads(self nsID) []string {
 	var foreign []string
 	for try := 0; try < 100; try++ {
 		foreign = foreign[:0]
@@ -400,7 +393,5 @@ func TestCreator(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(foreign) != 0 {
-		t.Errorf("threads left in a foreign namespace after Close: %v", foreign)
-	}
+	return foreign
 }
