@@ -58,3 +58,16 @@ func FuzzDecodeRoute(f *testing.F) {
 		_, _, _ = decodeRoute(b)
 	})
 }
+
+// FuzzDecodeNeigh feeds arbitrary RTM_NEWNEIGH bodies to the neighbour
+// decoder.
+func FuzzDecodeNeigh(f *testing.F) {
+	f.Add(neighGolden)
+	f.Add(make([]byte, 12))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := decodeNeigh(b)
+		if err == nil && n.Dst.IsValid() && n.Dst.BitLen() != 32 && n.Dst.BitLen() != 128 {
+			t.Fatalf("address %v", n.Dst)
+		}
+	})
+}

@@ -21,8 +21,22 @@ type Neigh struct {
 	State    uint16           // NUD_* bits (reachable, stale, permanent, ...)
 	Flags    uint8            // NTF_* (router, proxy, ...)
 	Protocol uint8            // NDA_PROTOCOL, 0 when absent
+	// Cache is the entry's NDA_CACHEINFO (ages and references, what ip -s
+	// neigh prints); nil when the kernel sent none.
+	Cache *NeighCache
+	// Probes is NDA_PROBES, the probes sent to resolve the entry; nil
+	// when the kernel sent none.
+	Probes *uint32
 
 	raw []byte // the kernel's description, for a flush
+}
+
+// NeighCache is the kernel's struct nda_cacheinfo: how long ago the entry
+// was last used, confirmed and updated, in clock ticks (USER_HZ, as
+// sysconf(_SC_CLK_TCK), 100 on Linux), and how many references it has.
+type NeighCache struct {
+	Confirmed, Used, Updated uint32
+	Refcnt                   uint32
 }
 
 // NeighQuery selects the entries Neighs and FlushNeighs dump.
@@ -67,6 +81,20 @@ func decodeNeigh(data []byte) (Neigh, error) {
 			}
 		case unix.NDA_LLADDR:
 			n.LLAddr = append(net.HardwareAddr(nil), ad.Bytes()...)
+		case unix.NDA_CACHEINFO:
+			if b := ad.Bytes(); len(b) >= 16 {
+				n.Cache = &NeighCache{
+					Confirmed: binary.NativeEndian.Uint32(b[0:4]),
+					Used:      binary.NativeEndian.Uint32(b[4:8]),
+					Updated:   binary.NativeEndian.Uint32(b[8:12]),
+					Refcnt:    binary.NativeEndian.Uint32(b[12:16]),
+				}
+			}
+		case unix.NDA_PROBES:
+			if b := ad.Bytes(); len(b) == 4 {
+				p := binary.NativeEndian.Uint32(b)
+				n.Probes = &p
+			}
 		case ndaProtocol:
 			if len(ad.Bytes()) == 1 {
 				n.Protocol = ad.Bytes()[0]

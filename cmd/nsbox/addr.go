@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -363,6 +364,9 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 	if e.brief {
 		return e.addrBrief(views, byIndex)
 	}
+	if e.json && e.oneline {
+		return e.addrOnelineJSON(views, byIndex)
+	}
 	if e.json {
 		out := make([]linkJSON, len(views))
 		for i, v := range views {
@@ -385,6 +389,9 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		}
 		return e.printJSON(out)
 	}
+	if e.oneline {
+		return e.addrOneline(views, byIndex)
+	}
 	resolvePeerNamespaces(ctx, c, views)
 	o := textOpts{noLinkLn: e.family == unix.AF_INET || e.family == unix.AF_INET6, details: e.details > 0}
 	for _, v := range views {
@@ -399,6 +406,56 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		io.WriteString(e.stdout, b.String())
 	}
 	return nil
+}
+
+// addrOneline writes ip -o addr: a record per address, "IDX: NAME" (the
+// bare name, no @peer) and the address's lines joined by "\"; no link
+// line, statistics or details, as ip -o prints.
+func (e *env) addrOneline(views []linkView, byIndex map[int][]addrJSON) error {
+	var b, rec strings.Builder
+	for _, v := range views {
+		for _, a := range byIndex[v.Index] {
+			rec.Reset()
+			fmt.Fprintf(&rec, "%d: %s", v.Index, v.Name)
+			a.text(&rec)
+			b.WriteString(oneline(rec.String()))
+		}
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}
+
+// addrOnelineJSON writes ip -o -j addr: per link that has addresses, an
+// object holding only addr_info, each address led by "index" and "dev".
+func (e *env) addrOnelineJSON(views []linkView, byIndex map[int][]addrJSON) error {
+	var b strings.Builder
+	b.WriteString("[")
+	first := true
+	for _, v := range views {
+		as := byIndex[v.Index]
+		if len(as) == 0 {
+			continue
+		}
+		if !first {
+			b.WriteString(",")
+		}
+		first = false
+		b.WriteString(`{"addr_info":[`)
+		for i, a := range as {
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("encode JSON: %w", err)
+			}
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"index":%d,"dev":%s,`, v.Index, quoteIP(v.Name))
+			b.Write(raw[1:])
+		}
+		b.WriteString("]}")
+	}
+	b.WriteString("]")
+	return e.printRawJSON([]byte(b.String()))
 }
 
 // addrBriefJSON is one entry of addr_info in ip -j -br addr.

@@ -116,7 +116,7 @@ func (e *env) complete(ctx context.Context, words []string) []string {
 					cands = append(cands, "-"+o.name) // --netns
 				}
 			}
-			cands = append(cands, "-n", "-j", "-b", "-h", "-V", "-br", "-s", "-d", "-p")
+			cands = append(cands, "-n", "-j", "-b", "-h", "-V", "-br", "-s", "-d", "-p", "-o")
 		} else {
 			for _, c := range commands() {
 				if !c.hidden {

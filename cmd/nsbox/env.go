@@ -31,6 +31,7 @@ type env struct {
 	pretty  bool // -p: indented JSON (with -j), as ip -j -p
 	stats   int  // -s: statistics; -s -s: more
 	details int  // -d: details
+	oneline bool // -o: each record on one line, "\" for its line breaks
 	family  int  // -4, -6, -0 (-f): unix.AF_INET, AF_INET6, AF_PACKET; 0: any
 
 	// resources are opened once per key (for example "rtnl:NAME") and
@@ -358,6 +359,11 @@ func (e *env) printHelp(w io.Writer) {
 	fmt.Fprintln(w, "  -h        this help; COMMAND -h, COMMAND SUBCOMMAND -h and help COMMAND")
 	fmt.Fprintln(w, "            print the help of one command and do nothing else")
 	fmt.Fprintln(w, "  -V        print the version and the commit (also --version, nsbox version)")
+	fmt.Fprintln(w, "  -br -4 -6 -s -d -p -o")
+	fmt.Fprintln(w, "            iproute2's output flags, with ip's output byte for byte: -br brief")
+	fmt.Fprintln(w, "            (link, addr, neigh), -4/-6 one family, -s statistics (-s -s more;")
+	fmt.Fprintln(w, "            neigh: ages, references, probes), -d details, -p indented JSON")
+	fmt.Fprintln(w, "            (with -j), -o one line per record (\\ for its line breaks)")
 	fmt.Fprintln(w, "")
 	fmt.Fprintln(w, "commands:")
 	cs := commands()

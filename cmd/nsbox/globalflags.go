@@ -10,7 +10,7 @@ import (
 // each word before the command is compared, in the table's order, with the
 // full option names, and the first name it is a prefix of wins (lib/utils.c
 // matches()). So -b is -batch, -br is -brief, -s is -stats, -d is -details,
-// -p is -pretty, -j is -json and -n is -netns, as in ip; --brief (two dashes)
+// -p is -pretty, -j is -json, -o is -oneline and -n is -netns, as in ip; --brief (two dashes)
 // is the same as -brief. -4 and -6 must be exact. One exception: -h is help
 // here (ip reads it as -human), as every nsbox command level does.
 
@@ -54,6 +54,7 @@ func globalOpts() []globalOpt {
 		{name: "-0", exact: true, set: func(g *globalState, _ string) error { g.e.family = unix.AF_PACKET; return nil }},
 		{name: "-stats", aliases: []string{"-statistics"}, set: func(g *globalState, _ string) error { g.e.stats++; return nil }},
 		{name: "-details", set: func(g *globalState, _ string) error { g.e.details++; return nil }},
+		{name: "-oneline", set: func(g *globalState, _ string) error { g.e.oneline = true; return nil }},
 		{name: "-Version", aliases: []string{"-version"}, set: func(g *globalState, _ string) error { g.e.showVersion = true; return nil }},
 		{name: "-batch", arg: true, set: func(g *globalState, v string) error { g.batch = v; return nil }},
 		{name: "-brief", set: func(g *globalState, _ string) error { g.e.brief = true; return nil }},

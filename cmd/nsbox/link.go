@@ -767,8 +767,13 @@ func linkShow(ctx context.Context, e *env, args []string) error {
 		return e.printJSON(out)
 	}
 	resolvePeerNamespaces(ctx, c, views)
+	// One write for the whole listing, as ip's buffered stdout does.
+	var out, rec strings.Builder
 	for _, v := range views {
-		v.textWith(e.stdout, textOpts{mode: true, stats: e.stats, details: e.details > 0})
+		rec.Reset()
+		v.textWith(&rec, textOpts{mode: true, stats: e.stats, details: e.details > 0})
+		out.WriteString(e.record(rec.String()))
 	}
-	return nil
+	_, err = io.WriteString(e.stdout, out.String())
+	return err
 }

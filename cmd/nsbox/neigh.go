@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 
@@ -152,7 +153,15 @@ type neighJSON struct {
 	State            []string
 	Protocol         string
 	router, proxy    bool // ip prints these as "router": null
+	// ip -s: the cache info in seconds (nil: not asked for, or the kernel
+	// sent none) and the probes (nil: likewise).
+	cache  *rtnl.NeighCache
+	probes *uint32
 }
+
+// userHZ is the kernel's USER_HZ, the unit of NDA_CACHEINFO's ages:
+// sysconf(_SC_CLK_TCK), which ip divides by and which Linux fixes at 100.
+const userHZ = 100
 
 // MarshalJSON writes the null-valued flags as ip does ("router":null).
 func (j neighJSON) MarshalJSON() ([]byte, error) {
@@ -169,6 +178,15 @@ func (j neighJSON) MarshalJSON() ([]byte, error) {
 	}
 	if j.proxy {
 		b.WriteString(`,"proxy":null`)
+	}
+	if c := j.cache; c != nil {
+		if c.Refcnt != 0 {
+			fmt.Fprintf(&b, `,"refcnt":%d`, c.Refcnt)
+		}
+		fmt.Fprintf(&b, `,"used":%d,"confirmed":%d,"updated":%d`, c.Used/userHZ, c.Confirmed/userHZ, c.Updated/userHZ)
+	}
+	if j.probes != nil {
+		fmt.Fprintf(&b, `,"probes":%d`, *j.probes)
 	}
 	if j.State != nil {
 		b.WriteString(`,"state":[`)
@@ -187,8 +205,13 @@ func (j neighJSON) MarshalJSON() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func neighToJSON(n rtnl.Neigh, withDev bool) neighJSON {
+// neighToJSON describes n as ip neigh does: the device unless the
+// selector named it, the cache info and probes with -s (stats).
+func neighToJSON(n rtnl.Neigh, withDev, stats bool) neighJSON {
 	j := neighJSON{Dst: n.Dst.String(), router: n.Flags&unix.NTF_ROUTER != 0, proxy: n.Flags&unix.NTF_PROXY != 0}
+	if stats {
+		j.cache, j.probes = n.Cache, n.Probes
+	}
 	if withDev {
 		j.Dev = n.Dev
 	}
@@ -220,6 +243,17 @@ func (j neighJSON) text() string {
 	}
 	if j.proxy {
 		b.WriteString("proxy ")
+	}
+	// ip -s (iproute2 6.1's print_cacheinfo and its "probes %u " with no
+	// space before it: "used 1/61/1probes 0" is ip's spelling).
+	if c := j.cache; c != nil {
+		if c.Refcnt != 0 {
+			fmt.Fprintf(&b, " ref %d", c.Refcnt)
+		}
+		fmt.Fprintf(&b, " used %d/%d/%d", c.Used/userHZ, c.Confirmed/userHZ, c.Updated/userHZ)
+	}
+	if j.probes != nil {
+		fmt.Fprintf(&b, "probes %d ", *j.probes)
 	}
 	for _, s := range j.State {
 		b.WriteString(s + " ")
@@ -329,8 +363,40 @@ func neighShow(ctx context.Context, e *env, args []string, flush bool) error {
 	out := []neighJSON{}
 	for _, n := range ns {
 		if match(n) {
-			out = append(out, neighToJSON(n, q.Dev == ""))
+			out = append(out, neighToJSON(n, q.Dev == "", e.stats > 0))
 		}
 	}
+	if e.brief {
+		return e.neighBrief(out)
+	}
 	return printRows(e, out)
+}
+
+// neighBriefJSON is one entry of ip -j -br neigh.
+type neighBriefJSON struct {
+	Dst    string `json:"dst"`
+	Dev    string `json:"dev,omitempty"`
+	Lladdr string `json:"lladdr,omitempty"`
+}
+
+// neighBrief writes ip -br neigh: the address, the device and the
+// link-layer address in columns (ip's "%-39s %-16s "), no state.
+func (e *env) neighBrief(out []neighJSON) error {
+	if e.json {
+		bj := make([]neighBriefJSON, len(out))
+		for i, j := range out {
+			bj[i] = neighBriefJSON{Dst: j.Dst, Dev: j.Dev, Lladdr: j.Lladdr}
+		}
+		return e.printJSON(bj)
+	}
+	var b strings.Builder
+	for _, j := range out {
+		fmt.Fprintf(&b, "%-39s ", j.Dst)
+		if j.Dev != "" {
+			fmt.Fprintf(&b, "%-16s ", j.Dev)
+		}
+		b.WriteString(j.Lladdr + "\n")
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
 }

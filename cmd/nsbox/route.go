@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -583,7 +584,7 @@ func routeGet(ctx context.Context, e *env, args []string) error {
 	if e.json {
 		return e.printJSON([]routeJSON{j})
 	}
-	_, err = fmt.Fprintln(e.stdout, j.text())
+	_, err = io.WriteString(e.stdout, e.record(j.text()+"\n"))
 	return err
 }
 

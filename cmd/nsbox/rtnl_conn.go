@@ -231,6 +231,12 @@ func (e *env) printJSON(v any) error {
 	if err != nil {
 		return fmt.Errorf("encode JSON: %w", err)
 	}
+	return e.printRawJSON(b)
+}
+
+// printRawJSON writes the encoded JSON b as printJSON does.
+func (e *env) printRawJSON(b []byte) error {
+	var err error
 	if e.pretty {
 		if b, err = ipPretty(b); err != nil {
 			return fmt.Errorf("encode JSON: %w", err)
@@ -243,15 +249,14 @@ func (e *env) printJSON(v any) error {
 }
 
 // printRows prints the rows of a show word as ip does: one JSON array with
-// -j, else a text line each.
+// -j, else a text line each (with -o, its line breaks as a backslash).
 func printRows[T interface{ text() string }](e *env, rows []T) error {
 	if e.json {
 		return e.printJSON(rows)
 	}
 	var b strings.Builder
 	for _, r := range rows {
-		b.WriteString(r.text())
-		b.WriteString("\n")
+		b.WriteString(e.record(r.text() + "\n"))
 	}
 	_, err := io.WriteString(e.stdout, b.String())
 	return err
