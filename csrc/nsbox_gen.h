@@ -139,6 +139,8 @@ static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
 #define NSB_POOL_REPLY_TIMEOUT_MS 10000LL
 #define NSB_POOL_CLAIM_FDS 2
 #define NSB_POOL_CLAIM_NETNS_FD 0
+#define NSB_POOL_CLAIM_RESOLV_FD 2
+#define NSB_POOL_RESOLV_TARGET "/etc/resolv.conf"
 #define NSB_POOL_NAME_MAX 64
 static const unsigned char nsb_pool_name_first[128] __attribute__((unused)) = {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,

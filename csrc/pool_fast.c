@@ -23,8 +23,10 @@
  * ready namespace or "empty", and an empty pool is Go's (it waits up to
  * --pool-timeout, then wires a namespace itself), so it costs one round
  * trip more, never a second wait.
- * A new mount namespace (the default namespaces) would need the slot's
- * resolv.conf bound into it: that case is Go's (the parser refuses it).
+ * A new mount namespace (the default namespaces) gets the slot's
+ * resolv.conf bound over NSB_POOL_RESOLV_TARGET, as run_pool.go's claim
+ * does: the pool writes that file when it wires the namespace and sends it
+ * as a third fd; nsb_pool_resolv turns it into the path the child binds.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -34,6 +36,7 @@
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -46,8 +49,10 @@
 /* nsb_pool is one claim: the connection that holds it and the namespace. */
 struct nsb_pool {
 	const char *name;
-	int conn;  /* the claim lasts until this is closed; -1 */
-	int netns; /* the claimed network namespace; -1 */
+	int conn;   /* the claim lasts until this is closed; -1 */
+	int netns;  /* the claimed network namespace; -1 */
+	int resolv; /* its resolv.conf (the pool's file), -1 if it has none */
+	char resolv_path[256];
 };
 
 /* nsb_pool_name_ok applies poolwire.ValidName (its tables, generated). */
@@ -67,9 +72,11 @@ static void nsb_pool_close(struct nsb_pool *p)
 {
 	if (p->netns >= 0)
 		close(p->netns);
+	if (p->resolv >= 0)
+		close(p->resolv);
 	if (p->conn >= 0)
 		close(p->conn);
-	p->netns = p->conn = -1;
+	p->netns = p->resolv = p->conn = -1;
 }
 
 /* nsb_pool_connect connects to the pool's socket as pool.Client.dial:
@@ -114,15 +121,15 @@ static int nsb_pool_claim(struct nsb_pool *p)
 	static char reply[NSB_POOL_MAX_MESSAGE];
 	static const char req[] = NSB_POOL_CLAIM_REQUEST;
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * (NSB_POOL_CLAIM_FDS + 1))];
+		char buf[CMSG_SPACE(sizeof(int) * (NSB_POOL_CLAIM_FDS + 2))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {reply, sizeof reply};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-	int fds[NSB_POOL_CLAIM_FDS + 1], nfds = 0;
+	int fds[NSB_POOL_CLAIM_FDS + 2], nfds = 0;
 	ssize_t n;
 
-	p->netns = -1;
+	p->netns = p->resolv = -1;
 	if ((p->conn = nsb_pool_connect(p->name)) < 0)
 		return -1;
 	do
@@ -142,20 +149,24 @@ static int nsb_pool_claim(struct nsb_pool *p)
 		for (size_t i = 0; i < k; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-			if (nfds < NSB_POOL_CLAIM_FDS + 1)
+			if (nfds < NSB_POOL_CLAIM_FDS + 2)
 				fds[nfds++] = fd;
 			else
 				close(fd);
 		}
 	}
-	/* A granted claim is a non-empty reply with exactly its fds (as
-	 * pool.Client.Claim checks); an empty pool or an error is Go's. */
-	if (n > 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfds == NSB_POOL_CLAIM_FDS &&
+	/* A granted claim is a non-empty reply with exactly its fds, the
+	 * resolv.conf one optional (as pool.Client.Claim checks); an empty pool
+	 * or an error is Go's. */
+	if (n > 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+	    (nfds == NSB_POOL_CLAIM_FDS || (nfds == NSB_POOL_CLAIM_FDS + 1 && NSB_POOL_CLAIM_RESOLV_FD == NSB_POOL_CLAIM_FDS)) &&
 	    nsb_pool_is_netns(fds[NSB_POOL_CLAIM_NETNS_FD])) {
 		for (int i = 0; i < nfds; i++)
-			if (i != NSB_POOL_CLAIM_NETNS_FD)
+			if (i != NSB_POOL_CLAIM_NETNS_FD && i != NSB_POOL_CLAIM_RESOLV_FD)
 				close(fds[i]); /* the bridge's namespace: for --publish, Go's */
 		p->netns = fds[NSB_POOL_CLAIM_NETNS_FD];
+		if (nfds > NSB_POOL_CLAIM_RESOLV_FD)
+			p->resolv = fds[NSB_POOL_CLAIM_RESOLV_FD];
 		return 0;
 	}
 	for (int i = 0; i < nfds; i++)
@@ -163,4 +174,36 @@ static int nsb_pool_claim(struct nsb_pool *p)
 fail:
 	nsb_pool_close(p);
 	return -1;
+}
+
+/* nsb_pool_resolv fills m with the bind of the claim's resolv.conf over
+ * NSB_POOL_RESOLV_TARGET, the mount run_pool.go adds for a new mount
+ * namespace: the source is the path of the file the pool sent (its fd's
+ * link), which the child binds in its copy of this mount namespace (a
+ * bind from the fd itself would name a mount of another namespace). It
+ * returns 0 with m filled, 1 when the slot has no resolv.conf (no DNS: no
+ * bind, as in Go), -1 when the path is not the pool's file (Go then runs). */
+static int nsb_pool_resolv(struct nsb_pool *p, struct nsc_mount *m)
+{
+	static const char dir[] = NSB_POOL_SOCKET_DIR "/";
+	char link[32];
+	ssize_t n;
+
+	if (p->resolv < 0)
+		return 1;
+	snprintf(link, sizeof link, "/proc/self/fd/%d", p->resolv);
+	n = readlink(link, p->resolv_path, sizeof p->resolv_path - 1);
+	if (n <= 0 || n >= (ssize_t)sizeof p->resolv_path - 1)
+		return -1;
+	p->resolv_path[n] = 0;
+	if (strncmp(p->resolv_path, dir, sizeof dir - 1) != 0 || strstr(p->resolv_path, "/../"))
+		return -1;
+	close(p->resolv);
+	p->resolv = -1; /* the file stays until the claim ends (the pool removes it) */
+	m->source = p->resolv_path;
+	m->target = NSB_POOL_RESOLV_TARGET;
+	m->fstype = 0;
+	m->data = 0;
+	m->flags = MS_BIND;
+	return 0;
 }

@@ -484,7 +484,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 
 	memset(f, 0, sizeof *f);
 	f->net.fd = -1;
-	f->pool.conn = f->pool.netns = -1;
+	f->pool.conn = f->pool.netns = f->pool.resolv = -1;
 	i = 2;
 	if (argc >= 4 && nsb_streq(argv[1], "-n") && nsb_streq(argv[3], "run")) {
 		bridge_ns = argv[2];
@@ -591,10 +591,10 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			return -1;
 		f->has_net = 1;
 	}
-	/* --pool (runOptions.checkPoolFlags: not with --bridge); the slot's
-	 * resolv.conf in a new mount namespace is left to Go. */
+	/* --pool (runOptions.checkPoolFlags: not with --bridge); a view with
+	 * it is left to Go. */
 	if (val[NSB_F_POOL]) {
-		if (f->has_net || set[NSB_F_MOUNT] || !nsb_pool_name_ok(val[NSB_F_POOL]))
+		if (f->has_net || f->view || !nsb_pool_name_ok(val[NSB_F_POOL]))
 			return -1;
 		f->pool.name = val[NSB_F_POOL];
 		f->has_pool = 1;
@@ -877,6 +877,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	static const int fds[3] = {0, 1, 2};
 	static struct nsb_fast f;
 	static struct nsb_view view;
+	static struct nsc_mount resolv_mount;
 	struct nsc_spec s;
 	struct nsc_result r;
 	char *shell_argv[2];
@@ -954,6 +955,15 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.nkeep = nkeep;
 		s.keep = keep;
 		s.parent_death_sig = SIGKILL;
+		if ((s.ns_flags & CLONE_NEWNS) && (st = nsb_pool_resolv(&f.pool, &resolv_mount)) <= 0) {
+			if (st < 0) {
+				nsb_pool_close(&f.pool);
+				nsb_fast_free(&f);
+				return -1;
+			}
+			s.nmounts = 1;
+			s.mounts = &resolv_mount;
+		}
 	}
 	if (f.init && (memfd = nsb_init_memfd()) >= 0) {
 		/* nsinit's argv: name, errfd, mask (the child fills both into

@@ -91,7 +91,7 @@ func (c *Client) exchange(ctx context.Context, conn *net.UnixConn, req request) 
 		return reply{}, nil, err
 	}
 	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(2*4))
+	oob := make([]byte, unix.CmsgSpace((poolwire.ClaimFds+1)*4))
 	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return reply{}, nil, err
@@ -179,7 +179,12 @@ func (c *Client) Claim(ctx context.Context, wait time.Duration) (*Slot, error) {
 		return nil, &EmptyError{Pool: c.name, Waited: wait, Bridge: r.Bridge, DHCP: r.DHCP, IfName: r.IfName,
 			DNS: parseAddrs(r.DNS), BridgeNS: h}
 	}
-	if len(fds) != 2 {
+	if len(fds) == poolwire.ClaimFds+1 {
+		// The resolv.conf file: this client writes its own from DNS.
+		unix.Close(fds[poolwire.ClaimResolvFd])
+		fds = fds[:poolwire.ClaimFds]
+	}
+	if len(fds) != poolwire.ClaimFds {
 		closeFds(fds)
 		conn.Close()
 		return nil, wrap(errors.New("reply without the namespaces"))

@@ -48,12 +48,20 @@ type Config struct {
 	IfName string
 	// DHCPTimeout bounds each lease; 0 means 10 s.
 	DHCPTimeout time.Duration
+	// RefillDelay holds refills back until this long after the last claim
+	// while more than a quarter of Size is ready, so that wiring does not
+	// compete with the sandboxes being started; 0 means DefaultRefillDelay,
+	// less than 0 refills at once.
+	RefillDelay time.Duration
 	// Workers is how many namespaces are wired at once; 0 means Size,
 	// at least 8 and at most 64.
 	Workers int
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 }
+
+// DefaultRefillDelay is Config.RefillDelay's default.
+const DefaultRefillDelay = 20 * time.Millisecond
 
 // Range is a span of static IPv4 addresses with their prefix length, as
 // FROM-TO/PREFIX.

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,12 +10,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/nat"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/nsnet"
@@ -59,7 +62,11 @@ type entry struct {
 	addr   netip.Prefix
 	gw     netip.Addr
 	dns    []netip.Addr
-	static netip.Addr // the range address it holds, if any
+	static netip.Addr       // the range address it holds, if any
+	primed bool             // the bridge's namespace holds a neighbour entry for addr
+	gwMAC  net.HardwareAddr // the MAC of its gateway's neighbour entry, if primed
+	reply  []byte           // the claim's reply, made while wiring (off the claim's clock)
+	resolv *os.File         // its resolv.conf under poolwire.ResolvDir, for the socket's clients
 }
 
 // Pool keeps Config.Size namespaces ready. Its methods are safe for
@@ -69,6 +76,10 @@ type Pool struct {
 	bridgeNS *netns.Handle
 	ifTag    string // random part of the host ends' names
 	gateway  netip.Addr
+	// bridgeMAC and bridgeAddrs are the bridge's (its MAC pinned at the
+	// start), for the neighbour entries each namespace gets when wired.
+	bridgeMAC   net.HardwareAddr
+	bridgeAddrs []netip.Prefix
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -78,10 +89,12 @@ type Pool struct {
 
 	mu        sync.Mutex
 	inUse     int
+	lastClaim time.Time
 	refilling int
 	failures  int
 	seq       uint64
 	used      map[netip.Addr]bool // range addresses held by an entry
+	waiting   map[*entry]bool     // wired and not yet claimed (for re-priming)
 	cursor    int                 // next range offset to try (round robin, so a freed address rests)
 
 	listener *net.UnixListener
@@ -122,12 +135,15 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 		// 1.5 s with 32.
 		cfg.Workers = max(8, min(cfg.Size, 64))
 	}
+	if cfg.RefillDelay == 0 {
+		cfg.RefillDelay = DefaultRefillDelay
+	}
 	var tag [2]byte
 	if _, err := rand.Read(tag[:]); err != nil {
 		return nil, wrap(err)
 	}
 	p := &Pool{cfg: cfg, ifTag: hex.EncodeToString(tag[:]), ready: make(chan *entry, cfg.Size),
-		kick: make(chan struct{}, 1), used: map[netip.Addr]bool{}, done: make(chan struct{})}
+		kick: make(chan struct{}, 1), used: map[netip.Addr]bool{}, waiting: map[*entry]bool{}, done: make(chan struct{})}
 	if cfg.BridgeNS != nil {
 		if p.bridgeNS, err = netns.Open("/proc/self/fd/" + strconv.Itoa(cfg.BridgeNS.Fd())); err != nil {
 			return nil, wrap(err)
@@ -145,6 +161,10 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 	}()
 	bridgeAddrs, err := p.checkBridge(ctx)
 	if err != nil {
+		return nil, wrap(err)
+	}
+	p.bridgeAddrs = bridgeAddrs
+	if p.bridgeMAC, err = p.pinBridgeMAC(ctx); err != nil {
 		return nil, wrap(err)
 	}
 	if cfg.Range.IsValid() {
@@ -188,8 +208,9 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 	go p.refillLoop()
 	go p.watchBridge()
 	if p.listener != nil {
-		p.wg.Add(1)
-		go p.serve()
+		if err := p.startServing(); err != nil {
+			return nil, wrap(err)
+		}
 	}
 	p.poke()
 	go func() {
@@ -253,7 +274,10 @@ func (p *Pool) watchBridge() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
-		_, err := p.checkBridge(ctx)
+		mac, err := p.checkBridgeMAC(ctx)
+		if err == nil && !bytes.Equal(mac, p.bridgeMAC) {
+			p.reprime(ctx, mac)
+		}
 		cancel()
 		if err != nil && p.ctx.Err() == nil {
 			p.logf("pool %s: %v: stopping", p.name(), err)
@@ -282,6 +306,17 @@ func (p *Pool) refillLoop() {
 		}
 		for {
 			p.mu.Lock()
+			if wait := p.refillWait(); wait > 0 {
+				p.mu.Unlock()
+				t := time.NewTimer(wait)
+				select {
+				case <-p.ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				continue
+			}
 			if p.ctx.Err() != nil || len(p.ready)+p.refilling >= p.cfg.Size || p.refilling >= p.cfg.Workers {
 				p.mu.Unlock()
 				break
@@ -299,6 +334,19 @@ func (p *Pool) refillLoop() {
 			go p.refill(hostIf, static)
 		}
 	}
+}
+
+// refillWait is how long refills wait still: until RefillDelay has passed
+// since the last claim, unless no more than a quarter of the pool is ready
+// (then at once). Why: a refill costs the kernel a namespace, a veth and a
+// lease on the same cores as the sandboxes being started; while claims keep
+// coming, it waits for a pause rather than slow them (bench/pool's p99).
+// p.mu is held.
+func (p *Pool) refillWait() time.Duration {
+	if p.cfg.RefillDelay <= 0 || len(p.ready) <= p.cfg.Size/4 || len(p.ready)+p.refilling >= p.cfg.Size {
+		return 0
+	}
+	return time.Until(p.lastClaim.Add(p.cfg.RefillDelay))
 }
 
 // allocStatic takes the next free range address (round robin); without a
@@ -348,11 +396,26 @@ func (p *Pool) refill(hostIf string, static netip.Addr) {
 		}
 		return
 	}
+	for e.gwMAC != nil && !bytes.Equal(e.gwMAC, p.bridgeMAC) && p.ctx.Err() == nil {
+		// The bridge's MAC changed while e was wired (see reprime).
+		p.mu.Unlock()
+		c, err := rtnl.Dial(e.ns)
+		if err == nil {
+			err = p.primeGateway(p.ctx, c, e)
+			c.Close()
+		}
+		if err != nil {
+			p.logf("pool %s: neighbour of %s: %v", p.name(), e.addr, err)
+			e.gwMAC = nil // the kernel will resolve it
+		}
+		p.mu.Lock()
+	}
 	if p.ctx.Err() != nil {
 		p.mu.Unlock()
 		p.destroy(e)
 		return
 	}
+	p.waiting[e] = true
 	p.ready <- e // never blocks: ready+refilling <= Size
 	p.mu.Unlock()
 	p.poke()
@@ -375,20 +438,59 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 		ns.Close()
 		return nil, err
 	}
-	if err := announce(p.ctx, ns, ifNameOr(p.cfg.IfName), att.Addr.Addr()); err != nil {
-		p.logf("pool %s: %v", p.name(), err) // only the first connection's speed depends on it
-	}
 	e := &entry{ns: ns, att: att, addr: att.Addr, gw: att.Gateway, dns: p.cfg.DNS, static: static}
 	if len(e.dns) == 0 {
 		e.dns = att.DNS
+	}
+	// Only the first connection's speed depends on these: a failure is
+	// logged, not fatal.
+	if err := p.prime(e, hostIf); err != nil {
+		p.logf("pool %s: %v", p.name(), err)
+	}
+	if e.reply, err = p.claimReply(e); err == nil {
+		e.resolv, err = p.writeResolv(hostIf, e.dns)
+	}
+	if err != nil {
+		p.unprime(e)
+		att.Detach(context.Background())
+		ns.Close()
+		return nil, err
 	}
 	p.logf("pool %s: wired %s (%s) in %s", p.name(), e.addr, hostIf, time.Since(start).Round(time.Microsecond))
 	return e, nil
 }
 
+// writeResolv writes a namespace's resolv.conf under the pool's
+// poolwire.ResolvDir and returns it open (nil without DNS servers or
+// without a socket: a Slot of this process carries its DNS).
+func (p *Pool) writeResolv(hostIf string, dns []netip.Addr) (*os.File, error) {
+	conf := resolvConf(dns)
+	if p.listener == nil || conf == nil {
+		return nil, nil
+	}
+	path := filepath.Join(poolwire.ResolvDir(p.cfg.Name), hostIf)
+	if err := os.WriteFile(path, conf, 0o644); err != nil {
+		return nil, fmt.Errorf("resolv.conf: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("resolv.conf: %w", err)
+	}
+	return f, nil
+}
+
 // destroy releases e's lease and closes its namespace (the kernel removes
 // it with its veth); its range address becomes free.
 func (p *Pool) destroy(e *entry) {
+	p.mu.Lock()
+	delete(p.waiting, e) // reprime holds p.mu while it uses e.ns
+	p.mu.Unlock()
+	p.unprime(e)
+	if e.resolv != nil {
+		os.Remove(e.resolv.Name())
+		e.resolv.Close()
+	}
 	if err := e.att.Detach(context.Background()); err != nil {
 		p.logf("pool %s: release %s: %v", p.name(), e.addr, err)
 	}
@@ -417,33 +519,18 @@ func (p *Pool) take(ctx context.Context) (*entry, error) {
 	}
 }
 
-// taken counts e in use, refills, and forgets the neighbours e learned.
+// taken counts e in use and lets the refill loop know. Nothing else
+// happens on the claim's clock: what a namespace needs before its payload
+// runs was done when it was wired (see prime).
+// The caller pokes the refill loop once the namespace is handed over, so
+// that no refill starts before the claim's reply is out.
 func (p *Pool) taken(e *entry) *entry {
 	p.mu.Lock()
+	delete(p.waiting, e)
 	p.inUse++
+	p.lastClaim = time.Now()
 	p.mu.Unlock()
-	p.poke()
-	p.forgetNeighbours(e)
 	return e
-}
-
-// forgetNeighbours deletes the neighbour entries e's namespace learned
-// while it waited (from ARP requests of the bridge's namespace, e.g. its
-// DHCP server's). A bridge without a MAC address of its own takes the
-// lowest of its ports' and changes it as sandboxes come and go; an entry
-// learned before would send the payload's first packets to a MAC that no
-// longer exists, and its first SYN would wait for the neighbour probe (5 s)
-// and TCP's retransmissions (seen as 1 to 68 s starts in bench/pool).
-func (p *Pool) forgetNeighbours(e *entry) {
-	c, err := rtnl.Dial(e.ns)
-	if err != nil {
-		p.logf("pool %s: neighbours of %s: %v", p.name(), e.addr, err)
-		return
-	}
-	defer c.Close()
-	if _, err := c.FlushNeighs(p.ctx, rtnl.NeighQuery{Dev: ifNameOr(p.cfg.IfName)}, nil); err != nil {
-		p.logf("pool %s: neighbours of %s: %v", p.name(), e.addr, err)
-	}
 }
 
 // giveBack destroys a claimed entry and refills.
@@ -483,6 +570,7 @@ func (p *Pool) Claim(ctx context.Context) (*Slot, error) {
 	}
 	s := &Slot{ns: ns, bridgeNS: bh, bridge: p.cfg.Bridge, addr: e.addr, gw: e.gw, dns: e.dns, ifName: ifNameOr(p.cfg.IfName)}
 	s.release = func() error { p.giveBack(e); return nil }
+	p.poke()
 	return s, nil
 }
 
@@ -568,6 +656,7 @@ func (p *Pool) teardown() {
 	}
 	p.bridgeNS.Close()
 	if p.listener != nil {
+		os.RemoveAll(poolwire.ResolvDir(p.cfg.Name))
 		os.Remove(SocketPath(p.cfg.Name)) // last: Client.Stop waits for this
 	}
 }

@@ -59,25 +59,70 @@ func (p *Pool) listen() error {
 		return err
 	}
 	l.SetUnlinkOnClose(false) // teardown removes it
+	// The resolv.conf files of a pool of this name that died go.
+	dir := poolwire.ResolvDir(p.cfg.Name)
+	if err := os.RemoveAll(dir); err != nil {
+		l.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		l.Close()
+		os.Remove(path)
+		return err
+	}
 	p.listener = l
 	return nil
 }
 
-// serve accepts connections until the pool stops.
+// connSet is the connections a pool serves, closed when it stops (which
+// ends the claims in use: their entries are destroyed).
+type connSet struct {
+	mu     chan struct{}
+	conns  map[*net.UnixConn]bool
+	closed bool
+}
+
+func newConnSet() *connSet {
+	return &connSet{mu: make(chan struct{}, 1), conns: map[*net.UnixConn]bool{}}
+}
+
+// add records c and counts it in wg; false once closeAll ran.
+func (s *connSet) add(c *net.UnixConn, wg interface{ Add(int) }) bool {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = true
+	wg.Add(1)
+	return true
+}
+
+func (s *connSet) remove(c *net.UnixConn) {
+	s.mu <- struct{}{}
+	delete(s.conns, c)
+	<-s.mu
+}
+
+func (s *connSet) closeAll() {
+	s.mu <- struct{}{}
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	<-s.mu
+}
+
+// serve accepts connections through the netpoller until the pool stops
+// (serveRaw is the default; this is NSBOX_POOL_NETPOLL=1's).
 func (p *Pool) serve() {
 	defer p.wg.Done()
-	conns := map[*net.UnixConn]bool{}
-	var mu = make(chan struct{}, 1)
-	lock := func() { mu <- struct{}{} }
-	unlock := func() { <-mu }
+	conns := newConnSet()
 	go func() {
 		<-p.ctx.Done()
 		p.listener.Close()
-		lock()
-		for c := range conns {
-			c.Close() // ends the claims in use: their entries are destroyed
-		}
-		unlock()
+		conns.closeAll()
 	}()
 	for {
 		c, err := p.listener.AcceptUnix()
@@ -88,21 +133,14 @@ func (p *Pool) serve() {
 			}
 			return
 		}
-		lock()
-		if p.ctx.Err() != nil {
-			unlock()
+		if !conns.add(c, &p.wg) {
 			c.Close()
 			continue
 		}
-		conns[c] = true
-		p.wg.Add(1)
-		unlock()
 		go func() {
 			defer p.wg.Done()
 			p.handle(c)
-			lock()
-			delete(conns, c)
-			unlock()
+			conns.remove(c)
 			c.Close()
 		}()
 	}
@@ -151,6 +189,11 @@ func (p *Pool) handle(c *net.UnixConn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
+	p.handleRequest(c, buf[:n])
+}
+
+// handleRequest answers the request msg that c sent.
+func (p *Pool) handleRequest(c *net.UnixConn, msg []byte) {
 	uid, ok, err := peerAllowed(c)
 	if err != nil {
 		p.logf("pool %s: peer credentials: %v", p.name(), err)
@@ -161,7 +204,7 @@ func (p *Pool) handle(c *net.UnixConn) {
 		return
 	}
 	var req request
-	if err := json.Unmarshal(buf[:n], &req); err != nil {
+	if err := json.Unmarshal(msg, &req); err != nil {
 		send(c, reply{Error: "malformed request: " + err.Error()})
 		return
 	}
@@ -193,12 +236,14 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 			DNS: addrStrings(p.cfg.DNS)}, p.bridgeNS.Fd())
 		return
 	}
-	r := reply{Addr: e.addr.String(), IfName: ifNameOr(p.cfg.IfName), DNS: addrStrings(e.dns), Bridge: p.cfg.Bridge, DHCP: p.cfg.DHCP}
-	if e.gw.IsValid() {
-		r.Gateway = e.gw.String()
-	}
 	// The bridge's namespace goes along, for the client's published ports.
-	if err := send(c, r, e.ns.Fd(), p.bridgeNS.Fd()); err != nil {
+	fds := []int{e.ns.Fd(), p.bridgeNS.Fd()} // poolwire.ClaimNetnsFd first
+	if e.resolv != nil {
+		fds = append(fds, int(e.resolv.Fd())) // poolwire.ClaimResolvFd
+	}
+	_, _, err = c.WriteMsgUnix(e.reply, unix.UnixRights(fds...), nil)
+	p.poke() // the reply is out: refills may start
+	if err != nil {
 		p.giveBack(e)
 		return
 	}
@@ -211,6 +256,15 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 		}
 	}
 	p.giveBack(e)
+}
+
+// claimReply is the reply that hands e over, made when e is wired.
+func (p *Pool) claimReply(e *entry) ([]byte, error) {
+	r := reply{Addr: e.addr.String(), IfName: ifNameOr(p.cfg.IfName), DNS: addrStrings(e.dns), Bridge: p.cfg.Bridge, DHCP: p.cfg.DHCP}
+	if e.gw.IsValid() {
+		r.Gateway = e.gw.String()
+	}
+	return json.Marshal(r)
 }
 
 func addrStrings(as []netip.Addr) []string {

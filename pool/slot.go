@@ -51,13 +51,16 @@ func (s *Slot) DNS() []netip.Addr { return s.dns }
 func (s *Slot) IfName() string { return s.ifName }
 
 // ResolvConf returns a resolv.conf naming DNS (nil when there is none).
-func (s *Slot) ResolvConf() []byte {
-	if len(s.dns) == 0 {
+func (s *Slot) ResolvConf() []byte { return resolvConf(s.dns) }
+
+// resolvConf is a resolv.conf naming dns (nil when there is none).
+func resolvConf(dns []netip.Addr) []byte {
+	if len(dns) == 0 {
 		return nil
 	}
 	var b strings.Builder
 	b.WriteString("# written by nsbox pool\n")
-	for _, d := range s.dns {
+	for _, d := range dns {
 		b.WriteString("nameserver " + d.String() + "\n")
 	}
 	return []byte(b.String())

@@ -111,7 +111,11 @@ func lab(b *testing.B, bin string) string {
 func startPool(b *testing.B, bin, ns string, size int) string {
 	b.Helper()
 	name := testutil.UniqueName("bp")
-	p := exec.Command(bin, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", strconv.Itoa(size), "--dhcp")
+	args := []string{"-n", ns, "pool", "start", name, "--bridge", "br0", "--size", strconv.Itoa(size), "--dhcp"}
+	// NSBOX_BENCH_POOL_ARGS: more pool start flags, to compare designs
+	// (e.g. --refill-delay 0).
+	args = append(args, strings.Fields(os.Getenv("NSBOX_BENCH_POOL_ARGS"))...)
+	p := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	p.Stderr = &stderr
 	if err := p.Start(); err != nil {

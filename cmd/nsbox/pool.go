@@ -48,6 +48,7 @@ func parsePoolStart(args []string) (poolStartArgs, error) {
 	fs.BoolVar(&a.cfg.NAT, "nat", false, "masquerade the bridge's subnets while the pool runs")
 	fs.StringVar(&a.cfg.IfName, "ifname", "", "interface name inside the namespaces (default eth0)")
 	fs.IntVar(&a.cfg.Workers, "workers", 0, "namespaces wired at once (default: --size, at least 8, at most 64)")
+	fs.DurationVar(&a.cfg.RefillDelay, "refill-delay", pool.DefaultRefillDelay, "refill only this long after the last claim (while a quarter is ready; 0: at once)")
 	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log refills and DHCP to stderr")
 	if err := fs.Parse(args); err != nil {
 		return a, usagef("pool start: %s", printable(err.Error()))
@@ -65,6 +66,12 @@ func parsePoolStart(args []string) (poolStartArgs, error) {
 	}
 	if err := rtnl.ValidateLinkName(a.cfg.Bridge); err != nil {
 		return a, usagef("pool start: --bridge %q: %v", a.cfg.Bridge, errors.Unwrap(err))
+	}
+	if a.cfg.RefillDelay < 0 {
+		return a, usagef("pool start: --refill-delay %s: want a duration of 0 or more", a.cfg.RefillDelay)
+	}
+	if a.cfg.RefillDelay == 0 {
+		a.cfg.RefillDelay = -1 // at once (pool.Config's 0 is the default)
 	}
 	if a.cfg.Workers < 0 {
 		return a, usagef("pool start: --workers %d: want at least 1", a.cfg.Workers)

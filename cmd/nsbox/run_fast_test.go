@@ -341,13 +341,15 @@ func TestRunNetFastTakes(t *testing.T) {
 }
 
 // runPoolFastCases are whole command lines with --pool (pool_fast.c): the
-// first three are the fast path's (no new mount namespace), the rest Go's.
+// first five are the fast path's (the last two with a new mount namespace,
+// which gets the slot's resolv.conf), the rest Go's.
 var runPoolFastCases = []string{
 	"run\n--pool\np1\n--net\n--\ntrue",
 	"run\n--pool\na.b_c-9\n--pid\n--ipc\nid",
 	"run\n--pool\np1\n--pid\n--no-init\n--uts\n--hostname\nbox\ntrue",
 	"run\n--pool\np1\ntrue",
 	"run\n--pool\np1\n--pid\n--mount\ntrue",
+	"run\n--pool\np1\n--root\n/\ntrue",
 	"run\n--pool\n.p\n--net\ntrue",
 	"run\n--pool\np/1\n--net\ntrue",
 	"run\n--pool\np1\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24",
@@ -356,17 +358,17 @@ var runPoolFastCases = []string{
 	"-n\nlab\nrun\n--pool\np1\n--net\ntrue",
 }
 
-// TestRunPoolFastTakes: the C fast path takes --pool without a new mount
-// namespace (else it is dead code), with the name given, and leaves the
-// rest to Go.
+// TestRunPoolFastTakes: the C fast path takes --pool, with or without a new
+// mount namespace (else it is dead code), with the name given, and leaves
+// the rest (a view, other network flags, bad names) to Go.
 func TestRunPoolFastTakes(t *testing.T) {
 	for i, c := range runPoolFastCases {
 		checkFastParity(t, splitArgs(c))
 		fs, ok := fastParseArgv(splitArgs(c), os.Environ())
-		if ok != (i < 3) {
-			t.Errorf("%q: C fast path takes it: %v, want %v", splitArgs(c), ok, i < 3)
+		if ok != (i < 5) {
+			t.Errorf("%q: C fast path takes it: %v, want %v", splitArgs(c), ok, i < 5)
 		}
-		if ok && (fs.pool != splitArgs(c)[2] || fs.net || fs.ns&unix.CLONE_NEWNS != 0) {
+		if ok && (fs.pool != splitArgs(c)[2] || fs.net || (fs.ns&unix.CLONE_NEWNS != 0) != (i >= 3)) {
 			t.Errorf("%q: C parsed %+v", splitArgs(c), fs)
 		}
 	}

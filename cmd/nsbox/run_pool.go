@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/nat"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/nsclone"
@@ -269,7 +270,7 @@ func (rn *runNet) claim(ctx context.Context, spec *nsclone.Spec, sn **sandboxNet
 		if err := os.WriteFile(path, conf, 0o644); err != nil {
 			return fmt.Errorf("resolv.conf: %w", err)
 		}
-		spec.Mounts = append(spec.Mounts, nsclone.Mount{Source: path, Target: "/etc/resolv.conf", Flags: unix.MS_BIND})
+		spec.Mounts = append(spec.Mounts, nsclone.Mount{Source: path, Target: poolwire.ResolvTarget, Flags: unix.MS_BIND})
 	}
 	return nil
 }

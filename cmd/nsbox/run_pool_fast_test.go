@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,10 +25,11 @@ type poolPayloadView struct {
 // env, each payload an ip command exec'd first thing: its address, its
 // routes, its link. It also returns how many Go runtime init lines
 // (GODEBUG=inittrace=1) the three printed.
-func runPoolView(t *testing.T, bin, name string, env []string) ([]poolPayloadView, int) {
+func runPoolView(t *testing.T, bin, name string, env []string, full func()) ([]poolPayloadView, int) {
 	t.Helper()
 	env = append(env, "GODEBUG=inittrace=1")
 	run := func(args ...string) string {
+		full() // an empty pool is Go's, whatever the path
 		out, stderr, code := runNsboxEnv(t, env, nil, bin, append([]string{"run", "--pool", name, "--pid", "--net", "--"}, args...)...)
 		if code != 0 {
 			t.Fatalf("run --pool %q (%q): exit %d: %s", args, env, code, stderr)
@@ -95,8 +99,9 @@ func TestRunPoolFastMatchesGo(t *testing.T) {
 	rng := netip.MustParsePrefix("10.56.0.0/24")
 	from, to := netip.MustParseAddr("10.56.0.10"), netip.MustParseAddr("10.56.0.50")
 
-	fast, fastInits := runPoolView(t, bin, name, []string{"NSBOX_NO_FASTPATH=0"})
-	slow, slowInits := runPoolView(t, bin, name, []string{"NSBOX_NO_FASTPATH=1"})
+	full := func() { waitReady(t, bin, name, 4, p) }
+	fast, fastInits := runPoolView(t, bin, name, []string{"NSBOX_NO_FASTPATH=0"}, full)
+	slow, slowInits := runPoolView(t, bin, name, []string{"NSBOX_NO_FASTPATH=1"}, full)
 	if fastInits != 0 {
 		t.Errorf("C fast path: the Go runtime started (%d inittrace lines)", fastInits)
 	}
@@ -179,45 +184,200 @@ func TestRunPoolFastLeavesToGo(t *testing.T) {
 	}
 }
 
-// TestPoolForgetsNeighbours: a claimed namespace carries no neighbour entry
-// it learned while it waited. The bridge's namespace pings the ready slot
-// (so the slot learns the gateway's MAC from the ARP request), the bridge
-// then changes its MAC (as a bridge without one of its own does when its
-// lowest port comes or goes); the payload, on the C fast path and on the Go
-// path, must not see the gateway at the old MAC (its first packets would go
-// nowhere).
-func TestPoolForgetsNeighbours(t *testing.T) {
-	testutil.RequireTool(t, "ping")
+type poolNeigh struct {
+	Dst    string   `json:"dst"`
+	LLAddr string   `json:"lladdr"`
+	State  []string `json:"state"`
+}
+
+// bridgeMAC returns br0's MAC in ns (ip -j).
+func bridgeMAC(t *testing.T, ns string) string {
+	t.Helper()
+	var br []struct {
+		Address string `json:"address"`
+	}
+	testutil.IPJSON(t, &br, "-n", ns, "link", "show", "br0")
+	return br[0].Address
+}
+
+// bridgeNeigh returns the bridge namespace's neighbour entry for addr on
+// br0 ("" when there is none).
+func bridgeNeigh(t *testing.T, ns, addr string) string {
+	t.Helper()
+	var ns4 []poolNeigh
+	testutil.IPJSON(t, &ns4, "-n", ns, "neigh", "show", "dev", "br0", "to", addr)
+	for _, n := range ns4 {
+		if n.Dst == addr {
+			return n.LLAddr
+		}
+	}
+	return ""
+}
+
+// TestPoolPrimesNeighbours: a pool pins its bridge's MAC (a port with a
+// lower MAC no longer changes it); a ready namespace already holds its
+// gateway's neighbour entry with that MAC, and the bridge's namespace one
+// for the namespace's address with its veth's MAC, before any packet (the
+// payload's first instruction sees it, on the C fast path and on Go's);
+// the bridge's entry goes with the namespace; a MAC set by hand on the
+// bridge reaches the namespaces that wait (seen inside them through the
+// pool's fds) and the next payload.
+func TestPoolPrimesNeighbours(t *testing.T) {
 	ns := poolLab(t)
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
 	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "1",
-		"--range", "10.56.0.70-10.56.0.70/24", "--gateway", "10.56.0.1")
-	for i, mode := range []string{"0", "1"} {
-		waitReady(t, bin, name, 1, p)
-		testutil.Cmd(t, "ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "10.56.0.70")
-		var br []struct {
-			Address string `json:"address"`
-		}
-		testutil.IPJSON(t, &br, "-n", ns, "link", "show", "br0")
-		old := br[0].Address
-		mac := fmt.Sprintf("02:00:5e:00:53:%02x", 0x10+i)
-		testutil.Cmd(t, "ip", "-n", ns, "link", "set", "br0", "address", mac)
-		out, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode}, nil, bin, "run", "--pool", name, "--net", "--", "ip", "-j", "neigh", "show", "dev", "eth0")
+		"--range", "10.56.0.70-10.56.0.71/24", "--gateway", "10.56.0.1")
+	waitReady(t, bin, name, 1, p)
+	mac := bridgeMAC(t, ns)
+	low := testutil.UniqueName("lo")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "add", low, "address", "02:00:00:00:00:01", "type", "veth", "peer", "name", low+"p")
+	testutil.Cmd(t, "ip", "-n", ns, "link", "set", low, "master", "br0", "up")
+	if got := bridgeMAC(t, ns); got != mac {
+		t.Errorf("br0 took its new port's MAC: %s, was %s (not pinned)", got, mac)
+	}
+	testutil.Cmd(t, "ip", "-n", ns, "link", "del", low)
+
+	// payload runs one sandbox and returns its view: the gateway's
+	// neighbour entry and its eth0's MAC.
+	payload := func(mode string) (gw poolNeigh, ethMAC string) {
+		t.Helper()
+		out, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode}, nil, bin, "run", "--pool", name, "--net", "--",
+			"sh", "-c", "ip -j neigh show dev eth0; ip -j link show dev eth0")
 		if code != 0 {
 			t.Fatalf("run --pool (NSBOX_NO_FASTPATH=%s): exit %d: %s", mode, code, stderr)
 		}
-		var neighs []struct {
-			Dst    string `json:"dst"`
-			LLAddr string `json:"lladdr"`
+		lines := strings.SplitN(strings.TrimSpace(out), "\n", 2)
+		var neighs []poolNeigh
+		var links []struct {
+			Address string `json:"address"`
 		}
-		if err := json.Unmarshal([]byte(out), &neighs); err != nil {
-			t.Fatalf("ip neigh in the sandbox: %q: %v", out, err)
+		if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &neighs) != nil || json.Unmarshal([]byte(lines[1]), &links) != nil || len(links) != 1 {
+			t.Fatalf("ip in the sandbox: %q", out)
 		}
 		for _, n := range neighs {
-			if n.Dst == "10.56.0.1" && n.LLAddr != mac {
-				t.Errorf("NSBOX_NO_FASTPATH=%s: the payload sees the gateway at %s (bridge's old MAC %s, now %s)", mode, n.LLAddr, old, mac)
+			if n.Dst == "10.56.0.1" {
+				gw = n
 			}
 		}
+		return gw, links[0].Address
+	}
+	for i, mode := range []string{"0", "1"} {
+		addr := fmt.Sprintf("10.56.0.%d", 70+i) // the range is handed out round robin
+		waitReady(t, bin, name, 1, p)
+		held := bridgeNeigh(t, ns, addr)
+		gw, eth := payload(mode)
+		if gw.LLAddr != mac {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: the payload's first instruction sees the gateway at %q (%v), want the bridge's %s", mode, gw.LLAddr, gw.State, mac)
+		}
+		if held == "" || held != eth {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: the bridge's namespace held %q for %s before the claim, the sandbox's eth0 is %s", mode, held, addr, eth)
+		}
+		if !waitFor(10*time.Second, func() bool { return bridgeNeigh(t, ns, addr) != eth }) {
+			t.Errorf("the bridge's neighbour entry for %s (%s) outlived its namespace", addr, eth)
+		}
+	}
+
+	// A MAC set by hand: the waiting namespace gets it (the pool looks at
+	// its bridge every 250 ms).
+	waitReady(t, bin, name, 1, p)
+	mac = "02:00:5e:00:53:10"
+	testutil.Cmd(t, "ip", "-n", ns, "link", "set", "br0", "address", mac)
+	if !waitFor(10*time.Second, func() bool { return slotGatewayMAC(t, p.Cmd.Process.Pid, ns) == mac }) {
+		t.Fatalf("the waiting namespace still sees the gateway at %q, the bridge is now %s", slotGatewayMAC(t, p.Cmd.Process.Pid, ns), mac)
+	}
+	if gw, _ := payload("0"); gw.LLAddr != mac {
+		t.Errorf("after a MAC change the payload sees the gateway at %q, want %s", gw.LLAddr, mac)
+	}
+}
+
+// slotGatewayMAC looks into the namespaces pool process pid holds (by its
+// fds; the bridge's namespace ns excluded) and returns the MAC of a
+// neighbour entry for 10.56.0.1 in one of them.
+func slotGatewayMAC(t *testing.T, pid int, ns string) string {
+	t.Helper()
+	bridge := ""
+	var st syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+ns, &st); err == nil {
+		bridge = fmt.Sprintf("net:[%d]", st.Ino)
+	}
+	self, _ := os.Readlink("/proc/self/ns/net")
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		l, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil || !strings.HasPrefix(l, "net:") || l == bridge || l == self {
+			continue
+		}
+		out, err := exec.Command("nsenter", "--net="+dir+"/"+e.Name(), "ip", "-j", "neigh", "show", "to", "10.56.0.1").Output()
+		if err != nil {
+			continue
+		}
+		var neighs []poolNeigh
+		if json.Unmarshal(out, &neighs) == nil && len(neighs) == 1 {
+			return neighs[0].LLAddr
+		}
+	}
+	return ""
+}
+
+// TestRunPoolFastResolvConf: the default form (`run --pool NAME -- CMD`: a
+// new mount namespace) takes the C fast path too (no Go runtime start), and
+// its payload sees the pool's DNS servers in /etc/resolv.conf, a bind
+// (mountinfo) of the file the pool wrote for the namespace, the same text
+// as on the Go path; that file goes with the namespace; and the host's
+// /etc/resolv.conf is untouched.
+func TestRunPoolFastResolvConf(t *testing.T) {
+	ns := poolLab(t)
+	bin := runBuildNsbox(t)
+	name := testutil.UniqueName("tp")
+	p := startPoolProc(t, bin, name, "-n", ns, "pool", "start", name, "--bridge", "br0", "--size", "2",
+		"--range", "10.56.0.80-10.56.0.89/24", "--dns", "10.56.0.53,10.56.0.54")
+	host, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var confs [2]string
+	for i, mode := range []string{"0", "1"} {
+		waitReady(t, bin, name, 2, p)
+		out, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode, "GODEBUG=inittrace=1"}, nil, bin,
+			"run", "--pool", name, "--", "sh", "-c", "cat /etc/resolv.conf; echo @@; cat /proc/self/mountinfo")
+		if code != 0 {
+			t.Fatalf("run --pool (NSBOX_NO_FASTPATH=%s): exit %d: %s", mode, code, stderr)
+		}
+		if inits := goInitLines(stderr); (inits == 0) != (mode == "0") {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: %d Go runtime init lines", mode, inits)
+		}
+		conf, mounts, _ := strings.Cut(out, "@@\n")
+		confs[i] = conf
+		if !strings.Contains(conf, "nameserver 10.56.0.53\nnameserver 10.56.0.54\n") {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: the payload's /etc/resolv.conf: %q", mode, conf)
+		}
+		var src string
+		for _, l := range strings.Split(mounts, "\n") {
+			if f := strings.Fields(l); len(f) > 4 && f[4] == "/etc/resolv.conf" {
+				src = f[3]
+			}
+		}
+		if src == "" {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: no mount on /etc/resolv.conf in the sandbox", mode)
+		}
+		if mode == "0" {
+			if !strings.HasPrefix(src, "/run/nsbox/pools/"+name+".d/") {
+				t.Errorf("C path: /etc/resolv.conf is bound from %q, want the pool's file", src)
+			}
+			if !waitFor(10*time.Second, func() bool { _, err := os.Stat(src); return os.IsNotExist(err) }) {
+				t.Errorf("the pool's file %s outlived its namespace", src)
+			}
+		}
+	}
+	if confs[0] != confs[1] {
+		t.Errorf("resolv.conf: C path %q, Go path %q", confs[0], confs[1])
+	}
+	if now, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(now) != string(host) {
+		t.Errorf("the host's /etc/resolv.conf changed: %q (%v)", now, err)
 	}
 }

@@ -36,14 +36,24 @@ type Request struct {
 }
 
 // A granted claim's reply carries ClaimFds fds (SCM_RIGHTS): the claimed
-// namespace's at ClaimNetnsFd, then the bridge namespace's. An empty pool's
-// reply carries one (the bridge's namespace), an error none. The claim
-// lasts until the client closes the connection (or dies); the namespace is
-// then destroyed, never reused.
+// namespace's at ClaimNetnsFd, then the bridge namespace's, and, when the
+// namespace has DNS servers, one more at ClaimResolvFd: its resolv.conf, a
+// file under ResolvDir(NAME) that a sandbox with a new mount namespace
+// binds over ResolvTarget. An empty pool's reply carries one (the bridge's
+// namespace), an error none. The claim lasts until the client closes the
+// connection (or dies); the namespace is then destroyed, never reused.
 const (
-	ClaimFds     = 2
-	ClaimNetnsFd = 0
+	ClaimFds      = 2
+	ClaimNetnsFd  = 0
+	ClaimResolvFd = 2
 )
+
+// ResolvTarget is where a claimed namespace's resolv.conf is bound.
+const ResolvTarget = "/etc/resolv.conf"
+
+// ResolvDir is the folder of pool name's resolv.conf files, one a
+// namespace, which only the pool writes.
+func ResolvDir(name string) string { return SocketDir + "/" + name + ".d" }
 
 // NameMax is the longest pool name in bytes.
 const NameMax = 64
@@ -82,6 +92,8 @@ func CSection(wait, replyMargin time.Duration) []byte {
 	p("#define NSB_POOL_REPLY_TIMEOUT_MS %dLL\n", (wait + replyMargin).Milliseconds())
 	p("#define NSB_POOL_CLAIM_FDS %d\n", ClaimFds)
 	p("#define NSB_POOL_CLAIM_NETNS_FD %d\n", ClaimNetnsFd)
+	p("#define NSB_POOL_CLAIM_RESOLV_FD %d\n", ClaimResolvFd)
+	p("#define NSB_POOL_RESOLV_TARGET %q\n", ResolvTarget)
 	p("#define NSB_POOL_NAME_MAX %d\n", NameMax)
 	for _, t := range []struct {
 		c      string

@@ -1,0 +1,172 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/rtnl"
+)
+
+// pinBridgeMAC sets the bridge's MAC address to the one it has, which
+// makes the kernel keep it (addr_assign_type "set") instead of following
+// its lowest port, as Docker does for docker0. Why: a namespace waits in
+// the pool with a neighbour entry for its gateway; a bridge whose MAC
+// followed the ports that sandboxes add and remove would leave that entry
+// naming a MAC that no longer exists, and the payload's first SYN would
+// wait for the neighbour probe and TCP's retransmissions (1 to 68 s starts
+// were seen in bench/pool before). It returns the MAC.
+func (p *Pool) pinBridgeMAC(ctx context.Context) (net.HardwareAddr, error) {
+	c, err := rtnl.Dial(p.bridgeNS)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	l, err := c.LinkByName(ctx, p.cfg.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("bridge %s has no Ethernet address", p.cfg.Bridge)
+	}
+	if err := c.SetHardwareAddr(ctx, p.cfg.Bridge, l.HardwareAddr); err != nil {
+		return nil, fmt.Errorf("pin the MAC address of %s: %w", p.cfg.Bridge, err)
+	}
+	return l.HardwareAddr, nil
+}
+
+// bridgeOwns reports whether a is one of the bridge's own addresses.
+func (p *Pool) bridgeOwns(a netip.Addr) bool {
+	for _, b := range p.bridgeAddrs {
+		if b.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// prime gives a wired namespace and the bridge's namespace each other's
+// neighbour entry (NUD_REACHABLE: the kernel ages and checks them as it
+// does the ones it learns), so that the payload's first connection to its
+// gateway and the gateway's answer need no ARP round trip. A gateway that
+// is not the bridge's own address gets a gratuitous ARP instead (see
+// announce). Done while wiring, off the claim's clock.
+func (p *Pool) prime(e *entry, hostIf string) error {
+	ctx := p.ctx
+	dev := ifNameOr(p.cfg.IfName)
+	c, err := rtnl.Dial(e.ns)
+	if err != nil {
+		return fmt.Errorf("prime %s: %w", e.addr, err)
+	}
+	l, err := c.LinkByName(ctx, dev)
+	if err == nil {
+		err = p.primeGateway(ctx, c, e)
+	}
+	c.Close()
+	if err != nil {
+		return fmt.Errorf("prime %s: %w", e.addr, err)
+	}
+	if !e.addr.Addr().Is4() || len(l.HardwareAddr) != 6 {
+		return nil
+	}
+	if e.gw.IsValid() && !p.bridgeOwns(e.gw) {
+		if err := announce(ctx, e.ns, dev, e.addr.Addr()); err != nil {
+			return fmt.Errorf("prime %s: %w", e.addr, err)
+		}
+	}
+	bc, err := rtnl.Dial(p.bridgeNS)
+	if err != nil {
+		return fmt.Errorf("prime %s: %w", e.addr, err)
+	}
+	defer bc.Close()
+	if err := bc.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.addr.Addr(), LLAddr: l.HardwareAddr, Dev: p.cfg.Bridge,
+		State: unix.NUD_REACHABLE}); err != nil {
+		return fmt.Errorf("prime %s: %w", e.addr, err)
+	}
+	e.primed = true
+	return nil
+}
+
+// primeGateway gives e's namespace (c) the neighbour entry of its gateway
+// when that is the bridge's own address, with the bridge's MAC, which it
+// records in e.gwMAC.
+func (p *Pool) primeGateway(ctx context.Context, c *rtnl.Conn, e *entry) error {
+	if !e.gw.IsValid() || !e.gw.Is4() || !p.bridgeOwns(e.gw) {
+		return nil
+	}
+	p.mu.Lock()
+	mac := p.bridgeMAC
+	p.mu.Unlock()
+	if err := c.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.gw, LLAddr: mac, Dev: ifNameOr(p.cfg.IfName), State: unix.NUD_REACHABLE}); err != nil {
+		return err
+	}
+	e.gwMAC = mac
+	return nil
+}
+
+// unprime removes the bridge namespace's entry for a namespace that is
+// being destroyed, before its address can go to another one.
+func (p *Pool) unprime(e *entry) {
+	if !e.primed {
+		return
+	}
+	bc, err := rtnl.Dial(p.bridgeNS)
+	if err != nil {
+		p.logf("pool %s: neighbour %s: %v", p.name(), e.addr, err)
+		return
+	}
+	defer bc.Close()
+	err = bc.DelNeigh(context.Background(), rtnl.NeighSpec{Dst: e.addr.Addr(), Dev: p.cfg.Bridge})
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		p.logf("pool %s: neighbour %s: %v", p.name(), e.addr, err)
+	}
+}
+
+// checkBridgeMAC checks that the bridge is still there (checkBridge) and
+// returns its MAC.
+func (p *Pool) checkBridgeMAC(ctx context.Context) (net.HardwareAddr, error) {
+	if _, err := p.checkBridge(ctx); err != nil {
+		return nil, err
+	}
+	c, err := rtnl.Dial(p.bridgeNS)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	l, err := c.LinkByName(ctx, p.cfg.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	return l.HardwareAddr, nil
+}
+
+// reprime gives every waiting namespace the bridge's new MAC (someone set
+// it by hand: the pool pinned it) for its gateway. p.mu is held meanwhile,
+// so that no entry is destroyed under it; a claim waits for it.
+func (p *Pool) reprime(ctx context.Context, mac net.HardwareAddr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.logf("pool %s: bridge %s changed its MAC to %s", p.name(), p.cfg.Bridge, mac)
+	p.bridgeMAC = mac
+	dev := ifNameOr(p.cfg.IfName)
+	for e := range p.waiting {
+		if e.gwMAC == nil {
+			continue
+		}
+		c, err := rtnl.Dial(e.ns)
+		if err == nil {
+			err = c.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.gw, LLAddr: mac, Dev: dev, State: unix.NUD_REACHABLE})
+			c.Close()
+		}
+		if err == nil {
+			e.gwMAC = mac
+		}
+		if err != nil {
+			p.logf("pool %s: neighbour of %s: %v", p.name(), e.addr, err)
+		}
+	}
+}
