@@ -3,7 +3,9 @@
  * nsbox_gen.h: what the C in csrc/ must know of Go's rules, generated from
  * the Go sources of truth: internal/abi and internal/names (the abi section,
  * also written by go generate ./internal/abi), internal/poolwire (the pool
- * socket's wire format) and run's flag table runFlags in cmd/nsbox/run.go.
+ * socket's wire format), internal/sbstate (the records of named sandboxes),
+ * run's flag table runFlags in cmd/nsbox/run.go and the status lines of
+ * cmd/nsbox/run_state.go.
  * TestGeneratedHeader and internal/abi's TestCSection
  * fail when this file is stale.
  */
@@ -155,8 +157,112 @@ static const unsigned char nsb_pool_name_rest[128] __attribute__((unused)) = {
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
 };
 
+/* Records of named sandboxes (internal/sbstate): the folder, its files,
+ * the name rule (ValidateName, per byte: the first and the others). */
+#define NSB_STATE_DIR "/run/nsbox/sandboxes"
+#define NSB_STATE_DIR_MODE 0755
+#define NSB_REC_MODE 0644
+#define NSB_REC_SUFFIX ".json"
+#define NSB_REC_TMP_PREFIX "."
+#define NSB_REC_TMP_SUFFIX ".tmp"
+#define NSB_SBX_NAME_MAX 64
+static const unsigned char nsb_sbx_name_first[128] __attribute__((unused)) = {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+};
+static const unsigned char nsb_sbx_name_byte[128] __attribute__((unused)) = {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
+	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+};
+/* Record's fields in encoding/json's order: the key as written (quoted,
+ * with its colon) and whether an empty value leaves the field out. */
+enum nsb_rec_field {
+	NSB_REC_NAME = 0,
+	NSB_REC_PID = 1,
+	NSB_REC_INIT_PID = 2,
+	NSB_REC_STARTED = 3,
+	NSB_REC_START_TICKS = 4,
+	NSB_REC_NAMESPACES = 5,
+	NSB_REC_BRIDGE = 6,
+	NSB_REC_INTERFACE = 7,
+	NSB_REC_ADDRESSES = 8,
+	NSB_REC_COMMAND = 9,
+	NSB_REC_NSBOX_PID = 10,
+	NSB_REC_LIMITS = 11,
+	NSB_REC_CGROUP = 12,
+	NSB_REC_NFIELDS = 13
+};
+struct nsb_rec_key {
+	const char *key;
+	unsigned char omitempty;
+};
+static const struct nsb_rec_key nsb_rec_keys[NSB_REC_NFIELDS] __attribute__((unused)) = {
+	{"\"name\":", 0},
+	{"\"pid\":", 0},
+	{"\"init_pid\":", 0},
+	{"\"started\":", 0},
+	{"\"start_ticks\":", 0},
+	{"\"namespaces\":", 0},
+	{"\"bridge\":", 1},
+	{"\"interface\":", 1},
+	{"\"addresses\":", 0},
+	{"\"command\":", 0},
+	{"\"nsbox_pid\":", 0},
+	{"\"limits\":", 1},
+	{"\"cgroup\":", 1},
+};
+/* The namespace kinds of Record.Namespaces, in the order of its keys. */
+#define NSB_REC_NNS 7
+static const char *const nsb_rec_ns[NSB_REC_NNS] __attribute__((unused)) = {"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"};
+/* encoding/json's spelling of each ASCII byte inside a string. */
+static const char *const nsb_json_esc[128] __attribute__((unused)) = {
+	"\\u0000","\\u0001","\\u0002","\\u0003","\\u0004","\\u0005","\\u0006","\\u0007",
+	"\\b","\\t","\\n","\\u000b","\\f","\\r","\\u000e","\\u000f",
+	"\\u0010","\\u0011","\\u0012","\\u0013","\\u0014","\\u0015","\\u0016","\\u0017",
+	"\\u0018","\\u0019","\\u001a","\\u001b","\\u001c","\\u001d","\\u001e","\\u001f",
+	" ","!","\\\"","#","$","%","\\u0026","'",
+	"(",")","*","+",",","-",".","/",
+	"0","1","2","3","4","5","6","7",
+	"8","9",":",";","\\u003c","=","\\u003e","?",
+	"@","A","B","C","D","E","F","G",
+	"H","I","J","K","L","M","N","O",
+	"P","Q","R","S","T","U","V","W",
+	"X","Y","Z","[","\\\\","]","^","_",
+	"`","a","b","c","d","e","f","g",
+	"h","i","j","k","l","m","n","o",
+	"p","q","r","s","t","u","v","w",
+	"x","y","z","{","|","}","~","\x7f",
+};
+#define NSB_STATE_DIR_ENV "NSBOX_STATE_DIR"
+/* The lines of --status-fd (cmd/nsbox/run_state.go): keys as written. */
+#define NSB_STATUS_OPEN "{ "
+#define NSB_STATUS_SEP ", "
+#define NSB_STATUS_CLOSE " }\n"
+#define NSB_STATUS_CHILD_PID "\"child-pid\": "
+#define NSB_STATUS_INTERFACE "\"interface\": "
+#define NSB_STATUS_ADDRESSES "\"addresses\": "
+#define NSB_STATUS_EXIT_CODE "\"exit-code\": "
+/* The namespace kinds of a status line, in their order, with their CLONE_NEW*. */
+#define NSB_STATUS_NNS 7
+static const struct {
+	const char *kind, *key;
+	unsigned long clone;
+} nsb_status_ns[NSB_STATUS_NNS] __attribute__((unused)) = {
+	{"cgroup", "\"cgroup-namespace\": ", 0x2000000UL},
+	{"ipc", "\"ipc-namespace\": ", 0x8000000UL},
+	{"mnt", "\"mnt-namespace\": ", 0x20000UL},
+	{"net", "\"net-namespace\": ", 0x40000000UL},
+	{"pid", "\"pid-namespace\": ", 0x20000000UL},
+	{"user", "\"user-namespace\": ", 0x10000000UL},
+	{"uts", "\"uts-namespace\": ", 0x4000000UL},
+};
+
 /* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable
- * in cmd/nsbox/run_view.go), in their order. */
+ * in cmd/nsbox/run_view.go, then watchFlags in run_state.go), in their order. */
 enum nsb_run_flag_id {
 	NSB_F_IPC = 0,
 	NSB_F_PID = 1,
@@ -201,7 +307,10 @@ enum nsb_run_flag_id {
 	NSB_F_CLEARENV = 40,
 	NSB_F_SETENV = 41,
 	NSB_F_UNSETENV = 42,
-	NSB_RUN_NFLAGS = 43
+	NSB_F_NAME = 43,
+	NSB_F_STATUS_FD = 44,
+	NSB_F_PIDFILE = 45,
+	NSB_RUN_NFLAGS = 46
 };
 enum nsb_flag_kind { NSB_KIND_BOOL = 0, NSB_KIND_VALUE = 1 };
 #define NSB_MAX_IMPLIES 2
@@ -259,6 +368,9 @@ static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((un
 	{"clearenv", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_CLEARENV, 2},
 	{"setenv", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_SETENV, 2},
 	{"unsetenv", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_UNSETENV, 2},
+	{"name", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_NAME, 0},
+	{"status-fd", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_STATUS_FD, 0},
+	{"pidfile", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_PIDFILE, 0},
 };
 
 /* Go's errno texts (syscall.Errno(n).Error()), for the C's error lines. */

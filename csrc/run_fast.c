@@ -25,6 +25,9 @@
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <stdio.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,6 +38,7 @@
 #include "net_fast.c"
 #include "pool_fast.c"
 #include "netns_fast.c"
+#include "state_fast.c"
 
 /* The shim itself is nsclone's (csrc/clone_shim.c, compiled once, into
  * nsclone, which cmd/nsbox links): one copy in the binary. The reference is
@@ -97,6 +101,8 @@ struct nsb_fast {
 	int env_owned;
 	size_t nstr;
 	char str[8192];    /* the SRC and DEST halves of SRC:DEST */
+
+	struct nsb_watch watch; /* --name, --status-fd, --pidfile (state_fast.c) */
 };
 
 static int nsb_streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
@@ -483,6 +489,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	int nordered = 0;
 
 	memset(f, 0, sizeof *f);
+	f->watch.status_fd = f->watch.dirfd = -1;
 	f->net.fd = -1;
 	f->pool.conn = f->pool.netns = f->pool.resolv = -1;
 	i = 2;
@@ -591,10 +598,14 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			return -1;
 		f->has_net = 1;
 	}
+	/* --name, --status-fd, --pidfile (runOptions.check and watch). */
+	if (nsb_watch_parse(&f->watch, val[NSB_F_NAME], val[NSB_F_STATUS_FD], val[NSB_F_PIDFILE]) < 0)
+		return -1;
 	/* --pool (runOptions.checkPoolFlags: not with --bridge); a view with
-	 * it is left to Go. */
+	 * it is left to Go, and so is a watched pool sandbox (its attachment
+	 * is the pool's). */
 	if (val[NSB_F_POOL]) {
-		if (f->has_net || f->view || !nsb_pool_name_ok(val[NSB_F_POOL]))
+		if (f->has_net || f->view || !nsb_pool_name_ok(val[NSB_F_POOL]) || nsb_watch_any(&f->watch))
 			return -1;
 		f->pool.name = val[NSB_F_POOL];
 		f->has_pool = 1;
@@ -870,6 +881,27 @@ static int nsb_view_layout(const struct nsb_fast *f, struct nsb_view *v, struct 
 	return 0;
 }
 
+/* nsb_fast_started fills the record of a watched run from f and the spawn
+ * and writes it (state_fast.c's nsb_watch_started). */
+static int nsb_fast_started(struct nsb_fast *f, const struct nsc_spec *s, const struct nsc_result *r)
+{
+	static char addr[24];
+	struct nsb_rec rec;
+	memset(&rec, 0, sizeof rec);
+	rec.name = f->watch.name;
+	rec.init_pid = r->pid;
+	rec.nsbox_pid = (long)getpid();
+	rec.cmd = s->argv;
+	if (f->has_net) {
+		uint32_t a = f->net.addr;
+		snprintf(addr, sizeof addr, "%u.%u.%u.%u/%d", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, f->net.prefix);
+		rec.bridge = f->net.bridge;
+		rec.iface = f->net.ifname;
+		rec.addr = addr;
+	}
+	return nsb_watch_started(&f->watch, &rec, f->init, f->ns_flags);
+}
+
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure that left nothing behind) to let Go take over, else exits. */
 static int nsb_fast_run(int argc, char **argv, char **envp)
@@ -991,6 +1023,17 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 			s.init_scratch = scratch;
 		}
 	}
+	/* The name is checked and held (the state folder's lock) right before
+	 * the spawn, as Go's watch does; the record is written once the
+	 * payload runs. */
+	if (f.watch.name && (nsb_watch_fits(s.argv) < 0 || nsb_watch_reserve(&f.watch) < 0)) {
+		nsb_net_close(&f.net);
+		if (memfd >= 0)
+			close(memfd);
+		free(init_argv);
+		nsb_fast_free(&f);
+		return -1;
+	}
 
 	nsb_forward_install();
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
@@ -999,6 +1042,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		 * anything): Go does everything again and reports. */
 		nsb_net_close(&f.net);
 		nsb_pool_close(&f.pool);
+		nsb_watch_release(&f.watch);
 		if (memfd >= 0)
 			close(memfd);
 		free(init_argv);
@@ -1018,13 +1062,23 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		close(f.pool.netns); /* the child holds it now */
 		f.pool.netns = -1;
 	}
+	if (nsb_watch_any(&f.watch) && nsb_fast_started(&f, &s, &r) < 0) {
+		/* As Go: a sandbox whose record or pid file could not be
+		 * written is killed (the message is printed). */
+		kill(r.pid, SIGKILL);
+		while (waitpid(r.pid, &st, __WALL) < 0 && errno == EINTR)
+			;
+		nsb_watch_ended(&f.watch, 125);
+		_exit(125);
+	}
 	while (waitpid(r.pid, &st, __WALL) < 0)
 		if (errno != EINTR)
 			_exit(125);
 	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
-	if (WIFSIGNALED(st))
-		_exit(128 + WTERMSIG(st));
-	_exit(WEXITSTATUS(st));
+	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	if (nsb_watch_any(&f.watch))
+		nsb_watch_ended(&f.watch, st);
+	_exit(st);
 }
 
 /* nsb_stdio_open opens /dev/null on each of fds 0, 1 and 2 that is closed,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsbox/nsbox/internal/abi"
 	"github.com/nsbox/nsbox/internal/poolwire"
+	"github.com/nsbox/nsbox/internal/sbstate"
 )
 
 // genHeaderPath is the C header that go generate writes from Go.
@@ -119,7 +120,9 @@ func genHeader() []byte {
 	p("/*\n * nsbox_gen.h: what the C in csrc/ must know of Go's rules, generated from\n")
 	p(" * the Go sources of truth: internal/abi and internal/names (the abi section,\n")
 	p(" * also written by go generate ./internal/abi), internal/poolwire (the pool\n")
-	p(" * socket's wire format) and run's flag table runFlags in cmd/nsbox/run.go.\n")
+	p(" * socket's wire format), internal/sbstate (the records of named sandboxes),\n")
+	p(" * run's flag table runFlags in cmd/nsbox/run.go and the status lines of\n")
+	p(" * cmd/nsbox/run_state.go.\n")
 	p(" * TestGeneratedHeader and internal/abi's TestCSection\n")
 	p(" * fail when this file is stale.\n */\n")
 	p("#ifndef NSBOX_GEN_H\n#define NSBOX_GEN_H\n\n")
@@ -136,8 +139,25 @@ func genHeader() []byte {
 	b.Write(poolwire.CSection(0, poolReplyMargin))
 	p("\n")
 
+	// The records of named sandboxes and the status stream, for run
+	// --name, --status-fd and --pidfile.
+	b.Write(sbstate.CSection())
+	p("#define NSB_STATE_DIR_ENV %q\n", stateDirEnv)
+	p("/* The lines of --status-fd (cmd/nsbox/run_state.go): keys as written. */\n")
+	p("#define NSB_STATUS_OPEN %q\n#define NSB_STATUS_SEP %q\n#define NSB_STATUS_CLOSE %q\n", statusOpen, statusSep, statusClose)
+	p("#define NSB_STATUS_CHILD_PID %q\n", statusKey(statusChildPid))
+	p("#define NSB_STATUS_INTERFACE %q\n#define NSB_STATUS_ADDRESSES %q\n", statusKey(statusInterface), statusKey(statusAddresses))
+	p("#define NSB_STATUS_EXIT_CODE %q\n", statusKey(statusExitCode))
+	p("/* The namespace kinds of a status line, in their order, with their CLONE_NEW*. */\n")
+	p("#define NSB_STATUS_NNS %d\n", len(sbstate.NamespaceKinds))
+	p("static const struct {\n\tconst char *kind, *key;\n\tunsigned long clone;\n} nsb_status_ns[NSB_STATUS_NNS] __attribute__((unused)) = {\n")
+	for _, k := range sbstate.NamespaceKinds {
+		p("\t{%q, %q, %#xUL},\n", k, statusKey(k+statusNSSuffix), uint64(kindBit(k)))
+	}
+	p("};\n\n")
+
 	p("/* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable\n")
-	p(" * in cmd/nsbox/run_view.go), in their order. */\n")
+	p(" * in cmd/nsbox/run_view.go, then watchFlags in run_state.go), in their order. */\n")
 	flags := genFlags()
 	p("enum nsb_run_flag_id {\n")
 	for i, f := range flags {
@@ -217,6 +237,9 @@ func genFlags() []genFlag {
 			}
 		}
 		out = append(out, g)
+	}
+	for _, f := range watchFlags {
+		out = append(out, genFlag{name: f.name, fast: true, slot: f.name})
 	}
 	return out
 }

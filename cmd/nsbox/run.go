@@ -155,9 +155,7 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 	// any command line that has one to Go.
 	viewFlags(fs, o)
 	addLimitFlags(fs, &o.lim)
-	fs.StringVar(&o.name, "name", "", "register the sandbox as NAME for nsbox ps, enter and kill (/run/nsbox/sandboxes/NAME.json)")
-	fs.IntVar(&o.statusFD, "status-fd", -1, "write JSON lines to inherited fd FD: child-pid and namespaces once set up, exit-code at the end (bwrap --json-status-fd)")
-	fs.StringVar(&o.pidfile, "pidfile", "", "write the payload's pid to FILE (removed when it ends)")
+	addWatchFlags(fs, o)
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	return fs
 }

@@ -56,6 +56,11 @@ type fastSpec struct {
 	chdir  string
 	fs     []nsclone.FSMount
 	env    []string // the payload's environment
+
+	// --name, --status-fd (-1 without), --pidfile.
+	name     string
+	statusFD int
+	pidfile  string
 }
 
 // fastParse runs the C fast path's parser over the arguments of run (the
@@ -157,6 +162,13 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 			break
 		}
 		s.env = append(s.env, C.GoString(p))
+	}
+	s.statusFD = int(f.watch.status_fd)
+	if f.watch.name != nil {
+		s.name = C.GoString(f.watch.name)
+	}
+	if f.watch.pidfile != nil {
+		s.pidfile = C.GoString(f.watch.pidfile)
 	}
 	if f.set_uid != 0 {
 		v := uint32(f.uid)

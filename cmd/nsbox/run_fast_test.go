@@ -92,6 +92,35 @@ var runFastCases = []string{
 	// With a rootfs, a group name is the rootfs's /etc/group's (Go's).
 	"--rootfs\n/tmp\n--gid\nnogroup\n/bin/true",
 	"--rootfs\n/tmp\n--gid\n65534\n/bin/true",
+	// --name, --status-fd, --pidfile.
+	"--name\nweb-1.x_y\n--status-fd\n2\n--pidfile\n/tmp/nsbox.pid\n/bin/true",
+	"--name\nA\n--pid\n--net\nsh",
+	"--name\na/b\ntrue",
+	"--name\n..\ntrue",
+	"--name\n.x\ntrue",
+	"--name\n-x\ntrue",
+	"--name\n\ntrue",
+	"--name\nn\u00e9\ntrue",
+	"--name\n" + strings.Repeat("n", 64) + "\ntrue",
+	"--name\n" + strings.Repeat("n", 65) + "\ntrue",
+	"--name\nx\n--name\ny\ntrue",
+	"--name\nx\necho\nh\u00e9",
+	"--status-fd\n1\ntrue",
+	"--status-fd\n01\ntrue",
+	"--status-fd\n0x1\ntrue",
+	"--status-fd\n-1\ntrue",
+	"--status-fd\n-2\ntrue",
+	"--status-fd\n+1\ntrue",
+	"--status-fd\n1_0\ntrue",
+	"--status-fd\n99999\ntrue",
+	"--status-fd\n\ntrue",
+	"--pidfile\n/tmp/p\n--pidfile\n/p\ntrue",
+	"--pidfile\nrel\ntrue",
+	"--pidfile\n/\ntrue",
+	"--pidfile\n/tmp/\ntrue",
+	"--pidfile\n/nonexistent-nsbox/p\ntrue",
+	"--pidfile\n/etc/hostname/p\ntrue",
+	"--name\nx\n--pool\np\n--net\ntrue",
 }
 
 // runNetFastCases are whole command lines (the words after "nsbox") for the
@@ -204,6 +233,9 @@ func checkFastParity(t *testing.T, words []string) {
 		t.Errorf("%q: command C %q, Go %q", args, cArgs, goArgs)
 	}
 	checkFastViewParity(t, args, fs, s)
+	if fs.name != o.name || fs.statusFD != o.statusFD || fs.pidfile != o.pidfile {
+		t.Errorf("%q: C name %q status-fd %d pidfile %q; Go %q %d %q", args, fs.name, fs.statusFD, fs.pidfile, o.name, o.statusFD, o.pidfile)
+	}
 	wantPath := s.Path
 	if p, err := s.LookPath(); err == nil {
 		wantPath = p // through the view, as Start finds it

@@ -9,19 +9,95 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/sbstate"
 	"github.com/nsbox/nsbox/nsclone"
 )
 
-// stateDir is the folder of named sandboxes; NSBOX_STATE_DIR moves it (for
-// tests that must not share /run/nsbox with a running system).
+// stateDirEnv names the variable that moves the folder of named sandboxes
+// (for tests that must not share /run/nsbox with a running system).
+const stateDirEnv = "NSBOX_STATE_DIR"
+
+// stateDir is the folder of named sandboxes; NSBOX_STATE_DIR moves it.
 func stateDir() string {
-	if d := os.Getenv("NSBOX_STATE_DIR"); d != "" {
+	if d := os.Getenv(stateDirEnv); d != "" {
 		return d
 	}
 	return sbstate.DefaultDir
+}
+
+// watchFlag is one of run's flags that name, watch or find the sandbox.
+// go generate ./cmd/nsbox writes them into the C fast path's flag table
+// after runFlags and viewFlagTable: the fast path takes them all.
+type watchFlag struct {
+	name, usage string
+	ref         func(o *runOptions) any // *string, or *int (default -1)
+}
+
+// watchFlags are --name, --status-fd and --pidfile, in the order of the help.
+var watchFlags = []watchFlag{
+	{name: "name", usage: "register the sandbox as NAME for nsbox ps, enter and kill (/run/nsbox/sandboxes/NAME.json)", ref: func(o *runOptions) any { return &o.name }},
+	{name: "status-fd", usage: "write JSON lines to inherited fd FD: child-pid and namespaces once set up, exit-code at the end (bwrap --json-status-fd)", ref: func(o *runOptions) any { return &o.statusFD }},
+	{name: "pidfile", usage: "write the payload's pid to FILE (removed when it ends)", ref: func(o *runOptions) any { return &o.pidfile }},
+}
+
+// addWatchFlags defines watchFlags in fs.
+func addWatchFlags(fs *pflag.FlagSet, o *runOptions) {
+	for _, f := range watchFlags {
+		switch p := f.ref(o).(type) {
+		case *string:
+			fs.StringVar(p, f.name, "", f.usage)
+		case *int:
+			fs.IntVar(p, f.name, -1, f.usage)
+		default:
+			panic(fmt.Sprintf("run: flag --%s: unsupported field type %T", f.name, p))
+		}
+	}
+}
+
+// The lines of --status-fd, as bubblewrap's --json-status-fd writes them:
+// one object a line, "{ " and " }", keys and values separated by ": ",
+// fields by ", ". go generate ./cmd/nsbox writes these into
+// csrc/nsbox_gen.h, from which the C fast path writes the same lines
+// (TestStatusLinesFastMatchGo).
+const (
+	statusOpen      = "{ "
+	statusSep       = ", "
+	statusKV        = ": "
+	statusClose     = " }\n"
+	statusChildPid  = "child-pid"
+	statusNSSuffix  = "-namespace"
+	statusInterface = "interface"
+	statusAddresses = "addresses"
+	statusExitCode  = "exit-code"
+)
+
+// statusKey is key as a status line writes it, with its separator.
+func statusKey(key string) string { return `"` + key + `"` + statusKV }
+
+// statusStartLine is the first status line: the payload's pid, the inodes
+// of the namespaces in nsBits (ns, by kind, in sbstate.NamespaceKinds'
+// order), and with a network (net) its interface and addresses.
+func statusStartLine(pid int, ns map[string]uint64, nsBits nsclone.Namespace, net bool, ifname string, addrs []string) string {
+	line := []string{statusKey(statusChildPid) + strconv.Itoa(pid)}
+	for _, k := range sbstate.NamespaceKinds {
+		if v, ok := ns[k]; ok && nsBits&kindBit(k) != 0 {
+			line = append(line, statusKey(k+statusNSSuffix)+strconv.FormatUint(v, 10))
+		}
+	}
+	if net {
+		b, _ := json.Marshal(ifname)
+		a, _ := json.Marshal(addrs)
+		line = append(line, statusKey(statusInterface)+string(b), statusKey(statusAddresses)+string(a))
+	}
+	return statusOpen + strings.Join(line, statusSep) + statusClose
+}
+
+// statusEndLine is the last status line: the exit code.
+func statusEndLine(code int) string {
+	return statusOpen + statusKey(statusExitCode) + strconv.Itoa(code) + statusClose
 }
 
 // runWatch is what run does around a payload that is named (--name),
@@ -155,21 +231,9 @@ func (w *runWatch) started(p *nsclone.Process) error {
 		}
 	}
 	if w.status != nil {
-		line := []string{fmt.Sprintf(`"child-pid": %d`, pid)}
-		if ns, err := sbstate.Namespaces(p.Pid()); err == nil {
-			for _, k := range sbstate.NamespaceKinds {
-				if w.spec.Namespaces&kindBit(k) != 0 {
-					line = append(line, fmt.Sprintf(`"%s-namespace": %d`, k, ns[k]))
-				}
-			}
-		}
-		if w.sn != nil {
-			b, _ := json.Marshal(ifname)
-			a, _ := json.Marshal(addrs)
-			line = append(line, `"interface": `+string(b), `"addresses": `+string(a))
-		}
+		ns, _ := sbstate.Namespaces(p.Pid())
 		// A reader that went away must not stop the sandbox.
-		_, _ = w.status.WriteString("{ " + strings.Join(line, ", ") + " }\n")
+		_, _ = w.status.WriteString(statusStartLine(pid, ns, w.spec.Namespaces, w.sn != nil, ifname, addrs))
 	}
 	return nil
 }
@@ -186,7 +250,7 @@ func (w *runWatch) ended(code int) {
 		os.Remove(w.pidfile)
 	}
 	if w.status != nil {
-		_, _ = fmt.Fprintf(w.status, "{ \"exit-code\": %d }\n", code)
+		_, _ = w.status.WriteString(statusEndLine(code))
 		w.status.Close()
 	}
 }

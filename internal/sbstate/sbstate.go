@@ -26,6 +26,17 @@ const DefaultDir = "/run/nsbox/sandboxes"
 // MaxName is the longest name, in bytes.
 const MaxName = 64
 
+// The files of a state folder: NAME + RecordSuffix is a record, written as
+// TmpPrefix + NAME + "." + PID + TmpSuffix first (PID: the writer's) and
+// renamed over it; the folder is made DirMode, a record RecordMode.
+const (
+	RecordSuffix = ".json"
+	TmpPrefix    = "."
+	TmpSuffix    = ".tmp"
+	DirMode      = 0o755
+	RecordMode   = 0o644
+)
+
 // Record is the state of one running named sandbox.
 type Record struct {
 	Name string `json:"name"`
@@ -94,7 +105,7 @@ type Store struct{ Dir string }
 
 // lock takes the folder's flock (creating the folder), for a check-and-add.
 func (s Store) lock() (int, error) {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, DirMode); err != nil {
 		return -1, fmt.Errorf("sbstate: create %s: %w", s.Dir, err)
 	}
 	fd, err := unix.Open(s.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -114,7 +125,7 @@ func (s Store) lock() (int, error) {
 	return fd, nil
 }
 
-func (s Store) path(name string) string { return filepath.Join(s.Dir, name+".json") }
+func (s Store) path(name string) string { return filepath.Join(s.Dir, name+RecordSuffix) }
 
 // Reserve checks that no live sandbox is called name, removing a stale
 // record, and returns with the folder locked: the caller starts the sandbox
@@ -151,8 +162,8 @@ func (l *Lock) Add(r *Record) error {
 	if err != nil {
 		return fmt.Errorf("sbstate: encode %s: %w", r.Name, err)
 	}
-	tmp := filepath.Join(l.s.Dir, "."+r.Name+"."+strconv.Itoa(os.Getpid())+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	tmp := filepath.Join(l.s.Dir, TmpPrefix+r.Name+"."+strconv.Itoa(os.Getpid())+TmpSuffix)
+	if err := os.WriteFile(tmp, append(b, '\n'), RecordMode); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("sbstate: write %s: %w", tmp, err)
 	}
@@ -232,7 +243,7 @@ func (s Store) List() ([]*Record, error) {
 	}
 	var out []*Record
 	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
+		name, ok := strings.CutSuffix(e.Name(), RecordSuffix)
 		if !ok || ValidateName(name) != nil {
 			continue
 		}
