@@ -25,6 +25,7 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/nsbox/nsbox/internal/sbstate"
 	"github.com/nsbox/nsbox/nsclone"
 )
 
@@ -218,4 +219,88 @@ func forwardRestore() { C.nsb_forward_restore() }
 // read-only word (netns_join.go), or "".
 func ctorJoinedNetns() string {
 	return C.GoString(&C.nsb_joined_netns[0])
+}
+
+// fastRecord renders r with the C fast path's record writer
+// (csrc/state_fast.c); ok is false when the C leaves it to Go (a byte that
+// is not ASCII). Limits and Cgroup are not the C's (their flags are Go's).
+func fastRecord(r *sbstate.Record) (out []byte, ok bool) {
+	var cr C.struct_nsb_rec
+	var strs []*C.char
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		strs = append(strs, p)
+		return p
+	}
+	defer func() {
+		for _, p := range strs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	cr.name = cstr(r.Name)
+	cr.pid = C.long(r.Pid)
+	cr.init_pid = C.long(r.InitPid)
+	cr.nsbox_pid = C.long(r.NsboxPid)
+	cr.sec = C.longlong(r.Started.Unix())
+	cr.nsec = C.long(r.Started.Nanosecond())
+	cr.ticks = C.ulonglong(r.StartTicks)
+	for k := 0; k < C.NSB_REC_NNS; k++ {
+		if v, ok := r.Namespaces[C.GoString(C.nsb_rec_ns_kind(C.int(k)))]; ok {
+			cr.has_ns[k] = 1
+			cr.ns[k] = C.ulonglong(v)
+		}
+	}
+	if r.Bridge != "" {
+		cr.bridge = cstr(r.Bridge)
+	}
+	if r.Interface != "" {
+		cr.iface = cstr(r.Interface)
+	}
+	if len(r.Addresses) > 0 {
+		cr.addr = cstr(r.Addresses[0])
+	}
+	argv := (**C.char)(C.calloc(C.size_t(len(r.Command)+1), C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(argv))
+	av := unsafe.Slice(argv, len(r.Command)+1)
+	for i, a := range r.Command {
+		av[i] = cstr(a)
+	}
+	cr.cmd = argv
+	buf := (*C.char)(C.malloc(65536))
+	defer C.free(unsafe.Pointer(buf))
+	b := C.struct_nsb_buf{p: buf, cap: 65536}
+	if C.nsb_rec_render(&cr, &b) < 0 {
+		return nil, false
+	}
+	return C.GoBytes(unsafe.Pointer(buf), C.int(b.n)), true
+}
+
+// fastStatusLines renders the first and the last status line with the C
+// fast path's writer: pid, the namespaces of the kinds in nsBits (from ns,
+// by kind), with ifname (non-empty) the interface and addr ("" for none).
+func fastStatusLines(pid int, ns map[string]uint64, nsBits uint64, ifname, addr string, code int) (start, end string) {
+	var cr C.struct_nsb_rec
+	for k := 0; k < C.NSB_REC_NNS; k++ {
+		if v, ok := ns[C.GoString(C.nsb_rec_ns_kind(C.int(k)))]; ok {
+			cr.has_ns[k] = 1
+			cr.ns[k] = C.ulonglong(v)
+		}
+	}
+	var iface *C.char
+	if ifname != "" {
+		iface = C.CString(ifname)
+		defer C.free(unsafe.Pointer(iface))
+	}
+	if addr != "" {
+		cr.addr = C.CString(addr)
+		defer C.free(unsafe.Pointer(cr.addr))
+	}
+	buf := (*C.char)(C.malloc(4096))
+	defer C.free(unsafe.Pointer(buf))
+	b := C.struct_nsb_buf{p: buf, cap: 4096}
+	C.nsb_status_start(&b, C.long(pid), &cr, C.ulong(nsBits), iface)
+	start = C.GoStringN(buf, C.int(b.n))
+	b = C.struct_nsb_buf{p: buf, cap: 4096}
+	C.nsb_status_end(&b, C.int(code))
+	return start, C.GoStringN(buf, C.int(b.n))
 }
