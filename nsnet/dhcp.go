@@ -24,8 +24,8 @@ type dhcpLease struct {
 }
 
 // leaseDHCP obtains a lease inside child for a.ifName within c.DHCPTimeout,
-// applies it, and keeps renewing it until Close. No lease file is written:
-// the lease lives and dies with the sandbox.
+// applies it, and keeps renewing it until Close. No lease file is written
+// unless c.LeaseFile asks for one.
 func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Handle) error {
 	// The client keeps using the namespace (unicast renewals and the
 	// release enter it), so it gets a handle of its own.
@@ -67,6 +67,9 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 	}
 	if c.Hostname != "" {
 		opts = append(opts, dhcpclient.WithHostname(c.Hostname))
+	}
+	if c.LeaseFile != "" {
+		opts = append(opts, dhcpclient.WithLeaseFile(c.LeaseFile))
 	}
 	cl, err := dhcpclient.New(a.ifName, link.HardwareAddr, pc, opts...)
 	if err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	// so a short lease costs a renewal a minute and bounds what a sandbox
 	// killed with SIGKILL (which cannot release) keeps from the pool.
 	LeaseTime time.Duration
+	// LeaseFile, with DHCP, keeps the lease in this file too (package
+	// dhcpclient's format; removed when the lease is released), so that
+	// another process can release it if this one dies (package pool).
+	LeaseFile string
 	// DNS are the sandbox's DNS servers; with DHCP, when empty, the lease's.
 	DNS []netip.Addr
 	// Addr is a static address with its prefix length.

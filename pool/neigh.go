@@ -70,6 +70,7 @@ func (p *Pool) prime(e *entry, hostIf string) error {
 	if err != nil {
 		return fmt.Errorf("prime %s: %w", e.addr, err)
 	}
+	e.mac = l.HardwareAddr
 	if !e.addr.Addr().Is4() || len(l.HardwareAddr) != 6 {
 		return nil
 	}

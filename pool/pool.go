@@ -57,16 +57,18 @@ type Status struct {
 
 // entry is one namespace the pool wired.
 type entry struct {
-	ns     *netns.Handle
-	att    *nsnet.Attachment
-	addr   netip.Prefix
-	gw     netip.Addr
-	dns    []netip.Addr
-	static netip.Addr       // the range address it holds, if any
-	primed bool             // the bridge's namespace holds a neighbour entry for addr
-	gwMAC  net.HardwareAddr // the MAC of its gateway's neighbour entry, if primed
-	reply  []byte           // the claim's reply, made while wiring (off the claim's clock)
-	resolv *os.File         // its resolv.conf under poolwire.ResolvDir, for the socket's clients
+	ns        *netns.Handle
+	att       *nsnet.Attachment
+	addr      netip.Prefix
+	gw        netip.Addr
+	dns       []netip.Addr
+	static    netip.Addr       // the range address it holds, if any
+	primed    bool             // the bridge's namespace holds a neighbour entry for addr
+	gwMAC     net.HardwareAddr // the MAC of its gateway's neighbour entry, if primed
+	reply     []byte           // the claim's reply, made while wiring (off the claim's clock)
+	resolv    *os.File         // its resolv.conf under poolwire.ResolvDir, for the socket's clients
+	mac       net.HardwareAddr // its interface's (set by prime)
+	leaseFile string           // its DHCP lease's file (see leases.go), if any
 }
 
 // Pool keeps Config.Size namespaces ready. Its methods are safe for
@@ -428,7 +430,7 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 		return nil, err
 	}
 	c := nsnet.Config{Bridge: p.cfg.Bridge, BridgeNS: p.bridgeNS, IfName: p.cfg.IfName, DHCP: p.cfg.DHCP,
-		DHCPTimeout: p.cfg.DHCPTimeout, Logf: p.cfg.Logf}
+		DHCPTimeout: p.cfg.DHCPTimeout, Logf: p.cfg.Logf, LeaseFile: p.leaseFile(hostIf)}
 	if static.IsValid() {
 		c.Addr = netip.PrefixFrom(static, p.cfg.Range.Bits)
 		c.Gateway = p.gateway
@@ -436,9 +438,10 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 	att, err := nsnet.AttachNS(p.ctx, &c, ns, hostIf)
 	if err != nil {
 		ns.Close()
+		forgetLease(c.LeaseFile)
 		return nil, err
 	}
-	e := &entry{ns: ns, att: att, addr: att.Addr, gw: att.Gateway, dns: p.cfg.DNS, static: static}
+	e := &entry{ns: ns, att: att, addr: att.Addr, gw: att.Gateway, dns: p.cfg.DNS, static: static, leaseFile: c.LeaseFile}
 	if len(e.dns) == 0 {
 		e.dns = att.DNS
 	}
@@ -450,9 +453,13 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 	if e.reply, err = p.claimReply(e); err == nil {
 		e.resolv, err = p.writeResolv(hostIf, e.dns)
 	}
+	if err == nil {
+		err = p.recordOwner(e, hostIf, e.mac)
+	}
 	if err != nil {
 		p.unprime(e)
 		att.Detach(context.Background())
+		forgetLease(e.leaseFile)
 		ns.Close()
 		return nil, err
 	}
@@ -494,6 +501,7 @@ func (p *Pool) destroy(e *entry) {
 	if err := e.att.Detach(context.Background()); err != nil {
 		p.logf("pool %s: release %s: %v", p.name(), e.addr, err)
 	}
+	forgetLease(e.leaseFile)
 	e.ns.Close()
 	if e.static.IsValid() {
 		p.mu.Lock()

@@ -59,7 +59,12 @@ func (p *Pool) listen() error {
 		return err
 	}
 	l.SetUnlinkOnClose(false) // teardown removes it
-	// The resolv.conf files of a pool of this name that died go.
+	// A pool of this name that died left its leases (released now, from
+	// here, before anything else uses the bridge for this pool) and its
+	// resolv.conf files (removed).
+	if n := p.releaseLeftovers(p.ctx); n > 0 {
+		p.logf("pool %s: released %d leases of a pool of this name that died", p.cfg.Name, n)
+	}
 	dir := poolwire.ResolvDir(p.cfg.Name)
 	if err := os.RemoveAll(dir); err != nil {
 		l.Close()
@@ -70,6 +75,13 @@ func (p *Pool) listen() error {
 		l.Close()
 		os.Remove(path)
 		return err
+	}
+	if p.cfg.DHCP {
+		if err := os.Mkdir(leaseDir(p.cfg.Name), 0o700); err != nil {
+			l.Close()
+			os.Remove(path)
+			return err
+		}
 	}
 	p.listener = l
 	return nil

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/pool"
 )
@@ -45,7 +46,10 @@ func poolStatus(t *testing.T, bin, name string) (pool.Status, int) {
 // that a killed pool leaves is removed.
 func startPoolProc(t *testing.T, bin, name string, args ...string) *testutil.Proc {
 	t.Helper()
-	t.Cleanup(func() { os.Remove(pool.SocketPath(name)) }) // runs after the kill below
+	t.Cleanup(func() { // runs after the kill below
+		os.Remove(pool.SocketPath(name))
+		os.RemoveAll(poolwire.ResolvDir(name))
+	})
 	return startNsbox(t, bin, args...)
 }
 
@@ -250,6 +254,52 @@ func TestPoolSIGKILL(t *testing.T) {
 		t.Fatalf("NAT of the killed pool after the next nsbox call: %v %q", exists, rules)
 	}
 	os.Remove(pool.SocketPath(name)) // the one file a killed pool leaves; the next start replaces it
+}
+
+// TestPoolSIGKILLReleasesLeases: the leases of a DHCP pool killed with
+// SIGKILL are released (gone from dnsmasq's lease file, not left to
+// expire) by the next pool start of the same name, which then leases its
+// own; once that one stops, dnsmasq holds none.
+func TestPoolSIGKILLReleasesLeases(t *testing.T) {
+	dl := testutil.NewDHCPLab(t, 0, true)
+	d := testutil.StartDnsmasq(t, dl, fmt.Sprintf("--dhcp-range=%s.20,%s.99,255.255.255.0,1h", dl.Prefix, dl.Prefix))
+	bin := runBuildNsbox(t)
+	name := testutil.UniqueName("tp")
+	args := []string{"-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "3", "--dhcp"}
+	p := startPoolProc(t, bin, name, args...)
+	waitReady(t, bin, name, 3, p)
+	var dead map[string]string
+	if !waitFor(10*time.Second, func() bool { dead = testutil.DnsmasqLeases(d.LeaseFile); return len(dead) == 3 }) {
+		t.Fatalf("dnsmasq leases with a pool of 3 ready: %v", dead)
+	}
+	p.Cmd.Process.Kill()
+	p.Wait(10 * time.Second)
+	if got := testutil.DnsmasqLeases(d.LeaseFile); len(got) != 3 {
+		t.Fatalf("dnsmasq leases right after SIGKILL: %v (want the 3 still held)", got)
+	}
+	p2 := startPoolProc(t, bin, name, args...)
+	waitReady(t, bin, name, 3, p2)
+	if !waitFor(10*time.Second, func() bool {
+		got := testutil.DnsmasqLeases(d.LeaseFile)
+		for mac := range dead {
+			if _, ok := got[mac]; ok {
+				return false
+			}
+		}
+		return len(got) == 3
+	}) {
+		t.Fatalf("dnsmasq leases after the next pool start: %v; the killed pool's were %v: %s", testutil.DnsmasqLeases(d.LeaseFile), dead, p2.Stderr.String())
+	}
+	if _, stderr, code := runNsbox(t, bin, nil, "pool", "stop", name); code != 0 {
+		t.Fatalf("pool stop: exit %d: %s", code, stderr)
+	}
+	p2.Wait(10 * time.Second)
+	if !waitFor(10*time.Second, func() bool { return len(testutil.DnsmasqLeases(d.LeaseFile)) == 0 }) {
+		t.Fatalf("dnsmasq leases after pool stop: %v", testutil.DnsmasqLeases(d.LeaseFile))
+	}
+	if _, err := os.Stat(poolwire.ResolvDir(name)); !os.IsNotExist(err) {
+		t.Fatalf("%s after pool stop: %v", poolwire.ResolvDir(name), err)
+	}
 }
 
 // TestPoolBadInput: each mistake is one nsbox: line with the right exit
