@@ -24,12 +24,21 @@ import (
 
 var build struct {
 	once         sync.Once
+	dir          string // holds connect; TestMain removes it
 	bin, connect string
 	err          error
 }
 
 // nsboxBinary is the nsbox binary the benchmarks time.
 var nsboxBinary nsboxbin.Binary
+
+func TestMain(m *testing.M) {
+	code := nsboxBinary.Run(m)
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
 
 // tools finds the CLI (NSBOX_BIN, else the Makefile's bin/nsbox, else a
 // fresh build) and builds the static payload, once.
@@ -41,6 +50,7 @@ func tools(b *testing.B) (bin, connect string) {
 			build.err = err
 			return
 		}
+		build.dir = dir
 		if build.bin, build.err = nsboxBinary.Path(filepath.Join("..", "..")); build.err != nil {
 			return
 		}
