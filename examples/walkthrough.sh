@@ -19,7 +19,9 @@ tag=${WALKTHROUGH_TAG:-$$}
 HOST=wt-host-$tag # plays the walkthrough's host (root) namespace
 NS1=wt-ns1-$tag   # the walkthrough's ns1
 LAN=wt-lan-$tag   # plays the LAN and its DHCP server behind eth0
-tmp=$(mktemp -d)
+# Under the test (WALKTHROUGH_KEEP) the files go into the test's folder,
+# which outlives the script (dhcpd still writes there) and the test removes.
+tmp=${WALKTHROUGH_KEEP:-$(mktemp -d)}
 dhcpd_pid=
 
 cleanup() {
