@@ -92,6 +92,7 @@ type Pool struct {
 	mu        sync.Mutex
 	inUse     int
 	lastClaim time.Time
+	graves    []*entry // released, to be destroyed in a pause (giveBack)
 	refilling int
 	failures  int
 	seq       uint64
@@ -308,9 +309,31 @@ func (p *Pool) refillLoop() {
 		}
 		for {
 			p.mu.Lock()
-			if wait := p.refillWait(); wait > 0 {
+			if p.ctx.Err() != nil {
 				p.mu.Unlock()
-				t := time.NewTimer(wait)
+				break
+			}
+			quietIn := time.Until(p.lastClaim.Add(p.cfg.RefillDelay))
+			if len(p.graves) > 0 && (quietIn <= 0 || len(p.graves) >= p.cfg.Size) {
+				gs := p.graves
+				p.graves = nil
+				p.wg.Add(1)
+				p.mu.Unlock()
+				go p.bury(gs)
+				continue
+			}
+			// While claims keep coming, a pool that runs low refills with
+			// few workers at once, so as not to take the cores from the
+			// sandboxes being started (a storm of 200 took 0.95 s with
+			// all 64 at work).
+			workers := p.cfg.Workers
+			if p.cfg.RefillDelay > 0 && quietIn > 0 {
+				workers = min(workers, busyWorkers)
+			}
+			full := len(p.ready)+p.refilling >= p.cfg.Size || p.refilling >= workers
+			if wait := p.refillWait(); wait > 0 || (full && len(p.graves) > 0) {
+				p.mu.Unlock()
+				t := time.NewTimer(max(wait, quietIn))
 				select {
 				case <-p.ctx.Done():
 					t.Stop()
@@ -319,7 +342,7 @@ func (p *Pool) refillLoop() {
 				}
 				continue
 			}
-			if p.ctx.Err() != nil || len(p.ready)+p.refilling >= p.cfg.Size || p.refilling >= p.cfg.Workers {
+			if full {
 				p.mu.Unlock()
 				break
 			}
@@ -337,6 +360,10 @@ func (p *Pool) refillLoop() {
 		}
 	}
 }
+
+// busyWorkers is how many namespaces are wired at once while claims keep
+// coming.
+const busyWorkers = 2
 
 // refillWait is how long refills wait still: until RefillDelay has passed
 // since the last claim, unless no more than a quarter of the pool is ready
@@ -542,11 +569,31 @@ func (p *Pool) taken(e *entry) *entry {
 }
 
 // giveBack destroys a claimed entry and refills.
+//
+// With a RefillDelay the destruction waits, as refills do, for a pause in
+// the claims (or for Size entries to wait so): tearing a namespace down
+// (its lease's release, the kernel's cleanup of the namespace and its veth)
+// costs the same cores as the sandboxes being started.
 func (p *Pool) giveBack(e *entry) {
-	p.destroy(e)
 	p.mu.Lock()
 	p.inUse--
+	if p.cfg.RefillDelay > 0 && p.ctx.Err() == nil {
+		p.graves = append(p.graves, e)
+		p.mu.Unlock()
+		p.poke()
+		return
+	}
 	p.mu.Unlock()
+	p.destroy(e)
+	p.poke()
+}
+
+// bury destroys released entries, one after the other, and refills.
+func (p *Pool) bury(gs []*entry) {
+	defer p.wg.Done()
+	for _, e := range gs {
+		p.destroy(e)
+	}
 	p.poke()
 }
 
@@ -644,7 +691,14 @@ func (p *Pool) teardown() {
 	if p.listener != nil {
 		p.listener.Close()
 	}
-	p.wg.Wait() // workers and connections end (connections destroy their entries)
+	p.wg.Wait() // workers and connections end (connections give their entries back)
+	p.mu.Lock()
+	gs := p.graves
+	p.graves = nil
+	p.mu.Unlock()
+	for _, e := range gs {
+		p.destroy(e)
+	}
 	for {
 		select {
 		case e := <-p.ready:
