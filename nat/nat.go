@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 
@@ -189,6 +190,10 @@ type Entry struct {
 
 	owner Owner
 	key   string // identity: kind + bridge/port + owner
+	// localnet is, for a state rule "nsbox state localnet=BR", the bridge
+	// whose route_localnet the table turned on (for a published loopback
+	// address).
+	localnet string
 }
 
 // Owner returns who holds the entry.
@@ -274,7 +279,8 @@ func parseComment(c string) (e Entry, ok bool) {
 	case kindPublish:
 		e.key = kindPublish + " " + e.Proto + " " + e.HostIP + ":" + strconv.Itoa(e.HostPort) + " " + ownerKey
 	case kindState:
-		e.key = kindState
+		e.key = kindState + " " + f[2]
+		e.localnet = v.Get("localnet")
 	default:
 		return Entry{}, false
 	}
@@ -421,23 +427,56 @@ func (s *state) collectDead() (int, error) {
 func (t *Table) finish(s *state) error {
 	if s.exists {
 		left, wasOff := 0, false
+		loopbackPublished := map[string]bool{}
 		for i := range s.parsed {
-			if s.parsed[i].Kind == kindState {
-				wasOff = true
+			e := &s.parsed[i]
+			switch {
+			case e.Kind == kindState:
+				wasOff = wasOff || e.localnet == ""
 				continue
+			case e.Kind == kindPublish && isLoopback(e.HostIP):
+				loopbackPublished[e.Bridge] = true
 			}
 			left++
+		}
+		// route_localnet goes back off with the last loopback address
+		// published on its bridge.
+		var restore []string
+		for i, e := range s.parsed {
+			if e.Kind == kindState && e.localnet != "" && (left == 0 || !loopbackPublished[e.localnet]) {
+				if left != 0 {
+					if err := s.conn.DelRule(s.rules[i]); err != nil {
+						return err
+					}
+				}
+				restore = append(restore, e.localnet)
+			}
+		}
+		restoreLocalnet := func() error {
+			for _, br := range restore {
+				if err := t.setLocalnet(br, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+			}
+			return nil
 		}
 		if left == 0 {
 			s.conn.DelTable(table())
 			if err := s.conn.Flush(); err != nil {
 				return fmt.Errorf("delete table %s: %w", TableName, err)
 			}
+			if err := restoreLocalnet(); err != nil {
+				return err
+			}
 			if wasOff {
 				return t.setForwarding(false)
 			}
 			return nil
 		}
+		if err := s.conn.Flush(); err != nil {
+			return err
+		}
+		return restoreLocalnet()
 	}
 	if err := s.conn.Flush(); err != nil {
 		return err
@@ -484,6 +523,63 @@ func (t *Table) forwarding() (bool, error) {
 		return false, fmt.Errorf("read %s: %w", forwardingPath, err)
 	}
 	return on, nil
+}
+
+// isLoopback reports whether a published host address is in 127.0.0.0/8.
+func isLoopback(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Is4() && a.IsLoopback()
+}
+
+func localnetPath(br string) string { return "/proc/sys/net/ipv4/conf/" + br + "/route_localnet" }
+
+// localnet reads route_localnet of br in the table's namespace.
+func (t *Table) localnet(br string) (bool, error) {
+	var on bool
+	err := netns.Do(t.ns, func() error {
+		b, err := os.ReadFile(localnetPath(br))
+		on = strings.TrimSpace(string(b)) == "1"
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", localnetPath(br), err)
+	}
+	return on, nil
+}
+
+func (t *Table) setLocalnet(br string, on bool) error {
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	err := netns.Do(t.ns, func() error { return os.WriteFile(localnetPath(br), []byte(v), 0o644) })
+	if err != nil {
+		return fmt.Errorf("write %s: %w", localnetPath(br), err)
+	}
+	return nil
+}
+
+// ensureLocalnet turns route_localnet on for br, which a published
+// loopback address needs (the kernel drops a packet with a 127/8 address
+// routed out of any other interface than lo), and records that it did, so
+// that finish turns it off again; a bridge that had it on is left alone.
+func (t *Table) ensureLocalnet(s *state, br string) error {
+	for _, e := range s.parsed {
+		if e.Kind == kindState && e.localnet == br {
+			return nil
+		}
+	}
+	on, err := t.localnet(br)
+	if err != nil || on {
+		return err
+	}
+	if err := t.setLocalnet(br, true); err != nil {
+		return err
+	}
+	tb := table()
+	s.conn.AddRule(&nftables.Rule{Table: tb, Chain: chainNamed(tb, chainForward),
+		Exprs: []expr.Any{&expr.Counter{}}, UserData: comment("nsbox state localnet=" + br)})
+	return nil
 }
 
 func (t *Table) setForwarding(on bool) error {
@@ -635,6 +731,11 @@ func (t *Table) Publish(ctx context.Context, p Publish) error {
 		}
 		if err := t.ensure(s); err != nil {
 			return err
+		}
+		if p.HostIP.IsLoopback() {
+			if err := t.ensureLocalnet(s, p.Bridge); err != nil {
+				return err
+			}
 		}
 		for _, r := range publishRules(table(), &p, c) {
 			s.conn.AddRule(r)

@@ -163,6 +163,11 @@ func masqRules(t *nftables.Table, m *Masquerade, nets []netip.Prefix, c string) 
 //	output:      the same, loopback destinations excepted
 //	postrouting: iifname BR oifname BR ip daddr ADDR PROTO dport PORT ct status dnat masquerade (hairpin)
 //	forward:     oifname BR ip daddr ADDR PROTO dport PORT ct status dnat accept
+//
+// and for a loopback HOSTIP (127.0.0.0/8) only:
+//
+//	output:      ip daddr HOSTIP PROTO dport HOSTPORT counter dnat to ADDR:PORT
+//	postrouting: ip saddr 127.0.0.0/8 oifname BR ip daddr ADDR PROTO dport PORT ct status dnat masquerade
 func publishRules(t *nftables.Table, p *Publish, c string) []*nftables.Rule {
 	ud := comment(c)
 	var dst []expr.Any
@@ -183,6 +188,18 @@ func publishRules(t *nftables.Table, p *Publish, c string) []*nftables.Rule {
 	}
 	toSandbox := cat(ipField(offDaddr, expr.CmpOpEq, netip.PrefixFrom(p.Addr, 32)), l4port(p.proto(), p.Port), ctBits(expr.CtKeySTATUS, ipsDstNat))
 	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	if p.HostIP.IsLoopback() {
+		// Only the namespace's own connections reach a loopback address;
+		// the sandbox answers the bridge's address (masquerade), and the
+		// bridge has route_localnet on (Table.ensureLocalnet).
+		return []*nftables.Rule{
+			{Table: t, Chain: chainNamed(t, chainOutput), UserData: ud,
+				Exprs: cat(dst, l4port(p.proto(), p.HostPort), dnat)},
+			{Table: t, Chain: chainNamed(t, chainPostrouting), UserData: ud,
+				Exprs: cat(ipField(offSaddr, expr.CmpOpEq, loopback), metaIfname(expr.MetaKeyOIFNAME, expr.CmpOpEq, p.Bridge),
+					toSandbox, []expr.Any{&expr.Masq{}})},
+		}
+	}
 	return []*nftables.Rule{
 		{Table: t, Chain: chainNamed(t, chainPrerouting), UserData: ud,
 			Exprs: cat(dst, l4port(p.proto(), p.HostPort), dnat)},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -141,5 +142,69 @@ func TestRunPublishCLI(t *testing.T) {
 				t.Fatalf("%s still answers after %s", url, how)
 			}
 		})
+	}
+}
+
+// localnetOf reads route_localnet of br inside ns.
+func localnetOf(t *testing.T, ns, br string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv4/conf/"+br+"/route_localnet").Output()
+	if err != nil {
+		t.Fatalf("route_localnet of %s in %s: %v", br, ns, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestRunPublishLoopback: --publish 127.0.0.1:8081:80 answers a client in
+// the host namespace on 127.0.0.1:8081 (the bridge's route_localnet is on
+// while it runs, its output DNAT and the masquerade of 127/8 in nft), is
+// not reachable from outside on the host's address, and after the sandbox
+// ends the table is gone and route_localnet is off again.
+func TestRunPublishLoopback(t *testing.T) {
+	lab := testutil.NewNATLab(t)
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/index.html", []byte("loopback-"+lab.Token+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := localnetOf(t, lab.HostNS, lab.Bridge); got != "0" {
+		t.Fatalf("route_localnet of %s before: %s", lab.Bridge, got)
+	}
+	p := startNsbox(t, bin, "-n", lab.HostNS, "run", "--net", "--bridge", lab.Bridge, "--addr", "10.88.0.9/24", "--gateway", lab.BridgeIP,
+		"--publish", "127.0.0.1:8081:80", "--", "busybox", "httpd", "-f", "-p", "80", "-h", dir)
+	var body string
+	if !waitFor(10*time.Second, func() bool {
+		out, err := testutil.Curl(lab.HostNS, "http://127.0.0.1:8081/")
+		body = out
+		return err == nil
+	}) {
+		t.Fatalf("127.0.0.1:8081 in the host namespace never answered: %s", p.Stderr.String())
+	}
+	if strings.TrimSpace(body) != "loopback-"+lab.Token {
+		t.Fatalf("body %q", body)
+	}
+	if got := localnetOf(t, lab.HostNS, lab.Bridge); got != "1" {
+		t.Errorf("route_localnet of %s while published: %s", lab.Bridge, got)
+	}
+	exists, rules := nsboxTable(t, lab.HostNS)
+	if !exists || !slices.ContainsFunc(rules, func(c string) bool { return strings.Contains(c, "hostip=127.0.0.1") }) ||
+		!slices.ContainsFunc(rules, func(c string) bool { return strings.Contains(c, "localnet="+lab.Bridge) }) {
+		t.Errorf("while running: table %v, rules %q", exists, rules)
+	}
+	if _, err := testutil.Curl(lab.OutsideNS, "http://"+lab.HostOutsideIP+":8081/"); err == nil {
+		t.Errorf("a loopback publish answers from outside")
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if exited, _ := p.Wait(10 * time.Second); !exited {
+		t.Fatal("nsbox did not end 10s after SIGTERM")
+	}
+	if exists, rules := nsboxTable(t, lab.HostNS); exists || len(rules) != 0 {
+		t.Fatalf("after the sandbox: table %v, rules %q", exists, rules)
+	}
+	if got := localnetOf(t, lab.HostNS, lab.Bridge); got != "0" {
+		t.Errorf("route_localnet of %s after the sandbox: %s", lab.Bridge, got)
 	}
 }
