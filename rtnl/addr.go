@@ -110,15 +110,31 @@ func decodeAddr(data []byte) (Addr, error) {
 // Addrs lists the addresses (IPv4 and IPv6) of dev, or of every link when
 // dev is "", in the kernel's order.
 func (c *Conn) Addrs(ctx context.Context, dev string) ([]Addr, error) {
-	index := 0
-	var names map[int]string
-	if dev != "" {
-		l, err := c.LinkByName(ctx, dev)
-		if err != nil {
-			return nil, err
-		}
-		index = l.Index
-	} else {
+	if dev == "" {
+		return c.QueryAddrs(ctx, AddrQuery{})
+	}
+	l, err := c.LinkByName(ctx, dev)
+	if err != nil {
+		return nil, err
+	}
+	return c.QueryAddrs(ctx, AddrQuery{Index: l.Index, Names: map[int]string{l.Index: dev}})
+}
+
+// AddrQuery selects the addresses QueryAddrs lists.
+type AddrQuery struct {
+	// Index is the link whose addresses are listed; 0: every link.
+	Index int
+	// Names maps link indexes to the names that go to Addr.Dev, for a
+	// caller that has just listed the links; nil: QueryAddrs lists the
+	// links itself (one more dump). A missing index leaves Dev "".
+	Names map[int]string
+}
+
+// QueryAddrs lists the addresses (IPv4 and IPv6) that q selects, in the
+// kernel's order.
+func (c *Conn) QueryAddrs(ctx context.Context, q AddrQuery) ([]Addr, error) {
+	names := q.Names
+	if names == nil {
 		var err error
 		if names, err = c.linkNames(ctx); err != nil {
 			return nil, err
@@ -132,16 +148,12 @@ func (c *Conn) Addrs(ctx context.Context, dev string) ([]Addr, error) {
 	for _, nm := range msgs {
 		a, err := decodeAddr(nm.Data)
 		if err != nil {
-			return nil, &Error{Op: "list addrs", Object: dev, Err: fmt.Errorf("decode: %w", err)}
+			return nil, &Error{Op: "list addrs", Object: names[q.Index], Err: fmt.Errorf("decode: %w", err)}
 		}
-		if index != 0 && a.Index != index {
+		if q.Index != 0 && a.Index != q.Index {
 			continue
 		}
-		if dev != "" {
-			a.Dev = dev
-		} else {
-			a.Dev = names[a.Index]
-		}
+		a.Dev = names[a.Index]
 		addrs = append(addrs, a)
 	}
 	return addrs, nil

@@ -47,3 +47,32 @@ func ExampleValidateLinkName() {
 	// <nil>
 	// true
 }
+
+// List the addresses of links already listed, as `ip addr` prints them,
+// with no second dump of the links.
+func ExampleConn_QueryAddrs() {
+	ctx := context.Background()
+	c, err := rtnl.Dial(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	links, err := c.Links(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	names := map[int]string{}
+	for _, l := range links {
+		names[l.Index] = l.Name
+	}
+	addrs, err := c.QueryAddrs(ctx, rtnl.AddrQuery{Names: names})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, a := range addrs {
+		fmt.Println(a.Dev, a.Prefix)
+	}
+}

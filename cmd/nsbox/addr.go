@@ -340,7 +340,15 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	addrs, err := c.Addrs(ctx, dev)
+	// The links were just listed: their names, no second dump.
+	aq := rtnl.AddrQuery{Names: make(map[int]string, len(views))}
+	for _, v := range views {
+		aq.Names[v.Index] = v.Name
+		if dev != "" {
+			aq.Index = v.Index
+		}
+	}
+	addrs, err := c.QueryAddrs(ctx, aq)
 	if err != nil {
 		return err
 	}
@@ -394,8 +402,8 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 	}
 	resolvePeerNamespaces(ctx, c, views)
 	o := textOpts{noLinkLn: e.family == unix.AF_INET || e.family == unix.AF_INET6, details: e.details > 0}
+	var b strings.Builder // one write, as ip's buffered stdout
 	for _, v := range views {
-		var b strings.Builder
 		v.textWith(&b, o)
 		for _, a := range byIndex[v.Index] {
 			a.text(&b)
@@ -403,9 +411,9 @@ func addrShow(ctx context.Context, e *env, args []string) error {
 		if e.stats > 0 && v.Stats != nil {
 			writeStats(&b, v.Stats, v.CarrierChanges, e.stats)
 		}
-		io.WriteString(e.stdout, b.String())
 	}
-	return nil
+	_, err = io.WriteString(e.stdout, b.String())
+	return err
 }
 
 // addrOneline writes ip -o addr: a record per address, "IDX: NAME" (the
