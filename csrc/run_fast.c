@@ -18,6 +18,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1304,16 +1305,48 @@ static int nsb_show_join_parse(int argc, char **argv)
 	return argc == 4 || nsb_in_list(argv[4], nsb_show_join_verbs);
 }
 
+/* nsb_pinned_cpus is the CPU affinity the process had before
+ * nsb_pin_one_cpu, and nsb_pinned_cpus_saved says it was changed; both are
+ * defined in internal/cpupin, whose init puts the affinity back among the
+ * first package inits. */
+extern cpu_set_t nsb_pinned_cpus;
+extern int nsb_pinned_cpus_saved;
+
+/* nsb_pin_one_cpu pins the process to the CPU it runs on until Go restores
+ * its affinity: the Go runtime sizes GOMAXPROCS from the affinity when it
+ * starts, so a one-shot read-only command gets one P. With more, each
+ * goroutine the runtime and the libraries start at init wakes an idle P
+ * and a new thread for it (two or three clones, their stacks and their
+ * scheduling), for work that is sequential. internal/cpupin's init puts
+ * the affinity back. Any failure leaves the affinity as it was. */
+static void nsb_pin_one_cpu(void)
+{
+	cpu_set_t one;
+	int cpu;
+
+	if (sched_getaffinity(0, sizeof nsb_pinned_cpus, &nsb_pinned_cpus) < 0 || CPU_COUNT(&nsb_pinned_cpus) < 2)
+		return;
+	if ((cpu = sched_getcpu()) < 0 || cpu >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof one, &one) == 0)
+		nsb_pinned_cpus_saved = 1;
+}
+
 /* nsb_join_show_netns: for the read-only words of nsb_show_join_parse, the
  * process joins NS here, one open and one setns, so that Go needs neither
  * the namespace handle nor a locked thread to dial rtnetlink in NS (see
- * nsb_joined_netns). */
+ * nsb_joined_netns), and runs with one P (nsb_pin_one_cpu). */
 static void nsb_join_show_netns(int argc, char **argv)
 {
 	char path[sizeof nsb_joined_netns];
 
-	if (nsb_show_join_parse(argc, argv) && nsb_join_netns(argv[2], path) == 0)
+	if (!nsb_show_join_parse(argc, argv))
+		return;
+	if (nsb_join_netns(argv[2], path) == 0)
 		strcpy(nsb_joined_netns, path);
+	nsb_pin_one_cpu();
 }
 
 #ifndef __GLIBC__

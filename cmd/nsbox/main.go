@@ -1,6 +1,14 @@
 // Command nsbox spawns processes in fresh Linux namespaces and manages network
 // namespaces, links, addresses, routes, bridges and DHCP leases, with the words
 // of unshare, ip, brctl and dhclient. See README.md for the walkthrough.
+
+// GOMAXPROCS comes from the CPU affinity alone, as before Go 1.25: every
+// nsbox process is short or mostly waits, so reading the cgroup's CPU limit
+// at each start (three files and mountinfo, before main) and the
+// goroutine that follows changes of it cost more than they bring.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -11,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/cni"
+	_ "github.com/nsbox/nsbox/internal/cpupin" // undoes the constructor's one-CPU pin, at init
 )
 
 func main() {

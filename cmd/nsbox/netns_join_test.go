@@ -1,10 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/testutil"
 )
@@ -14,10 +18,14 @@ import (
 // `ip -n NS OBJ show` prints, with and without the constructor's join
 // (NSBOX_NO_FASTPATH=1 leaves -n to Go). strace, an independent observer,
 // sees the joining: one setns, by the only thread there is, before the Go
-// runtime's first clone, and none after it.
+// runtime's first clone, and none after it; and the one-CPU pin before the
+// runtime starts, undone for every thread once it has.
 func TestShowJoinWords(t *testing.T) {
 	testutil.RequirePriv(t)
 	ns := testutil.NewNetns(t)
+	// No IPv6 duplicate address detection: no "tentative" that ends
+	// between the two tools' outputs.
+	testutil.Cmd(t, "ip", "netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
 	a, b := testutil.UniqueName("sja"), testutil.UniqueName("sjb")
 	testutil.Cmd(t, "ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
 	testutil.Cmd(t, "ip", "-n", ns, "addr", "add", "10.77.1.1/24", "dev", a)
@@ -48,24 +56,61 @@ func TestShowJoinWords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("strace is needed to see where -n is joined: %v", err)
 	}
-	out, err := exec.Command(strace, "-f", "-qq", "-e", "trace=setns,clone,clone3", "-o", "/dev/stderr",
-		cliBinary(t), "-n", ns, "link", "show").CombinedOutput()
-	if err != nil {
-		t.Fatalf("strace nsbox -n %s link show: %v\n%s", ns, err, out)
+	trace := filepath.Join(t.TempDir(), "strace")
+	if msg, err := exec.Command(strace, "-f", "-qq", "-e", "trace=setns,clone,clone3,sched_setaffinity", "-o", trace,
+		cliBinary(t), "-n", ns, "link", "show").CombinedOutput(); err != nil {
+		t.Fatalf("strace nsbox -n %s link show: %v\n%s", ns, err, msg)
 	}
+	out, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// strace -o FILE -f starts each line with the thread's id.
 	var setns, clones int
+	var pinned bool
+	var own unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &own); err != nil {
+		t.Fatal(err)
+	}
+	threads := map[string]bool{}
+	restored := map[string]bool{}
 	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		if len(restored) == 0 {
+			threads[f[0]] = true // made while pinned, by a pinned thread
+		}
 		switch {
-		case strings.Contains(l, "setns("):
+		case strings.HasPrefix(f[1], "setns("):
 			setns++
 			if clones > 0 {
 				t.Errorf("setns after the Go runtime started threads: %s", l)
 			}
-		case strings.Contains(l, "clone(") || strings.Contains(l, "clone3("):
+		case strings.HasPrefix(f[1], "clone(") || strings.HasPrefix(f[1], "clone3("):
 			clones++
+		case strings.HasPrefix(f[1], "sched_setaffinity(0,") && clones == 0:
+			pinned = true
+		case strings.HasPrefix(f[1], "sched_setaffinity("):
+			tid := strings.TrimSuffix(strings.TrimPrefix(f[1], "sched_setaffinity("), ",")
+			restored[tid] = true
 		}
 	}
 	if setns != 1 || clones == 0 {
 		t.Errorf("strace saw %d setns and %d clones, want 1 setns before the runtime's threads:\n%s", setns, clones, out)
+	}
+	// With more than one CPU the constructor pins the process to one (the
+	// runtime then makes one P) and internal/cpupin gives every thread
+	// its affinity back.
+	if own.Count() > 1 {
+		if !pinned {
+			t.Errorf("no one-CPU pin before the runtime's threads:\n%s", out)
+		}
+		for tid := range threads {
+			if !restored[tid] {
+				t.Errorf("thread %s did not get its affinity back:\n%s", tid, out)
+			}
+		}
 	}
 }
