@@ -29,82 +29,38 @@ static long long nsb_enter_num(const char *s, const char **end)
 	return v;
 }
 
-/* nsb_enter_field finds "key":NUMBER in a record (encoding/json's output:
- * no spaces, keys quoted); -1 if absent. */
-static long long nsb_enter_field(const char *json, const char *key)
-{
-	size_t n = strlen(key);
-	for (const char *p = json; (p = strchr(p, '"')) != 0; p++) {
-		if (strncmp(p + 1, key, n) == 0 && p[n + 1] == '"' && p[n + 2] == ':')
-			return nsb_enter_num(p + n + 3, 0);
-	}
-	return -1;
-}
-
-/* nsb_enter_ticks reads the start time and state of pid (/proc/PID/stat). */
-static long long nsb_enter_ticks(long pid, char *state)
-{
-	char path[64], buf[1024];
-	const char *p;
-	int fd, i;
-	ssize_t n;
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	if (!(p = strrchr(buf, ')')))
-		return -1;
-	p += 2;
-	*state = *p;
-	for (i = 0; i < 19 && p; i++) /* state is field 3, starttime 22 */
-		if ((p = strchr(p, ' ')))
-			p++;
-	return p ? nsb_enter_num(p, 0) : -1;
-}
-
 /* nsb_enter_target resolves the target word: a pid, or a sandbox name
  * whose record's init still runs. It sets the pid whose namespaces to join
  * (the init) and the one whose root and directory to take (the payload). */
 static int nsb_enter_target(const char *t, long *join, long *payload)
 {
-	const char *end, *dir = getenv("NSBOX_STATE_DIR");
+	const char *end, *dir = nsb_state_dir();
 	char path[4096], buf[8192], state = 0;
 	long long v = nsb_enter_num(t, &end), ticks;
-	int fd, n, len = (int)strlen(t);
+	int fd, n;
 
 	if (v > 0 && *end == 0 && v < (1LL << 31)) {
 		*join = *payload = (long)v;
 		return 0;
 	}
-	/* sbstate.ValidateName */
-	if (len == 0 || len > 64 || t[0] == '-' || t[0] == '.')
+	if (!nsb_sbx_name_ok(t)) /* sbstate.ValidateName's rule, generated */
 		return -1;
-	for (int i = 0; i < len; i++) {
-		char c = t[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return -1;
-	}
-	if (!dir || !*dir)
-		dir = "/run/nsbox/sandboxes";
-	if (snprintf(path, sizeof path, "%s/%s.json", dir, t) >= (int)sizeof path)
+	if (snprintf(path, sizeof path, "%s/%s" NSB_REC_SUFFIX, dir, t) >= (int)sizeof path)
 		return -1;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if ((fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
 	n = (int)read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
-	*payload = (long)nsb_enter_field(buf, "pid");
-	*join = (long)nsb_enter_field(buf, "init_pid");
-	ticks = nsb_enter_field(buf, "start_ticks");
+	/* The record's keys are generated from sbstate.Record. */
+	*payload = (long)nsb_rec_num(buf, NSB_REC_PID);
+	*join = (long)nsb_rec_num(buf, NSB_REC_INIT_PID);
+	ticks = nsb_rec_num(buf, NSB_REC_START_TICKS);
 	if (*join <= 0)
 		*join = *payload;
-	if (*join <= 0 || ticks < 0 || nsb_enter_ticks(*join, &state) != ticks || state == 'Z' || state == 'X')
+	if (*join <= 0 || ticks < 0 || nsb_proc_ticks(*join, &state) != ticks || state == 'Z' || state == 'X')
 		return -1; /* stale: Go says so and removes it */
 	snprintf(path, sizeof path, "/proc/%ld", *payload);
 	if (access(path, F_OK) < 0)
@@ -130,11 +86,11 @@ static void nsb_fast_enter(int argc, char **argv, char **envp)
 		int flag;
 	} kinds[] = {{"user", CLONE_NEWUSER}, {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
 		     {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS}};
-	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	const int *fwd = nsb_fwd; /* internal/abi.ForwardedSignals, generated */
 	long join, payload;
 	int pidfd, rootfd, cwdfd, i, cmd = 3, flags = 0, errp[2], st, err = 0;
 	char path[96], state = 0;
-	struct sigaction sa, old[6];
+	struct sigaction sa, old[NSB_NFWD];
 	sigset_t all, mask;
 	pid_t child;
 
@@ -149,7 +105,7 @@ static void nsb_fast_enter(int argc, char **argv, char **envp)
 	if ((pidfd = (int)syscall(SYS_pidfd_open, join, 0)) < 0)
 		return;
 	/* The pidfd pins the process: check that it is still the one meant. */
-	if (nsb_enter_ticks(join, &state) < 0 || state == 'Z') {
+	if (nsb_proc_ticks(join, &state) < 0 || state == 'Z') {
 		close(pidfd);
 		return;
 	}
@@ -195,11 +151,11 @@ static void nsb_fast_enter(int argc, char **argv, char **envp)
 	sigemptyset(&sa.sa_mask);
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &mask);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NSB_NFWD; i++)
 		sigaction(fwd[i], &sa, &old[i]);
 	child = fork();
 	if (child == 0) {
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < NSB_NFWD; i++)
 			sigaction(fwd[i], &old[i], 0);
 		sigprocmask(SIG_SETMASK, &mask, 0);
 		environ = envp;
@@ -213,7 +169,7 @@ static void nsb_fast_enter(int argc, char **argv, char **envp)
 		nsb_enter_fail(125, "enter ", argv[2], errno);
 	nsb_child = child;
 	sigprocmask(SIG_SETMASK, &mask, 0);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NSB_NFWD; i++)
 		if (nsb_pending[fwd[i]])
 			kill(child, fwd[i]);
 	close(errp[1]);
