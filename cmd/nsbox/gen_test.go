@@ -64,8 +64,8 @@ func TestRunFlagTable(t *testing.T) {
 			}
 		}
 	}
-	// Every table flag is a flag of runFlagSet (the limits' group and
-	// --name, --status-fd, --pidfile come on top, Go-only).
+	// Every table flag is a flag of runFlagSet (the limits' group comes
+	// on top, Go-only).
 	fs := runFlagSet(o)
 	inTable := map[string]bool{}
 	for _, f := range genFlags() {

@@ -150,9 +150,10 @@ func runFlagSet(o *runOptions) *pflag.FlagSet {
 			panic(fmt.Sprintf("run: flag --%s: unsupported field type %T", f.name, p))
 		}
 	}
-	// The view's and the limits' flag groups (run_view.go, run_limits.go)
-	// are Go-only: the C fast path's walker does not know them and leaves
-	// any command line that has one to Go.
+	// The view's group (run_view.go) and --name, --status-fd, --pidfile
+	// (run_state.go) are in the C fast path's generated table too; the
+	// limits' group (run_limits.go) is Go-only: the C walker does not know
+	// it and leaves any command line that has one to Go.
 	viewFlags(fs, o)
 	addLimitFlags(fs, &o.lim)
 	addWatchFlags(fs, o)
