@@ -17,7 +17,7 @@ import (
 )
 
 const poolUsage = `pool start NAME --bridge BR --size N (--dhcp | --range FROM-TO/PREFIX [--gateway IP])
-           [--dns IP[,IP]] [--nat] [--ifname NAME] [--workers N] [-v]
+           [--dns IP[,IP]] [--nat] [--ifname NAME] [--workers N] [--refill-delay D] [-v]
                                keep N network namespaces ready on BR (in -n NS), served on
                                /run/nsbox/pools/NAME.sock, until SIGINT/SIGTERM or pool stop
 pool status NAME               ready, in_use, refilling, failures (-j: an object)
