@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -47,10 +48,16 @@ func (p *Pool) serveRaw(lfd int) {
 			}
 			return
 		}
-		if err != nil {
-			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
-				continue
-			}
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED):
+			continue
+		case errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM):
+			// Out of something for now: claims wait in the backlog.
+			p.logf("pool %s: accept: %v", p.name(), err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		default:
 			p.logf("pool %s: accept: %v", p.name(), err)
 			p.cancel(err)
 			return
