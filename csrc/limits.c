@@ -22,7 +22,9 @@
 
 /* nsc_join_cgroups moves the child into its cgroups (one per v1 hierarchy,
  * or the one v2 group) by writing "0" (the writer itself) to their
- * cgroup.procs, which the parent opened. It is the first step, so nothing the
+ * tasks (v1; cgroup.procs on v2), which the parent opened: on v1 moving the
+ * calling thread through tasks skips the global lock a cgroup.procs write takes
+ * and its RCU grace period (about 10 ms). It is the first step, so nothing the
  * child does afterwards, and nothing the payload does, is outside the
  * limits. */
 static void nsc_join_cgroups(const struct nsc_spec *s, int errfd)

@@ -71,6 +71,22 @@ struct nsb_envop {
 	const char *value;
 };
 
+/* The most supplementary groups of --sandbox's user the fast path sets. */
+#define NSB_MAX_GROUPS 32
+
+/* nsb_lim is the limits' part of the parsed command line (limits_fast.c). */
+struct nsb_lim {
+	int caps_set;            /* a --cap-* flag or --sandbox was given */
+	unsigned long long keep; /* the capabilities kept */
+	int cap_last;
+	int ambient;             /* raise keep as ambient (a non-root payload) */
+	int nnp;
+	int seccomp_default;     /* load nsb_seccomp_default */
+	long long pids;          /* 0: no group */
+	int loopback_up;
+};
+
+
 /* nsb_fast is the outcome of parsing: the spawn spec fields of run. */
 struct nsb_fast {
 	unsigned long ns_flags;
@@ -104,6 +120,12 @@ struct nsb_fast {
 	char str[8192];    /* the SRC and DEST halves of SRC:DEST */
 
 	struct nsb_watch watch; /* --name, --status-fd, --pidfile (state_fast.c) */
+	/* --sandbox's user (limits_fast.c's nsb_user): its groups. */
+	int ngroups;
+	unsigned int groups[NSB_MAX_GROUPS];
+	/* The limits (limits_fast.c). */
+	int sandbox;
+	struct nsb_lim lim;
 };
 
 static int nsb_streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
@@ -464,6 +486,8 @@ static void nsb_fast_free(struct nsb_fast *f)
 	f->env_owned = 0;
 }
 
+#include "limits_fast.c"
+
 /* nsb_flag_lookup finds a word of the form --name or -x in run's flag table
  * (generated from Go's runFlags); -1 for anything else, --name=value too. */
 static int nsb_flag_lookup(const char *a)
@@ -486,8 +510,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	const char *val[NSB_RUN_NFLAGS] = {0};
 	const char *bridge_ns = 0;
 	int i, id, any_ns = 0;
-	struct nsb_envop ordered[2 * NSB_MAX_ORDERED];
-	int nordered = 0;
+	struct nsb_envop ordered[2 * NSB_MAX_ORDERED + NSB_SANDBOX_NFS], caps[NSB_MAX_ORDERED];
+	int nordered = 0, ncaps = 0;
 
 	memset(f, 0, sizeof *f);
 	f->watch.status_fd = f->watch.dirfd = -1;
@@ -519,7 +543,13 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 				return -1; /* missing or empty: Go says so (exit 2) */
 			v = argv[i];
 		}
-		if (nsb_run_flags[id].ordered) {
+		if (nsb_run_flags[id].ordered == 3) {
+			/* --cap-drop, --cap-add, --sandbox: in the order typed. */
+			if (ncaps == NSB_MAX_ORDERED)
+				return -1;
+			caps[ncaps].id = id;
+			caps[ncaps++].value = v;
+		} else if (nsb_run_flags[id].ordered) {
 			/* --bind, --setenv...: kept in the order typed. */
 			if (nordered == 2 * NSB_MAX_ORDERED)
 				return -1;
@@ -532,6 +562,31 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			val[nsb_run_flags[id].slot] = v;
 	}
 	f->cmd_index = i;
+
+	/* --sandbox first, as runOptions.check's applySandbox: its flags, the
+	 * values the user did not give, its view's steps before the user's. */
+	if ((f->sandbox = set[NSB_F_SANDBOX])) {
+		for (id = 0; id < NSB_SANDBOX_NON; id++)
+			set[nsb_sandbox_on[id]] = 1;
+		if (!val[NSB_F_NETNS] && !val[NSB_F_POOL])
+			set[NSB_F_NET] = 1;
+		if (!val[NSB_F_UID])
+			val[NSB_F_UID] = NSB_SANDBOX_UID;
+		if (!val[NSB_F_GID])
+			val[NSB_F_GID] = NSB_SANDBOX_GID;
+		if (!val[NSB_F_SECCOMP])
+			val[NSB_F_SECCOMP] = NSB_SANDBOX_SECCOMP;
+		if (!val[NSB_F_PIDS])
+			val[NSB_F_PIDS] = NSB_SANDBOX_PIDS;
+		if (NSB_SANDBOX_NO_NEW_PRIVS)
+			set[NSB_F_NO_NEW_PRIVS] = 1;
+		memmove(ordered + NSB_SANDBOX_NFS, ordered, (size_t)nordered * sizeof *ordered);
+		for (id = 0; id < NSB_SANDBOX_NFS; id++) {
+			ordered[id].id = nsb_sandbox_fs[id].id;
+			ordered[id].value = nsb_sandbox_fs[id].value;
+		}
+		nordered += NSB_SANDBOX_NFS;
+	}
 
 	/* The rules of runOptions.check, for this subset, in its order: the
 	 * walkthrough's namespaces when none is asked for, then what given
@@ -578,11 +633,6 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	}
 	if ((f->hostname = val[NSB_F_HOSTNAME]) && strlen(f->hostname) > 64)
 		return -1;
-	if (val[NSB_F_UID]) {
-		if (nsb_id(val[NSB_F_UID], "/etc/passwd", &f->uid) < 0)
-			return -1;
-		f->set_uid = 1;
-	}
 	if (val[NSB_F_GID]) {
 		/* With a rootfs a name is the rootfs's (Go's etcFile): Go's. */
 		if (f->root && nsb_parse_id(val[NSB_F_GID], &f->gid) < 0)
@@ -590,6 +640,14 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		if (nsb_id(val[NSB_F_GID], "/etc/group", &f->gid) < 0)
 			return -1;
 		f->set_gid = 1;
+	}
+	if (val[NSB_F_UID]) {
+		/* Only --sandbox's number: a --uid flag is Go's. */
+		if (nsb_parse_id(val[NSB_F_UID], &f->uid) < 0)
+			return -1;
+		f->set_uid = 1;
+		if (nsb_user(f) < 0)
+			return -1;
 	}
 	/* The network rules of runOptions.checkNetwork and
 	 * nsnet.Config.Validate, for a static address only; -n needs --bridge. */
@@ -616,6 +674,12 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			f->ns_flags |= nsb_run_flags[id].clone;
 	f->mount_proc = set[NSB_F_MOUNT_PROC];
 	f->init = set[NSB_F_INIT];
+	if (nsb_limits_parse(f, &f->lim, val, set, caps, ncaps) < 0)
+		return -1;
+	/* A named sandbox's record carries its group and limits for nsbox ps
+	 * (Go's). */
+	if (f->watch.name && f->lim.pids)
+		return -1;
 	if (nsb_env_apply(f, envp) < 0)
 		return -1;
 	if (f->cmd_index < argc) {
@@ -905,6 +969,17 @@ static int nsb_fast_started(struct nsb_fast *f, const struct nsc_spec *s, const 
 
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure that left nothing behind) to let Go take over, else exits. */
+/* nsb_sort_ints sorts a few ints in place (insertion sort). */
+static void nsb_sort_ints(int *a, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && a[j - 1] > a[j]; j--) {
+			int t = a[j];
+			a[j] = a[j - 1];
+			a[j - 1] = t;
+		}
+}
+
 static int nsb_fast_run(int argc, char **argv, char **envp)
 {
 	static const int fds[3] = {0, 1, 2};
@@ -916,7 +991,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
-	int keep[5] = {0, 1, 2, -1, -1}, nkeep = 3, memfd = -1;
+	int keep[6] = {0, 1, 2, -1, -1, -1}, nkeep = 3, memfd = -1;
+	static struct nsb_cg cg;
 	unsigned i;
 	int st;
 
@@ -957,6 +1033,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.hostname_len = (int)strlen(f.hostname);
 	}
 	s.set_groups = f.set_uid || f.set_gid;
+	s.ngroups = f.ngroups;
+	s.groups = f.groups;
 	s.set_uid = f.set_uid;
 	s.uid = f.uid;
 	s.set_gid = f.set_gid;
@@ -1013,10 +1091,6 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 			init_argv[4] = (char *)f.path;
 			memcpy(init_argv + 5, s.argv, (size_t)(n + 1) * sizeof *init_argv);
 			keep[nkeep++] = memfd;
-			if (nkeep == 5 && keep[3] > keep[4]) { /* the shim wants them sorted */
-				keep[4] = keep[3];
-				keep[3] = memfd;
-			}
 			s.nkeep = nkeep;
 			s.keep = keep;
 			s.init_fd = memfd;
@@ -1036,9 +1110,42 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		return -1;
 	}
 
+	/* The limits: the child applies them (limits.c), the group first. */
+	s.lim.loopback_up = f.lim.loopback_up;
+	if (f.lim.caps_set) {
+		s.lim.caps_set = 1;
+		s.lim.caps_keep = f.lim.keep;
+		s.lim.cap_last = f.lim.cap_last;
+		s.lim.caps_ambient = f.lim.ambient;
+	}
+	s.lim.no_new_privs = f.lim.nnp;
+	if (f.lim.seccomp_default) {
+		s.lim.seccomp_len = NSB_SECCOMP_DEFAULT_LEN;
+		s.lim.seccomp_filter = nsb_seccomp_default;
+	}
+	cg.join_fd = cg.wfd = -1;
+	if (f.lim.pids) {
+		if (nsb_cg_create(&cg, f.lim.pids) < 0) {
+			nsb_net_close(&f.net);
+			nsb_pool_close(&f.pool);
+			if (memfd >= 0)
+				close(memfd);
+			free(init_argv);
+			nsb_fast_free(&f);
+			return -1;
+		}
+		s.lim.ncgroup = 1;
+		s.lim.cgroup_fds = &cg.join_fd;
+		keep[nkeep++] = cg.join_fd;
+		s.nkeep = nkeep;
+		s.keep = keep;
+	}
+	nsb_sort_ints(keep, nkeep); /* the shim wants them sorted */
+
 	nsb_forward_install();
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
 		unsigned long kept;
+		nsb_cg_finish(&cg); /* the watcher removes the group */
 		/* The child was reaped (a hook failure killed it before it ran
 		 * anything): Go does everything again and reports. */
 		nsb_net_close(&f.net);
@@ -1063,12 +1170,17 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		close(f.pool.netns); /* the child holds it now */
 		f.pool.netns = -1;
 	}
+	if (cg.join_fd >= 0) {
+		close(cg.join_fd); /* the child has joined */
+		cg.join_fd = -1;
+	}
 	if (nsb_watch_any(&f.watch) && nsb_fast_started(&f, &s, &r) < 0) {
 		/* As Go: a sandbox whose record or pid file could not be
 		 * written is killed (the message is printed). */
 		kill(r.pid, SIGKILL);
 		while (waitpid(r.pid, &st, __WALL) < 0 && errno == EINTR)
 			;
+		nsb_cg_finish(&cg);
 		nsb_watch_ended(&f.watch, 125);
 		_exit(125);
 	}
@@ -1076,6 +1188,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		if (errno != EINTR)
 			_exit(125);
 	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
+	nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
 	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	if (nsb_watch_any(&f.watch))
 		nsb_watch_ended(&f.watch, st);

@@ -97,7 +97,7 @@ func (p *limitsPlan) arenaSize(ncgroup int) uintptr {
 		uintptr(len(p.filter))*8 + uintptr(ncgroup)*4 + 64
 }
 
-// fill writes the plan and the cgroup.procs fds into the C spec.
+// fill writes the plan and the join files' fds into the C spec.
 func (b *build) fillLimits(p *limitsPlan, cgFds []int) {
 	lim := &b.spec.lim
 	if b.s.LoopbackUp {
@@ -141,8 +141,8 @@ func (b *build) limitsError(e *SetupError, stage C.int, idx int) {
 	switch stage {
 	case C.NSC_STAGE_CGROUP:
 		e.Stage = StageCgroup
-		if b.cg != nil && idx >= 0 && idx < len(b.cg.procs) {
-			e.Object = b.cg.procs[idx]
+		if b.cg != nil && idx >= 0 && idx < len(b.cg.joins) {
+			e.Object = b.cg.joins[idx]
 		}
 	case C.NSC_STAGE_RLIMIT:
 		e.Stage = StageRlimit
@@ -166,14 +166,15 @@ func (b *build) limitsError(e *SetupError, stage C.int, idx int) {
 // cgroupRun is the group of one spawn and the watcher that removes it.
 type cgroupRun struct {
 	group   *cgroup.Group
-	procs   []string
-	fds     []int // cgroup.procs opened for writing, one per dir
+	procs   []string // cgroup.procs, which the watcher reads
+	joins   []string // the files the child writes "0" to (Group.JoinFiles)
+	fds     []int    // joins opened for writing, one per dir
 	wfd     int   // write end of the watcher's pipe; -1 once closed
 	watcher int   // pid, 0 if not started
 	mem     unsafe.Pointer
 }
 
-// startCgroup creates the group of cfg, opens its cgroup.procs files and
+// startCgroup creates the group of cfg, opens its join files and
 // starts the watcher that removes it once wfd is closed (by finish, or by
 // the kernel when the caller dies).
 func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
@@ -181,7 +182,7 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 	if err != nil {
 		return nil, &SetupError{Stage: StageCgroup, Err: err}
 	}
-	r := &cgroupRun{group: g, procs: g.ProcsFiles(), wfd: -1}
+	r := &cgroupRun{group: g, procs: g.ProcsFiles(), joins: g.JoinFiles(), wfd: -1}
 	fail := func(err error) (*cgroupRun, error) {
 		r.closeFds()
 		if r.watcher == 0 {
@@ -190,7 +191,7 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 		r.finish()
 		return nil, err
 	}
-	for _, p := range r.procs {
+	for _, p := range r.joins {
 		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fail(&SetupError{Stage: StageCgroup, Object: p, Err: err})
@@ -241,7 +242,7 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 	return r, nil
 }
 
-// closeFds closes the cgroup.procs fds (the child has its own copies).
+// closeFds closes the join files' fds (the child has its own copies).
 func (r *cgroupRun) closeFds() {
 	for _, fd := range r.fds {
 		unix.Close(fd)

@@ -10,9 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/capability"
+	"github.com/spf13/pflag"
+
 	"github.com/nsbox/nsbox/internal/abi"
 	"github.com/nsbox/nsbox/internal/poolwire"
 	"github.com/nsbox/nsbox/internal/sbstate"
+	"github.com/nsbox/nsbox/sandbox/cgroup"
+	"github.com/nsbox/nsbox/sandbox/seccomp"
 )
 
 // genHeaderPath is the C header that go generate writes from Go.
@@ -174,7 +179,7 @@ func genHeader() []byte {
 	p("\tunsigned long clone; /* CLONE_NEW* a bool flag asks for */\n")
 	p("\tint implies[NSB_MAX_IMPLIES]; /* flags it turns on (-1: none) */\n")
 	p("\tint slot;           /* the flag whose value it sets (an alias: another) */\n")
-	p("\tunsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's */\n")
+	p("\tunsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's, 3 the capabilities' */\n")
 	p("};\n")
 	p("static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((unused)) = {\n")
 	for _, f := range flags {
@@ -201,6 +206,7 @@ func genHeader() []byte {
 			cIdent(f.slot), f.ordered)
 	}
 	p("};\n\n")
+	genLimits(p)
 	genErrnoTexts(p)
 	genShowJoin(p)
 	p("\n#endif\n")
@@ -214,7 +220,7 @@ type genFlag struct {
 	clone        uintptr
 	implies      []string
 	slot         string // the flag whose value it sets
-	ordered      int    // 0, 1 (the view's list) or 2 (the environment's)
+	ordered      int    // 0, 1 (the view's list), 2 (the environment's) or 3 (the capabilities')
 }
 
 // genFlags are the rows of the C flag table: runFlags, then viewFlagTable.
@@ -241,7 +247,91 @@ func genFlags() []genFlag {
 	for _, f := range watchFlags {
 		out = append(out, genFlag{name: f.name, fast: true, slot: f.name})
 	}
+	for _, f := range limitFlagTable {
+		g := genFlag{name: f.name, isBool: f.isBool, fast: f.fast, slot: f.name}
+		if f.caps {
+			g.ordered = 3
+		}
+		out = append(out, g)
+	}
 	return out
+}
+
+// genLimits renders what the C fast path needs of the limits: --sandbox's
+// defaults (sandboxDefaults), the capability names (moby/sys/capability,
+// as sandbox/caps parses them), the default seccomp program built ahead of
+// time (sandbox/seccomp, amd64 only) and the cgroup names and files
+// (sandbox/cgroup).
+func genLimits(p func(string, ...any)) {
+	d := sandboxDefaults
+	p("/* --sandbox (sandboxDefaults in cmd/nsbox/run_limits.go): the bool flags it\n")
+	p(" * sets (and --net unless --netns or --pool), the values it fills in, and\n")
+	p(" * the view's steps it puts before the user's. */\n")
+	p("static const int nsb_sandbox_on[] __attribute__((unused)) = {")
+	for i, n := range d.on {
+		if i > 0 {
+			p(", ")
+		}
+		p("%s", cIdent(n))
+	}
+	p("};\n#define NSB_SANDBOX_NON %d\n", len(d.on))
+	p("#define NSB_SANDBOX_UID %q\n#define NSB_SANDBOX_GID %q\n", d.uid, d.gid)
+	p("#define NSB_SANDBOX_SECCOMP %q\n#define NSB_SANDBOX_PIDS %q\n", d.seccomp, d.pids)
+	p("#define NSB_SANDBOX_NO_NEW_PRIVS %d\n#define NSB_SANDBOX_CAPS_DROP_ALL %d\n", b2i(d.noNewPrivs), b2i(d.capsDrop))
+	p("struct nsb_sandbox_step { int id; const char *value; };\n")
+	p("static const struct nsb_sandbox_step nsb_sandbox_fs[] __attribute__((unused)) = {")
+	for i, a := range d.fs {
+		if i > 0 {
+			p(", ")
+		}
+		name := strings.TrimPrefix(a.flag, "--")
+		v := strconv.Quote(a.value)
+		for _, f := range viewFlagTable {
+			if f.name == name && f.isBool {
+				v = "0" // the walker gives a bool flag no value
+			}
+		}
+		p("{%s, %s}", cIdent(name), v)
+	}
+	p("};\n#define NSB_SANDBOX_NFS %d\n\n", len(d.fs))
+
+	p("/* Capability names as sandbox/caps.Parse takes them (lower case, without\n")
+	p(" * cap_), by number, from github.com/moby/sys/capability's ListKnown. */\n")
+	known := capability.ListKnown()
+	n := 0
+	for _, c := range known {
+		n = max(n, int(c)+1)
+	}
+	p("#define NSB_NCAPS %d\n", n)
+	p("static const char *const nsb_cap_names[NSB_NCAPS] __attribute__((unused)) = {\n")
+	for _, c := range known {
+		p("\t[%d] = %q,\n", int(c), c.String())
+	}
+	p("};\n\n")
+
+	prog := seccomp.DefaultProgram("amd64")
+	p("/* The default seccomp profile's program built ahead of time\n")
+	p(" * (sandbox/seccomp.DefaultProgram), laid out as struct sock_filter; none\n")
+	p(" * for other architectures, where --seccomp default is Go's. */\n")
+	p("struct nsb_sock_filter { unsigned short code; unsigned char jt, jf; unsigned int k; };\n")
+	p("#if defined(__x86_64__)\n#define NSB_SECCOMP_DEFAULT_LEN %d\n", len(prog))
+	p("static const struct nsb_sock_filter nsb_seccomp_default[NSB_SECCOMP_DEFAULT_LEN] __attribute__((unused)) = {\n")
+	for _, f := range prog {
+		p("\t{%#04x, %d, %d, %#08x},\n", f.Code, f.Jt, f.Jf, f.K)
+	}
+	p("};\n#else\n#define NSB_SECCOMP_DEFAULT_LEN 0\n#endif\n\n")
+
+	p("/* cgroup names and files (sandbox/cgroup). */\n")
+	p("#define NSB_CG_DEFAULT_PARENT %q\n#define NSB_CG_NAME_PREFIX %q\n", cgroup.DefaultParent, cgroup.NamePrefix)
+	p("#define NSB_CG_PIDS_MAX %q\n#define NSB_CG_JOIN_V1 %q\n#define NSB_CG_JOIN_V2 %q\n", cgroup.PidsMaxFile, cgroup.JoinFileV1, cgroup.JoinFileV2)
+	p("#define NSB_CG_PROCS %q\n#define NSB_CG_KILL_V2 %q\n#define NSB_CG_SUBTREE_CONTROL %q\n\n", cgroup.ProcsFile, cgroup.KillFileV2, cgroup.SubtreeControlFile)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // genErrnoTexts renders Go's errno texts (syscall.Errno's Error) and
@@ -289,5 +379,47 @@ func genShowJoin(p func(string, ...any)) {
 			p("%q, ", w)
 		}
 		p("0};\n")
+	}
+}
+
+// TestLimitFlagTable: limitFlagTable names exactly the flags of
+// addLimitFlags, each with its kind, and --sandbox's defaults name flags
+// that exist.
+func TestLimitFlagTable(t *testing.T) {
+	fs := pflag.NewFlagSet("limits", pflag.ContinueOnError)
+	addLimitFlags(fs, &limitOptions{})
+	inTable := map[string]bool{}
+	for _, f := range limitFlagTable {
+		inTable[f.name] = true
+		fl := fs.Lookup(f.name)
+		if fl == nil {
+			t.Errorf("--%s of limitFlagTable is not a flag of addLimitFlags", f.name)
+			continue
+		}
+		if isBool := fl.Value.Type() == "bool"; isBool != f.isBool {
+			t.Errorf("--%s: table says bool=%v, the flag's type is %s", f.name, f.isBool, fl.Value.Type())
+		}
+	}
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if !inTable[fl.Name] {
+			t.Errorf("--%s of addLimitFlags is missing from limitFlagTable", fl.Name)
+		}
+	})
+	o := &runOptions{}
+	for _, name := range sandboxDefaults.on {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("sandboxDefaults.on: %v", r)
+				}
+			}()
+			o.setBool(name)
+		}()
+	}
+	all := runFlagSet(&runOptions{})
+	for _, a := range sandboxDefaults.fs {
+		if all.Lookup(strings.TrimPrefix(a.flag, "--")) == nil {
+			t.Errorf("sandboxDefaults.fs: no flag %s", a.flag)
+		}
 	}
 }

@@ -91,32 +91,103 @@ func setupf(format string, a ...any) error {
 	return &exitError{code: exitSetupFailed, err: fmt.Errorf("run: "+format, a...)}
 }
 
+// limitFlag is one flag of addLimitFlags as the C fast path's table knows it
+// (go generate ./cmd/nsbox writes it into csrc/nsbox_gen.h after the view's
+// flags; TestLimitFlagTable checks it against addLimitFlags).
+type limitFlag struct {
+	name   string
+	isBool bool
+	// fast: the C fast path takes it (FuzzRunFastParity checks that it
+	// makes the same spec of it as Go).
+	fast bool
+	// caps: it takes its place in the ordered list of --cap-drop and
+	// --cap-add (--sandbox drops ALL there).
+	caps bool
+}
+
+// limitFlagTable are the flags of addLimitFlags, in its order. --rlimit,
+// --memory, --memory-swap, --cpus and --cgroup-parent stay Go's.
+var limitFlagTable = []limitFlag{
+	{name: "cap-drop", fast: true, caps: true},
+	{name: "cap-add", fast: true, caps: true},
+	{name: "no-new-privs", isBool: true, fast: true},
+	{name: "seccomp", fast: true},
+	{name: "rlimit"},
+	{name: "memory"},
+	{name: "memory-swap"},
+	{name: "pids", fast: true},
+	{name: "cpus"},
+	{name: "cgroup-parent"},
+	{name: "sandbox", isBool: true, fast: true, caps: true},
+}
+
+// sandboxDefaults is what --sandbox turns on: the bool flags it sets (the
+// network namespace too unless --netns or --pool gives one), the values it
+// fills in where the user gave none, and the view's steps it puts before the
+// user's. go generate ./cmd/nsbox renders it into csrc/nsbox_gen.h for the C
+// fast path.
+var sandboxDefaults = struct {
+	on                   []string // bool flags of runFlags and viewFlagTable
+	uid, gid             string
+	seccomp, pids        string
+	fs                   []orderedArg
+	noNewPrivs, capsDrop bool
+}{
+	on:         []string{"ipc", "pid", "mount", "uts", "cgroup", "ro-root"},
+	uid:        "65534",
+	gid:        "65534",
+	seccomp:    "default",
+	pids:       "1024",
+	fs:         []orderedArg{{flag: "--dev", value: "true"}, {flag: "--tmpfs", value: "/tmp:mode=1777"}},
+	noNewPrivs: true,
+	capsDrop:   true, // "--cap-drop ALL" at --sandbox's place (sandboxValue)
+}
+
 // applySandbox fills in what --sandbox implies and the user did not set.
 func (o *runOptions) applySandbox() {
 	if !o.lim.sandbox {
 		return
 	}
-	o.ipc, o.pid, o.mount, o.uts, o.cgroup = true, true, true, true, true
+	d := &sandboxDefaults
+	for _, name := range d.on {
+		o.setBool(name)
+	}
 	if o.netns == "" && o.pool == "" { // --netns and --pool give it a network namespace
 		o.net = true
 	}
 	if o.uid == "" {
-		o.uid = "65534"
+		o.uid = d.uid
 	}
 	if o.gid == "" {
-		o.gid = "65534"
+		o.gid = d.gid
 	}
 	// The view: the root read-only, a minimal /dev (with its own /dev/shm
 	// tmpfs) and a private /tmp first, so the user's own mounts come after.
-	o.roRoot = true
-	o.fsArgs = append([]orderedArg{{flag: "--dev", value: "true"}, {flag: "--tmpfs", value: "/tmp:mode=1777"}}, o.fsArgs...)
-	o.lim.noNewPrivs = true
+	o.fsArgs = append(append([]orderedArg(nil), d.fs...), o.fsArgs...)
+	o.lim.noNewPrivs = o.lim.noNewPrivs || d.noNewPrivs
 	if o.lim.seccomp == "" {
-		o.lim.seccomp = "default"
+		o.lim.seccomp = d.seccomp
 	}
 	if o.lim.pids == "" {
-		o.lim.pids = "1024"
+		o.lim.pids = d.pids
 	}
+}
+
+// setBool turns on the bool flag name of runFlags or viewFlagTable.
+func (o *runOptions) setBool(name string) {
+	for _, f := range runFlags {
+		if f.name == name {
+			*f.ref(o).(*bool) = true
+			return
+		}
+	}
+	for _, f := range viewFlagTable {
+		if f.name == name && !f.ordered {
+			*f.ref(o).(*bool) = true
+			return
+		}
+	}
+	panic("run: --sandbox: no bool flag --" + name)
 }
 
 // limitSpec sets the limit fields of s from the flags. Every error names its

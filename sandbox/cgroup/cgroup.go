@@ -15,6 +15,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The names nsbox gives and the files it writes; go generate ./cmd/nsbox
+// renders them into csrc/nsbox_gen.h for the C fast path of run.
+const (
+	// DefaultParent is the default parent group's name (Config.Parent).
+	DefaultParent = "nsbox"
+	// NamePrefix starts the name of a group nsbox makes: then the pid and
+	// 8 hex digits ("nsbox-1234-0a1b2c3d").
+	NamePrefix = "nsbox-"
+	// PidsMaxFile holds the pids controller's limit (v1 and v2).
+	PidsMaxFile = "pids.max"
+	// JoinFileV1 and JoinFileV2 are what JoinFiles returns in each.
+	JoinFileV1, JoinFileV2 = "tasks", "cgroup.procs"
+	// ProcsFile lists a group's processes; KillFileV2 kills them on v2.
+	ProcsFile, KillFileV2 = "cgroup.procs", "cgroup.kill"
+	// SubtreeControlFile enables controllers for a v2 group's children.
+	SubtreeControlFile = "cgroup.subtree_control"
+)
+
 // Limits are the limits of one sandbox's group. A zero field sets no limit.
 type Limits struct {
 	// Memory is the memory limit in bytes (memory.max, or v1's
@@ -235,7 +253,7 @@ func randomName() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(fmt.Sprintf("cgroup: random name: %v", err))
 	}
-	return "nsbox-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+	return NamePrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
 }
 
 // Create makes the group of cfg and writes its limits. On failure nothing is
@@ -312,7 +330,7 @@ func parentPath(m mount, cfg Config, controller string) (string, error) {
 	}
 	base := cfg.defaultParent
 	if base == "" {
-		base = "nsbox"
+		base = DefaultParent
 	}
 	p := "/" + base
 	if !m.v2 {
@@ -359,7 +377,7 @@ func (g *Group) createV2(m mount, cfg Config, name string, need []string) error 
 			dir = filepath.Join(dir, part)
 		}
 		for _, c := range need {
-			if err := write(dir, "cgroup.subtree_control", "+"+c); err != nil {
+			if err := write(dir, SubtreeControlFile, "+"+c); err != nil {
 				return err
 			}
 		}
@@ -370,7 +388,7 @@ func (g *Group) createV2(m mount, cfg Config, name string, need []string) error 
 		return fmt.Errorf("cgroup: make %s: %w", d, err)
 	}
 	g.Dirs = []string{d}
-	g.KillFile = filepath.Join(d, "cgroup.kill")
+	g.KillFile = filepath.Join(d, KillFileV2)
 	l := cfg.Limits
 	if l.Memory > 0 {
 		g.memDir = d
@@ -388,7 +406,7 @@ func (g *Group) createV2(m mount, cfg Config, name string, need []string) error 
 		}
 	}
 	if l.Pids > 0 {
-		if err := write(d, "pids.max", strconv.FormatInt(l.Pids, 10)); err != nil {
+		if err := write(d, PidsMaxFile, strconv.FormatInt(l.Pids, 10)); err != nil {
 			return err
 		}
 	}
@@ -453,7 +471,7 @@ func (g *Group) createV1(ms []mount, cfg Config, name string, need []string) err
 				}
 			}
 		case "pids":
-			if err := write(d, "pids.max", strconv.FormatInt(l.Pids, 10)); err != nil {
+			if err := write(d, PidsMaxFile, strconv.FormatInt(l.Pids, 10)); err != nil {
 				return err
 			}
 		case "cpu":
@@ -481,7 +499,26 @@ func (g *Group) createV1(ms []mount, cfg Config, name string, need []string) err
 func (g *Group) ProcsFiles() []string {
 	out := make([]string, len(g.Dirs))
 	for i, d := range g.Dirs {
-		out[i] = filepath.Join(d, "cgroup.procs")
+		out[i] = filepath.Join(d, ProcsFile)
+	}
+	return out
+}
+
+// JoinFiles are the files a single-threaded process writes "0" to in order to
+// move itself into the group: v1's tasks, v2's cgroup.procs. On v1 a write
+// to cgroup.procs takes the kernel's global cgroup_threadgroup_rwsem for
+// writing, which waits for an RCU grace period (about 10 ms on the test VM
+// when no migration happened just before); moving the writing thread itself
+// through tasks skips that lock (kernel 6.0 and later), and for a process of
+// one thread it moves the whole process.
+func (g *Group) JoinFiles() []string {
+	name := JoinFileV1
+	if g.V2 {
+		name = JoinFileV2
+	}
+	out := make([]string, len(g.Dirs))
+	for i, d := range g.Dirs {
+		out[i] = filepath.Join(d, name)
 	}
 	return out
 }

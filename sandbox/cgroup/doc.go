@@ -6,7 +6,8 @@
 // It works on the cgroup files directly (mkdir, a few writes, rmdir): that is
 // smaller than github.com/containerd/cgroups/v3 and keeps the spawn path free
 // of its dependencies and of systemd. Placement and removal belong to nsclone:
-// the spawned child writes "0" to each group's cgroup.procs as its first step,
+// the spawned child writes "0" to each group's join file (Group.JoinFiles: v1's
+// tasks, v2's cgroup.procs) as its first step,
 // and a watcher process removes the groups (killing what is left: cgroup.kill
 // on v2, freeze-and-kill on v1 when the sandbox has no PID namespace, else a kill loop after the kernel has ended the namespace) once the caller is done or dead.
 //

@@ -24,7 +24,7 @@
 // errors naming what is wrong: nothing is skipped silently.
 //
 // Default returns nsbox's built-in profile (see its doc and the README); its
-// program is generated ahead of time (zdefault_amd64.go, go generate) so that
+// program is generated ahead of time (zdefaultprog.go, go generate) so that
 // using it costs only the seccomp(2) load.
 //
 // Installing a program is nsclone's job (the last step before exec). Debugging:
