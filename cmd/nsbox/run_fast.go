@@ -62,6 +62,16 @@ type fastSpec struct {
 	name     string
 	statusFD int
 	pidfile  string
+
+	// The limits (limits_fast.c) and --sandbox's user's groups.
+	groups     []uint32
+	capsSet    bool
+	keep       uint64
+	ambient    bool
+	noNewPrivs bool // after --seccomp's implication
+	seccompDef bool // the default program
+	pids       int64
+	loopbackUp bool
 }
 
 // fastParse runs the C fast path's parser over the arguments of run (the
@@ -179,6 +189,13 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 		v := uint32(f.gid)
 		s.gid = &v
 	}
+	for _, g := range f.groups[:f.ngroups] {
+		s.groups = append(s.groups, uint32(g))
+	}
+	l := &f.lim
+	s.capsSet, s.keep, s.ambient = l.caps_set != 0, uint64(l.keep), l.ambient != 0
+	s.noNewPrivs, s.seccompDef = l.nnp != 0, l.seccomp_default != 0
+	s.pids, s.loopbackUp = int64(l.pids), l.loopback_up != 0
 	return s, true
 }
 

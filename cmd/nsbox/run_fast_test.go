@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -8,11 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/nsclone"
 	"github.com/nsbox/nsbox/nsnet"
+	"github.com/nsbox/nsbox/sandbox/caps"
+	"github.com/nsbox/nsbox/sandbox/seccomp"
 )
 
 // runFastCases are command lines for the parity checks: plain ones the C
@@ -46,6 +50,41 @@ var runFastCases = []string{
 	"--uid\n\nid",
 	"--gid\n\nid",
 	"--propagation\n\n--mount\ntrue",
+	// The limits and --sandbox.
+	"--sandbox\n--\n/bin/true",
+	"--sandbox\nsh",
+	"--sandbox\n--cap-add\nkill\n--\ntrue",
+	"--cap-add\nkill\n--sandbox\ntrue",
+	"--sandbox\n--seccomp\nunconfined\n--pids\n50\ntrue",
+	"--sandbox\n--setenv\nHOME=/x\n--unsetenv\nUSER\nenv",
+	"--sandbox\n--clearenv\nenv",
+	"--sandbox\n--gid\n0\nid",
+	"--sandbox\n--tmpfs\n/tmp\n--bind\n/usr\ntrue",
+	"--sandbox\n--rootfs\n/\ntrue",
+	"--sandbox\n--no-mount-proc\ntrue",
+	"--sandbox\n--uid\n0\ntrue",
+	"--sandbox\n--memory\n64m\ntrue",
+	"--sandbox\n--pool\np\ntrue",
+	"--cap-drop\nALL\n--cap-add\nCAP_NET_RAW\ntrue",
+	"--cap-drop\nall\n--cap-add\nAll\ntrue",
+	"--cap-drop\nsys_admin\n--seccomp\ndefault\ntrue",
+	"--cap-drop\nCap_Sys_Admin\ntrue",
+	"--cap-add\nnot_a_cap\ntrue",
+	"--cap-drop\n\ntrue",
+	"--cap-drop\n sys_admin\ntrue",
+	"--no-new-privs\ntrue",
+	"--seccomp\ndefault\ntrue",
+	"--seccomp\nunconfined\ntrue",
+	"--seccomp\n/nonexistent.json\ntrue",
+	"--pids\n10\ntrue",
+	"--pids\n010\ntrue",
+	"--pids\n0\ntrue",
+	"--pids\n+5\ntrue",
+	"--pids\n-1\ntrue",
+	"--pids\n99999999999999999999\ntrue",
+	"--net\n--pids\n5\ntrue",
+	"--pids\n5\n--cgroup-parent\n/\ntrue",
+	"--rlimit\nnofile=10\ntrue",
 	// The view and the environment.
 	"--ipc\n--pid\n--rootfs\n/\n--ro-bind\n/usr:/usr\n--ro-bind\n/lib:/lib\n--dev\n--tmpfs\n/tmp\n--\n/bin/true",
 	"--root\n/tmp\n--rootfs\n/usr\n--wd\n/x\n--chdir\n/bin\n/bin/true",
@@ -236,6 +275,7 @@ func checkFastParity(t *testing.T, words []string) {
 	if fs.name != o.name || fs.statusFD != o.statusFD || fs.pidfile != o.pidfile {
 		t.Errorf("%q: C name %q status-fd %d pidfile %q; Go %q %d %q", args, fs.name, fs.statusFD, fs.pidfile, o.name, o.statusFD, o.pidfile)
 	}
+	checkFastLimitsParity(t, args, fs, s)
 	wantPath := s.Path
 	if p, err := s.LookPath(); err == nil {
 		wantPath = p // through the view, as Start finds it
@@ -257,6 +297,49 @@ func checkFastViewParity(t *testing.T, args []string, fs fastSpec, s *nsclone.Sp
 	}
 	if strings.Join(fs.env, "\x00") != strings.Join(s.Env, "\x00") || len(fs.env) != len(s.Env) {
 		t.Errorf("%q: C environment %q; Go %q", args, fs.env, s.Env)
+	}
+}
+
+// checkFastLimitsParity compares the C parser's limits and groups with Go's
+// spec, and what the child applies with what nsclone's planLimits makes of
+// the spec (ambient capabilities, no_new_privs implied by seccomp).
+func checkFastLimitsParity(t *testing.T, args []string, fs fastSpec, s *nsclone.Spec) {
+	t.Helper()
+	if (s.Capabilities != nil) != fs.capsSet || (fs.capsSet && uint64(*s.Capabilities) != fs.keep) {
+		t.Errorf("%q: capabilities C set %v keep %#x; Go %v", args, fs.capsSet, fs.keep, s.Capabilities)
+	}
+	if fs.seccompDef != (s.Seccomp != nil) || (s.Seccomp != nil && s.Seccomp != seccomp.Default()) {
+		t.Errorf("%q: seccomp C default %v; Go %p", args, fs.seccompDef, s.Seccomp)
+	}
+	finalUID := uint32(os.Geteuid())
+	if s.UID != nil {
+		finalUID = *s.UID
+	}
+	sysAdmin := false
+	if s.Capabilities != nil {
+		sysAdmin = s.Capabilities.Has(capability.CAP_SYS_ADMIN)
+		if want := finalUID != 0 && *s.Capabilities != 0; fs.ambient != want {
+			t.Errorf("%q: ambient C %v, Go %v", args, fs.ambient, want)
+		}
+	} else if finalUID == 0 || s.UID == nil {
+		eff, err := caps.Effective()
+		sysAdmin = err == nil && eff.Has(capability.CAP_SYS_ADMIN)
+	}
+	if want := s.NoNewPrivs || (s.Seccomp != nil && !sysAdmin); fs.noNewPrivs != want {
+		t.Errorf("%q: no_new_privs C %v, Go %v", args, fs.noNewPrivs, want)
+	}
+	var pids int64
+	if s.Cgroup != nil {
+		if s.Cgroup.Memory != 0 || s.Cgroup.MemorySwap != 0 || s.Cgroup.CPUs != 0 || s.Cgroup.Parent != "" {
+			t.Errorf("%q: C takes a cgroup it does not make: %+v", args, *s.Cgroup)
+		}
+		pids = s.Cgroup.Pids
+	}
+	if fs.pids != pids || fs.loopbackUp != s.LoopbackUp || len(s.Rlimits) != 0 {
+		t.Errorf("%q: C pids %d lo %v; Go %d %v (rlimits %v)", args, fs.pids, fs.loopbackUp, pids, s.LoopbackUp, s.Rlimits)
+	}
+	if fmt.Sprint(fs.groups) != fmt.Sprint(s.Groups) {
+		t.Errorf("%q: groups C %v, Go %v", args, fs.groups, s.Groups)
 	}
 }
 

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+)
+
+// payloadView is what a sandbox's payload looks like from outside: the
+// /proc/PID/status lines of its capabilities, ids, no_new_privs and seccomp,
+// /proc/PID/limits, its environment, its pids group's limit and members, and
+// which of the test's namespaces it shares.
+type payloadView struct {
+	status     map[string]string
+	limits     string
+	env        []string
+	pidsMax    string
+	inGroup    bool
+	group      string // its path in the pids hierarchy, the random part cut
+	sharedNS   []string
+	goRuntime  bool // nsbox's Go runtime started (GODEBUG=inittrace=1)
+	nsboxTasks int
+}
+
+// observeSandbox starts nsbox with args and a payload that waits on its
+// stdin, reads the payload's files from outside, lets it end and checks that
+// its group is gone.
+func observeSandbox(t *testing.T, bin, mode string, args ...string) payloadView {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	argv := append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "echo $$; read x; true")
+	cmd := exec.CommandContext(ctx, bin, argv...)
+	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+mode, "GODEBUG=inittrace=1")
+	cmd.Dir = "/"
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("nsbox %q: no pid line: %v (stderr %q)", argv, err, stderr.String())
+	}
+	if strings.TrimSpace(line) == "" {
+		t.Fatalf("empty pid line")
+	}
+	pid := payloadBelow(t, cmd.Process.Pid)
+	v := payloadView{status: map[string]string{}}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		k, val, _ := strings.Cut(l, ":")
+		switch k {
+		case "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp", "Seccomp_filters", "Uid", "Gid", "Groups":
+			v.status[k] = strings.TrimSpace(val)
+		}
+	}
+	lim, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.limits = string(lim)
+	envb, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range strings.Split(string(envb), "\x00") {
+		if kv != "" && !strings.HasPrefix(kv, "NSBOX_NO_FASTPATH=") {
+			v.env = append(v.env, kv)
+		}
+	}
+	slices.Sort(v.env)
+	for _, k := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		var a, b string
+		a, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, k))
+		b, _ = os.Readlink("/proc/self/ns/" + k)
+		if a == b {
+			v.sharedNS = append(v.sharedNS, k)
+		}
+	}
+	if dir := pidsGroupDir(t, pid); dir != "" {
+		b, _ := os.ReadFile(filepath.Join(dir, "pids.max"))
+		v.pidsMax = strings.TrimSpace(string(b))
+		procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		v.inGroup = slices.Contains(strings.Fields(string(procs)), strconv.Itoa(pid))
+		v.group = filepath.Base(dir)
+		want := "nsbox-" + strconv.Itoa(cmd.Process.Pid) + "-"
+		if !strings.HasPrefix(v.group, want) || len(v.group) != len(want)+8 {
+			t.Errorf("group %s: want %sXXXXXXXX", dir, want)
+		}
+		v.group = filepath.Dir(strings.TrimPrefix(dir, "/sys/fs/cgroup/pids")) + "/nsbox-NSBOXPID-XXXXXXXX"
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid))
+	v.nsboxTasks = len(tasks)
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("nsbox %q: %v (stderr %q)", argv, err, stderr.String())
+	}
+	v.goRuntime = goInitLines(stderr.String()) > 0
+	// Nothing is left: no group named after this nsbox, in any hierarchy.
+	out, _ := exec.Command("find", "/sys/fs/cgroup", "-maxdepth", "5", "-name", "nsbox-"+strconv.Itoa(cmd.Process.Pid)+"-*").Output()
+	if len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("groups left after nsbox %q: %s", argv, out)
+	}
+	return v
+}
+
+// payloadBelow finds the payload below nsbox (pid): the child of nsbox's
+// child nsbox-init (nsbox's other child is the cgroup watcher).
+func payloadBelow(t *testing.T, nsbox int) int {
+	t.Helper()
+	children := func(p int) []int {
+		var out []int
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, e := range ents {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, e.Name()))
+			for _, f := range strings.Fields(string(b)) {
+				n, _ := strconv.Atoi(f)
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for try := 0; try < 300; try++ {
+		for _, c := range children(nsbox) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c))
+			if strings.TrimSpace(string(comm)) != "nsbox-init" {
+				continue
+			}
+			if p := children(c); len(p) > 0 {
+				return p[0]
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no payload below nsbox %d", nsbox)
+	return 0
+}
+
+// pidsGroupDir is pid's group in the v1 pids hierarchy ("" for the root).
+func pidsGroupDir(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "pids") && parts[2] != "/" {
+			// Paths are shown relative to the reader's cgroup
+			// namespace: the test's, the host's.
+			return "/sys/fs/cgroup/pids" + parts[2]
+		}
+	}
+	return ""
+}
+
+// TestSandboxFastParity runs the limit flags the C fast path takes once
+// through it and once through Go and compares what the payload looks like
+// from outside; the C run must not have started the Go runtime.
+func TestSandboxFastParity(t *testing.T) {
+	testutil.RequirePriv(t)
+	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
+		t.Skip("needs the v1 pids hierarchy at /sys/fs/cgroup/pids (this machine's)")
+	}
+	bin := runBuildNsbox(t)
+	for _, args := range [][]string{
+		{"--sandbox"},
+		{"--sandbox", "--cap-add", "kill", "--seccomp", "unconfined", "--pids", "77"},
+		{"--sandbox", "--setenv", "HOME=/h", "--gid", "0"},
+		{"--cap-drop", "ALL", "--cap-add", "net_raw", "--no-new-privs"},
+		{"--pids", "33", "--seccomp", "default"},
+		{"--cap-drop", "sys_admin", "--seccomp", "default"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			c := observeSandbox(t, bin, "0", args...)
+			g := observeSandbox(t, bin, "1", args...)
+			if c.goRuntime || c.nsboxTasks != 1 {
+				t.Errorf("C path: Go runtime %v, nsbox has %d threads; want the fast path", c.goRuntime, c.nsboxTasks)
+			}
+			if !g.goRuntime {
+				t.Errorf("NSBOX_NO_FASTPATH=1 did not run Go")
+			}
+			if fmt.Sprint(c.status) != fmt.Sprint(g.status) {
+				t.Errorf("/proc/PID/status:\n C  %v\n Go %v", c.status, g.status)
+			}
+			if c.limits != g.limits {
+				t.Errorf("/proc/PID/limits:\n C  %s\n Go %s", c.limits, g.limits)
+			}
+			if strings.Join(c.env, "\n") != strings.Join(g.env, "\n") {
+				t.Errorf("environment:\n C  %q\n Go %q", c.env, g.env)
+			}
+			if c.pidsMax != g.pidsMax || c.inGroup != g.inGroup || c.group != g.group {
+				t.Errorf("pids group: C %q %v %s; Go %q %v %s", c.pidsMax, c.inGroup, c.group, g.pidsMax, g.inGroup, g.group)
+			}
+			if fmt.Sprint(c.sharedNS) != fmt.Sprint(g.sharedNS) {
+				t.Errorf("namespaces shared with the test: C %v, Go %v", c.sharedNS, g.sharedNS)
+			}
+			if slices.Contains(args, "--pids") || slices.Contains(args, "--sandbox") {
+				if !c.inGroup || c.pidsMax == "" {
+					t.Errorf("C path: payload in its group %v, pids.max %q", c.inGroup, c.pidsMax)
+				}
+			}
+			if slices.Contains(args, "--sandbox") {
+				if c.status["NoNewPrivs"] != "1" || c.status["Seccomp"] != "2" && !slices.Contains(args, "unconfined") {
+					t.Errorf("C path --sandbox: %v", c.status)
+				}
+				if len(c.sharedNS) != 0 {
+					t.Errorf("C path --sandbox shares %v with the test", c.sharedNS)
+				}
+			}
+		})
+	}
+}
+
+// TestSandboxEscapeBothPaths runs the escape probe in --sandbox --pids 64
+// (the default parent, which the C fast path takes) through the C fast path
+// and through Go: each attempt fails the same way on both.
+func TestSandboxEscapeBothPaths(t *testing.T) {
+	testutil.RequirePriv(t)
+	cc := testutil.RequireTool(t, "cc")
+	bin := runBuildNsbox(t)
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := filepath.Join(dir, "escape")
+	if out, err := exec.Command(cc, "-O2", "-Wall", "-o", probe, "testdata/escape.c").CombinedOutput(); err != nil {
+		t.Fatalf("build the probe: %v\n%s", err, out)
+	}
+	mnt, pid := selfNSInode(t, "mnt"), selfNSInode(t, "pid")
+	for _, mode := range []string{"0", "1"} {
+		stdout, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=" + mode, "GODEBUG=inittrace=1"}, nil, bin,
+			"run", "--sandbox", "--pids", "64", "--ro-bind", dir+":/tmp/probe", "--", "/tmp/probe/escape",
+			strconv.FormatUint(mnt, 10), strconv.FormatUint(pid, 10), strconv.Itoa(os.Getpid()))
+		if code != 0 {
+			t.Fatalf("NSBOX_NO_FASTPATH=%s probe: exit %d, stderr %q, stdout %q", mode, code, stderr, stdout)
+		}
+		if fast := goInitLines(stderr) == 0; fast != (mode == "0") {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: fast path taken %v", mode, fast)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			if k, v, ok := strings.Cut(l, " "); ok {
+				got[k] = v
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(escapeWant) {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: probe\n got  %v\n want %v", mode, got, escapeWant)
+		}
+	}
+}
