@@ -55,6 +55,7 @@ struct nsc_child {
 	int errfd;            /* write end of the error pipe */
 	int gofd;             /* read end of the go-ahead pipe (-1 without a hook) */
 	unsigned long oldmask; /* the calling thread's signal mask */
+	int placed;           /* clone3 put it in its cgroup already */
 };
 
 /* nsc_fail reports {stage, errno, index} on the error pipe and exits. */
@@ -259,7 +260,7 @@ static int nsc_child(void *arg)
 	long ret;
 
 	nsc_close_strays(c);
-	nsc_join_cgroups(s, errfd);
+	nsc_join_cgroups(s, errfd, c->placed);
 	if (c->gofd >= 0) {
 		char b = 0;
 		do
@@ -345,13 +346,60 @@ static int nsc_pipe(int p[2])
 	return 0;
 }
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* struct clone_args of clone3(2), version 2 (with cgroup). */
+struct nsc_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+/* nsc_clone3 is clone3(a) whose child runs fn(arg) on a->stack and exits
+ * with its result, as glibc's clone() does for clone(2) (libc has no clone3
+ * wrapper). The child starts on the new stack with nothing of the caller's
+ * frame, so it jumps to fn in the same asm statement. Returns the child's
+ * pid or -errno; x86_64 only (elsewhere -ENOSYS, and the caller clones). */
+static long nsc_clone3(struct nsc_clone_args *a, int (*fn)(void *), void *arg)
+{
+#if defined(__x86_64__)
+	long ret;
+	register long r12 __asm__("r12") = (long)fn;
+	register long r13 __asm__("r13") = (long)arg;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t" /* the outermost frame */
+			 "mov %%r13, %%rdi\n\t"
+			 "call *%%r12\n\t"
+			 "mov %%eax, %%edi\n\t"
+			 "mov $231, %%eax\n\t" /* exit_group */
+			 "syscall\n\t"
+			 "hlt\n\t"
+			 "1:\n\t"
+			 : "=a"(ret)
+			 : "a"((long)SYS_clone3), "D"(a), "S"(sizeof *a), "r"(r12), "r"(r13)
+			 : "rcx", "r11", "memory");
+	return ret;
+#else
+	(void)a;
+	(void)fn;
+	(void)arg;
+	return -ENOSYS;
+#endif
+}
+
 static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *probe)
 {
 	int errp[2], gop[2] = {-1, -1}, pidfd = -1, rep[3] = {0, 0, 0}, hook_failed = 0;
 	unsigned long all = ~0UL;
 	struct nsc_child c;
 	char *stack, *top;
-	long pid, n;
+	unsigned long flags;
+	long pid, n = 0;
 
 	memset(r, 0, sizeof *r);
 	r->pidfd = -1;
@@ -376,9 +424,24 @@ static int nsc_spawn_impl(const struct nsc_spec *s, struct nsc_result *r, long *
 	top = (char *)(((uintptr_t)stack + NSC_STACK_SIZE) & ~(uintptr_t)15);
 
 	SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &all, &c.oldmask, 8);
-	pid = clone(nsc_child, top, (int)(s->ns_flags | SIGCHLD | CLONE_PIDFD | (s->init && s->init_fd < 0 ? 0 : CLONE_VM)),
-		    &c, &pidfd);
-	n = errno;
+	flags = s->ns_flags | CLONE_PIDFD | (s->init && s->init_fd < 0 ? 0 : CLONE_VM);
+	pid = -ENOSYS;
+	c.placed = 0;
+	if (s->lim.into_cgroup) {
+		/* The child reads c.placed: set before it exists. */
+		struct nsc_clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .pidfd = (uintptr_t)&pidfd,
+					   .exit_signal = SIGCHLD, .stack = (uintptr_t)stack,
+					   .stack_size = (uintptr_t)(top - stack), .cgroup = (uint64_t)s->lim.cgroup_dirfd};
+		c.placed = 1;
+		pid = nsc_clone3(&a, nsc_child, &c);
+		n = -pid;
+	}
+	if (pid == -ENOSYS || pid == -E2BIG || pid == -EINVAL) {
+		c.placed = 0;
+		pid = clone(nsc_child, top, (int)(flags | SIGCHLD), &c, &pidfd);
+		n = errno;
+	}
+	r->placed = pid > 0 && c.placed;
 	SYS4(SYS_rt_sigprocmask, SIG_SETMASK, &c.oldmask, 0, 8);
 	close(errp[1]);
 	if (gop[0] >= 0)

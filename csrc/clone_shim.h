@@ -49,8 +49,16 @@ struct nsc_rlimit {
  * changes nothing. */
 struct nsc_limits {
 	int loopback_up;           /* bring lo up in the new network namespace */
-	int ncgroup;               /* cgroup.procs fds: the child writes "0" to each first */
+	int ncgroup;               /* join file fds (tasks on v1, cgroup.procs on v2): the
+	                            * child writes "0" to each first */
 	const int *cgroup_fds;
+	/* into_cgroup: place the child with clone3(CLONE_INTO_CGROUP) in the v2
+	 * group whose directory cgroup_dirfd is (x86_64), so it is never outside
+	 * it; where the kernel refuses (ENOSYS, E2BIG, EINVAL: no clone3, or a
+	 * kernel before 5.7), it is cloned as usual and joins through
+	 * cgroup_fds. */
+	int into_cgroup;
+	int cgroup_dirfd;
 	int nrlimits;
 	const struct nsc_rlimit *rlimits;
 	int caps_set;              /* apply caps_keep to every capability set */
@@ -149,6 +157,7 @@ struct nsc_result {
 	int stage;  /* enum nsc_stage; NSC_OK when the payload exec'd */
 	int err;    /* errno of the failing step */
 	int index;  /* which join/mount/fd entry failed */
+	int placed; /* clone3(CLONE_INTO_CGROUP) placed the child (lim.into_cgroup) */
 };
 
 /* nsc_spawn clones the child described by s and returns once it has exec'd

@@ -26,11 +26,12 @@
  * calling thread through tasks skips the global lock a cgroup.procs write takes
  * and its RCU grace period (about 10 ms). It is the first step, so nothing the
  * child does afterwards, and nothing the payload does, is outside the
- * limits. */
-static void nsc_join_cgroups(const struct nsc_spec *s, int errfd)
+ * limits. A child that clone3 placed in its group already (placed) only
+ * closes them. */
+static void nsc_join_cgroups(const struct nsc_spec *s, int errfd, int placed)
 {
 	for (int i = 0; i < s->lim.ncgroup; i++) {
-		long ret = SYS3(SYS_write, s->lim.cgroup_fds[i], "0", 1);
+		long ret = placed ? 0 : SYS3(SYS_write, s->lim.cgroup_fds[i], "0", 1);
 		if (ret < 0)
 			nsc_fail(errfd, NSC_STAGE_CGROUP, ret, i);
 		SYS1(SYS_close, s->lim.cgroup_fds[i]);

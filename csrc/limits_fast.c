@@ -282,6 +282,7 @@ static int nsb_user(struct nsb_fast *f)
 struct nsb_cg {
 	int v2;
 	int join_fd; /* tasks (v1) or cgroup.procs (v2), opened for writing */
+	int dir_fd;  /* v2: the group's directory, for clone3(CLONE_INTO_CGROUP) */
 	int wfd;     /* the watcher's pipe; -1 once closed */
 	pid_t watcher;
 	char dir[512], procs[600], parent[512], kill[600];
@@ -404,7 +405,9 @@ static void nsb_cg_undo(struct nsb_cg *cg)
 {
 	if (cg->join_fd >= 0)
 		close(cg->join_fd);
-	cg->join_fd = -1;
+	if (cg->dir_fd >= 0)
+		close(cg->dir_fd);
+	cg->join_fd = cg->dir_fd = -1;
 	if (cg->dir[0])
 		rmdir(cg->dir);
 	if (cg->parent[0])
@@ -421,7 +424,7 @@ static int nsb_cg_create(struct nsb_cg *cg, long long pids)
 	unsigned char rnd[4];
 	int p[2];
 	memset(cg, 0, sizeof *cg);
-	cg->join_fd = cg->wfd = -1;
+	cg->join_fd = cg->dir_fd = cg->wfd = -1;
 	if (!nsc_cg_watch || nsb_cg_mount(cg, mnt, sizeof mnt) < 0)
 		return -1;
 	if (!cg->v2 && nsb_cg_own(own, sizeof own) < 0)
@@ -454,7 +457,8 @@ static int nsb_cg_create(struct nsb_cg *cg, long long pids)
 	{
 		char jp[600];
 		snprintf(jp, sizeof jp, "%s/%s", cg->dir, cg->v2 ? NSB_CG_JOIN_V2 : NSB_CG_JOIN_V1);
-		if (nsb_cg_write(cg->dir, NSB_CG_PIDS_MAX, num) < 0 || (cg->join_fd = open(jp, O_WRONLY | O_CLOEXEC)) < 0) {
+		if (nsb_cg_write(cg->dir, NSB_CG_PIDS_MAX, num) < 0 || (cg->join_fd = open(jp, O_WRONLY | O_CLOEXEC)) < 0 ||
+		    (cg->v2 && (cg->dir_fd = open(cg->dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)) {
 			nsb_cg_undo(cg);
 			return -1;
 		}
@@ -493,7 +497,9 @@ static void nsb_cg_finish(struct nsb_cg *cg)
 	int st;
 	if (cg->join_fd >= 0)
 		close(cg->join_fd);
-	cg->join_fd = -1;
+	if (cg->dir_fd >= 0)
+		close(cg->dir_fd);
+	cg->join_fd = cg->dir_fd = -1;
 	if (cg->wfd < 0)
 		return;
 	close(cg->wfd);

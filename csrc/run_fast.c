@@ -1123,7 +1123,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.lim.seccomp_len = NSB_SECCOMP_DEFAULT_LEN;
 		s.lim.seccomp_filter = nsb_seccomp_default;
 	}
-	cg.join_fd = cg.wfd = -1;
+	cg.join_fd = cg.dir_fd = cg.wfd = -1;
 	if (f.lim.pids) {
 		if (nsb_cg_create(&cg, f.lim.pids) < 0) {
 			nsb_net_close(&f.net);
@@ -1136,6 +1136,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		}
 		s.lim.ncgroup = 1;
 		s.lim.cgroup_fds = &cg.join_fd;
+		if (cg.dir_fd >= 0) { /* v2: cloned into it */
+			s.lim.into_cgroup = 1;
+			s.lim.cgroup_dirfd = cg.dir_fd;
+		}
 		keep[nkeep++] = cg.join_fd;
 		s.nkeep = nkeep;
 		s.keep = keep;
@@ -1173,6 +1177,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (cg.join_fd >= 0) {
 		close(cg.join_fd); /* the child has joined */
 		cg.join_fd = -1;
+	}
+	if (cg.dir_fd >= 0) {
+		close(cg.dir_fd);
+		cg.dir_fd = -1;
 	}
 	if (nsb_watch_any(&f.watch) && nsb_fast_started(&f, &s, &r) < 0) {
 		/* As Go: a sandbox whose record or pid file could not be

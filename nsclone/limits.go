@@ -97,15 +97,19 @@ func (p *limitsPlan) arenaSize(ncgroup int) uintptr {
 		uintptr(len(p.filter))*8 + uintptr(ncgroup)*4 + 64
 }
 
-// fill writes the plan and the join files' fds into the C spec.
-func (b *build) fillLimits(p *limitsPlan, cgFds []int) {
+// fill writes the plan and the join files' fds into the C spec, and a v2
+// group's directory for clone3(CLONE_INTO_CGROUP).
+func (b *build) fillLimits(p *limitsPlan, cg *cgroupRun) {
 	lim := &b.spec.lim
 	if b.s.LoopbackUp {
 		lim.loopback_up = 1
 	}
-	if len(cgFds) > 0 {
-		lim.ncgroup = C.int(len(cgFds))
-		lim.cgroup_fds = b.ints(cgFds)
+	if cg != nil && len(cg.fds) > 0 {
+		lim.ncgroup = C.int(len(cg.fds))
+		lim.cgroup_fds = b.ints(cg.fds)
+		if cg.dirfd >= 0 {
+			lim.into_cgroup, lim.cgroup_dirfd = 1, C.int(cg.dirfd)
+		}
 	}
 	if p == nil {
 		return
@@ -169,6 +173,8 @@ type cgroupRun struct {
 	procs   []string // cgroup.procs, which the watcher reads
 	joins   []string // the files the child writes "0" to (Group.JoinFiles)
 	fds     []int    // joins opened for writing, one per dir
+	dirfd   int      // v2: the group's directory, for clone3(CLONE_INTO_CGROUP); -1 if none
+	placed  bool     // clone3 placed the child (it did not join)
 	wfd     int   // write end of the watcher's pipe; -1 once closed
 	watcher int   // pid, 0 if not started
 	mem     unsafe.Pointer
@@ -182,7 +188,13 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 	if err != nil {
 		return nil, &SetupError{Stage: StageCgroup, Err: err}
 	}
-	r := &cgroupRun{group: g, procs: g.ProcsFiles(), joins: g.JoinFiles(), wfd: -1}
+	return watchGroup(g)
+}
+
+// watchGroup opens the join files of g (and a v2 group's directory, so that
+// the child is cloned into it) and starts the watcher that removes g.
+func watchGroup(g *cgroup.Group) (*cgroupRun, error) {
+	r := &cgroupRun{group: g, procs: g.ProcsFiles(), joins: g.JoinFiles(), wfd: -1, dirfd: -1}
 	fail := func(err error) (*cgroupRun, error) {
 		r.closeFds()
 		if r.watcher == 0 {
@@ -197,6 +209,13 @@ func startCgroup(cfg *cgroup.Config) (*cgroupRun, error) {
 			return fail(&SetupError{Stage: StageCgroup, Object: p, Err: err})
 		}
 		r.fds = append(r.fds, fd)
+	}
+	if g.V2 && len(g.Dirs) == 1 {
+		fd, err := unix.Open(g.Dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(&SetupError{Stage: StageCgroup, Object: g.Dirs[0], Err: err})
+		}
+		r.dirfd = fd
 	}
 	var pp [2]int
 	if err := unix.Pipe2(pp[:], unix.O_CLOEXEC); err != nil {
@@ -248,6 +267,10 @@ func (r *cgroupRun) closeFds() {
 		unix.Close(fd)
 	}
 	r.fds = nil
+	if r.dirfd >= 0 {
+		unix.Close(r.dirfd)
+		r.dirfd = -1
+	}
 }
 
 // finish closes the watcher's pipe and waits until it has killed what was

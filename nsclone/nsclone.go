@@ -227,6 +227,11 @@ type Spec struct {
 	// the sandbox. Process.Cgroup shows where it is; ExitStatus.OOMKilled
 	// tells an out-of-memory kill.
 	Cgroup *cgroup.Config
+
+	// group, when set, is a group the caller made (tests: a v2 group
+	// without controllers, to check the placement by clone3 where no
+	// limit can be set); the child goes there and the watcher removes it.
+	group *cgroup.Group
 }
 
 // ErrInvalidSpec is wrapped by every error of Spec.Validate.

@@ -79,7 +79,11 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		return nil, err
 	}
 	var cg *cgroupRun
-	if s.Cgroup != nil && !s.Cgroup.Limits.IsZero() {
+	if s.group != nil {
+		if cg, err = watchGroup(s.group); err != nil {
+			return nil, err
+		}
+	} else if s.Cgroup != nil && !s.Cgroup.Limits.IsZero() {
 		cfg := *s.Cgroup
 		cfg.Freeze = s.Namespaces&PID == 0 // with a PID namespace the kernel kills all of it
 		if cg, err = startCgroup(&cfg); err != nil {
@@ -102,6 +106,7 @@ func Start(ctx context.Context, s *Spec) (*Process, error) {
 		res, err = spawn(s, path, args, env, true, waited, lim, cg)
 	}
 	if cg != nil {
+		cg.placed = res.placed != 0
 		cg.closeFds()
 	}
 	if err != nil {
@@ -476,7 +481,7 @@ func newBuild(s *Spec, path string, args, env []string, forkInit bool, lim *limi
 			spec.init_argv = argv
 		}
 	}
-	b.fillLimits(lim, cgFds)
+	b.fillLimits(lim, cg)
 	keep = sortedUnique(append(append(keep, fds...), cgFds...))
 	spec.nfds = C.int(len(fds))
 	spec.fds = b.ints(fds)
