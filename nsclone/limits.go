@@ -175,8 +175,8 @@ type cgroupRun struct {
 	fds     []int    // joins opened for writing, one per dir
 	dirfd   int      // v2: the group's directory, for clone3(CLONE_INTO_CGROUP); -1 if none
 	placed  bool     // clone3 placed the child (it did not join)
-	wfd     int   // write end of the watcher's pipe; -1 once closed
-	watcher int   // pid, 0 if not started
+	wfd     int      // write end of the watcher's pipe; -1 once closed
+	watcher int      // pid, 0 if not started
 	mem     unsafe.Pointer
 }
 
