@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
@@ -201,4 +204,93 @@ func BenchmarkSeccompCompile(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkSandboxAlternated: run --sandbox (C fast path, and Go's path
+// with NSBOX_NO_FASTPATH=1), run --pids 1024 alone, plain run and bwrap's
+// same posture, one of each per round in a rotating order, so that all see
+// the same load; reports the medians (ms) and their ratios. Rounds:
+// NSBOX_BENCH_ROUNDS (default 200), each b.N.
+func BenchmarkSandboxAlternated(b *testing.B) {
+	testutil.RequirePriv(b)
+	bin := nsbox(b)
+	bwrap := testutil.RequireTool(b, "bwrap")
+	prog := defaultProgramFile(b)
+	rounds := 200
+	if v, err := strconv.Atoi(os.Getenv("NSBOX_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	type variant struct {
+		name  string
+		argv  []string
+		env   []string
+		files bool
+	}
+	vs := []variant{
+		{name: "sandbox-c", argv: []string{bin, "run", "--sandbox", "--", "/bin/true"}},
+		{name: "sandbox-go", argv: []string{bin, "run", "--sandbox", "--", "/bin/true"}, env: []string{"NSBOX_NO_FASTPATH=1"}},
+		{name: "pids-c", argv: []string{bin, "run", "--pids", "1024", "--", "/bin/true"}},
+		{name: "plain", argv: []string{bin, "run", "--", "/bin/true"}},
+		{name: "bwrap", argv: []string{bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev",
+			"--proc", "/proc", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--seccomp", "3", "--", "/bin/true"}, files: true},
+	}
+	one := func(v variant) (time.Duration, error) {
+		cmd := exec.Command(v.argv[0], v.argv[1:]...)
+		cmd.Env = append(os.Environ(), v.env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if v.files {
+			f, err := os.Open(prog)
+			if err != nil {
+				return 0, err
+			}
+			defer f.Close()
+			cmd.ExtraFiles = []*os.File{f}
+		}
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			return 0, fmt.Errorf("%v: %v: %s", v.argv, err, stderr.String())
+		}
+		return d, nil
+	}
+	for i := 0; i < b.N; i++ {
+		times := make([][]time.Duration, len(vs))
+		retries := 0
+		for r := 0; r < rounds; r++ {
+			for k := range vs {
+				j := (k + r) % len(vs)
+				for try := 0; ; try++ {
+					d, err := one(vs[j])
+					if err == nil {
+						times[j] = append(times[j], d)
+						break
+					}
+					// bwrap's recursive read-only bind of / fails when
+					// another process's mount below / goes away meanwhile.
+					if vs[j].name != "bwrap" || try >= 3 {
+						b.Fatal(err)
+					}
+					retries++
+				}
+			}
+		}
+		med := map[string]float64{}
+		for j, v := range vs {
+			med[v.name] = float64(medianDur(times[j]).Microseconds()) / 1000
+			b.ReportMetric(med[v.name], v.name+"-ms")
+		}
+		b.ReportMetric(med["sandbox-c"]/med["plain"], "sandbox/plain")
+		b.ReportMetric(med["sandbox-c"]/med["bwrap"], "sandbox/bwrap")
+		b.ReportMetric(med["sandbox-go"]/med["bwrap"], "sandbox-go/bwrap")
+		b.ReportMetric(med["pids-c"]/med["plain"], "pids/plain")
+		b.ReportMetric(float64(retries), "bwrap-retries")
+	}
+}
+
+func medianDur(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
