@@ -76,7 +76,12 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	// cannot hold the thread for more than this.
 	tv := unix.Timeval{Sec: 5}
 	unix.SetsockoptTimeval(cfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	// A socket with SO_RCVTIMEO is not restarted after a signal handler
+	// (man 7 signal), and Go preempts its threads with SIGURG: retry.
 	n, err := unix.Read(cfd, buf)
+	for errors.Is(err, unix.EINTR) {
+		n, err = unix.Read(cfd, buf)
+	}
 	if err != nil || n <= 0 {
 		unix.Close(cfd)
 		return
@@ -96,6 +101,9 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 			fds = append(fds, int(e.resolv.Fd())) // poolwire.ClaimResolvFd
 		}
 		err := unix.Sendmsg(cfd, e.reply, unix.UnixRights(fds...), nil, 0)
+		for errors.Is(err, unix.EINTR) {
+			err = unix.Sendmsg(cfd, e.reply, unix.UnixRights(fds...), nil, 0)
+		}
 		p.poke() // the reply is out: refills may start
 		if err != nil {
 			unix.Close(cfd)
