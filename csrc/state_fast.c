@@ -713,6 +713,11 @@ static int nsb_watch_started(struct nsb_watch *w, struct nsb_rec *r, int init, u
 		}
 	}
 	if (w->status_fd >= 0) {
+		/* A reader that went away must not stop nsbox, which would
+		 * leave the sandbox and its record behind: EPIPE, not SIGPIPE,
+		 * as Go's runtime does for fds other than 1 and 2. The payload
+		 * runs already, with its own dispositions. */
+		signal(SIGPIPE, SIG_IGN);
 		if (!have_ns && nsb_ns_inodes(r->init_pid, r) < 0)
 			memset(r->has_ns, 0, sizeof r->has_ns);
 		nsb_status_start(&b, r->pid, r, ns_flags, r->iface);

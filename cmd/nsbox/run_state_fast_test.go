@@ -389,3 +389,30 @@ func sortedKeys(m map[string]any) string {
 	sort.Strings(k)
 	return strings.Join(k, ",")
 }
+
+// TestStatusFDReaderGone: a --status-fd whose reader has gone (a pipe
+// closed at the other end) neither stops the run nor leaves its record, on
+// either path.
+func TestStatusFDReaderGone(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	state := t.TempDir()
+	for _, mode := range []string{"0", "1"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		cmd := exec.Command(bin, "run", "--name", testutil.UniqueName("gone"), "--status-fd", "3", "--", "sh", "-c", "exit 3")
+		cmd.Env = append(os.Environ(), "NSBOX_STATE_DIR="+state, "NSBOX_NO_FASTPATH="+mode)
+		cmd.ExtraFiles = []*os.File{w}
+		_, stderr, code := runCaptured(t, cmd)
+		w.Close()
+		if code != 3 {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: exit %d %q, want the payload's 3", mode, code, stderr)
+		}
+		if ents, _ := os.ReadDir(state); len(ents) != 0 {
+			t.Errorf("NSBOX_NO_FASTPATH=%s: records left: %v", mode, ents)
+		}
+	}
+}
