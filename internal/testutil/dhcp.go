@@ -227,6 +227,7 @@ func StartProc(t testing.TB, name string, args ...string) *Proc {
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
+			t.Logf("%s did not stop within 5 s of SIGTERM: killed", name)
 			_ = p.Cmd.Process.Kill()
 			<-p.done
 		}
