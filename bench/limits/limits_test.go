@@ -294,3 +294,39 @@ func medianDur(d []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
+
+// BenchmarkCgroupJoin: a new process moving itself into a v1 group through
+// cgroup.procs (the whole thread group: the kernel takes its global
+// cgroup_threadgroup_rwsem for writing and waits for an RCU grace period)
+// against tasks (the writing thread alone, which skips that lock), each
+// after 30 ms idle, as separate nsbox runs are; timed alone in a forked
+// child by testdata/cgroup_join.c. join-ns/op is the median write.
+func BenchmarkCgroupJoin(b *testing.B) {
+	testutil.RequirePriv(b)
+	cc := testutil.RequireTool(b, "cc")
+	const hier = "/sys/fs/cgroup/pids"
+	if _, err := os.Stat(hier + "/tasks"); err != nil {
+		b.Skip("needs the v1 pids hierarchy at " + hier)
+	}
+	probe := filepath.Join(b.TempDir(), "cgroup_join")
+	if out, err := exec.Command(cc, "-O2", "-o", probe, "testdata/cgroup_join.c").CombinedOutput(); err != nil {
+		b.Fatalf("cc: %v: %s", err, out)
+	}
+	for _, file := range []string{"tasks", "cgroup.procs"} {
+		b.Run(file, func(b *testing.B) {
+			out, err := exec.Command(probe, hier, file, strconv.Itoa(b.N), "30000").Output()
+			if err != nil {
+				b.Fatalf("%s: %v", probe, err)
+			}
+			var ds []time.Duration
+			for _, l := range strings.Fields(string(out)) {
+				v, err := strconv.ParseInt(l, 10, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Duration(v))
+			}
+			b.ReportMetric(float64(medianDur(ds).Nanoseconds()), "join-ns/op")
+		})
+	}
+}
