@@ -889,9 +889,10 @@ static inline __attribute__((unused)) const char *nsb_strerror(int e, char *buf)
 	return buf;
 }
 
-/* The read-only words whose -n NS the constructor joins (showJoinObjects
- * and showJoinVerbs in cmd/nsbox/netns_join.go). */
+/* The read-only words whose -n NS the constructor joins (showJoinObjects,
+ * showJoinVerbs and showJoinFlags in cmd/nsbox/netns_join.go). */
 static const char *const nsb_show_join_objects[] __attribute__((unused)) = {"link", "addr", "address", "route", "neigh", "neighbor", "neighbour", 0};
 static const char *const nsb_show_join_verbs[] __attribute__((unused)) = {"show", "list", "lst", "ls", 0};
+static const char *const nsb_show_join_flags[] __attribute__((unused)) = {"-4", "--4", "-6", "--6", "-0", "--0", "-s", "--s", "-st", "--st", "-sta", "--sta", "-stat", "--stat", "-stats", "--stats", "-stati", "--stati", "-statis", "--statis", "-statist", "--statist", "-statisti", "--statisti", "-statistic", "--statistic", "-statistics", "--statistics", "-d", "--d", "-de", "--de", "-det", "--det", "-deta", "--deta", "-detai", "--detai", "-detail", "--detail", "-details", "--details", "-o", "--o", "-on", "--on", "-one", "--one", "-onel", "--onel", "-oneli", "--oneli", "-onelin", "--onelin", "-oneline", "--oneline", "-br", "--br", "-bri", "--bri", "-brie", "--brie", "-brief", "--brief", "-j", "--j", "-js", "--js", "-jso", "--jso", "-json", "--json", "-p", "--p", "-pr", "--pr", "-pre", "--pre", "-pret", "--pret", "-prett", "--prett", "-pretty", "--pretty", 0};
 
 #endif

@@ -1413,17 +1413,30 @@ static int nsb_in_list(const char *w, const char *const *words)
 	return 0;
 }
 
-/* nsb_show_join_parse reports whether argv is `nsbox -n NS OBJ [VERB ...]`
- * with OBJ and VERB (or no VERB) among the words that only read NS
- * (NSB_SHOW_JOIN_OBJECTS and NSB_SHOW_JOIN_VERBS, generated from Go's
- * showJoinObjects and showJoinVerbs). */
-static int nsb_show_join_parse(int argc, char **argv)
+/* nsb_show_join_parse returns the NS of a command line `nsbox [FLAG...] -n
+ * NS [FLAG...] OBJ [VERB ...]` whose FLAGs only shape the output
+ * (NSB_SHOW_JOIN_FLAGS: -j, -s, -d, -p, -o, -br, -4, -6 and their other
+ * spellings) and whose OBJ and VERB (or no VERB) are among the words that
+ * only read NS (NSB_SHOW_JOIN_OBJECTS, NSB_SHOW_JOIN_VERBS); all three
+ * lists are generated from Go (netns_join.go). Else NULL. */
+static const char *nsb_show_join_parse(int argc, char **argv)
 {
-	if (argc < 4 || !nsb_streq(argv[1], "-n") || !argv[2][0])
-		return 0;
-	if (!nsb_in_list(argv[3], nsb_show_join_objects))
-		return 0;
-	return argc == 4 || nsb_in_list(argv[4], nsb_show_join_verbs);
+	const char *ns = NULL;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!ns && nsb_streq(argv[i], "-n") && i + 1 < argc && argv[i + 1][0]) {
+			ns = argv[++i];
+			continue;
+		}
+		if (!nsb_in_list(argv[i], nsb_show_join_flags))
+			break;
+	}
+	if (!ns || i >= argc || !nsb_in_list(argv[i], nsb_show_join_objects))
+		return NULL;
+	if (i + 1 < argc && !nsb_in_list(argv[i + 1], nsb_show_join_verbs))
+		return NULL;
+	return ns;
 }
 
 /* nsb_pinned_cpus is the CPU affinity the process had before
@@ -1462,10 +1475,11 @@ static void nsb_pin_one_cpu(void)
 static void nsb_join_show_netns(int argc, char **argv)
 {
 	char path[sizeof nsb_joined_netns];
+	const char *ns = nsb_show_join_parse(argc, argv);
 
-	if (!nsb_show_join_parse(argc, argv))
+	if (!ns)
 		return;
-	if (nsb_join_netns(argv[2], path) == 0)
+	if (nsb_join_netns(ns, path) == 0)
 		strcpy(nsb_joined_netns, path);
 	nsb_pin_one_cpu();
 }
@@ -1505,7 +1519,7 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 	nsb_ctor_args(&argc, &argv, &envp);
 #endif
 	if (argc < 2 || (!nsb_streq(argv[1], "run") && !nsb_streq(argv[1], "netns") && !nsb_streq(argv[1], "-n") &&
-			  !nsb_streq(argv[1], "enter")))
+			  !nsb_streq(argv[1], "enter") && !nsb_in_list(argv[1], nsb_show_join_flags)))
 		return;
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
@@ -1518,6 +1532,8 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 		nsb_fast_netns(argc, argv, envp);
 	else if (nsb_streq(argv[1], "enter"))
 		nsb_fast_enter(argc, argv, envp);
+	else if (!nsb_streq(argv[1], "-n") && !nsb_streq(argv[1], "run"))
+		nsb_join_show_netns(argc, argv); /* `-j -n NS link show` and the like */
 	else if (nsb_streq(argv[1], "-n") && argc >= 4 && !nsb_streq(argv[3], "run")) {
 		nsb_join_daemon_netns(argc, argv);
 		nsb_join_show_netns(argc, argv);

@@ -368,12 +368,12 @@ func genErrnoTexts(p func(string, ...any)) {
 // genShowJoin writes the words of `-n NS OBJ [VERB]` for which the
 // constructor joins NS (showJoinObjects, showJoinVerbs in netns_join.go).
 func genShowJoin(p func(string, ...any)) {
-	p("\n/* The read-only words whose -n NS the constructor joins (showJoinObjects\n")
-	p(" * and showJoinVerbs in cmd/nsbox/netns_join.go). */\n")
+	p("\n/* The read-only words whose -n NS the constructor joins (showJoinObjects,\n")
+	p(" * showJoinVerbs and showJoinFlags in cmd/nsbox/netns_join.go). */\n")
 	for _, l := range []struct {
 		name  string
 		words []string
-	}{{"nsb_show_join_objects", showJoinObjects}, {"nsb_show_join_verbs", showJoinVerbs}} {
+	}{{"nsb_show_join_objects", showJoinObjects}, {"nsb_show_join_verbs", showJoinVerbs}, {"nsb_show_join_flags", showJoinFlags()}} {
 		p("static const char *const %s[] __attribute__((unused)) = {", l.name)
 		for _, w := range l.words {
 			p("%q, ", w)

@@ -52,14 +52,28 @@ func TestShowJoinWords(t *testing.T) {
 		}
 	}
 
+	// Output flags around -n, as users write them: the same bytes as ip.
+	for _, words := range [][]string{
+		{"-j", "-n", ns, "link", "show"}, {"-n", ns, "-j", "addr"}, {"-br", "-n", ns, "-4", "addr", "ls"},
+		{"--json", "-n", ns, "route"}, {"-d", "-n", ns, "link", "list"}, {"-o", "-n", ns, "neigh", "show"},
+	} {
+		want := testutil.Cmd(t, "ip", words...)
+		for _, env := range [][]string{nil, {"NSBOX_NO_FASTPATH=1"}} {
+			out, errOut, code := cliWith(t, env, nil, words...)
+			if code != 0 || out != want {
+				t.Errorf("%v nsbox %s: exit %d (%s):\n%s\nip:\n%s", env, strings.Join(words, " "), code, errOut, out, want)
+			}
+		}
+	}
+
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		t.Fatalf("strace is needed to see where -n is joined: %v", err)
 	}
 	trace := filepath.Join(t.TempDir(), "strace")
 	if msg, err := exec.Command(strace, "-f", "-qq", "-e", "trace=setns,clone,clone3,sched_setaffinity", "-o", trace,
-		cliBinary(t), "-n", ns, "link", "show").CombinedOutput(); err != nil {
-		t.Fatalf("strace nsbox -n %s link show: %v\n%s", ns, err, msg)
+		cliBinary(t), "-j", "-n", ns, "link", "show").CombinedOutput(); err != nil {
+		t.Fatalf("strace nsbox -j -n %s link show: %v\n%s", ns, err, msg)
 	}
 	out, err := os.ReadFile(trace)
 	if err != nil {
@@ -111,6 +125,36 @@ func TestShowJoinWords(t *testing.T) {
 			if !restored[tid] {
 				t.Errorf("thread %s did not get its affinity back:\n%s", tid, out)
 			}
+		}
+	}
+}
+
+// TestShowJoinFlags: every word the constructor skips as an output flag
+// is read by globalFlags as one of showJoinOpts, takes no value and leaves
+// -n, -b and help alone.
+func TestShowJoinFlags(t *testing.T) {
+	opts := globalOpts()
+	for _, w := range showJoinFlags() {
+		e := newEnv(nil, nil, nil)
+		rest, batch, help, err := e.globalFlags([]string{w, "link"})
+		if err != nil || batch != "" || help || e.netns != "" || len(rest) != 1 || rest[0] != "link" {
+			t.Errorf("%s: rest %v, batch %q, help %v, netns %q, err %v", w, rest, batch, help, e.netns, err)
+		}
+		opt := strings.TrimPrefix(w, "-")
+		if !strings.HasPrefix(opt, "-") {
+			opt = w
+		}
+		o := findGlobal(opts, opt)
+		if o == nil || o.arg {
+			t.Errorf("%s is no global option without a value", w)
+			continue
+		}
+		found := false
+		for _, n := range showJoinOpts {
+			found = found || n == o.name
+		}
+		if !found {
+			t.Errorf("%s is %s, not one of showJoinOpts", w, o.name)
 		}
 	}
 }
