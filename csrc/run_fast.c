@@ -1524,6 +1524,10 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 	for (char **e = envp; *e; e++)
 		if (strncmp(*e, "NSBOX_NO_FASTPATH=", 18) == 0 && (*e)[18] && (*e)[18] != '0')
 			return;
+	if (nsb_in_list(argv[1], nsb_show_join_flags)) {
+		nsb_join_show_netns(argc, argv); /* `-j -n NS link show` and the like */
+		return;
+	}
 	if (nsb_stdio_open() < 0)
 		return;
 	if (nsb_streq(argv[1], "netns") && argc >= 3 && nsb_streq(argv[2], "exec"))
@@ -1532,8 +1536,6 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 		nsb_fast_netns(argc, argv, envp);
 	else if (nsb_streq(argv[1], "enter"))
 		nsb_fast_enter(argc, argv, envp);
-	else if (!nsb_streq(argv[1], "-n") && !nsb_streq(argv[1], "run"))
-		nsb_join_show_netns(argc, argv); /* `-j -n NS link show` and the like */
 	else if (nsb_streq(argv[1], "-n") && argc >= 4 && !nsb_streq(argv[3], "run")) {
 		nsb_join_daemon_netns(argc, argv);
 		nsb_join_show_netns(argc, argv);
