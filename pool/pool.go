@@ -167,9 +167,6 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 		return nil, wrap(err)
 	}
 	p.bridgeAddrs = bridgeAddrs
-	if p.bridgeMAC, err = p.pinBridgeMAC(ctx); err != nil {
-		return nil, wrap(err)
-	}
 	if cfg.Range.IsValid() {
 		p.gateway = cfg.Gateway
 		for _, a := range bridgeAddrs {
@@ -206,6 +203,11 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 		if err := p.listen(); err != nil {
 			return nil, wrap(err)
 		}
+	}
+	// Last of the checks, so that a refused start leaves the bridge as it
+	// was.
+	if p.bridgeMAC, err = p.pinBridgeMAC(ctx); err != nil {
+		return nil, wrap(err)
 	}
 	p.wg.Add(2)
 	go p.refillLoop()

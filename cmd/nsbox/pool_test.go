@@ -333,6 +333,11 @@ func TestPoolBadInput(t *testing.T) {
 	if got := bridgePorts(t, ns, "br0"); got != 0 {
 		t.Fatalf("bad input left %d ports", got)
 	}
+	// A refused start leaves the bridge's MAC as the kernel assigned it
+	// (a running pool pins it: addr_assign_type 3, "set by user").
+	if out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/sys/class/net/br0/addr_assign_type").Output(); err != nil || strings.TrimSpace(string(out)) == "3" {
+		t.Errorf("br0's addr_assign_type after the refused starts: %q, %v (pinned)", out, err)
+	}
 
 	// A running pool: its socket owned by another user is refused by the
 	// client; a client of another uid is refused by the server (SO_PEERCRED).
