@@ -277,3 +277,57 @@ func TestSandboxEscapeBothPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxFastKilled: SIGKILL to an nsbox on the C fast path with
+// --pids: its watcher kills what is left in the group and removes it (and
+// the payload does not outlive it).
+func TestSandboxFastKilled(t *testing.T) {
+	testutil.RequirePriv(t)
+	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
+		t.Skip("needs the v1 pids hierarchy at /sys/fs/cgroup/pids (this machine's)")
+	}
+	bin := runBuildNsbox(t)
+	cmd := exec.Command(bin, "run", "--pids", "10", "--", "/bin/sh", "-c", "echo up; exec sleep 60")
+	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0", "GODEBUG=inittrace=1")
+	cmd.Dir = "/"
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("no output: %v (stderr %q)", err, stderr.String())
+	}
+	payload := payloadBelow(t, cmd.Process.Pid)
+	dir := pidsGroupDir(t, payload)
+	if !strings.Contains(filepath.Base(dir), "nsbox-"+strconv.Itoa(cmd.Process.Pid)+"-") {
+		t.Fatalf("payload's group %q is not this nsbox's", dir)
+	}
+	if tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)); len(tasks) != 1 {
+		t.Errorf("nsbox has %d threads: not the C fast path", len(tasks))
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	gone := false
+	for i := 0; i < 500 && !gone; i++ { // at most 5 s
+		_, errDir := os.Stat(dir)
+		_, errPid := os.Stat(fmt.Sprintf("/proc/%d", payload))
+		gone = os.IsNotExist(errDir) && os.IsNotExist(errPid)
+		if !gone {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !gone {
+		t.Fatalf("5 s after SIGKILL of nsbox: group %s or payload %d still there", dir, payload)
+	}
+	if goInitLines(stderr.String()) > 0 {
+		t.Errorf("the Go runtime started: not the C fast path")
+	}
+}
