@@ -14,7 +14,8 @@
  *   constructor is single-threaded), RTM_GETLINK of BR, which must be a
  *   bridge (IFLA_LINKINFO kind);
  * - while the child is held at the shim's go-ahead (the spawn hook): one
- *   RTM_NEWLINK creates the veth, host end nsb%x (the child's pid) with
+ *   RTM_NEWLINK creates the veth, host end nsb%x (the child's pid; while
+ *   that name is taken, nsb%x-%x with the try number) with
  *   IFLA_MASTER BR and IFF_UP, peer --ifname (default eth0) created
  *   directly in the child's namespace (IFLA_NET_NS_FD of /proc/PID/ns/net);
  *   then one batch in the child's namespace: lo up, the interface up, the
@@ -549,11 +550,21 @@ static int nsb_net_attach(struct nsb_net *n, int pid)
 	int childns, sock = -1, ifindex, err;
 
 	snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", pid);
-	snprintf(host, sizeof host, NSB_HOST_IFNAME_FMT, (unsigned)pid);
 	childns = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (childns < 0)
 		return -1;
-	err = nsb_net_add_veth(n, host, childns);
+	/* A link that has the name (a dead sandbox's host end of the same pid,
+	 * which lives until the kernel has destroyed that sandbox's namespace,
+	 * or a live one's) is never deleted: the next name is tried, as
+	 * nsnet.Attach does (names and tries generated from internal/abi). */
+	err = -EEXIST;
+	for (int try = 0; try < NSB_HOST_IFNAME_TRIES && err == -EEXIST; try++) {
+		if (try == 0)
+			snprintf(host, sizeof host, NSB_HOST_IFNAME_FMT, (unsigned)pid);
+		else
+			snprintf(host, sizeof host, NSB_HOST_IFNAME_NEXT_FMT, (unsigned)pid, (unsigned)try);
+		err = nsb_net_add_veth(n, host, childns);
+	}
 	if (err == 0)
 		sock = nsb_nl_socket(childns);
 	close(childns);

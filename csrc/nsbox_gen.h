@@ -63,6 +63,9 @@ enum nsc_stage {
 #define NSB_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define NSB_DEFAULT_IFNAME "eth0"
 #define NSB_HOST_IFNAME_FMT "nsb%x"
+/* Taken: the next names, from the pid and the try number (abi.HostIfNameNextFormat). */
+#define NSB_HOST_IFNAME_NEXT_FMT "nsb%x-%x"
+#define NSB_HOST_IFNAME_TRIES 16
 #define NSB_NETNS_DIR "/run/netns"
 #define NSB_NETNS_ETC_DIR "/etc/netns"
 /* The wait for a veth's IFF_RUNNING (abi.LinkRunningWait, LinkRunningPoll), ns. */

@@ -61,6 +61,21 @@ func ExampleHostIfName() {
 	// Output: nsb1234
 }
 
+// While a link has that name (the host end of a dead sandbox with the same
+// pid, until the kernel has destroyed its namespace), Attach takes the
+// next one.
+func ExampleHostIfNameTry() {
+	for try := 0; try < 3; try++ {
+		fmt.Println(nsnet.HostIfNameTry(4660, try))
+	}
+	fmt.Println(nsnet.HostIfNameTry(1<<22-1, nsnet.HostIfNameTries-1))
+	// Output:
+	// nsb1234
+	// nsb1234-1
+	// nsb1234-2
+	// nsb3fffff-f
+}
+
 // CheckBridge refuses a missing bridge before anything is spawned, and its
 // result, set as Config.Checked, is what Attach then uses: one connection
 // and one lookup of the bridge for the sandbox.

@@ -58,6 +58,10 @@ const DefaultIfName = abi.DefaultIfName
 // HostIfName); the C fast path of run uses the same format.
 const HostIfNameFormat = abi.HostIfNameFormat
 
+// HostIfNameTries is how many names Attach tries for the host end (see
+// HostIfNameTry) before it gives up with EEXIST.
+const HostIfNameTries = abi.HostIfNameTries
+
 // DefaultLeaseTime is the lease time a sandbox asks for (Config.LeaseTime):
 // 2 min, the shortest that dnsmasq and nsbox's own server grant.
 const DefaultLeaseTime = 2 * time.Minute
@@ -146,9 +150,22 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// HostIfName is the name of the host end of the veth for child pid.
+// HostIfName is the name of the host end of the veth for child pid, the
+// first that Attach tries.
 func HostIfName(pid int) string {
-	return fmt.Sprintf(HostIfNameFormat, pid)
+	return HostIfNameTry(pid, 0)
+}
+
+// HostIfNameTry is the name of the host end of the veth for child pid at
+// try number try (0 to HostIfNameTries-1): Attach takes the next when a
+// link already has the name, as the host end of a dead sandbox of the same
+// pid does until the kernel has destroyed that sandbox's namespace, and
+// never deletes that link. The C fast path of run tries the same names.
+func HostIfNameTry(pid, try int) string {
+	if try == 0 {
+		return fmt.Sprintf(HostIfNameFormat, pid)
+	}
+	return fmt.Sprintf(abi.HostIfNameNextFormat, pid, try)
 }
 
 // Bridge is a bridge that CheckBridge found: a netlink connection in its
@@ -259,7 +276,7 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 		return nil, fmt.Errorf("nsnet: open netns of pid %d: %w", pid, err)
 	}
 	defer child.Close()
-	return AttachNS(ctx, c, child, HostIfName(pid))
+	return attachNS(ctx, c, child, func(try int) string { return HostIfNameTry(pid, try) }, HostIfNameTries)
 }
 
 // AttachNS is Attach for a network namespace given by a handle (which must
@@ -267,10 +284,16 @@ func Attach(ctx context.Context, c *Config, pid int) (a *Attachment, err error) 
 // it), with hostIf as the name of the veth's host end. The pool package
 // wires namespaces that no process has entered yet this way.
 func AttachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf string) (a *Attachment, err error) {
+	return attachNS(ctx, c, child, func(int) string { return hostIf }, 1)
+}
+
+// attachNS is AttachNS with the host end named hostIf(0), or, while that
+// name is taken (EEXIST), hostIf(1) and so on up to tries names.
+func attachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf func(try int) string, tries int) (a *Attachment, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	a = &Attachment{hostIf: hostIf, ifName: c.ifName()}
+	a = &Attachment{ifName: c.ifName()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
@@ -292,9 +315,19 @@ func AttachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf string
 		}
 	}
 	hostConn := a.hostConn
-	if err := hostConn.AddVeth(ctx, a.hostIf, a.ifName, child); err != nil {
-		a.hostIf = "" // nothing was created: do not delete a stranger's link
-		return a, fmt.Errorf("nsnet: veth %s: %w", a.ifName, err)
+	for try := 0; ; try++ {
+		name := hostIf(try)
+		err := hostConn.AddVeth(ctx, name, a.ifName, child)
+		if err == nil {
+			a.hostIf = name
+			break
+		}
+		// Nothing was created: the link that has the name is a stranger's
+		// (a dead sandbox's whose namespace the kernel has not destroyed
+		// yet, or a live one's) and is never deleted; take the next name.
+		if !errors.Is(err, unix.EEXIST) || try+1 >= tries {
+			return a, fmt.Errorf("nsnet: veth %s: %w", a.ifName, err)
+		}
 	}
 	up := true
 	if err := hostConn.SetLink(ctx, a.hostIf, rtnl.LinkSettings{MasterIndex: brIndex, Up: &up}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,79 @@ func TestCheckedBridgeReused(t *testing.T) {
 		t.Errorf("after Bridge.Close: %q", out)
 	} else if err := att.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The host end of a sandbox's veth is named after its pid, and the veth of
+// a dead sandbox lives until the kernel has destroyed that sandbox's
+// namespace (under load, seen more than a minute later), by which time
+// the pid may be reused: Attach must neither fail on the name being taken
+// (EEXIST) nor delete the link that has it (it may be a live sandbox's);
+// it takes the next name. The stale links are made with ip, right before
+// Attach, with the names of the child's first tries.
+func TestHostNameTakenTakesNext(t *testing.T) {
+	testutil.RequirePriv(t)
+	name, h := lab(t)
+	c := &Config{Bridge: "br0", BridgeNS: h, Addr: netip.MustParsePrefix("10.77.0.2/24")}
+	const taken = 2
+	var stale []string
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var att *Attachment
+	var child int
+	st, err := nsclone.Run(ctx, &nsclone.Spec{
+		Path: "/bin/sh", Args: []string{"sh", "-c", "ping -c1 -W2 10.77.0.1 >/dev/null && echo reached"},
+		Namespaces: nsclone.Net, Stdout: w, Stderr: w,
+		BeforeExec: func(pid int) error {
+			child = pid
+			for try := 0; try < taken; try++ {
+				n := HostIfNameTry(pid, try)
+				testutil.Cmd(t, "ip", "-n", name, "link", "add", n, "type", "veth", "peer", "name", "st"+strconv.Itoa(try))
+				stale = append(stale, n)
+			}
+			a, err := Attach(ctx, c, pid)
+			att = a
+			return err
+		},
+	})
+	w.Close()
+	if err != nil {
+		t.Fatalf("run with %v taken: %v", stale, err)
+	}
+	var out bytes.Buffer
+	if _, err := out.ReadFrom(r); err != nil {
+		t.Fatal(err)
+	}
+	if st.Code() != 0 || !strings.Contains(out.String(), "reached") {
+		t.Fatalf("payload exited %d: %q", st.Code(), out.String())
+	}
+	var ports []struct {
+		Ifname string `json:"ifname"`
+	}
+	testutil.IPJSON(t, &ports, "-n", name, "link", "show", "master", "br0")
+	want := HostIfNameTry(child, taken)
+	if len(ports) != 1 || ports[0].Ifname != want {
+		t.Errorf("ports of br0 = %+v, want the one %s", ports, want)
+	}
+	for _, n := range stale {
+		var l []struct {
+			Ifname string `json:"ifname"`
+		}
+		testutil.IPJSON(t, &l, "-n", name, "link", "show", "dev", n)
+		if len(l) != 1 {
+			t.Errorf("the stale link %s was deleted", n)
+		}
+	}
+	if err := att.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testutil.IPJSON(t, &ports, "-n", name, "link", "show", "master", "br0")
+	if len(ports) != 0 {
+		t.Errorf("veth left on br0 after Close: %+v", ports)
 	}
 }

@@ -76,6 +76,19 @@ const (
 	DefaultIfName = "eth0"
 	// HostIfNameFormat formats the host end of a sandbox's veth from its pid.
 	HostIfNameFormat = "nsb%x"
+	// HostIfNameNextFormat formats the host end from the pid and a try
+	// number (1 to HostIfNameTries-1) when the name of the tries before is
+	// taken: a sandbox's veth goes with its network namespace, which the
+	// kernel destroys asynchronously, and under load a dead sandbox's host
+	// end was seen to outlive it by more than a minute, long enough for its
+	// pid (pid_max is often 32768) to be reused by the next sandbox. A link
+	// that has the name is never deleted (it may be a live sandbox's, of
+	// another pid namespace): the next name is taken instead.
+	HostIfNameNextFormat = "nsb%x-%x"
+	// HostIfNameTries is how many names a sandbox's host end tries; its
+	// longest name, with the largest pid (pid_max is at most 2^22), fits in
+	// IFNAMSIZ-1 bytes.
+	HostIfNameTries = 16
 	// NetnsDir holds the named network namespaces (iproute2's).
 	NetnsDir = "/run/netns"
 	// NetnsEtcDir holds per-namespace files bound over /etc by netns exec.
