@@ -17,9 +17,10 @@
 //     pool of as many, each running /bin/true in new IPC, PID and mount
 //     namespaces, against the shell script of bench/sandbox (unshare, ip,
 //     udhcpc), until all are done.
-//   - Publish: a static sandbox with `--publish 8080:80` (which takes the
-//     Go path) against the same without it, on the Go path and on the C
-//     fast path; 300 starts each (50).
+//   - Publish: a static sandbox with `--publish 8080:80` against the same
+//     without it on the C fast path (as a user runs it) and on the Go path,
+//     alternated; to the first byte and to the process's end; 300 rounds
+//     (50).
 //
 // Everything runs in namespaces the benchmark makes (10.81.0.0/22). Needs
 // root, gcc (for the payload), busybox and unshare.
