@@ -124,6 +124,11 @@ type runNet struct {
 	owner     nat.Owner
 	masq      *nat.Masquerade
 	published []nat.Publish
+	// publishing, when not nil, is closed once the ports of a static
+	// --addr, published while the sandbox is being cloned and wired, are
+	// (publishErr tells whether they were); close waits for it.
+	publishing chan struct{}
+	publishErr error
 }
 
 func (rn *runNet) verbosef(format string, args ...any) {
@@ -201,9 +206,30 @@ func (o *runOptions) setupRunNet(ctx context.Context, e *env, spec *nsclone.Spec
 		}
 		return rn, nil
 	}
-	// --bridge: the address is known once the network is wired, before the
-	// payload's first instruction.
 	before, s := spec.BeforeExec, *sn
+	if !s.cfg.DHCP && s.cfg.Addr.IsValid() {
+		// --bridge --addr: the address is known now, so the ports are
+		// published while the sandbox is cloned and its veth wired (the
+		// nft batch and the clone overlap on another core), and the
+		// payload starts once both are done.
+		rn.publishing = make(chan struct{})
+		go func() {
+			defer close(rn.publishing)
+			rn.publishErr = publish(s.cfg.Addr.Addr())
+		}()
+		spec.BeforeExec = func(pid int) error {
+			if before != nil {
+				if err := before(pid); err != nil {
+					return err
+				}
+			}
+			<-rn.publishing
+			return rn.publishErr
+		}
+		return rn, nil
+	}
+	// --bridge --dhcp: the address is known once the network is wired,
+	// before the payload's first instruction.
 	spec.BeforeExec = func(pid int) error {
 		if before != nil {
 			if err := before(pid); err != nil {
@@ -283,6 +309,9 @@ func (rn *runNet) close(ctx context.Context) error {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
+	if rn.publishing != nil {
+		<-rn.publishing // rn.published is final
+	}
 	var errs []error
 	if rn.table != nil {
 		for _, p := range rn.published {
