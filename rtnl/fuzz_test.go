@@ -71,3 +71,20 @@ func FuzzDecodeNeigh(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeLinkName: the names-only decoder of linkNames agrees with the
+// full one on every body both accept (it refuses malformed attributes the
+// full one lets pass).
+func FuzzDecodeLinkName(f *testing.F) {
+	seedLink(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := decodeLink(b)
+		if err != nil {
+			return
+		}
+		index, name, err := decodeLinkName(b)
+		if err == nil && (index != l.Index || name != l.Name) {
+			t.Fatalf("decodeLinkName: %d %q %v; decodeLink: %d %q", index, name, err, l.Index, l.Name)
+		}
+	})
+}

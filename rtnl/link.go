@@ -3,6 +3,7 @@ package rtnl
 import (
 	"context"
 	"encoding"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -340,16 +341,41 @@ func (c *Conn) QueryLinks(ctx context.Context, q LinkQuery) ([]Link, error) {
 }
 
 // linkNames maps every link index of the namespace to its name.
+// It reads only the index and IFLA_IFNAME of each message (a full
+// decodeLink of every link cost `route show` more than its routes).
 func (c *Conn) linkNames(ctx context.Context) (map[int]string, error) {
-	links, err := c.Links(ctx)
+	msgs, err := c.dump(ctx, "list links", unix.RTM_GETLINK, unix.RTM_NEWLINK, linkRequest(LinkQuery{}, 0, ""))
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[int]string, len(links))
-	for _, l := range links {
-		m[l.Index] = l.Name
+	m := make(map[int]string, len(msgs))
+	for _, nm := range msgs {
+		index, name, err := decodeLinkName(nm.Data)
+		if err != nil {
+			return nil, &Error{Op: "list links", Err: fmt.Errorf("decode: %w", err)}
+		}
+		m[index] = name
 	}
 	return m, nil
+}
+
+// decodeLinkName reads the index and the name of an RTM_NEWLINK body.
+func decodeLinkName(b []byte) (int, string, error) {
+	if len(b) < unix.SizeofIfInfomsg {
+		return 0, "", errors.New("short ifinfomsg")
+	}
+	index := int(binary.NativeEndian.Uint32(b[4:8])) // as decodeLink reads it
+	ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return 0, "", err
+	}
+	name := ""
+	for ad.Next() {
+		if ad.Type() == unix.IFLA_IFNAME {
+			name = ad.String()
+		}
+	}
+	return index, name, ad.Err()
 }
 
 func (c *Conn) getLink(ctx context.Context, obj string, req *rtnetlink.LinkMessage) (Link, error) {
