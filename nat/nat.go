@@ -367,14 +367,25 @@ func (t *Table) read() (*state, error) {
 		return nil, fmt.Errorf("list table %s: %w", TableName, err)
 	}
 	s.exists = true
+	// One dump of the family's chains tells which base chains the table
+	// lacks (someone deleted them): a dump of a missing chain's rules is
+	// just empty.
+	have, err := conn.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("list chains of %s: %w", TableName, err)
+	}
+	for _, ch := range chains(tb) {
+		if !slices.ContainsFunc(have, func(c *nftables.Chain) bool { return c.Table.Name == TableName && c.Name == ch.Name }) {
+			if s.missing == nil {
+				s.missing = map[string]bool{}
+			}
+			s.missing[ch.Name] = true
+		}
+	}
 	for _, ch := range chains(tb) {
 		rs, err := conn.GetRules(tb, ch)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				if s.missing == nil {
-					s.missing = map[string]bool{}
-				}
-				s.missing[ch.Name] = true
 				continue
 			}
 			return nil, fmt.Errorf("list chain %s: %w", ch.Name, err)

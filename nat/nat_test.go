@@ -262,3 +262,48 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("bad input turned forwarding on")
 	}
 }
+
+// TestPublishBesideEntry: a publish into an existing table (beside a
+// masquerade) adds its rules without touching the table's base chains, and
+// re-adds a base chain that someone deleted; the host namespace's own
+// connection then reaches the sandbox through that re-added output chain.
+func TestPublishBesideEntry(t *testing.T) {
+	lab := testutil.NewNATLab(t)
+	web, webAddr := lab.AddSandbox(t, 5)
+	startWeb(t, web, "beside-"+lab.Token)
+	ctx := context.Background()
+	tb := openTable(t, lab.HostNS)
+	m := nat.Masquerade{Bridge: lab.Bridge}
+	if err := tb.AddMasquerade(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tb.RemoveMasquerade(context.Background(), m) })
+	// The masquerade has no rule in the output chain: delete that chain.
+	testutil.Cmd(t, "ip", "netns", "exec", lab.HostNS, "nft", "delete chain ip nsbox output")
+	me, err := nat.Self("beside")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := nat.Publish{Bridge: lab.Bridge, HostPort: 8080, Addr: netip.MustParseAddr(webAddr), Port: 80, Owner: me}
+	if err := tb.Publish(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.Cmd(t, "ip", "netns", "exec", lab.HostNS, "nft", "list table ip nsbox")
+	for _, c := range []string{"prerouting", "output", "postrouting", "forward"} {
+		if n := strings.Count(out, "chain "+c+" {"); n != 1 {
+			t.Errorf("chain %s appears %d times in\n%s", c, n, out)
+		}
+	}
+	if got, err := testutil.Curl(lab.HostNS, "http://"+lab.HostOutsideIP+":8080/"); err != nil || strings.TrimSpace(got) != "beside-"+lab.Token {
+		t.Errorf("host namespace (re-added output chain): %q, %v", got, err)
+	}
+	if err := tb.Unpublish(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.RemoveMasquerade(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if exists, rules := nsboxRules(t, lab.HostNS); exists || len(rules) != 0 {
+		t.Fatalf("after removal: table %v, rules %q", exists, rules)
+	}
+}

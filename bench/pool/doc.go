@@ -17,7 +17,8 @@
 //     pool of as many, each running /bin/true in new IPC, PID and mount
 //     namespaces, against the shell script of bench/sandbox (unshare, ip,
 //     udhcpc), until all are done.
-//   - Publish: a static sandbox with `--publish 8080:80` against the same
+//   - Publish: a static sandbox with `--publish 8080:80` (its bridge with
+//     and without an nsbox table already) against the same
 //     without it on the C fast path (as a user runs it) and on the Go path,
 //     alternated; to the first byte and to the process's end; 300 rounds
 //     (50).
