@@ -101,6 +101,7 @@ type Pool struct {
 	cursor    int                 // next range offset to try (round robin, so a freed address rests)
 
 	listener *net.UnixListener
+	dir      *os.File // poolwire.ResolvDir, open and flocked while it exists (dir.go)
 	natTable *nat.Table
 	natEntry nat.Masquerade
 
@@ -734,7 +735,12 @@ func (p *Pool) teardown() {
 	}
 	p.bridgeNS.Close()
 	if p.listener != nil {
-		os.RemoveAll(poolwire.ResolvDir(p.cfg.Name))
+		if err := os.RemoveAll(poolwire.ResolvDir(p.cfg.Name)); err != nil {
+			p.logf("pool %s: %v", p.name(), err)
+		}
+		// Unlocked only once removed, so that no pruner takes it for a
+		// dead pool's meanwhile.
+		p.dir.Close()
 		os.Remove(SocketPath(p.cfg.Name)) // last: Client.Stop waits for this
 	}
 }

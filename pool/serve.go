@@ -61,27 +61,29 @@ func (p *Pool) listen() error {
 	l.SetUnlinkOnClose(false) // teardown removes it
 	// A pool of this name that died left its leases (released now, from
 	// here, before anything else uses the bridge for this pool) and its
-	// resolv.conf files (removed).
+	// resolv.conf files (removed with its folder, replaced by ours, see
+	// dir.go; dead pools of other names lose theirs too).
 	if n := p.releaseLeftovers(p.ctx); n > 0 {
 		p.logf("pool %s: released %d leases of a pool of this name that died", p.cfg.Name, n)
 	}
-	dir := poolwire.ResolvDir(p.cfg.Name)
-	if err := os.RemoveAll(dir); err != nil {
+	unlock, err := lockDirs()
+	if err != nil {
 		l.Close()
 		os.Remove(path)
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		l.Close()
-		os.Remove(path)
-		return err
-	}
+	defer unlock()
+	var leases string
 	if p.cfg.DHCP {
-		if err := os.Mkdir(leaseDir(p.cfg.Name), 0o700); err != nil {
-			l.Close()
-			os.Remove(path)
-			return err
-		}
+		leases = leaseDir(p.cfg.Name)
+	}
+	if p.dir, err = makeDir(poolwire.ResolvDir(p.cfg.Name), leases); err != nil {
+		l.Close()
+		os.Remove(path)
+		return err
+	}
+	if pruned := pruneDirs(p.cfg.Name); len(pruned) > 0 {
+		p.logf("pool %s: removed the folders of dead pools %v", p.cfg.Name, pruned)
 	}
 	p.listener = l
 	return nil
