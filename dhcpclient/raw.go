@@ -144,12 +144,12 @@ func (c *rawConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) err
 		_, err := c.pc.WriteTo(msg, &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort})
 		return err
 	}
-	return c.in(func() error { return sendUDP(c.dev, msg, src, dst) })
+	return c.in(func() error { return sendUDP(ctx, c.dev, msg, src, dst) })
 }
 
 // sendUDP sends one datagram from src:68 (or an ephemeral port when 68 is
 // taken) to dst:67 through dev, on the calling thread's namespace.
-func sendUDP(dev string, msg []byte, src, dst netip.Addr) error {
+func sendUDP(ctx context.Context, dev string, msg []byte, src, dst netip.Addr) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return fmt.Errorf("udp socket: %w", err)
@@ -174,6 +174,7 @@ func sendUDP(dev string, msg []byte, src, dst netip.Addr) error {
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Port: dhcpv4.ServerPort, Addr: dst.As4()}); err != nil {
 		return fmt.Errorf("send to %s: %w", dst, err)
 	}
+	waitSent(ctx, fd) // before the close: see waitSent
 	return nil
 }
 

@@ -124,8 +124,17 @@ func (u *udpConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) err
 	if dst.IsValid() {
 		to.IP = dst.AsSlice()
 	}
-	_, err := u.c.WriteTo(msg, to)
-	return err
+	if _, err := u.c.WriteTo(msg, to); err != nil {
+		return err
+	}
+	if dst.IsValid() {
+		// A unicast datagram may wait for the server's link address:
+		// see waitSent.
+		if rc, err := u.c.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { waitSent(ctx, int(fd)) })
+		}
+	}
+	return nil
 }
 
 func (u *udpConn) Recv(ctx context.Context) ([]byte, error) {

@@ -2,6 +2,7 @@ package nsnet
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -92,5 +93,58 @@ func TestDHCPLeaseSeenByFirstInstructionAndReleased(t *testing.T) {
 	}
 	if held() != 0 {
 		t.Errorf("lease of %s still held after Close: %+v", att.Addr, srv.Leases())
+	}
+}
+
+// A sandbox's DHCPRELEASE is the last thing its namespace sends: when the
+// neighbour entry of the server is gone by then (the kernel collects stale
+// entries once the table, shared by all namespaces, holds more than
+// gc_thresh1, as with a pool of 100 sandboxes) and the server's ARP answer
+// is slow, the release waited in the neighbour queue and was dropped with
+// the namespace: dnsmasq kept the lease (TestRunPoolCLI under load). The
+// payload flushes its neighbour table, the server ignores ARP for 300 ms
+// (arp_ignore 8), so the kernel's second probe, 1 s later, is the one
+// answered; Detach must still get the release to dnsmasq.
+func TestReleaseReachesServerWithoutNeighbour(t *testing.T) {
+	testutil.RequirePriv(t)
+	dl := testutil.NewDHCPLab(t, 0, true)
+	d := testutil.StartDnsmasq(t, dl)
+	h, err := netns.Open(dl.ServerNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c := &Config{Bridge: dl.Bridge, BridgeNS: h, DHCP: true}
+	out, att := spawn(t, c, "ip neigh flush all; ip -j link show eth0")
+	var link []struct {
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(out), &link); err != nil || len(link) != 1 {
+		t.Fatalf("payload output %q: %v", out, err)
+	}
+	mac := link[0].Address
+	if _, ok := testutil.DnsmasqLeases(d.LeaseFile)[mac]; !ok {
+		t.Fatalf("dnsmasq has no lease for %s: %v", mac, testutil.DnsmasqLeases(d.LeaseFile))
+	}
+	arpIgnore := "net.ipv4.conf." + dl.Bridge + ".arp_ignore"
+	testutil.Cmd(t, "ip", "netns", "exec", dl.ServerNS, "sysctl", "-q", "-w", arpIgnore+"=8")
+	restored := make(chan struct{})
+	go func() {
+		defer close(restored)
+		time.Sleep(300 * time.Millisecond)
+		testutil.CmdErr("ip", "netns", "exec", dl.ServerNS, "sysctl", "-q", "-w", arpIgnore+"=0")
+	}()
+	t.Cleanup(func() { <-restored })
+	if err := att.Detach(context.Background()); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	for i := 0; ; i++ {
+		if _, ok := testutil.DnsmasqLeases(d.LeaseFile)[mac]; !ok {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("dnsmasq still holds the lease of %s 5 s after Detach: %v", mac, testutil.DnsmasqLeases(d.LeaseFile))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -77,11 +77,12 @@ type poolSandboxView struct {
 func TestRunPoolCLI(t *testing.T) {
 	dl := testutil.NewDHCPLab(t, 0, true)
 	// .100-.200 and .20-.99: room for 100 in use and 10 ready.
-	d := testutil.StartDnsmasq(t, dl, fmt.Sprintf("--dhcp-range=%s.20,%s.99,255.255.255.0,1h", dl.Prefix, dl.Prefix))
+	d := testutil.StartDnsmasq(t, dl, fmt.Sprintf("--dhcp-range=%s.20,%s.99,255.255.255.0,1h", dl.Prefix, dl.Prefix),
+		"--log-dhcp", "--log-facility=-")
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
 	const size, n = 10, 100
-	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", fmt.Sprint(size), "--dhcp")
+	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", fmt.Sprint(size), "--dhcp", "-v")
 	waitReady(t, bin, name, size, p)
 	if got := bridgePorts(t, dl.ServerNS, dl.Bridge); got != size {
 		t.Fatalf("bridge has %d ports with %d ready", got, size)
@@ -194,7 +195,8 @@ i=0; while [ ! -e "$1" ] && [ $i -lt 1000 ]; do sleep 0.1; i=$((i+1)); done`
 		}
 		return len(leases) == size
 	}) {
-		t.Fatalf("dnsmasq leases after the sandboxes ended: %v", testutil.DnsmasqLeases(d.LeaseFile))
+		t.Fatalf("dnsmasq leases after the sandboxes ended: %v (sandbox MACs %v)\npool:\n%s\ndnsmasq:\n%s",
+			testutil.DnsmasqLeases(d.LeaseFile), macs, p.Stderr.String(), d.Proc.Stderr.String())
 	}
 	if _, stderr, code := runNsbox(t, bin, nil, "pool", "stop", name); code != 0 {
 		t.Fatalf("pool stop: exit %d: %s", code, stderr)
