@@ -353,15 +353,28 @@ type state struct {
 	parsed  []Entry // parallel to rules
 }
 
+// read lists the table on one netlink socket that the caller closes with
+// state.close. One socket, not google/nftables' default of one per
+// request: each socket is made inside the namespace (a thread's setns
+// there and back), and closing a netfilter socket waits for nf_tables to
+// free whatever any batch deleted (a kernel grace period, 6-15 ms here,
+// bench/RESULTS.md) whenever such a deletion is pending.
 func (t *Table) read() (*state, error) {
-	conn, err := nftables.New(nftables.WithNetNSFd(t.ns.Fd()))
+	conn, err := nftables.New(nftables.WithNetNSFd(t.ns.Fd()), nftables.AsLasting())
 	if err != nil {
 		return nil, err
 	}
 	s := &state{conn: conn}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
 	tb, err := conn.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
+			ok = true
 			return s, nil
 		}
 		return nil, fmt.Errorf("list table %s: %w", TableName, err)
@@ -401,8 +414,12 @@ func (t *Table) read() (*state, error) {
 			s.parsed = append(s.parsed, e)
 		}
 	}
+	ok = true
 	return s, nil
 }
+
+// close closes the state's netlink socket.
+func (s *state) close() { _ = s.conn.CloseLasting() }
 
 // deleteWhere queues the deletion of every rule whose entry matches and
 // returns how many entries that was.
@@ -665,6 +682,7 @@ func (t *Table) withLock(ctx context.Context, fn func(s *state) error) (collecte
 	if err != nil {
 		return 0, err
 	}
+	defer s.close()
 	if collected, err = s.collectDead(); err != nil {
 		return 0, err
 	}
