@@ -115,7 +115,13 @@ type Client struct {
 	mu    sync.Mutex
 	state State
 	lease *Lease
+	// asked is the offer a REQUEST was sent for and no ACK or NAK
+	// answered yet (Abandon).
+	asked *asked
 }
+
+// asked is an address requested from a server (SELECTING's REQUEST).
+type asked struct{ addr, server netip.Addr }
 
 // Option configures a Client (functional options, as in insomniacslk/dhcp).
 type Option func(*Client)
@@ -475,10 +481,12 @@ func (c *Client) run(ctx context.Context, keep bool) error {
 			gotOffer, offer = true, o
 			c.setState(StateRequesting)
 		case StateRequesting:
+			c.setAsked(offer)
 			l, err := c.requesting(ctx, offer)
 			if err != nil {
-				return fail(err)
+				return fail(err) // asked stays: see Abandon
 			}
+			c.setAsked(nil)
 			if l == nil { // NAK or no answer
 				c.setState(StateInit)
 				if err := c.sleep(ctx, c.backoff(naks)); err != nil {
@@ -551,6 +559,46 @@ func (c *Client) loadLease() {
 	default:
 		c.setLease(l)
 	}
+}
+
+// setAsked records the offer a REQUEST is sent for (nil: answered).
+func (c *Client) setAsked(offer *dhcpv4.DHCPv4) {
+	var a *asked
+	if offer != nil {
+		sid, _ := serverOf(offer)
+		if addr, ok := netip.AddrFromSlice(offer.YourIPAddr.To4()); ok {
+			a = &asked{addr: addr, server: sid}
+		}
+	}
+	c.mu.Lock()
+	c.asked = a
+	c.mu.Unlock()
+}
+
+// Abandon gives back the address of an Acquire that failed with
+// ErrNoLease: its REQUEST was sent, and the server may have committed the
+// lease and sent an ACK that came too late (a server under load; seen
+// with dnsmasq, whose lease file then kept the address until expiry). It
+// broadcasts a DHCPRELEASE for that address to that server (the address
+// was never configured, so the release cannot come from it); a server
+// without such a lease ignores it. It does nothing when no REQUEST is
+// unanswered.
+func (c *Client) Abandon(ctx context.Context) error {
+	c.mu.Lock()
+	a := c.asked
+	c.asked = nil
+	c.mu.Unlock()
+	if a == nil || c.Lease() != nil {
+		return nil
+	}
+	m := c.message(dhcpv4.MessageTypeRelease, newXID())
+	m.ClientIPAddr = a.addr.AsSlice()
+	m.UpdateOption(dhcpv4.OptServerIdentifier(a.server.AsSlice()))
+	if err := c.send(ctx, m, netip.Addr{}, netip.Addr{}); err != nil {
+		return err
+	}
+	c.logf("dhcp %s: released %s to %s (requested, no answer)", c.ifname, a.addr, a.server)
+	return nil
 }
 
 // selecting broadcasts DISCOVER until an acceptable OFFER arrives.

@@ -2,6 +2,7 @@ package dhcpclient
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -373,4 +374,43 @@ func TestHostileTimersClamped(t *testing.T) {
 	if !h.log.has("timers raised") {
 		t.Errorf("clamp not logged: %q", h.log.lines)
 	}
+}
+
+// An Acquire whose REQUEST got no answer in time (ErrNoLease) may still
+// hold a lease at the server (its ACK came late: seen with dnsmasq under
+// load in TestRunPoolCLI, the lease stayed until it expired). Abandon
+// broadcasts a RELEASE of the requested address to the offering server;
+// after a NAK, or with nothing requested, it sends nothing.
+func TestAbandonReleasesUnansweredRequest(t *testing.T) {
+	h := newHarness(t, WithFirstRetry(100*time.Millisecond))
+	h.run(false)
+	d := h.conn.expect(t, dhcpv4.MessageTypeDiscover)
+	h.conn.reply(serverReply(d.m, dhcpv4.MessageTypeOffer, serverA, offeredIP, 600))
+	h.conn.expect(t, dhcpv4.MessageTypeRequest)
+	h.cancel()
+	h.cancel = nil
+	if err := <-h.done; !errors.Is(err, ErrNoLease) {
+		t.Fatalf("Acquire = %v, want ErrNoLease", err)
+	}
+	if err := h.c.Abandon(context.Background()); err != nil {
+		t.Fatalf("Abandon: %v", err)
+	}
+	r := h.conn.expect(t, dhcpv4.MessageTypeRelease)
+	if r.dst.IsValid() || r.src.IsValid() {
+		t.Errorf("RELEASE sent from %v to %v, want broadcast", r.src, r.dst)
+	}
+	if got := addrOf4(r.m.ClientIPAddr); got != offeredIP {
+		t.Errorf("RELEASE ciaddr %v, want %v", got, offeredIP)
+	}
+	if got := addrOf4(r.m.ServerIdentifier()); got != serverA {
+		t.Errorf("RELEASE server id %v, want %v", got, serverA)
+	}
+	if string(r.m.ClientHWAddr) != string(testMAC) {
+		t.Errorf("RELEASE chaddr %s, want %s", r.m.ClientHWAddr, testMAC)
+	}
+	// Once only.
+	if err := h.c.Abandon(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.conn.quiet(t, 200*time.Millisecond)
 }

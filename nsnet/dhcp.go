@@ -86,6 +86,14 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 	lease, err := cl.Acquire(actx)
 	cancel()
 	if err != nil {
+		// A REQUEST without answer in time may still have been granted
+		// (a late ACK): give the address back rather than leave it
+		// leased at the server until it expires.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if aerr := cl.Abandon(rctx); aerr != nil {
+			logf("nsnet: dhcp %s: %v", a.ifName, aerr)
+		}
+		rcancel()
 		cl.Close()
 		in.Close()
 		child.Close()
