@@ -153,7 +153,33 @@ type Ratio struct {
 }
 
 // Memory reports whether the ratio compares memory, not time.
-func (r Ratio) Memory() bool { return r.Metric != "ns/op" }
+func (r Ratio) Memory() bool { return strings.HasSuffix(r.Metric, "-rss") }
+
+// P50Unit is the metric of an alternated benchmark: one that times its
+// own rounds (every variant in one loop, in turn) and reports each
+// variant's median as "ms-p50", its ns/op saying nothing (-benchtime 1x
+// of a loop it times itself).
+const P50Unit = "ms-p50"
+
+// timeOf returns the time a group compares for r, in nanoseconds: the
+// median of its rounds when every result of the group reports P50Unit,
+// else its median ns/op.
+func timeOf(r Result, alternated bool) float64 {
+	if alternated {
+		return r.Median[P50Unit] * 1e6
+	}
+	return r.Median["ns/op"]
+}
+
+// isAlternated reports whether every result of a group reports P50Unit.
+func isAlternated(rs []Result) bool {
+	for _, r := range rs {
+		if _, ok := r.Median[P50Unit]; !ok {
+			return false
+		}
+	}
+	return len(rs) > 0
+}
 
 // MemoryUnit returns the memory metric a group compares, or "" for a time
 // group. A group is a memory comparison when its name ends in "RSS" (for
@@ -174,8 +200,9 @@ func MemoryUnit(group string, rs []Result) string {
 }
 
 // Ratios pairs each of nsbox's variants in every group (a CLI and a
-// library storm, say) with each of its peers, by median ns/op, or by the
-// median memory of a memory group (MemoryUnit).
+// library storm, say) with each of its peers, by median ns/op, by the
+// median of the rounds of an alternated group (P50Unit), or by the median
+// memory of a memory group (MemoryUnit).
 func Ratios(results []Result) []Ratio {
 	var out []Ratio
 	groups := map[string][]Result{}
@@ -189,22 +216,23 @@ func Ratios(results []Result) []Ratio {
 	}
 	for _, k := range order {
 		rs := groups[k]
-		metric := "ns/op"
+		metric, alt := "ns/op", isAlternated(rs)
+		value := func(r Result) float64 { return timeOf(r, alt) }
 		if u := MemoryUnit(rs[0].Group, rs); u != "" {
-			metric = u
+			metric, value = u, func(r Result) float64 { return r.Median[u] }
 		}
 		for _, ref := range rs {
-			if !ref.Ours() || ref.Median[metric] == 0 {
+			if !ref.Ours() || value(ref) == 0 {
 				continue
 			}
 			for _, r := range rs {
-				if r.Ours() || r.Median[metric] == 0 {
+				if r.Ours() || value(r) == 0 {
 					continue
 				}
 				out = append(out, Ratio{
 					Group: ref.Group, Ours: ref.Impl, Peer: r.Impl, Metric: metric,
-					OursNs: ref.Median[metric], PeerNs: r.Median[metric],
-					Value: ref.Median[metric] / r.Median[metric],
+					OursNs: value(ref), PeerNs: value(r),
+					Value: value(ref) / value(r),
 				})
 			}
 		}

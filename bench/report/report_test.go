@@ -123,3 +123,33 @@ func TestMemoryGroupComparesRSS(t *testing.T) {
 		t.Error("the chart does not print the bar's value")
 	}
 }
+
+// An alternated benchmark times its own rounds: its ns/op (one iteration
+// of a loop it timed itself) says nothing, and its variants compare by the
+// median of their rounds.
+const alternatedSample = `pkg: github.com/nsbox/nsbox/bench/pool
+BenchmarkNetStartAlternated/nsbox-pool-2   	1000000000	 0.0002027 ns/op	 1.987 ms-p50	 9.909 ms-p99
+BenchmarkNetStartAlternated/net-loopback-2 	1000000000	 0.0001678 ns/op	 1.848 ms-p50	 5.003 ms-p99
+BenchmarkNetStartAlternated/nsbox-pool-2   	1000000000	 0.0002184 ns/op	 2.013 ms-p50	 9.909 ms-p99
+BenchmarkNetStartAlternated/net-loopback-2 	1000000000	 0.0002100 ns/op	 1.812 ms-p50	 5.003 ms-p99
+BenchmarkNetStartAlternated/nsbox-pool-2   	1000000000	 0.0002303 ns/op	 2.001 ms-p50	 9.909 ms-p99
+BenchmarkNetStartAlternated/net-loopback-2 	1000000000	 0.0001429 ns/op	 1.900 ms-p50	 5.003 ms-p99
+`
+
+func TestAlternatedComparesRounds(t *testing.T) {
+	samples, err := Parse(strings.NewReader(alternatedSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := Ratios(Summarize(samples))
+	if len(rs) != 1 {
+		t.Fatalf("ratios = %+v, want one", rs)
+	}
+	r := rs[0]
+	if r.OursNs != 2.001e6 || r.PeerNs != 1.848e6 || r.Memory() {
+		t.Fatalf("ratio = %+v, want the p50 medians 2.001 ms and 1.848 ms as time", r)
+	}
+	if want := 2.001 / 1.848; math.Abs(r.Value-want) > 1e-9 {
+		t.Errorf("ratio = %v, want %v", r.Value, want)
+	}
+}
