@@ -12,7 +12,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"golang.org/x/sys/unix"
+	"github.com/nsbox/nsbox/internal/flock"
 )
 
 // The on-disk layout of host-local (containernetworking/plugins,
@@ -42,13 +42,7 @@ func openStore(dataDir, network string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipam: open %s: %w", dir, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Exclusive(int(f.Fd())); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("ipam: lock %s: %w", dir, err)
 	}

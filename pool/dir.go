@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/flock"
 	"github.com/nsbox/nsbox/internal/poolwire"
 )
 
@@ -35,13 +36,7 @@ func lockDirs() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", SocketDir, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Exclusive(int(f.Fd())); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", SocketDir, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/flock"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,13 +113,7 @@ func (s Store) lock() (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("sbstate: open %s: %w", s.Dir, err)
 	}
-	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Exclusive(fd); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("sbstate: lock %s: %w", s.Dir, err)
 	}
