@@ -19,24 +19,22 @@ import (
 // followed the ports that sandboxes add and remove would leave that entry
 // naming a MAC that no longer exists, and the payload's first SYN would
 // wait for the neighbour probe and TCP's retransmissions (1 to 68 s starts
-// were seen in bench/pool before). It returns the MAC.
-func (p *Pool) pinBridgeMAC(ctx context.Context) (net.HardwareAddr, error) {
+// were seen in bench/pool before). mac is the bridge's MAC as checkBridge
+// read it; it becomes p.bridgeMAC.
+func (p *Pool) pinBridgeMAC(ctx context.Context, mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("bridge %s has no Ethernet address", p.cfg.Bridge)
+	}
 	c, err := rtnl.Dial(p.bridgeNS)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer c.Close()
-	l, err := c.LinkByName(ctx, p.cfg.Bridge)
-	if err != nil {
-		return nil, err
+	if err := c.SetHardwareAddr(ctx, p.cfg.Bridge, mac); err != nil {
+		return fmt.Errorf("pin the MAC address of %s: %w", p.cfg.Bridge, err)
 	}
-	if len(l.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("bridge %s has no Ethernet address", p.cfg.Bridge)
-	}
-	if err := c.SetHardwareAddr(ctx, p.cfg.Bridge, l.HardwareAddr); err != nil {
-		return nil, fmt.Errorf("pin the MAC address of %s: %w", p.cfg.Bridge, err)
-	}
-	return l.HardwareAddr, nil
+	p.bridgeMAC = mac
+	return nil
 }
 
 // bridgeOwns reports whether a is one of the bridge's own addresses.
@@ -125,24 +123,6 @@ func (p *Pool) unprime(e *entry) {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		p.logf("pool %s: neighbour %s: %v", p.name(), e.addr, err)
 	}
-}
-
-// checkBridgeMAC checks that the bridge is still there (checkBridge) and
-// returns its MAC.
-func (p *Pool) checkBridgeMAC(ctx context.Context) (net.HardwareAddr, error) {
-	if _, err := p.checkBridge(ctx); err != nil {
-		return nil, err
-	}
-	c, err := rtnl.Dial(p.bridgeNS)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	l, err := c.LinkByName(ctx, p.cfg.Bridge)
-	if err != nil {
-		return nil, err
-	}
-	return l.HardwareAddr, nil
 }
 
 // reprime gives every waiting namespace the bridge's new MAC (someone set

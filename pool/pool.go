@@ -163,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 			p.teardown()
 		}
 	}()
-	bridgeAddrs, err := p.checkBridge(ctx)
+	bridgeAddrs, bridgeMAC, err := p.checkBridge(ctx)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -207,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *Pool, err error) {
 	}
 	// Last of the checks, so that a refused start leaves the bridge as it
 	// was.
-	if p.bridgeMAC, err = p.pinBridgeMAC(ctx); err != nil {
+	if err = p.pinBridgeMAC(ctx, bridgeMAC); err != nil {
 		return nil, wrap(err)
 	}
 	p.wg.Add(2)
@@ -237,27 +237,27 @@ func (p *Pool) usedInRange() int {
 	return n
 }
 
-// checkBridge returns the bridge's addresses, or an error if it is missing
-// or not a bridge.
-func (p *Pool) checkBridge(ctx context.Context) ([]netip.Prefix, error) {
+// checkBridge returns the bridge's IPv4 addresses and its MAC, or an error
+// if it is missing or not a bridge.
+func (p *Pool) checkBridge(ctx context.Context) ([]netip.Prefix, net.HardwareAddr, error) {
 	c, err := rtnl.Dial(p.bridgeNS)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
 	l, err := c.LinkByName(ctx, p.cfg.Bridge)
 	if errors.Is(err, unix.ENODEV) {
-		return nil, bridgeGone(fmt.Sprintf("bridge %s does not exist", p.cfg.Bridge))
+		return nil, nil, bridgeGone(fmt.Sprintf("bridge %s does not exist", p.cfg.Bridge))
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if l.Kind != "bridge" {
-		return nil, bridgeGone(fmt.Sprintf("%s is not a bridge", p.cfg.Bridge))
+		return nil, nil, bridgeGone(fmt.Sprintf("%s is not a bridge", p.cfg.Bridge))
 	}
 	as, err := c.Addrs(ctx, p.cfg.Bridge)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []netip.Prefix
 	for _, a := range as {
@@ -265,7 +265,7 @@ func (p *Pool) checkBridge(ctx context.Context) ([]netip.Prefix, error) {
 			out = append(out, a.Prefix)
 		}
 	}
-	return out, nil
+	return out, l.HardwareAddr, nil
 }
 
 // bridgeGone is checkBridge's error for a bridge that is missing or is no
@@ -286,7 +286,7 @@ func (p *Pool) watchBridge() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
-		mac, err := p.checkBridgeMAC(ctx)
+		_, mac, err := p.checkBridge(ctx)
 		if err == nil && !bytes.Equal(mac, p.bridgeMAC) {
 			p.reprime(ctx, mac)
 		}
