@@ -35,8 +35,8 @@ static long long nsb_enter_num(const char *s, const char **end)
 static int nsb_enter_target(const char *t, long *join, long *payload)
 {
 	const char *end, *dir = nsb_state_dir();
-	char path[4096], buf[8192], state = 0;
-	long long v = nsb_enter_num(t, &end), ticks;
+	char path[4096], buf[8192];
+	long long v = nsb_enter_num(t, &end);
 	int fd, n;
 
 	if (v > 0 && *end == 0 && v < (1LL << 31)) {
@@ -55,13 +55,12 @@ static int nsb_enter_target(const char *t, long *join, long *payload)
 		return -1;
 	buf[n] = 0;
 	/* The record's keys are generated from sbstate.Record. */
+	if (nsb_rec_live(buf) != 1)
+		return -1; /* stale: Go says so and removes it */
 	*payload = (long)nsb_rec_num(buf, NSB_REC_PID);
 	*join = (long)nsb_rec_num(buf, NSB_REC_INIT_PID);
-	ticks = nsb_rec_num(buf, NSB_REC_START_TICKS);
 	if (*join <= 0)
 		*join = *payload;
-	if (*join <= 0 || ticks < 0 || nsb_proc_ticks(*join, &state) != ticks || state == 'Z' || state == 'X')
-		return -1; /* stale: Go says so and removes it */
 	snprintf(path, sizeof path, "/proc/%ld", *payload);
 	if (access(path, F_OK) < 0)
 		*payload = *join;

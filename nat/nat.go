@@ -393,14 +393,10 @@ func (t *Table) read() (*state, error) {
 				s.missing = map[string]bool{}
 			}
 			s.missing[ch.Name] = true
+			continue // no rules to read
 		}
-	}
-	for _, ch := range chains(tb) {
 		rs, err := conn.GetRules(tb, ch)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
 			return nil, fmt.Errorf("list chain %s: %w", ch.Name, err)
 		}
 		for _, r := range rs {
