@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(rootlessMain())
 	case os.Getenv("NSCLONE_CGKILL") == "1":
 		os.Exit(cgKillMain())
+	case os.Getenv("NSCLONE_CLONE3_ENOSYS") == "1":
+		os.Exit(clone3FallbackMain())
 	case os.Getenv("NSCLONE_PDEATH") != "":
 		os.Exit(pdeathMain(os.Getenv("NSCLONE_PDEATH")))
 	}
