@@ -799,6 +799,18 @@ static unsigned long nsb_forward_restore(void)
 	return kept;
 }
 
+/* nsb_forward_abandon stops forwarding before a fallback to Go: a signal
+ * that came meanwhile gets its default action now (the dispositions are the
+ * ones nsbox started with), before the Go runtime exists: no Go handler
+ * could take it from here. */
+static void nsb_forward_abandon(void)
+{
+	unsigned long kept = nsb_forward_restore();
+	for (int i = 0; i < NSB_NFWD; i++)
+		if (kept & (1UL << nsb_fwd[i]))
+			raise(nsb_fwd[i]);
+}
+
 /* The C steps of a view, laid out as nsclone's layoutView does. */
 #define NSB_MAX_FSOPS 160
 struct nsb_view {
@@ -967,8 +979,6 @@ static int nsb_fast_started(struct nsb_fast *f, const struct nsc_spec *s, const 
 	return nsb_watch_started(&f->watch, &rec, f->init, f->ns_flags);
 }
 
-/* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
- * setup failure that left nothing behind) to let Go take over, else exits. */
 /* nsb_sort_ints sorts a few ints in place (insertion sort). */
 static void nsb_sort_ints(int *a, int n)
 {
@@ -980,6 +990,9 @@ static void nsb_sort_ints(int *a, int n)
 		}
 }
 
+/* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
+ * setup failure, undone at its label fallback) to let Go take over, else
+ * exits. */
 static int nsb_fast_run(int argc, char **argv, char **envp)
 {
 	static const int fds[3] = {0, 1, 2};
@@ -993,20 +1006,18 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	char **init_argv = 0;
 	int keep[6] = {0, 1, 2, -1, -1, -1}, nkeep = 3, memfd = -1;
 	static struct nsb_cg cg;
-	unsigned i;
-	int st;
+	int st, forwarding = 0;
 
+	/* Every fallback to Go goes through the one undo at the end: what
+	 * nsb_fast_parse sets to "none" (the fds -1) and these start empty. */
+	cg.join_fd = cg.dir_fd = cg.wfd = -1;
 	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
-		return -1;
+		goto fallback;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
-	if (f.has_net && nsb_net_check_bridge(&f.net) < 0) {
-		nsb_fast_free(&f);
-		return -1;
-	}
-	if (f.has_pool && nsb_pool_claim(&f.pool) < 0) {
-		nsb_fast_free(&f);
-		return -1;
-	}
+	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
+		goto fallback;
+	if (f.has_pool && nsb_pool_claim(&f.pool) < 0)
+		goto fallback;
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {
@@ -1020,12 +1031,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.ns_flags = f.ns_flags;
 	s.propagation = f.propagation;
 	s.mount_proc = f.mount_proc;
-	if (f.view && nsb_view_layout(&f, &view, &s) < 0) {
-		nsb_net_close(&f.net);
-		nsb_pool_close(&f.pool); /* cannot hold one: a view's mount namespace is Go's with --pool */
-		nsb_fast_free(&f);
-		return -1;
-	}
+	if (f.view && nsb_view_layout(&f, &view, &s) < 0)
+		goto fallback; /* (no claim is held: a view's mount namespace is Go's with --pool) */
 	if (f.chdir)
 		s.dir = f.chdir; /* with or without a view, as Go's Spec.Dir */
 	if (f.hostname) {
@@ -1067,11 +1074,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.keep = keep;
 		s.parent_death_sig = SIGKILL;
 		if ((s.ns_flags & CLONE_NEWNS) && (st = nsb_pool_resolv(&f.pool, &resolv_mount)) <= 0) {
-			if (st < 0) {
-				nsb_pool_close(&f.pool);
-				nsb_fast_free(&f);
-				return -1;
-			}
+			if (st < 0)
+				goto fallback;
 			s.nmounts = 1;
 			s.mounts = &resolv_mount;
 		}
@@ -1101,14 +1105,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	/* The name is checked and held (the state folder's lock) right before
 	 * the spawn, as Go's watch does; the record is written once the
 	 * payload runs. */
-	if (f.watch.name && (nsb_watch_fits(s.argv) < 0 || nsb_watch_reserve(&f.watch) < 0)) {
-		nsb_net_close(&f.net);
-		if (memfd >= 0)
-			close(memfd);
-		free(init_argv);
-		nsb_fast_free(&f);
-		return -1;
-	}
+	if (f.watch.name && (nsb_watch_fits(s.argv) < 0 || nsb_watch_reserve(&f.watch) < 0))
+		goto fallback;
 
 	/* The limits: the child applies them (limits.c), the group first. */
 	s.lim.loopback_up = f.lim.loopback_up;
@@ -1123,17 +1121,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.lim.seccomp_len = NSB_SECCOMP_DEFAULT_LEN;
 		s.lim.seccomp_filter = nsb_seccomp_default;
 	}
-	cg.join_fd = cg.dir_fd = cg.wfd = -1;
 	if (f.lim.pids) {
-		if (nsb_cg_create(&cg, f.lim.pids) < 0) {
-			nsb_net_close(&f.net);
-			nsb_pool_close(&f.pool);
-			if (memfd >= 0)
-				close(memfd);
-			free(init_argv);
-			nsb_fast_free(&f);
-			return -1;
-		}
+		if (nsb_cg_create(&cg, f.lim.pids) < 0)
+			goto fallback;
 		s.lim.ncgroup = 1;
 		s.lim.cgroup_fds = &cg.join_fd;
 		if (cg.dir_fd >= 0) { /* v2: cloned into it */
@@ -1147,27 +1137,11 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	nsb_sort_ints(keep, nkeep); /* the shim wants them sorted */
 
 	nsb_forward_install();
-	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
-		unsigned long kept;
-		nsb_cg_finish(&cg); /* the watcher removes the group */
-		/* The child was reaped (a hook failure killed it before it ran
-		 * anything): Go does everything again and reports. */
-		nsb_net_close(&f.net);
-		nsb_pool_close(&f.pool);
-		nsb_watch_release(&f.watch);
-		if (memfd >= 0)
-			close(memfd);
-		free(init_argv);
-		nsb_fast_free(&f);
-		kept = nsb_forward_restore();
-		/* A signal that came meanwhile gets its default action now (the
-		 * dispositions are the ones nsbox started with), before the Go
-		 * runtime exists: no Go handler could take it from here. */
-		for (i = 0; i < NSB_NFWD; i++)
-			if (kept & (1UL << nsb_fwd[i]))
-				raise(nsb_fwd[i]);
-		return -1;
-	}
+	forwarding = 1;
+	/* A failed spawn reaped its child (a hook failure killed it before it
+	 * ran anything): Go does everything again and reports. */
+	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK)
+		goto fallback;
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
 	if (f.pool.netns >= 0) {
@@ -1201,6 +1175,22 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (nsb_watch_any(&f.watch))
 		nsb_watch_ended(&f.watch, st);
 	_exit(st);
+
+fallback:
+	/* The one undo before Go takes over: Go starts from nothing, so all
+	 * that this path took is given back (each step is a no-op for what
+	 * it never took). */
+	nsb_cg_finish(&cg); /* the watcher removes the group */
+	nsb_net_close(&f.net);
+	nsb_pool_close(&f.pool);
+	nsb_watch_release(&f.watch);
+	if (memfd >= 0)
+		close(memfd);
+	free(init_argv);
+	nsb_fast_free(&f);
+	if (forwarding)
+		nsb_forward_abandon();
+	return -1;
 }
 
 /* nsb_stdio_open opens /dev/null on each of fds 0, 1 and 2 that is closed,
@@ -1334,12 +1324,8 @@ static void nsb_fast_netns_exec(int argc, char **argv, char **envp)
 	s.init_fd = -1;
 	nsb_forward_install();
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK) {
-		unsigned long kept;
 		close(fd);
-		kept = nsb_forward_restore();
-		for (i = 0; i < NSB_NFWD; i++)
-			if (kept & (1UL << nsb_fwd[i]))
-				raise(nsb_fwd[i]);
+		nsb_forward_abandon();
 		return; /* nothing ran: Go does it again and reports */
 	}
 	close(fd);
