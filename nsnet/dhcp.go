@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/dhcpclient"
+	"github.com/nsbox/nsbox/internal/sockdiag"
 	"github.com/nsbox/nsbox/netns"
 	"github.com/nsbox/nsbox/rtnl"
 )
@@ -16,6 +17,8 @@ import (
 // dhcpLease keeps a sandbox's lease renewed in the background.
 type dhcpLease struct {
 	client *dhcpclient.Client
+	ifName string
+	logf   func(string, ...any)
 	conn   *rtnl.Conn
 	ns     *netns.Handle
 	cancel context.CancelFunc
@@ -107,7 +110,7 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 		a.DNS = c.DNS
 	}
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &dhcpLease{client: cl, conn: in, ns: child, cancel: rcancel, done: make(chan struct{})}
+	l := &dhcpLease{client: cl, ifName: a.ifName, logf: logf, conn: in, ns: child, cancel: rcancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		if err := cl.Run(rctx); err != nil {
@@ -118,13 +121,37 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 	return nil
 }
 
+// Bounds of the wait for a sandbox's orphaned TCP connections before its
+// lease is released (see close).
+const (
+	// orphanWait covers three retransmissions of a FIN at the kernel's
+	// minimum RTO (200, 400, 800 ms), or the ARP exchange the gateway
+	// needs before it can answer (under a storm of sandboxes the
+	// neighbour table, shared by all namespaces, is garbage-collected,
+	// and the lab was seen waiting for ARP to answer a sandbox's FIN).
+	orphanWait = 2 * time.Second
+	orphanPoll = 5 * time.Millisecond
+)
+
 // close stops renewing and releases the lease, so the server can hand the
 // address out again at once.
+//
+// Releasing removes the address and its routes, so it waits first (at most
+// orphanWait) for the TCP connections the payload left behind (closed, or
+// open when it exited) to finish their FIN exchange. Each such orphan holds a
+// reference on the sandbox's namespace; once its address is gone its
+// segments cannot leave, and it kept the namespace, its veth and the port on
+// the bridge alive until the kernel gave up on it, one to two minutes later.
 func (l *dhcpLease) close(ctx context.Context) error {
 	var err error
 	l.once.Do(func() {
 		l.cancel()
 		<-l.done
+		if n, waited, oerr := sockdiag.Wait(ctx, l.ns, orphanWait, orphanPoll); oerr != nil {
+			l.logf("nsnet: dhcp %s: %v", l.ifName, oerr)
+		} else if n > 0 {
+			l.logf("nsnet: dhcp %s: %d orphaned TCP connections left after %s; releasing anyway", l.ifName, n, waited.Round(time.Millisecond))
+		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if rerr := l.client.Release(rctx); rerr != nil && !errors.Is(rerr, dhcpclient.ErrNoLeaseHeld) {

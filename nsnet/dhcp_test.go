@@ -3,7 +3,11 @@ package nsnet
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +150,116 @@ func TestReleaseReachesServerWithoutNeighbour(t *testing.T) {
 			t.Fatalf("dnsmasq still holds the lease of %s 5 s after Detach: %v", mac, testutil.DnsmasqLeases(d.LeaseFile))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A TCP connection that the payload leaves behind (it exited with the
+// socket open) is an orphan in the sandbox's namespace and holds the
+// namespace until its FIN is acknowledged. Detach used to release the lease
+// (removing the address and routes) at once: a FIN lost on the way (under a
+// storm of sandboxes the bridge's flooding fills the backlog) could then
+// never be sent again, and the namespace, its veth and the port on the
+// bridge stayed one to two minutes (bench/pool's settle). The lab drops the
+// first FIN of each client, as the storm did; the kernel's retransmission,
+// 200 ms later, must still leave with the address in place, so the port
+// goes as soon as it is acknowledged.
+func TestDetachWaitsForOrphanedConnections(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "nft")
+	testutil.RequireTool(t, "bash")
+	name, h := lab(t)
+	serve(t, name)
+	const port = "7799"
+	var l net.Listener
+	if err := netns.Do(h, func() error {
+		var err error
+		l, err = net.Listen("tcp4", "10.77.0.1:"+port)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	// The server keeps the connection open and reads until the client's
+	// FIN: the client closes first, so its FIN is what must get through.
+	eof := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			eof <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c)
+		eof <- err
+	}()
+	rules := filepath.Join(t.TempDir(), "drop-first-fin.nft")
+	if err := os.WriteFile(rules, []byte(`table inet dropfin {
+	set seen { type ipv4_addr; flags dynamic; }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		tcp dport `+port+` tcp flags & fin == fin ip saddr @seen accept
+		tcp dport `+port+` tcp flags & fin == fin add @seen { ip saddr } counter drop
+	}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
+	c := &Config{Bridge: "br0", BridgeNS: h, DHCP: true, DHCPTimeout: 10 * time.Second}
+	// bash opens the connection on fd 3 and exits with it open.
+	_, att := spawn(t, c, "exec bash -c 'exec 3<>/dev/tcp/10.77.0.1/"+port+"'")
+	var dropped struct {
+		Nftables []struct {
+			Rule *struct {
+				Expr []struct {
+					Counter *struct{ Packets int } `json:"counter"`
+				} `json:"expr"`
+			} `json:"rule"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-j", "list", "chain", "inet", "dropfin", "in")), &dropped); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, o := range dropped.Nftables {
+		if o.Rule != nil {
+			for _, e := range o.Rule.Expr {
+				if e.Counter != nil {
+					n += e.Counter.Packets
+				}
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the lab dropped %d FINs of the payload's connection, want 1: the test does not make an orphan", n)
+	}
+	if err := att.Detach(context.Background()); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	var left []string
+	for i := 0; i < 100; i++ {
+		var ports []struct {
+			Ifname string `json:"ifname"`
+		}
+		testutil.IPJSON(t, &ports, "-n", name, "link", "show", "master", "br0")
+		left = left[:0]
+		for _, p := range ports {
+			left = append(left, p.Ifname)
+		}
+		if len(left) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(left) != 0 {
+		t.Errorf("br0 still has ports %v 5 s after Detach: the payload's orphaned connection holds the sandbox's namespace", left)
+	}
+	select {
+	case err := <-eof:
+		if err != nil {
+			t.Errorf("server side of the payload's connection: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the server never saw the payload's FIN")
 	}
 }

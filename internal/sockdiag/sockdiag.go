@@ -1,0 +1,142 @@
+// Package sockdiag counts the orphaned TCP connections of a network
+// namespace through the kernel's socket diagnostics (NETLINK_SOCK_DIAG,
+// inet_diag; what `ss` reads).
+//
+// An orphaned connection is one that no process holds any more (its owner
+// closed it or exited) and that is still exchanging its last segments: a
+// FIN not yet acknowledged (FIN_WAIT1, CLOSING, LAST_ACK) or a FIN_WAIT2
+// kept as a full socket. The kernel finishes it on its own, but each one
+// holds a reference on its network namespace: the namespace, and every
+// link in it (the sandbox end of a veth, and with it the host end on a
+// bridge), lives until the last one is done, which takes up to minutes when
+// its segments cannot leave (the address it was sent from was removed).
+// Sockets in TIME_WAIT, or in FIN_WAIT2 after the kernel turned them into
+// timewait sockets, hold no reference and are not counted.
+//
+// Orphans needs CAP_NET_ADMIN over the namespace's owner (root in
+// practice) only to open the netlink socket in another namespace; the dump
+// itself is open to anyone. To see the same by hand:
+// nsenter --net=/proc/PID/ns/net ss -tanoe state fin-wait-1 (orphans show
+// ino:0).
+package sockdiag
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/netns"
+)
+
+// TCP states (include/net/tcp_states.h).
+const (
+	stateFinWait1 = 4
+	stateFinWait2 = 5
+	stateLastAck  = 9
+	stateClosing  = 11
+)
+
+// timerTimeWait is inet_diag_msg's idiag_timer of a timewait socket.
+const timerTimeWait = 3
+
+// sockDiagByFamily is SOCK_DIAG_BY_FAMILY (linux/sock_diag.h).
+const sockDiagByFamily = 20
+
+// Sizes of struct inet_diag_req_v2 and struct inet_diag_msg.
+const (
+	reqLen = 56
+	msgLen = 72
+)
+
+// orphanStates is the idiag_states mask of the states an orphan can be in.
+const orphanStates = 1<<stateFinWait1 | 1<<stateFinWait2 | 1<<stateLastAck | 1<<stateClosing
+
+// Orphans returns the number of orphaned TCP connections (IPv4 and IPv6)
+// in ns, a nil ns meaning the caller's namespace.
+func Orphans(ctx context.Context, ns *netns.Handle) (int, error) {
+	cfg := &netlink.Config{}
+	obj := "current namespace"
+	if ns != nil {
+		cfg.NetNS = ns.Fd()
+		obj = ns.Name()
+	}
+	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("sockdiag: dial in %s: %w", obj, err)
+	}
+	defer c.Close()
+	if d, ok := ctx.Deadline(); ok {
+		if err := c.SetDeadline(d); err != nil {
+			return 0, fmt.Errorf("sockdiag: deadline in %s: %w", obj, err)
+		}
+	}
+	n := 0
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		msgs, err := c.Execute(netlink.Message{
+			Header: netlink.Header{Type: sockDiagByFamily, Flags: netlink.Request | netlink.Dump},
+			Data:   request(family),
+		})
+		if err != nil {
+			return 0, fmt.Errorf("sockdiag: dump tcp sockets (family %d) in %s: %w", family, obj, err)
+		}
+		for _, m := range msgs {
+			orphan, err := isOrphan(m.Data)
+			if err != nil {
+				return 0, fmt.Errorf("sockdiag: %s: %w", obj, err)
+			}
+			if orphan {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// Wait polls Orphans every poll until ns has none, for at most max. It
+// returns how many are left then (0: all done) and how long it waited.
+func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left int, waited time.Duration, err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	for {
+		left, err = Orphans(ctx, ns)
+		if err != nil || left == 0 {
+			return left, time.Since(start), err
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return left, time.Since(start), nil
+		case <-t.C:
+		}
+	}
+}
+
+// request encodes struct inet_diag_req_v2 for every TCP socket of family in
+// an orphan's states.
+func request(family uint8) []byte {
+	b := make([]byte, reqLen)
+	b[0] = family
+	b[1] = unix.IPPROTO_TCP
+	binary.NativeEndian.PutUint32(b[4:8], orphanStates)
+	return b
+}
+
+// isOrphan decodes struct inet_diag_msg: an orphan has no inode (no
+// process's file holds it) and is a full socket, not a timewait one.
+func isOrphan(b []byte) (bool, error) {
+	if len(b) < msgLen {
+		return false, fmt.Errorf("inet_diag message of %d bytes, want %d", len(b), msgLen)
+	}
+	state, timer := b[1], b[2]
+	inode := binary.NativeEndian.Uint32(b[68:72])
+	if orphanStates&(1<<state) == 0 {
+		return false, nil
+	}
+	return inode == 0 && timer != timerTimeWait, nil
+}

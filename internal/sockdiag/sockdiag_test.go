@@ -1,0 +1,146 @@
+package sockdiag
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsbox/nsbox/internal/testutil"
+	"github.com/nsbox/nsbox/netns"
+)
+
+func TestMain(m *testing.M) { os.Exit(testutil.MainWithLeakCheck(m)) }
+
+func TestRequestBytes(t *testing.T) {
+	// struct inet_diag_req_v2: family, protocol (6), ext, pad, the states
+	// mask (FIN_WAIT1, FIN_WAIT2, LAST_ACK, CLOSING: 0x0a30), a zero
+	// socket id.
+	want := make([]byte, 56)
+	copy(want, []byte{2, 6, 0, 0})
+	binary.NativeEndian.PutUint32(want[4:], 0x0a30)
+	if got := request(2); !bytes.Equal(got, want) {
+		t.Errorf("request(AF_INET) = %x, want %x", got, want)
+	}
+}
+
+func diagMsg(state, timer uint8, inode uint32) []byte {
+	b := make([]byte, msgLen)
+	b[0], b[1], b[2] = 2, state, timer
+	binary.NativeEndian.PutUint32(b[68:], inode)
+	return b
+}
+
+func TestIsOrphan(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		msg   []byte
+		want  bool
+		error bool
+	}{
+		{"fin-wait-1 orphan", diagMsg(stateFinWait1, 1, 0), true, false},
+		{"last-ack orphan", diagMsg(stateLastAck, 1, 0), true, false},
+		{"closing orphan", diagMsg(stateClosing, 1, 0), true, false},
+		{"fin-wait-2 full socket", diagMsg(stateFinWait2, 2, 0), true, false},
+		{"fin-wait-2 timewait socket", diagMsg(stateFinWait2, timerTimeWait, 0), false, false},
+		{"fin-wait-1 held by a process", diagMsg(stateFinWait1, 1, 4242), false, false},
+		{"established", diagMsg(1, 0, 0), false, false},
+		{"time-wait", diagMsg(6, timerTimeWait, 0), false, false},
+		{"short", diagMsg(stateFinWait1, 1, 0)[:40], false, true},
+	} {
+		got, err := isOrphan(c.msg)
+		if (err != nil) != c.error || got != c.want {
+			t.Errorf("%s: isOrphan = %v, %v; want %v, error %v", c.name, got, err, c.want, c.error)
+		}
+	}
+}
+
+func FuzzIsOrphan(f *testing.F) {
+	f.Add(diagMsg(stateFinWait1, 1, 0))
+	f.Add(diagMsg(stateFinWait2, timerTimeWait, 0))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		orphan, err := isOrphan(b)
+		if err != nil && orphan {
+			t.Fatal("an error and an orphan")
+		}
+		if len(b) >= msgLen && err != nil {
+			t.Fatalf("a full message refused: %v", err)
+		}
+	})
+}
+
+// In a namespace of its own, a client connects over lo and exits (closes)
+// while nft drops its FINs: its socket is an orphan in FIN_WAIT1, which ss
+// shows with inode 0; once the FINs pass, it is gone.
+func TestOrphansSeesAnUnacknowledgedFIN(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "nft")
+	testutil.RequireTool(t, "ss")
+	name := testutil.NewNetns(t)
+	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
+	h, err := netns.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n, err := Orphans(ctx, h); err != nil || n != 0 {
+		t.Fatalf("a new namespace: Orphans = %d, %v; want 0", n, err)
+	}
+	rules := filepath.Join(t.TempDir(), "dropfin.nft")
+	if err := os.WriteFile(rules, []byte(`table inet dropfin {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport 7788 tcp flags & fin == fin drop
+	}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
+	var l net.Listener
+	var c net.Conn
+	if err := netns.Do(h, func() error {
+		var err error
+		if l, err = net.Listen("tcp4", "127.0.0.1:7788"); err != nil {
+			return err
+		}
+		c, err = net.Dial("tcp4", "127.0.0.1:7788")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.Close() // its FIN is dropped: an orphan in FIN_WAIT1
+	ss := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanoe", "state", "fin-wait-1")
+	if !strings.Contains(ss, "127.0.0.1:7788") {
+		t.Fatalf("ss shows no FIN_WAIT1 socket: %s", ss)
+	}
+	if n, err := Orphans(ctx, h); err != nil || n != 1 {
+		t.Fatalf("Orphans = %d, %v; want 1 (ss: %s)", n, err, ss)
+	}
+	if left, _, err := Wait(ctx, h, 100*time.Millisecond, 10*time.Millisecond); err != nil || left != 1 {
+		t.Fatalf("Wait with the FINs dropped = %d, %v; want 1 left", left, err)
+	}
+	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "delete", "table", "inet", "dropfin")
+	// The kernel retransmits the FIN (RTO doubling from 200 ms): bounded.
+	left, _, err := Wait(ctx, h, 8*time.Second, 10*time.Millisecond)
+	if err != nil || left != 0 {
+		t.Fatalf("Wait after the FINs pass = %d, %v; want 0", left, err)
+	}
+	if ss := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "state", "fin-wait-1"); strings.TrimSpace(ss) != "" {
+		t.Errorf("Orphans saw none, ss still shows FIN_WAIT1: %s", ss)
+	}
+}
