@@ -256,10 +256,21 @@ func settle(b *testing.B, ns string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Measured anyway, and said: the kernel is still tearing down
-	// namespaces of the last batch (seen once after 100 concurrent
-	// bridge-dhcp sandboxes under a load of 8 concurrent builds).
-	b.Logf("br0 in %s still has %d sandbox ports after 60 s: %v", ns, len(left), left)
+	// Measured anyway, and said. A port outlives its sandbox while
+	// something holds the sandbox's namespace; the cause seen here was
+	// orphaned TCP connections of the payload (after 100 concurrent
+	// bridge-dhcp sandboxes the lease's release removed the address before
+	// their FIN exchange ended, so they held the namespace one to two
+	// minutes; nsnet now waits for them first). Orphans are counted
+	// across all namespaces in /proc/net/sockstat's TCP line: log it.
+	sockstat, _ := os.ReadFile("/proc/net/sockstat")
+	tcp := ""
+	for _, l := range strings.Split(string(sockstat), "\n") {
+		if strings.HasPrefix(l, "TCP:") {
+			tcp = l
+		}
+	}
+	b.Logf("br0 in %s still has %d sandbox ports after 60 s: %v (host-wide %s)", ns, len(left), left, tcp)
 }
 
 func BenchmarkNetStart(b *testing.B) {
