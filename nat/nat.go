@@ -351,6 +351,12 @@ type state struct {
 	missing map[string]bool
 	rules   []*nftables.Rule
 	parsed  []Entry // parallel to rules
+	// adding: the batch adds an entry (Publish, AddMasquerade), so the
+	// table stays even when every entry read was collected.
+	adding bool
+	// addingLocalnet is the bridge of a loopback address the batch
+	// publishes (its route_localnet stays on).
+	addingLocalnet string
 }
 
 // read lists the table on one netlink socket that the caller closes with
@@ -469,6 +475,12 @@ func (t *Table) finish(s *state) error {
 				loopbackPublished[e.Bridge] = true
 			}
 			left++
+		}
+		if s.adding {
+			left++
+		}
+		if s.addingLocalnet != "" {
+			loopbackPublished[s.addingLocalnet] = true
 		}
 		// route_localnet goes back off with the last loopback address
 		// published on its bridge.
@@ -723,6 +735,7 @@ func (t *Table) AddMasquerade(ctx context.Context, m Masquerade) error {
 		for _, r := range masqRules(table(), &m, nets, c) {
 			s.conn.AddRule(r)
 		}
+		s.adding = true
 		return nil
 	})
 	if err != nil {
@@ -779,6 +792,10 @@ func (t *Table) Publish(ctx context.Context, p Publish) error {
 		}
 		for _, r := range publishRules(table(), &p, c) {
 			s.conn.AddRule(r)
+		}
+		s.adding = true
+		if p.HostIP.IsLoopback() {
+			s.addingLocalnet = p.Bridge
 		}
 		return nil
 	})

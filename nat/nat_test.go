@@ -223,6 +223,56 @@ func TestDeadOwner(t *testing.T) {
 	}
 }
 
+// TestPublishOverDeadOwner: a Publish whose collection of dead owners
+// leaves no other entry keeps the table with its own rules (the batch
+// deleted the table after adding them once), and forwarding on.
+func TestPublishOverDeadOwner(t *testing.T) {
+	lab := testutil.NewNATLab(t)
+	ctx := context.Background()
+	tb := openTable(t, lab.HostNS)
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	dead, err := nat.Process(sleeper.Process.Pid, "sleeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := nat.Publish{Bridge: lab.Bridge, HostPort: 9090, Addr: netip.MustParseAddr("10.88.0.9"), Port: 90, Owner: dead}
+	if err := tb.Publish(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	me, err := nat.Self("me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := nat.Publish{Bridge: lab.Bridge, HostPort: 9090, Addr: netip.MustParseAddr("10.88.0.10"), Port: 90, Owner: me}
+	if err := tb.Publish(ctx, q); err != nil {
+		t.Fatalf("publish over a dead owner's port: %v", err)
+	}
+	exists, rules := nsboxRules(t, lab.HostNS)
+	n := 0
+	for _, r := range rules {
+		if strings.Contains(r, "addr=10.88.0.10&") {
+			n++
+		} else if !strings.HasPrefix(r, "nsbox state ") {
+			t.Errorf("rule left of the dead owner: %q", r)
+		}
+	}
+	if !exists || n != 4 || forwarding(t, lab.HostNS) != "1" {
+		t.Fatalf("after publishing over a dead owner: table %v, rules %q, forwarding %s", exists, rules, forwarding(t, lab.HostNS))
+	}
+	if err := tb.Unpublish(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if exists, rules := nsboxRules(t, lab.HostNS); exists || len(rules) != 0 {
+		t.Fatalf("after unpublish: table %v, rules %q", exists, rules)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	lab := testutil.NewNATLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
