@@ -336,7 +336,7 @@ struct nsb_run_flag {
 	unsigned long clone; /* CLONE_NEW* a bool flag asks for */
 	int implies[NSB_MAX_IMPLIES]; /* flags it turns on (-1: none) */
 	int slot;           /* the flag whose value it sets (an alias: another) */
-	unsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's, 3 the capabilities' */
+	unsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's, 3 the capabilities', 4 --publish's */
 };
 static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((unused)) = {
 	{"ipc", 'i', NSB_KIND_BOOL, 1, 0x8000000UL, {-1, -1}, NSB_F_IPC, 0},
@@ -365,7 +365,7 @@ static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((un
 	{"pool", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_POOL, 0},
 	{"pool-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_POOL_TIMEOUT, 0},
 	{"nat", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_NAT, 0},
-	{"publish", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_PUBLISH, 0},
+	{"publish", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_PUBLISH, 4},
 	{"verbose", 'v', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_VERBOSE, 0},
 	{"dhcp-timeout", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_DHCP_TIMEOUT, 0},
 	{"map-root-user", 'r', NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_MAP_ROOT_USER, 0},

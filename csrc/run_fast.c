@@ -37,6 +37,7 @@
 #include "clone_shim.h" /* with nsbox_gen.h: the rules generated from Go */
 #include "nsinit_elf.h"
 #include "net_fast.c"
+#include "nft_fast.c"
 #include "pool_fast.c"
 #include "netns_fast.c"
 #include "state_fast.c"
@@ -100,6 +101,7 @@ struct nsb_fast {
 	int cmd_index; /* argv index of the command; argc if none */
 	int has_net;   /* --bridge: net holds the static network */
 	struct nsb_net net;
+	struct nsb_nft nft; /* --publish (nft_fast.c); nft.npub 0 without */
 	int has_pool; /* --pool: pool holds the claim (pool_fast.c) */
 	struct nsb_pool pool;
 	const char *path; /* resolved command (points into buf) */
@@ -511,11 +513,13 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	const char *bridge_ns = 0;
 	int i, id, any_ns = 0;
 	struct nsb_envop ordered[2 * NSB_MAX_ORDERED + NSB_SANDBOX_NFS], caps[NSB_MAX_ORDERED];
-	int nordered = 0, ncaps = 0;
+	int nordered = 0, ncaps = 0, npub = 0;
+	const char *pub[NSB_MAX_PUBLISH + 1];
 
 	memset(f, 0, sizeof *f);
 	f->watch.status_fd = f->watch.dirfd = -1;
 	f->net.fd = -1;
+	f->nft.fd = f->nft.nsfd = -1;
 	f->pool.conn = f->pool.netns = f->pool.resolv = -1;
 	i = 2;
 	if (argc >= 4 && nsb_streq(argv[1], "-n") && nsb_streq(argv[3], "run")) {
@@ -543,7 +547,12 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 				return -1; /* missing or empty: Go says so (exit 2) */
 			v = argv[i];
 		}
-		if (nsb_run_flags[id].ordered == 3) {
+		if (nsb_run_flags[id].ordered == 4) {
+			/* --publish: repeatable, in the order typed. */
+			if (npub > NSB_MAX_PUBLISH)
+				return -1;
+			pub[npub++] = v;
+		} else if (nsb_run_flags[id].ordered == 3) {
 			/* --cap-drop, --cap-add, --sandbox: in the order typed. */
 			if (ncaps == NSB_MAX_ORDERED)
 				return -1;
@@ -657,6 +666,11 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 			return -1;
 		f->has_net = 1;
 	}
+	/* --publish (runOptions.checkPoolFlags, parsePublish): with a static
+	 * --bridge --addr only; with --pool, or any value C does not take
+	 * exactly as Go, Go's. */
+	if (npub && (!f->has_net || val[NSB_F_POOL] || nsb_nft_parse(&f->nft, pub, npub) < 0))
+		return -1;
 	/* --name, --status-fd, --pidfile (runOptions.check and watch). */
 	if (nsb_watch_parse(&f->watch, val[NSB_F_NAME], val[NSB_F_STATUS_FD], val[NSB_F_PIDFILE]) < 0)
 		return -1;
@@ -1018,6 +1032,9 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		goto fallback;
 	if (f.has_pool && nsb_pool_claim(&f.pool) < 0)
 		goto fallback;
+	/* --publish: the rules are in before the spawn, or Go does it all. */
+	if (f.nft.npub && nsb_nft_publish(&f.nft, f.net.bridge_ns, f.net.bridge, f.net.addr) < 0)
+		goto fallback;
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {
@@ -1163,6 +1180,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		while (waitpid(r.pid, &st, __WALL) < 0 && errno == EINTR)
 			;
 		nsb_cg_finish(&cg);
+		nsb_nft_unpublish(&f.nft, 0);
 		nsb_watch_ended(&f.watch, 125);
 		_exit(125);
 	}
@@ -1170,6 +1188,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		if (errno != EINTR)
 			_exit(125);
 	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
+	nsb_nft_unpublish(&f.nft, 0); /* its socket's close is the exit's */
 	nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
 	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	if (nsb_watch_any(&f.watch))
@@ -1182,6 +1201,7 @@ fallback:
 	 * it never took). */
 	nsb_cg_finish(&cg); /* the watcher removes the group */
 	nsb_net_close(&f.net);
+	nsb_nft_unpublish(&f.nft, 1); /* Go publishes again */
 	nsb_pool_close(&f.pool);
 	nsb_watch_release(&f.watch);
 	if (memfd >= 0)

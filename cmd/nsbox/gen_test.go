@@ -179,7 +179,7 @@ func genHeader() []byte {
 	p("\tunsigned long clone; /* CLONE_NEW* a bool flag asks for */\n")
 	p("\tint implies[NSB_MAX_IMPLIES]; /* flags it turns on (-1: none) */\n")
 	p("\tint slot;           /* the flag whose value it sets (an alias: another) */\n")
-	p("\tunsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's, 3 the capabilities' */\n")
+	p("\tunsigned char ordered; /* repeatable, kept in order: 1 the view's list, 2 the environment's, 3 the capabilities', 4 --publish's */\n")
 	p("};\n")
 	p("static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((unused)) = {\n")
 	for _, f := range flags {
@@ -220,7 +220,7 @@ type genFlag struct {
 	clone        uintptr
 	implies      []string
 	slot         string // the flag whose value it sets
-	ordered      int    // 0, 1 (the view's list), 2 (the environment's) or 3 (the capabilities')
+	ordered      int    // 0, 1 (the view's list), 2 (the environment's), 3 (the capabilities') or 4 (--publish's)
 }
 
 // genFlags are the rows of the C flag table: runFlags, then viewFlagTable.
@@ -229,7 +229,11 @@ func genFlags() []genFlag {
 	o := &runOptions{}
 	for _, f := range runFlags {
 		_, isBool := f.ref(o).(*bool)
-		out = append(out, genFlag{name: f.name, short: f.short, isBool: isBool, fast: f.fast, clone: f.clone, implies: f.implies, slot: f.name})
+		g := genFlag{name: f.name, short: f.short, isBool: isBool, fast: f.fast, clone: f.clone, implies: f.implies, slot: f.name}
+		if _, repeat := f.ref(o).(*[]string); repeat && f.fast {
+			g.ordered = 4 // kept in order in the C parser's list (--publish: csrc/nft_fast.c)
+		}
+		out = append(out, g)
 	}
 	for _, f := range viewFlagTable {
 		g := genFlag{name: f.name, isBool: f.isBool, fast: true, slot: f.name}

@@ -122,7 +122,7 @@ var runFlags = []runFlag{
 	{name: "pool", usage: "join a ready network namespace of the pool NAME (see nsbox pool start)", ref: func(o *runOptions) any { return &o.pool }, fast: true},
 	{name: "pool-timeout", usage: "how long --pool waits for a ready namespace", ref: func(o *runOptions) any { return &o.poolTimeout }, def: defaultPoolTimeout},
 	{name: "nat", usage: "masquerade the bridge's subnets while the sandbox runs (needs --bridge)", ref: func(o *runOptions) any { return &o.nat }},
-	{name: "publish", usage: "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)", ref: func(o *runOptions) any { return &o.publish }},
+	{name: "publish", usage: "publish [IP:]HOSTPORT:PORT[/tcp|/udp] of the sandbox (repeatable; needs --bridge or --pool)", ref: func(o *runOptions) any { return &o.publish }, fast: true},
 	{name: "verbose", short: "v", usage: "say where the network came from", ref: func(o *runOptions) any { return &o.verbose }},
 	{name: "dhcp-timeout", usage: "give up (exit 125, nothing left) when no lease comes within DUR (needs --dhcp)", ref: func(o *runOptions) any { return &o.dhcpTimeout }, def: 10 * time.Second},
 	{name: "map-root-user", short: "r", usage: "same as --user --map-root (unshare -r)", ref: func(o *runOptions) any { return &o.mapRootUser }},
