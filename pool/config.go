@@ -48,10 +48,11 @@ type Config struct {
 	IfName string
 	// DHCPTimeout bounds each lease; 0 means 10 s.
 	DHCPTimeout time.Duration
-	// RefillDelay holds refills back until this long after the last claim
+	// RefillDelay holds refills (and the destruction of released
+	// namespaces) back until this long after the last claim or release
 	// while more than a quarter of Size is ready, so that wiring does not
-	// compete with the sandboxes being started; 0 means DefaultRefillDelay,
-	// less than 0 refills at once.
+	// compete with the sandboxes being started or still running; 0 means
+	// DefaultRefillDelay, less than 0 refills at once.
 	RefillDelay time.Duration
 	// Workers is how many namespaces are wired at once; 0 means Size,
 	// at least 8 and at most 64.

@@ -91,8 +91,8 @@ type Pool struct {
 
 	mu        sync.Mutex
 	inUse     int
-	lastClaim time.Time
-	graves    []*entry // released, to be destroyed in a pause (giveBack)
+	lastBusy  time.Time // the last claim or release
+	graves    []*entry  // released, to be destroyed in a pause (giveBack)
 	refilling int
 	failures  int
 	seq       uint64
@@ -330,7 +330,7 @@ func (p *Pool) refillLoop() {
 				p.mu.Unlock()
 				break
 			}
-			quietIn := time.Until(p.lastClaim.Add(p.cfg.RefillDelay))
+			quietIn := time.Until(p.lastBusy.Add(p.cfg.RefillDelay))
 			if len(p.graves) > 0 && (quietIn <= 0 || len(p.graves) >= p.cfg.Size) {
 				gs := p.graves
 				p.graves = nil
@@ -383,16 +383,21 @@ func (p *Pool) refillLoop() {
 const busyWorkers = 2
 
 // refillWait is how long refills wait still: until RefillDelay has passed
-// since the last claim, unless no more than a quarter of the pool is ready
-// (then at once). Why: a refill costs the kernel a namespace, a veth and a
-// lease on the same cores as the sandboxes being started; while claims keep
-// coming, it waits for a pause rather than slow them (bench/pool's p99).
+// since the last claim or release, unless no more than a quarter of the
+// pool is ready (then at once). Why: a refill costs the kernel a namespace,
+// a veth and a lease on the same cores as the sandboxes being started;
+// while claims keep coming, it waits for a pause rather than slow them
+// (bench/pool's p99). Releases count too: in a burst of sandboxes the
+// claims end well before the sandboxes do (in bench/pool's storm of 200,
+// about 130 ms into 250), and a refill that starts then takes the cores
+// from the sandboxes still running (the storm took 0.4-1.8 s instead of
+// 0.2-0.25 s).
 // p.mu is held.
 func (p *Pool) refillWait() time.Duration {
 	if p.cfg.RefillDelay <= 0 || len(p.ready) <= p.cfg.Size/4 || len(p.ready)+p.refilling >= p.cfg.Size {
 		return 0
 	}
-	return time.Until(p.lastClaim.Add(p.cfg.RefillDelay))
+	return time.Until(p.lastBusy.Add(p.cfg.RefillDelay))
 }
 
 // allocStatic takes the next free range address (round robin); without a
@@ -580,7 +585,7 @@ func (p *Pool) taken(e *entry) *entry {
 	p.mu.Lock()
 	delete(p.waiting, e)
 	p.inUse++
-	p.lastClaim = time.Now()
+	p.lastBusy = time.Now()
 	p.mu.Unlock()
 	return e
 }
@@ -588,12 +593,14 @@ func (p *Pool) taken(e *entry) *entry {
 // giveBack destroys a claimed entry and refills.
 //
 // With a RefillDelay the destruction waits, as refills do, for a pause in
-// the claims (or for Size entries to wait so): tearing a namespace down
-// (its lease's release, the kernel's cleanup of the namespace and its veth)
-// costs the same cores as the sandboxes being started.
+// the claims and releases (or for Size entries to wait so): tearing a
+// namespace down (its lease's release, the kernel's cleanup of the
+// namespace and its veth) costs the same cores as the sandboxes being
+// started, and a release is a sandbox that ends while others may still run.
 func (p *Pool) giveBack(e *entry) {
 	p.mu.Lock()
 	p.inUse--
+	p.lastBusy = time.Now()
 	if p.cfg.RefillDelay > 0 && p.ctx.Err() == nil {
 		p.graves = append(p.graves, e)
 		p.mu.Unlock()

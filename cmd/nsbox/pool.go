@@ -48,7 +48,7 @@ func parsePoolStart(args []string) (poolStartArgs, error) {
 	fs.BoolVar(&a.cfg.NAT, "nat", false, "masquerade the bridge's subnets while the pool runs")
 	fs.StringVar(&a.cfg.IfName, "ifname", "", "interface name inside the namespaces (default eth0)")
 	fs.IntVar(&a.cfg.Workers, "workers", 0, "namespaces wired at once (default: --size, at least 8, at most 64)")
-	fs.DurationVar(&a.cfg.RefillDelay, "refill-delay", pool.DefaultRefillDelay, "refill only this long after the last claim (while a quarter is ready; 0: at once)")
+	fs.DurationVar(&a.cfg.RefillDelay, "refill-delay", pool.DefaultRefillDelay, "refill only this long after the last claim or release (while a quarter is ready; 0: at once)")
 	fs.BoolVarP(&a.verbose, "verbose", "v", false, "log refills and DHCP to stderr")
 	if err := fs.Parse(args); err != nil {
 		return a, usagef("pool start: %s", printable(err.Error()))
