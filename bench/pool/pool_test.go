@@ -412,6 +412,21 @@ func BenchmarkPoolStorm(b *testing.B) {
 			}
 		}
 	})
+	b.Run(fmt.Sprintf("n=%d/nsbox-pool-lib", n), func(b *testing.B) {
+		ns := lab(b, bin)
+		name := startPool(b, bin, ns, n)
+		dir := b.TempDir()
+		for i := 0; i < b.N; i++ {
+			waitFull(b, bin, name, n, nil)
+			settle(b, ns)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			failed, err := stormLib(ctx, name, dir, n)
+			cancel()
+			if failed > 0 {
+				b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
+			}
+		}
+	})
 	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
 		ns := lab(b, bin)
 		dir := b.TempDir()
