@@ -58,6 +58,44 @@ const orphanStates = 1<<stateFinWait1 | 1<<stateFinWait2 | 1<<stateLastAck | 1<<
 // Orphans returns the number of orphaned TCP connections (IPv4 and IPv6)
 // in ns, a nil ns meaning the caller's namespace.
 func Orphans(ctx context.Context, ns *netns.Handle) (int, error) {
+	c, obj, err := dial(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return count(ctx, c, obj)
+}
+
+// Wait polls ns every poll, over one netlink socket, until it has no
+// orphaned TCP connection, for at most max. It returns how many are left
+// then (0: all done) and how long it waited.
+func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left int, waited time.Duration, err error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	c, obj, err := dial(ns)
+	if err != nil {
+		return 0, time.Since(start), err
+	}
+	defer c.Close()
+	for {
+		left, err = count(ctx, c, obj)
+		if err != nil || left == 0 {
+			return left, time.Since(start), err
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return left, time.Since(start), nil
+		case <-t.C:
+		}
+	}
+}
+
+// dial opens a NETLINK_SOCK_DIAG socket in ns by file descriptor (no
+// thread of the caller changes namespace) and names ns for errors.
+func dial(ns *netns.Handle) (*netlink.Conn, string, error) {
 	cfg := &netlink.Config{}
 	obj := "current namespace"
 	if ns != nil {
@@ -66,13 +104,20 @@ func Orphans(ctx context.Context, ns *netns.Handle) (int, error) {
 	}
 	c, err := netlink.Dial(unix.NETLINK_SOCK_DIAG, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("sockdiag: dial in %s: %w", obj, err)
+		return nil, obj, fmt.Errorf("sockdiag: dial in %s: %w", obj, err)
 	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		if err := c.SetDeadline(d); err != nil {
-			return 0, fmt.Errorf("sockdiag: deadline in %s: %w", obj, err)
-		}
+	return c, obj, nil
+}
+
+// count dumps the TCP sockets of c's namespace in an orphan's states and
+// counts the orphans.
+func count(ctx context.Context, c *netlink.Conn, obj string) (int, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Time{}
+	}
+	if err := c.SetDeadline(d); err != nil {
+		return 0, fmt.Errorf("sockdiag: deadline in %s: %w", obj, err)
 	}
 	n := 0
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
@@ -94,27 +139,6 @@ func Orphans(ctx context.Context, ns *netns.Handle) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// Wait polls Orphans every poll until ns has none, for at most max. It
-// returns how many are left then (0: all done) and how long it waited.
-func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left int, waited time.Duration, err error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, max)
-	defer cancel()
-	for {
-		left, err = Orphans(ctx, ns)
-		if err != nil || left == 0 {
-			return left, time.Since(start), err
-		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return left, time.Since(start), nil
-		case <-t.C:
-		}
-	}
 }
 
 // request encodes struct inet_diag_req_v2 for every TCP socket of family in
