@@ -15,8 +15,10 @@
 //     gateway's ARP locktime (1 s) with a new MAC.
 //   - PoolStorm: 200 sandboxes (8 without NSBOX_BENCH_FULL=1) from a warm
 //     pool of as many, each running /bin/true in new IPC, PID and mount
-//     namespaces, against the shell script of bench/sandbox (unshare, ip,
-//     udhcpc), until all are done.
+//     namespaces, through the CLI (nsbox-pool) and through the library in
+//     the benchmark's process (nsbox-pool-lib: pool.Client and nsclone),
+//     against the shell script of bench/sandbox (unshare, ip, udhcpc),
+//     until all are done; with the CPU time each spent in the window.
 //   - Publish: a static sandbox with `--publish 8080:80` (its bridge with
 //     and without an nsbox table already) against the same
 //     without it on the C fast path (as a user runs it) and on the Go path,

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/netns"
@@ -76,6 +78,14 @@ const (
 // on it and a TCP listener on 10.81.0.1:7777 that accepts and closes.
 func lab(b *testing.B, bin string) string {
 	b.Helper()
+	ns, _ := labServer(b, bin)
+	return ns
+}
+
+// labServer is lab, also returning the DHCP server's process (for its CPU
+// time, procCPU).
+func labServer(b *testing.B, bin string) (string, *os.Process) {
+	b.Helper()
 	ns := testutil.NewNetns(b)
 	testutil.Cmd(b, "ip", "-n", ns, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
 	testutil.Cmd(b, "ip", "-n", ns, "addr", "add", gateway+"/22", "dev", "br0")
@@ -113,12 +123,19 @@ func lab(b *testing.B, bin string) string {
 			c.Close()
 		}
 	}()
-	return ns
+	return ns, srv.Process
 }
 
 // startPool runs `nsbox -n ns pool start NAME --size size --dhcp` and waits
 // until it is full; it is stopped when b ends.
 func startPool(b *testing.B, bin, ns string, size int) string {
+	b.Helper()
+	name, _ := startPoolProc(b, bin, ns, size)
+	return name
+}
+
+// startPoolProc is startPool, also returning the pool's process.
+func startPoolProc(b *testing.B, bin, ns string, size int) (string, *os.Process) {
 	b.Helper()
 	name := testutil.UniqueName("bp")
 	args := []string{"-n", ns, "pool", "start", name, "--bridge", "br0", "--size", strconv.Itoa(size), "--dhcp"}
@@ -143,7 +160,7 @@ func startPool(b *testing.B, bin, ns string, size int) string {
 		}
 	})
 	waitFull(b, bin, name, size, &stderr)
-	return name
+	return name, p.Process
 }
 
 // waitFull waits (off the clock) until the pool has size ready and none in
@@ -386,6 +403,15 @@ func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) int {
 	return failed
 }
 
+// BenchmarkPoolStorm times n sandboxes at once (see the package doc):
+// nsbox-pool is n `nsbox run --pool NAME --ipc --pid --mount --no-init --
+// /bin/true`, nsbox-pool-lib the same through the library in this process
+// (stormLib), shell n runs of peerScript; each from its own lab, the pools
+// full and the bridges settled before the clock starts. Besides the time
+// it reports where the CPU went in the timed window: cpu-ms/sandbox of the
+// storm's own processes (the children's user+system time, and for
+// nsbox-pool-lib this process's too) and servers-cpu-ms, the pool's and
+// the DHCP server's together (10 ms ticks).
 func BenchmarkPoolStorm(b *testing.B) {
 	testutil.RequirePriv(b)
 	for _, tool := range []string{"ip", "unshare", "busybox", "gcc"} {
@@ -397,38 +423,46 @@ func BenchmarkPoolStorm(b *testing.B) {
 		n = 200
 	}
 	b.Run(fmt.Sprintf("n=%d/nsbox-pool", n), func(b *testing.B) {
-		ns := lab(b, bin)
-		name := startPool(b, bin, ns, n)
+		ns, dhcpd := labServer(b, bin)
+		name, pool := startPoolProc(b, bin, ns, n)
+		var m cpuMeter
 		for i := 0; i < b.N; i++ {
 			waitFull(b, bin, name, n, nil)
 			settle(b, ns)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			m.start(false, pool, dhcpd)
 			failed := storm(b, n, func(int) *exec.Cmd {
 				return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", "/bin/true")
 			})
+			m.stop()
 			cancel()
 			if failed > 0 {
 				b.Fatalf("%d of %d pool sandboxes failed", failed, n)
 			}
 		}
+		m.report(b, n)
 	})
 	b.Run(fmt.Sprintf("n=%d/nsbox-pool-lib", n), func(b *testing.B) {
-		ns := lab(b, bin)
-		name := startPool(b, bin, ns, n)
+		ns, dhcpd := labServer(b, bin)
+		name, pool := startPoolProc(b, bin, ns, n)
 		dir := b.TempDir()
+		var m cpuMeter
 		for i := 0; i < b.N; i++ {
 			waitFull(b, bin, name, n, nil)
 			settle(b, ns)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			m.start(true, pool, dhcpd)
 			failed, err := stormLib(ctx, name, dir, n)
+			m.stop()
 			cancel()
 			if failed > 0 {
 				b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
 			}
 		}
+		m.report(b, n)
 	})
 	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
-		ns := lab(b, bin)
+		ns, dhcpd := labServer(b, bin)
 		dir := b.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
 			b.Fatal(err)
@@ -438,18 +472,105 @@ func BenchmarkPoolStorm(b *testing.B) {
 		}
 		tag := testutil.UniqueName("")[:6]
 		worst := 0
+		var m cpuMeter
 		for i := 0; i < b.N; i++ {
 			settle(b, ns)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			m.start(false, dhcpd)
 			failed := storm(b, n, func(j int) *exec.Cmd {
 				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
 					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
 			})
+			m.stop()
 			cancel()
 			worst = max(worst, failed)
 		}
 		b.ReportMetric(float64(worst), "failed-jobs")
+		m.report(b, n)
 	})
+}
+
+// cpuMeter adds up the CPU time spent in timed windows (start to stop):
+// this process's children that ended in the window, this process itself
+// if asked, and the servers (running processes, from /proc/PID/stat).
+type cpuMeter struct {
+	self       bool
+	servers    []*os.Process
+	own, srv   time.Duration // totals over the windows
+	own0, srv0 time.Duration // at the window's start
+	windows    int
+	serverErr  error
+}
+
+func (m *cpuMeter) start(self bool, servers ...*os.Process) {
+	m.self, m.servers = self, servers
+	m.own0, m.srv0 = m.ownCPU(), m.serverCPU()
+}
+
+func (m *cpuMeter) stop() {
+	m.own += m.ownCPU() - m.own0
+	m.srv += m.serverCPU() - m.srv0
+	m.windows++
+}
+
+func (m *cpuMeter) report(b *testing.B, n int) {
+	if m.windows == 0 {
+		return
+	}
+	if m.serverErr != nil {
+		b.Logf("servers' CPU time: %v", m.serverErr)
+	}
+	b.ReportMetric(ms(m.own)/float64(m.windows*n), "cpu-ms/sandbox")
+	b.ReportMetric(ms(m.srv)/float64(m.windows), "servers-cpu-ms")
+}
+
+func (m *cpuMeter) ownCPU() time.Duration {
+	var ru unix.Rusage
+	var d time.Duration
+	if unix.Getrusage(unix.RUSAGE_CHILDREN, &ru) == nil {
+		d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if m.self && unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return d
+}
+
+func (m *cpuMeter) serverCPU() time.Duration {
+	var d time.Duration
+	for _, p := range m.servers {
+		c, err := procCPU(p.Pid)
+		if err != nil {
+			m.serverErr = err
+		}
+		d += c
+	}
+	return d
+}
+
+// procCPU is a running process's user+system time from /proc/PID/stat
+// (all its threads, in USER_HZ ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's closing parenthesis: state is the
+	// 3rd field of the line, utime and stime the 14th and 15th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
 // BenchmarkPublish compares a static sandbox with --publish 8080:80
