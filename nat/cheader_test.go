@@ -67,16 +67,14 @@ func flushed(t *testing.T, fn func(c *nftables.Conn)) []netlink.Message {
 
 // pubValues are the variable fields of a published port's rules.
 type pubValues struct {
-	bridge          string
-	proto           string
-	hostIP          netip.Addr
-	hostPort, port  uint16
-	addr            netip.Addr
-	pid             int
-	start           uint64
-	name            string
-	handle          uint64
-	withoutUserdata bool
+	bridge         string
+	proto          string
+	hostIP         netip.Addr
+	hostPort, port uint16
+	addr           netip.Addr
+	pid            int
+	start          uint64
+	name           string
 }
 
 func (v pubValues) publish() *Publish {
@@ -118,15 +116,6 @@ func attr(typ uint16, data []byte) []byte {
 
 // Fields that C patches into the templates (enum nsb_nft_field).
 var cFields = []string{"BRIDGE", "ADDR", "PORT", "HOSTPORT", "HOSTIP", "PROTO", "PID", "START", "NAME"}
-
-func fieldID(name string) int {
-	for i, f := range cFields {
-		if f == name {
-			return i
-		}
-	}
-	panic(name)
-}
 
 // patch is where a field's bytes go in a template.
 type patch struct {
