@@ -42,11 +42,6 @@
 
 #include "nat_gen.h" /* generated from package nat: messages, offsets, comment parts */
 
-/* The owner name of run's entries (cmd/nsbox's nat.Self("nsbox run")):
- * TestRunPublishFastMatchesGo compares the C path's rules, comments
- * included, with the Go path's. */
-#define NSB_NFT_OWNER_NAME "nsbox run"
-
 #define NSB_MAX_PUBLISH 8
 
 /* nsb_pub is one --publish. */
@@ -210,7 +205,7 @@ static int nsb_nft_comment(struct nsb_pub *p, const char *bridge, uint32_t addr,
 	snprintf(v[NSB_NFT_F_PROTO], sizeof v[0], "%s", p->udp ? "udp" : "tcp");
 	snprintf(v[NSB_NFT_F_PID], sizeof v[0], "%ld", pid);
 	snprintf(v[NSB_NFT_F_START], sizeof v[0], "%llu", start);
-	snprintf(v[NSB_NFT_F_NAME], sizeof v[0], "%s", NSB_NFT_OWNER_NAME);
+	snprintf(v[NSB_NFT_F_NAME], sizeof v[0], "%s", NSB_RUN_OWNER_NAME /* nsbox_gen.h */);
 	p->comment[0] = 0;
 	for (; parts->lit; parts++)
 		if (nsb_nft_put(p->comment, &n, sizeof p->comment, parts->lit, 0) < 0 ||

@@ -160,6 +160,9 @@ static const unsigned char nsb_pool_name_rest[128] __attribute__((unused)) = {
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
 };
 
+/* The owner name of run's nat entries (runOwnerName), for --publish. */
+#define NSB_RUN_OWNER_NAME "nsbox run"
+
 /* Records of named sandboxes (internal/sbstate): the folder, its files,
  * the name rule (ValidateName, per byte: the first and the others). */
 #define NSB_STATE_DIR "/run/nsbox/sandboxes"

@@ -143,6 +143,8 @@ func genHeader() []byte {
 	// (an empty pool costs one round trip more, never a second wait).
 	b.Write(poolwire.CSection(0, poolReplyMargin))
 	p("\n")
+	p("/* The owner name of run's nat entries (runOwnerName), for --publish. */\n")
+	p("#define NSB_RUN_OWNER_NAME %q\n\n", runOwnerName)
 
 	// The records of named sandboxes and the status stream, for run
 	// --name, --status-fd and --pidfile.

@@ -80,9 +80,20 @@ func TestRunNATCLI(t *testing.T) {
 
 // TestRunPublishCLI: a server in a sandbox started with --publish 8080:80
 // answers a client in the outside namespace on the host namespace's address;
-// the rules exist while it runs and are gone after it ends, and after a
-// SIGKILL of nsbox once the next nsbox call has looked at the table.
+// a second --publish of 8080 is refused naming the holder; the rules exist
+// while it runs and are gone after it ends, and after a SIGKILL of nsbox
+// once the next nsbox call has looked at the table. Once on each path: the
+// C fast path takes --bridge --addr --publish (csrc/nft_fast.c).
 func TestRunPublishCLI(t *testing.T) {
+	for _, m := range netFastModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Setenv("NSBOX_NO_FASTPATH", m.env)
+			testRunPublishCLI(t)
+		})
+	}
+}
+
+func testRunPublishCLI(t *testing.T) {
 	lab := testutil.NewNATLab(t)
 	bin := runBuildNsbox(t)
 	dir := t.TempDir()

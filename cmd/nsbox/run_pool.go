@@ -107,6 +107,11 @@ func (o *runOptions) checkPoolFlags() error {
 
 const defaultPoolTimeout = 5 * time.Second
 
+// runOwnerName is what the nat entries of run (--nat, --publish) call their
+// owner; the C fast path's --publish (csrc/nft_fast.c) writes it through
+// csrc/nsbox_gen.h.
+const runOwnerName = "nsbox run"
+
 // poolReplyMargin is how much longer than the pool's wait a claim waits for
 // the pool's reply (the Go path here and run's C fast path, through
 // csrc/nsbox_gen.h).
@@ -160,7 +165,7 @@ func (o *runOptions) setupRunNet(ctx context.Context, e *env, spec *nsclone.Spec
 			rn = nil
 		}
 	}()
-	if rn.owner, err = nat.Self("nsbox run"); err != nil {
+	if rn.owner, err = nat.Self(runOwnerName); err != nil {
 		return rn, fail(err)
 	}
 	if o.pool != "" {
