@@ -37,6 +37,7 @@
  * owners are left to the next Go call, which collects them, as it collects
  * this run's own if nsbox dies of SIGKILL.
  */
+#include <pthread.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
@@ -61,6 +62,15 @@ struct nsb_nft {
 	int nsfd;      /* the bridge's namespace (-n NS), or -1 */
 	int published; /* the rules were added */
 	uint32_t seq;
+	int fwdfd;     /* ip_forward of the bridge's namespace, open O_RDWR when read, or -1 */
+
+	/* The publish runs on a thread while the child is cloned (its network
+	 * namespace is the costly part), as Go's run does in a goroutine. */
+	pthread_t th;
+	int running;   /* th is to be joined */
+	int rc;        /* nsb_nft_publish's result */
+	const char *bridge_ns, *bridge;
+	uint32_t addr;
 };
 
 /* nsb_nft_port parses a port as strconv.Atoi would and Go accepts it (1 to
@@ -118,7 +128,7 @@ static int nsb_nft_parse_one(struct nsb_pub *p, const char *v)
 static int nsb_nft_parse(struct nsb_nft *t, const char *const *vals, int n)
 {
 	memset(t, 0, sizeof *t);
-	t->fd = t->nsfd = -1;
+	t->fd = t->nsfd = t->fwdfd = -1;
 	if (n > NSB_MAX_PUBLISH)
 		return -1;
 	for (int i = 0; i < n; i++) {
@@ -382,36 +392,35 @@ out:
 }
 
 /* nsb_nft_forwarding reads (want < 0) or writes IPv4 forwarding of the
- * bridge's namespace (/proc/sys/net follows the opener's namespace, so
- * the file is opened there). It returns the value read (0 or 1), 0 after
- * a write, or -1. */
+ * bridge's namespace. /proc/sys/net follows the opener's namespace, so the
+ * file is opened there once, read and write, and kept for the write back
+ * at the end. It returns the value read (0 or 1), 0 after a write, or -1. */
 static int nsb_nft_forwarding(struct nsb_nft *t, int want)
 {
-	int self = -1, fd, ret = -1;
 	char c = 0;
 
-	if (t->nsfd >= 0) {
-		self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-		if (self < 0 || setns(t->nsfd, CLONE_NEWNET) < 0) {
-			if (self >= 0)
-				close(self);
-			return -1;
+	if (t->fwdfd < 0) {
+		int self = -1;
+		if (t->nsfd >= 0) {
+			self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+			if (self < 0 || setns(t->nsfd, CLONE_NEWNET) < 0) {
+				if (self >= 0)
+					close(self);
+				return -1;
+			}
 		}
+		t->fwdfd = open(NSB_NFT_FORWARDING_PATH, O_RDWR | O_CLOEXEC);
+		if (t->nsfd >= 0) {
+			if (setns(self, CLONE_NEWNET) < 0)
+				_exit(125); /* cannot happen; Go must never start in a foreign namespace */
+			close(self);
+		}
+		if (t->fwdfd < 0)
+			return -1;
 	}
-	fd = open(NSB_NFT_FORWARDING_PATH, (want < 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-	if (t->nsfd >= 0) {
-		if (setns(self, CLONE_NEWNET) < 0)
-			_exit(125);
-		close(self);
-	}
-	if (fd < 0)
-		return -1;
 	if (want < 0)
-		ret = read(fd, &c, 1) == 1 ? c == '1' : -1;
-	else
-		ret = write(fd, want ? "1\n" : "0\n", 2) == 2 ? 0 : -1;
-	close(fd);
-	return ret;
+		return pread(t->fwdfd, &c, 1, 0) == 1 ? c == '1' : -1;
+	return pwrite(t->fwdfd, want ? "1\n" : "0\n", 2, 0) == 2 ? 0 : -1;
 }
 
 /* nsb_nft_lock takes nat's cross-process lock (Table.lock's file); the fd
@@ -697,8 +706,47 @@ fail:
 		close(t->fd);
 	if (t->nsfd >= 0)
 		close(t->nsfd);
-	t->fd = t->nsfd = -1;
+	if (t->fwdfd >= 0)
+		close(t->fwdfd);
+	t->fd = t->nsfd = t->fwdfd = -1;
 	return -1;
+}
+
+static void *nsb_nft_thread(void *arg)
+{
+	struct nsb_nft *t = arg;
+	t->rc = nsb_nft_publish(t, t->bridge_ns, t->bridge, t->addr);
+	return NULL;
+}
+
+/* nsb_nft_publish_start starts the publish on a thread with every signal
+ * blocked (the forwarder's handlers run on the main thread; setns there
+ * moves that thread only); where no thread can be made, it publishes
+ * inline. nsb_nft_publish_wait gives the result. */
+static void nsb_nft_publish_start(struct nsb_nft *t, const char *bridge_ns, const char *bridge, uint32_t addr)
+{
+	sigset_t all, old;
+
+	t->bridge_ns = bridge_ns;
+	t->bridge = bridge;
+	t->addr = addr;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	t->running = pthread_create(&t->th, NULL, nsb_nft_thread, t) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!t->running)
+		nsb_nft_thread(t);
+}
+
+/* nsb_nft_publish_wait joins the publish (a no-op when none runs) and
+ * returns its result: 0 when the rules are in. */
+static int nsb_nft_publish_wait(struct nsb_nft *t)
+{
+	if (t->running) {
+		pthread_join(t->th, NULL);
+		t->running = 0;
+	}
+	return t->rc;
 }
 
 /* nsb_nft_unpublish removes this run's rules (the payload ended, or the
@@ -740,6 +788,8 @@ out:
 		close(t->fd);
 		if (t->nsfd >= 0)
 			close(t->nsfd);
-		t->fd = t->nsfd = -1;
+		if (t->fwdfd >= 0)
+			close(t->fwdfd);
+		t->fd = t->nsfd = t->fwdfd = -1;
 	}
 }

@@ -1004,6 +1004,18 @@ static void nsb_sort_ints(int *a, int n)
 		}
 }
 
+/* nsb_fast_publish_hook is the spawn hook of a run with --publish: the
+ * publish started before the clone must have succeeded (else the child is
+ * killed before it ran anything and Go does everything again, nothing
+ * having been added), then the network is wired. */
+static int nsb_fast_publish_hook(uintptr_t ctx, int pid)
+{
+	struct nsb_fast *f = (struct nsb_fast *)ctx;
+	if (nsb_nft_publish_wait(&f->nft) < 0)
+		return -1;
+	return nsb_net_hook((uintptr_t)&f->net, pid);
+}
+
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure, undone at its label fallback) to let Go take over, else
  * exits. */
@@ -1031,9 +1043,6 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
 		goto fallback;
 	if (f.has_pool && nsb_pool_claim(&f.pool) < 0)
-		goto fallback;
-	/* --publish: the rules are in before the spawn, or Go does it all. */
-	if (f.nft.npub && nsb_nft_publish(&f.nft, f.net.bridge_ns, f.net.bridge, f.net.addr) < 0)
 		goto fallback;
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
@@ -1076,6 +1085,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		 * dies with nsbox (so its namespace and veth go too). */
 		s.hook = nsb_net_hook;
 		s.hook_ctx = (uintptr_t)&f.net;
+		if (f.nft.npub) {
+			s.hook = nsb_fast_publish_hook;
+			s.hook_ctx = (uintptr_t)&f;
+		}
 		s.parent_death_sig = SIGKILL;
 	}
 	if (f.has_pool) {
@@ -1153,6 +1166,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	}
 	nsb_sort_ints(keep, nkeep); /* the shim wants them sorted */
 
+	/* --publish: the rules are added on a thread while the child is
+	 * cloned; the hook waits for them before it wires the veth. */
+	if (f.nft.npub)
+		nsb_nft_publish_start(&f.nft, f.net.bridge_ns, f.net.bridge, f.net.addr);
 	nsb_forward_install();
 	forwarding = 1;
 	/* A failed spawn reaped its child (a hook failure killed it before it
@@ -1201,6 +1218,7 @@ fallback:
 	 * it never took). */
 	nsb_cg_finish(&cg); /* the watcher removes the group */
 	nsb_net_close(&f.net);
+	nsb_nft_publish_wait(&f.nft);
 	nsb_nft_unpublish(&f.nft, 1); /* Go publishes again */
 	nsb_pool_close(&f.pool);
 	nsb_watch_release(&f.watch);
