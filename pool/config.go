@@ -49,9 +49,11 @@ type Config struct {
 	// DHCPTimeout bounds each lease; 0 means 10 s.
 	DHCPTimeout time.Duration
 	// RefillDelay holds refills (and the destruction of released
-	// namespaces) back until this long after the last claim or release
-	// while more than a quarter of Size is ready, so that wiring does not
-	// compete with the sandboxes being started or still running; 0 means
+	// namespaces) back until this long after the last claim or release,
+	// so that wiring does not compete with the sandboxes being started or
+	// still running; refills start at once all the same when a claim
+	// waits, or when no more than a quarter of Size is ready while no more
+	// namespaces are in use than there are CPUs. 0 means
 	// DefaultRefillDelay, less than 0 refills at once.
 	RefillDelay time.Duration
 	// Workers is how many namespaces are wired at once; 0 means Size,

@@ -441,6 +441,7 @@ func TestPoolReleaseDelaysRefill(t *testing.T) {
 				d*7/6-d/3, d*7/6, mid, before, st)
 		}
 		waitStatus(t, p, 8, 0)
+		waitPorts(t, ns, "br0", 8) // the destruction may come after the refill
 		after := portNames(t, ns, "br0")
 		kept := 0
 		for _, n := range after {
@@ -467,4 +468,86 @@ func waitStatus(t *testing.T, p *pool.Pool, ready, inUse int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("pool status %+v after 30 s, want %d ready and %d in use", st, ready, inUse)
+}
+
+// TestPoolBusyDefersRefill: a pool that runs low refills at once while no
+// more sandboxes are in use than there are cores (one after the other),
+// but waits for the pause while more are (a burst that has the cores), and
+// refills at once again as soon as a claim has to wait. RefillDelay is 60
+// s, so anything that happens within it is the rule's doing.
+func TestPoolBusyDefersRefill(t *testing.T) {
+	testutil.RequirePriv(t)
+	ns, h := lab(t)
+	ctx := context.Background()
+	start := func(cores int) *pool.Pool {
+		p, err := pool.Start(ctx, pool.Config{Bridge: "br0", BridgeNS: h, Size: 8, RefillDelay: time.Minute,
+			Range: must(pool.ParseRange("10.55.0.10-10.55.0.60/24"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.SetCores(p, cores)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := p.WaitReady(wctx); err != nil {
+			p.Close()
+			t.Fatal(err)
+		}
+		return p
+	}
+	claim := func(p *pool.Pool, n int) []*pool.Slot {
+		var ss []*pool.Slot
+		for i := 0; i < n; i++ {
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			s, err := p.Claim(wctx)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss = append(ss, s)
+		}
+		return ss
+	}
+	release := func(ss []*pool.Slot) {
+		for _, s := range ss {
+			s.Release()
+		}
+	}
+
+	// 7 of 8 in use with 8 cores: the one left is no more than a quarter,
+	// the cores have room: more are wired at once (until more than a
+	// quarter is ready).
+	p := start(8)
+	ss := claim(p, 7)
+	var st pool.Status
+	for i := 0; i < 600; i++ {
+		if st = p.Status(); st.Ready > 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Ready <= 2 {
+		t.Fatalf("7 of 8 in use on 8 cores: status %+v after 30 s, want more than 2 ready", st)
+	}
+	release(ss)
+	p.Close()
+	waitPorts(t, ns, "br0", 0)
+
+	// The same with 2 cores: nothing is wired (nor destroyed) for a
+	// second; ip sees the same 8 ports.
+	p = start(2)
+	defer p.Close()
+	before := portNames(t, ns, "br0")
+	ss = claim(p, 7)
+	time.Sleep(time.Second)
+	if st, got := p.Status(), portNames(t, ns, "br0"); st.Ready != 1 || st.Refilling != 0 || !slices.Equal(got, before) {
+		t.Fatalf("7 of 8 in use on 2 cores, a second later: status %+v, ports %v (before %v); want nothing wired", st, got, before)
+	}
+	// Two more claims: the first takes the last one, the second waits,
+	// and its wait refills at once (claim gives up after 30 s, half the
+	// pause).
+	ss = append(ss, claim(p, 2)...)
+	if st := p.Status(); st.InUse != 9 {
+		t.Fatalf("after 9 claims: status %+v", st)
+	}
+	release(ss)
 }
