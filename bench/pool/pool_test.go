@@ -434,7 +434,7 @@ func BenchmarkPoolStorm(b *testing.B) {
 			failed := storm(b, n, func(int) *exec.Cmd {
 				return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", "/bin/true")
 			})
-			m.stop()
+			m.stop(b)
 			cancel()
 			if failed > 0 {
 				b.Fatalf("%d of %d pool sandboxes failed", failed, n)
@@ -453,7 +453,7 @@ func BenchmarkPoolStorm(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			m.start(true, pool, dhcpd)
 			failed, err := stormLib(ctx, name, dir, n)
-			m.stop()
+			m.stop(b)
 			cancel()
 			if failed > 0 {
 				b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
@@ -481,7 +481,7 @@ func BenchmarkPoolStorm(b *testing.B) {
 				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
 					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
 			})
-			m.stop()
+			m.stop(b)
 			cancel()
 			worst = max(worst, failed)
 		}
@@ -498,6 +498,7 @@ type cpuMeter struct {
 	servers    []*os.Process
 	own, srv   time.Duration // totals over the windows
 	own0, srv0 time.Duration // at the window's start
+	t0         time.Time     // the window's start
 	windows    int
 	serverErr  error
 }
@@ -505,12 +506,19 @@ type cpuMeter struct {
 func (m *cpuMeter) start(self bool, servers ...*os.Process) {
 	m.self, m.servers = self, servers
 	m.own0, m.srv0 = m.ownCPU(), m.serverCPU()
+	m.t0 = time.Now()
 }
 
-func (m *cpuMeter) stop() {
-	m.own += m.ownCPU() - m.own0
-	m.srv += m.serverCPU() - m.srv0
+// stop ends the window and logs it (the time, the storm's and the
+// servers' CPU, the load).
+func (m *cpuMeter) stop(b *testing.B) {
+	d := time.Since(m.t0)
+	own, srv := m.ownCPU()-m.own0, m.serverCPU()-m.srv0
+	m.own += own
+	m.srv += srv
 	m.windows++
+	load, _ := os.ReadFile("/proc/loadavg")
+	b.Logf("storm %d: %.3f s, CPU %.0f ms, servers %.0f ms, load %s", m.windows, d.Seconds(), ms(own), ms(srv), strings.Fields(string(load) + " ?")[0])
 }
 
 func (m *cpuMeter) report(b *testing.B, n int) {
