@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/nsbox/nsbox/internal/poolwire"
 )
 
 // serveRaw is serve's fast form: the accept loop runs on a locked OS
@@ -66,9 +64,6 @@ func (p *Pool) serveRaw(lfd int) {
 	}
 }
 
-// claimRequest is the request of the C fast path (poolwire's, wait 0).
-var claimRequest = []byte(`{"op":"` + poolwire.OpClaim + `"}`)
-
 // serveRawConn answers one connection: a claim with a ready namespace
 // here, anything else through handle.
 func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
@@ -87,13 +82,24 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 		return
 	}
 	var e *entry
+	pidfd := -1 // an Exec claim's client (execclaim.go)
 	if cred, err := unix.GetsockoptUcred(cfd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil &&
-		(cred.Uid == 0 || cred.Uid == uint32(os.Geteuid())) && bytes.Equal(buf[:n], claimRequest) {
-		select {
-		case e = <-p.ready:
-			p.taken(e)
-		default:
+		(cred.Uid == 0 || cred.Uid == uint32(os.Geteuid())) {
+		exec := bytes.Equal(buf[:n], claimExecRequest)
+		if exec {
+			pidfd, _ = peerPidfd(cfd, cred.Pid) // without one, handle answers
 		}
+		if pidfd >= 0 || bytes.Equal(buf[:n], claimRequest) {
+			select {
+			case e = <-p.ready:
+				p.taken(e)
+			default:
+			}
+		}
+	}
+	if e == nil && pidfd >= 0 {
+		unix.Close(pidfd)
+		pidfd = -1
 	}
 	if e != nil {
 		fds := []int{e.ns.Fd(), p.bridgeNS.Fd()} // poolwire.ClaimNetnsFd first
@@ -107,6 +113,9 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 		p.poke() // the reply is out: refills may start
 		if err != nil {
 			unix.Close(cfd)
+			if pidfd >= 0 {
+				unix.Close(pidfd)
+			}
 			p.giveBack(e)
 			return
 		}
@@ -115,14 +124,14 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	if err != nil {
 		p.logf("pool %s: connection: %v", p.name(), err)
 		if e != nil {
-			p.giveBack(e)
+			p.endClaimLater(e, pidfd)
 		}
 		return
 	}
 	if !conns.add(c, &p.wg) {
 		c.Close()
 		if e != nil {
-			p.giveBack(e)
+			p.endClaimLater(e, pidfd)
 		}
 		return
 	}
@@ -130,8 +139,7 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	go func() {
 		defer p.wg.Done()
 		if e != nil {
-			waitClosed(c) // the slot is the client's until then
-			p.giveBack(e)
+			p.endClaim(e, c, pidfd) // the slot is the client's until then
 		} else {
 			p.handleRequest(c, req)
 		}
