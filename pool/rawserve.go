@@ -26,6 +26,10 @@ import (
 func (p *Pool) serveRaw(lfd int) {
 	defer p.wg.Done()
 	runtime.LockOSThread() // never unlocked: the thread ends with the loop
+	// A claim is a few syscalls on this thread, and its client waits: ahead
+	// of the pool's refills and of other processes when it wakes up (only
+	// root may raise a thread's priority; otherwise it stays as it is).
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), claimNice)
 	conns := newConnSet()
 	go func() {
 		<-p.ctx.Done()
@@ -63,6 +67,9 @@ func (p *Pool) serveRaw(lfd int) {
 		p.serveRawConn(cfd, buf, conns)
 	}
 }
+
+// claimNice is the nice value of the claim server's thread.
+const claimNice = -10
 
 // serveRawConn answers one connection: a claim with a ready namespace
 // here, anything else through handle.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -160,6 +162,14 @@ func runPool(ctx context.Context, e *env, args []string) error {
 	return usagef("pool: unknown subcommand %q (start, status, stop)", sub)
 }
 
+// poolMinProcs is the least GOMAXPROCS of a pool process. Why: the claim
+// server's thread (pool/rawserve.go) needs a P each time accept4 returns;
+// with as many Ps as cores (2 here) and both held by refill goroutines, it
+// waits until one of them blocks or is preempted (Go preempts after 10 ms),
+// which is where bench/pool's 10 ms claims came from. A process that mostly
+// waits on the kernel loses nothing by having spare Ps.
+const poolMinProcs = 8
+
 // runPoolStart runs a pool in the foreground until SIGINT/SIGTERM, pool
 // stop, or its bridge vanishing (an error: exit 1).
 func runPoolStart(ctx context.Context, e *env, args []string) error {
@@ -179,6 +189,9 @@ func runPoolStart(ctx context.Context, e *env, args []string) error {
 		a.cfg.Logf = func(format string, args ...any) {
 			fmt.Fprintf(e.stderr, "nsbox: "+format+"\n", args...)
 		}
+	}
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < poolMinProcs {
+		runtime.GOMAXPROCS(poolMinProcs)
 	}
 	p, err := pool.Start(ctx, a.cfg)
 	if err != nil {
