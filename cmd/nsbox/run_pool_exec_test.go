@@ -79,7 +79,7 @@ func TestRunPoolExecInPlace(t *testing.T) {
 	bin := runBuildNsbox(t)
 	name := testutil.UniqueName("tp")
 	const size = 2
-	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "2", "--dhcp")
+	p := startPoolProc(t, bin, name, "-n", dl.ServerNS, "pool", "start", name, "--bridge", dl.Bridge, "--size", "2", "--dhcp", "-v")
 	waitReady(t, bin, name, size, p)
 	full := func() {
 		t.Helper()
