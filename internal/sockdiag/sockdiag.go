@@ -79,10 +79,15 @@ func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left 
 	}
 	defer c.Close()
 	for {
-		left, err = count(ctx, c, obj)
-		if err != nil || left == 0 {
-			return left, time.Since(start), err
+		n, err := count(ctx, c, obj)
+		if err != nil && ctx.Err() != nil && left > 0 {
+			// The wait ran out during a dump: what the last one saw.
+			return left, time.Since(start), nil
 		}
+		if err != nil || n == 0 {
+			return n, time.Since(start), err
+		}
+		left = n
 		t := time.NewTimer(poll)
 		select {
 		case <-ctx.Done():
