@@ -138,10 +138,11 @@ const (
 //
 // Releasing removes the address and its routes, so it waits first (at most
 // orphanWait) for the TCP connections the payload left behind (closed, or
-// open when it exited) to finish their FIN exchange. Each such orphan holds a
-// reference on the sandbox's namespace; once its address is gone its
-// segments cannot leave, and it kept the namespace, its veth and the port on
-// the bridge alive until the kernel gave up on it, one to two minutes later.
+// open when it exited) to finish their FIN exchange, and aborts those that
+// could not (the peer gets a reset). Each such orphan holds a reference on
+// the sandbox's namespace; once its address is gone its segments cannot
+// leave, and it kept the namespace, its veth and the port on the bridge
+// alive until the kernel gave up on it, one to two minutes later.
 func (l *dhcpLease) close(ctx context.Context) error {
 	var err error
 	l.once.Do(func() {
@@ -150,7 +151,11 @@ func (l *dhcpLease) close(ctx context.Context) error {
 		if n, waited, oerr := sockdiag.Wait(ctx, l.ns, orphanWait, orphanPoll); oerr != nil {
 			l.logf("nsnet: dhcp %s: %v", l.ifName, oerr)
 		} else if n > 0 {
-			l.logf("nsnet: dhcp %s: %d orphaned TCP connections left after %s; releasing anyway", l.ifName, n, waited.Round(time.Millisecond))
+			// Without its address an orphan can send nothing more,
+			// not even a reset: end it now, while the peer can still
+			// be told.
+			aborted, aerr := sockdiag.Abort(ctx, l.ns)
+			l.logf("nsnet: dhcp %s: %d orphaned TCP connections unfinished after %s: %d aborted (%v)", l.ifName, n, waited.Round(time.Millisecond), aborted, aerr)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()

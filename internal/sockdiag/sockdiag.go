@@ -13,6 +13,8 @@
 // Sockets in TIME_WAIT, or in FIN_WAIT2 after the kernel turned them into
 // timewait sockets, hold no reference and are not counted.
 //
+// Abort destroys the orphans that are left (SOCK_DESTROY, as `ss -K`).
+//
 // Orphans needs CAP_NET_ADMIN over the namespace's owner (root in
 // practice) only to open the netlink socket in another namespace; the dump
 // itself is open to anyone. To see the same by hand:
@@ -23,7 +25,9 @@ package sockdiag
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -43,8 +47,15 @@ const (
 // timerTimeWait is inet_diag_msg's idiag_timer of a timewait socket.
 const timerTimeWait = 3
 
-// sockDiagByFamily is SOCK_DIAG_BY_FAMILY (linux/sock_diag.h).
-const sockDiagByFamily = 20
+// Message types of linux/sock_diag.h.
+const (
+	sockDiagByFamily = 20 // SOCK_DIAG_BY_FAMILY
+	sockDestroy      = 21 // SOCK_DESTROY
+)
+
+// sockIDLen is the size of struct inet_diag_sockid, at offset 4 of
+// inet_diag_msg and 8 of inet_diag_req_v2.
+const sockIDLen = 48
 
 // Sizes of struct inet_diag_req_v2 and struct inet_diag_msg.
 const (
@@ -80,8 +91,9 @@ func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left 
 	defer c.Close()
 	for {
 		n, err := count(ctx, c, obj)
-		if err != nil && ctx.Err() != nil && left > 0 {
-			// The wait ran out during a dump: what the last one saw.
+		if err != nil && left > 0 && (ctx.Err() != nil || timedOut(err)) {
+			// The wait ran out during a dump (the socket's deadline
+			// may fire before the context's): what the last one saw.
 			return left, time.Since(start), nil
 		}
 		if err != nil || n == 0 {
@@ -96,6 +108,12 @@ func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left 
 		case <-t.C:
 		}
 	}
+}
+
+// timedOut reports whether err comes from the socket's deadline.
+func timedOut(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
 }
 
 // dial opens a NETLINK_SOCK_DIAG socket in ns by file descriptor (no
@@ -117,33 +135,84 @@ func dial(ns *netns.Handle) (*netlink.Conn, string, error) {
 // count dumps the TCP sockets of c's namespace in an orphan's states and
 // counts the orphans.
 func count(ctx context.Context, c *netlink.Conn, obj string) (int, error) {
+	msgs, err := orphans(ctx, c, obj)
+	return len(msgs), err
+}
+
+// orphans dumps the TCP sockets of c's namespace in an orphan's states and
+// returns the inet_diag messages of the orphans.
+func orphans(ctx context.Context, c *netlink.Conn, obj string) ([][]byte, error) {
 	d, ok := ctx.Deadline()
 	if !ok {
 		d = time.Time{}
 	}
 	if err := c.SetDeadline(d); err != nil {
-		return 0, fmt.Errorf("sockdiag: deadline in %s: %w", obj, err)
+		return nil, fmt.Errorf("sockdiag: deadline in %s: %w", obj, err)
 	}
-	n := 0
+	var out [][]byte
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		msgs, err := c.Execute(netlink.Message{
 			Header: netlink.Header{Type: sockDiagByFamily, Flags: netlink.Request | netlink.Dump},
 			Data:   request(family),
 		})
 		if err != nil {
-			return 0, fmt.Errorf("sockdiag: dump tcp sockets (family %d) in %s: %w", family, obj, err)
+			return nil, fmt.Errorf("sockdiag: dump tcp sockets (family %d) in %s: %w", family, obj, err)
 		}
 		for _, m := range msgs {
 			orphan, err := isOrphan(m.Data)
 			if err != nil {
-				return 0, fmt.Errorf("sockdiag: %s: %w", obj, err)
+				return nil, fmt.Errorf("sockdiag: %s: %w", obj, err)
 			}
 			if orphan {
-				n++
+				out = append(out, m.Data)
 			}
 		}
 	}
+	return out, nil
+}
+
+// Abort destroys the orphaned TCP connections of ns (SOCK_DESTROY, what
+// `ss -K` does; the kernel needs CONFIG_INET_DIAG_DESTROY): the kernel sends
+// the peer a reset where the state calls for one and frees the socket, and
+// with it its reference on ns. It returns how many it destroyed; one that
+// ended meanwhile is not an error.
+func Abort(ctx context.Context, ns *netns.Handle) (int, error) {
+	c, obj, err := dial(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	msgs, err := orphans(ctx, c, obj)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range msgs {
+		_, err := c.Execute(netlink.Message{
+			Header: netlink.Header{Type: sockDestroy, Flags: netlink.Request | netlink.Acknowledge},
+			Data:   destroyRequest(m),
+		})
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("sockdiag: destroy tcp socket in %s: %w", obj, err)
+		}
+		n++
+	}
 	return n, nil
+}
+
+// destroyRequest encodes the struct inet_diag_req_v2 naming the socket of
+// the inet_diag message m: its family, its state and its socket id (ports,
+// addresses, interface, cookie) as the dump gave them.
+func destroyRequest(m []byte) []byte {
+	b := make([]byte, reqLen)
+	b[0] = m[0]
+	b[1] = unix.IPPROTO_TCP
+	binary.NativeEndian.PutUint32(b[4:8], 1<<m[1])
+	copy(b[8:], m[4:4+sockIDLen])
+	return b
 }
 
 // request encodes struct inet_diag_req_v2 for every TCP socket of family in

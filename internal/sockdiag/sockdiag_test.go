@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +144,83 @@ func TestOrphansSeesAnUnacknowledgedFIN(t *testing.T) {
 	}
 	if ss := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "state", "fin-wait-1"); strings.TrimSpace(ss) != "" {
 		t.Errorf("Orphans saw none, ss still shows FIN_WAIT1: %s", ss)
+	}
+}
+
+func TestDestroyRequestBytes(t *testing.T) {
+	m := diagMsg(stateLastAck, 1, 0)
+	for i := 4; i < 4+sockIDLen; i++ {
+		m[i] = byte(i)
+	}
+	got := destroyRequest(m)
+	want := make([]byte, reqLen)
+	want[0], want[1] = 2, 6
+	binary.NativeEndian.PutUint32(want[4:], 1<<stateLastAck)
+	copy(want[8:], m[4:52])
+	if !bytes.Equal(got, want) {
+		t.Errorf("destroyRequest = %x, want %x", got, want)
+	}
+}
+
+// An orphan whose FINs never get through (nft drops them) is destroyed by
+// Abort: ss no longer shows it, and the peer gets a reset.
+func TestAbortEndsAnOrphan(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "nft")
+	testutil.RequireTool(t, "ss")
+	name := testutil.NewNetns(t)
+	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
+	h, err := netns.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rules := filepath.Join(t.TempDir(), "dropfin.nft")
+	if err := os.WriteFile(rules, []byte(`table inet dropfin {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport 7789 tcp flags & fin == fin drop
+	}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
+	var l net.Listener
+	var c net.Conn
+	if err := netns.Do(h, func() error {
+		var err error
+		if l, err = net.Listen("tcp4", "127.0.0.1:7789"); err != nil {
+			return err
+		}
+		c, err = net.Dial("tcp4", "127.0.0.1:7789")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.Close()
+	if n, err := Orphans(ctx, h); err != nil || n != 1 {
+		t.Fatalf("Orphans = %d, %v; want 1", n, err)
+	}
+	if n, err := Abort(ctx, h); err != nil || n != 1 {
+		t.Fatalf("Abort = %d, %v; want 1", n, err)
+	}
+	if ss := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "state", "fin-wait-1"); strings.TrimSpace(ss) != "" {
+		t.Errorf("ss still shows the orphan after Abort: %s", ss)
+	}
+	if n, err := Orphans(ctx, h); err != nil || n != 0 {
+		t.Errorf("Orphans after Abort = %d, %v; want 0", n, err)
+	}
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the peer's read after Abort: %v, want a reset", err)
 	}
 }
