@@ -42,6 +42,7 @@ type fastSpec struct {
 	cmdIndex      int // index in run's arguments of the command, their count if none
 
 	pool string // --pool NAME, "" without it
+	publish []publishSpec // the --publish values C took (csrc/nft_fast.c)
 
 	// The static network (--bridge); net is false without it.
 	net      bool
@@ -139,6 +140,16 @@ func fastParseArgv(words, env []string) (fastSpec, bool) {
 	}
 	if f.has_pool != 0 {
 		s.pool = C.GoString(f.pool.name)
+	}
+	for _, p := range f.nft.pub[:f.nft.npub] {
+		ps := publishSpec{proto: "tcp", hostPort: uint16(p.hostport), port: uint16(p.port)}
+		if p.udp != 0 {
+			ps.proto = "udp"
+		}
+		if p.has_hostip != 0 {
+			ps.hostIP = ipv4(uint32(p.hostip))
+		}
+		s.publish = append(s.publish, ps)
 	}
 	if f.hostname != nil {
 		s.hostname = C.GoString(f.hostname)

@@ -239,6 +239,26 @@ func checkFastParity(t *testing.T, words []string) {
 	if fs.pool != o.pool || (o.pool != "" && (o.poolTimeout != defaultPoolTimeout || len(o.publish) > 0 || o.nat)) {
 		t.Errorf("%q: pool C %q, Go %q (timeout %s, publish %q, nat %v)", words, fs.pool, o.pool, o.poolTimeout, o.publish, o.nat)
 	}
+	// --publish (csrc/nft_fast.c): what C took, Go's parsePublish takes
+	// alike, with --bridge and without a port twice.
+	if len(fs.publish) != len(o.publish) || (len(o.publish) > 0 && o.bridge == "") {
+		t.Errorf("%q: C took %d --publish, Go has %q (bridge %q)", words, len(fs.publish), o.publish, o.bridge)
+	}
+	seen := map[string]bool{}
+	for i := range fs.publish {
+		if i >= len(o.publish) {
+			break
+		}
+		p, err := parsePublish(o.publish[i])
+		if err != nil || p != fs.publish[i] {
+			t.Errorf("%q: --publish %q: C %+v, Go %+v, %v", words, o.publish[i], fs.publish[i], p, err)
+		}
+		k := fmt.Sprintf("%s/%d", p.proto, p.hostPort)
+		if seen[k] || p.hostIP.IsLoopback() {
+			t.Errorf("%q: C took --publish %q, which Go refuses or treats apart", words, o.publish[i])
+		}
+		seen[k] = true
+	}
 	s, err := o.spec()
 	if err != nil {
 		t.Fatalf("%q: C fast path accepts, Go's spec fails: %v", args, err)
@@ -458,6 +478,19 @@ func TestRunNetFastTakes(t *testing.T) {
 // runPoolFastCases are whole command lines with --pool (pool_fast.c): the
 // first five are the fast path's (the last two with a new mount namespace,
 // which gets the slot's resolv.conf), the rest Go's.
+// runPublishFastCases are command lines with --publish: C takes those with
+// --bridge --addr and values it parses exactly as Go.
+var runPublishFastCases = []string{
+	"-n\nlab\nrun\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n8080:80\n--publish\n10.1.2.3:53:53/udp\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n65535:1/tcp\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n080:80\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n127.0.0.1:80:80\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n80:80\n--publish\n80:81\ntrue",
+	"run\n--net\n--bridge\nbr0\n--addr\n10.0.0.2/24\n--publish\n80:80/sctp\ntrue",
+	"run\n--net\n--publish\n80:80\ntrue",
+	"run\n--net\n--bridge\nbr0\n--dhcp\n--publish\n80:80\ntrue",
+}
+
 var runPoolFastCases = []string{
 	"run\n--pool\np1\n--net\n--\ntrue",
 	"run\n--pool\na.b_c-9\n--pid\n--ipc\nid",
@@ -496,7 +529,7 @@ func FuzzRunFastParity(f *testing.F) {
 	for _, c := range runFastCases {
 		f.Add("run\n" + c)
 	}
-	for _, c := range append(runNetFastCases, runPoolFastCases...) {
+	for _, c := range append(append(runNetFastCases, runPoolFastCases...), runPublishFastCases...) {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
