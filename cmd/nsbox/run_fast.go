@@ -41,7 +41,7 @@ type fastSpec struct {
 	path          string
 	cmdIndex      int // index in run's arguments of the command, their count if none
 
-	pool string // --pool NAME, "" without it
+	pool    string        // --pool NAME, "" without it
 	publish []publishSpec // the --publish values C took (csrc/nft_fast.c)
 
 	// The static network (--bridge); net is false without it.
