@@ -29,6 +29,14 @@
 // /run/nsbox/nat.lock, since deciding that the table is empty and deleting
 // it must not interleave with another process adding to it.
 //
+// # The C fast path
+//
+// `nsbox run --bridge BR --addr CIDR --publish ...` adds and removes its
+// ports without Go (csrc/nft_fast.c), on the same table, under the same
+// lock, with the netlink messages this package's rules make, recorded from
+// google/nftables into csrc/nat_gen.h: a change to the rules, comments,
+// table or chains needs `go generate ./nat` (TestCHeader fails until then).
+//
 // # Privileges and debugging
 //
 // Everything needs CAP_NET_ADMIN in the bridge's namespace (and root to
