@@ -489,6 +489,7 @@ static void nsb_fast_free(struct nsb_fast *f)
 }
 
 #include "limits_fast.c"
+#include "late_ns.c"
 
 /* nsb_flag_lookup finds a word of the form --name or -x in run's flag table
  * (generated from Go's runFlags); -1 for anything else, --name=value too. */
@@ -1044,13 +1045,15 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
-	int keep[6] = {0, 1, 2, -1, -1, -1}, nkeep = 3, memfd = -1;
+	int keep[9] = {0, 1, 2, -1, -1, -1, -1, -1, -1}, nkeep = 3, memfd = -1;
 	static struct nsb_cg cg;
+	static struct nsb_late late;
 	int st, forwarding = 0;
 
 	/* Every fallback to Go goes through the one undo at the end: what
 	 * nsb_fast_parse sets to "none" (the fds -1) and these start empty. */
 	cg.join_fd = cg.dir_fd = cg.wfd = -1;
+	late.pid = -1;
 	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
 		goto fallback;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
@@ -1076,6 +1079,16 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	}
 	s.envp = f.env;
 	s.ns_flags = f.ns_flags;
+	/* A new network namespace without a hook that wires it (--bridge) or
+	 * a pool's: a helper makes it meanwhile (late_ns.c). */
+	if ((f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool &&
+	    nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up) == 0) {
+		s.ns_flags &= ~(unsigned long)CLONE_NEWNET;
+		s.late_ns = &late.ns;
+		keep[nkeep++] = late.ns.pidfd;
+		keep[nkeep++] = late.ns.ready_fd;
+		keep[nkeep++] = late.ns.done_fd;
+	}
 	s.propagation = f.propagation;
 	s.mount_proc = f.mount_proc;
 	if (f.view && nsb_view_layout(&f, &view, &s) < 0)
@@ -1095,8 +1108,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	s.gid = f.gid;
 	s.nfds = 3;
 	s.fds = fds;
-	s.nkeep = 3;
-	s.keep = fds;
+	s.nkeep = nkeep; /* stdio, and the helper's fds */
+	s.keep = keep;
 	s.init = f.init;
 	s.init_fd = -1;
 	if (f.init && !(f.ns_flags & CLONE_NEWPID))
@@ -1160,7 +1173,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		goto fallback;
 
 	/* The limits: the child applies them (limits.c), the group first. */
-	s.lim.loopback_up = f.lim.loopback_up;
+	s.lim.loopback_up = f.lim.loopback_up && late.pid < 0; /* else the helper's */
 	if (f.lim.caps_set) {
 		s.lim.caps_set = 1;
 		s.lim.caps_keep = f.lim.keep;
@@ -1197,6 +1210,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	 * ran anything): Go does everything again and reports. */
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK)
 		goto fallback;
+	/* The child has joined (it exec'd): the helper ends now, and is
+	 * reaped while the payload starts, before any record names nsbox's
+	 * children. */
+	nsb_late_reap(&late);
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
 	if (f.pool.netns >= 0) {
@@ -1238,6 +1255,7 @@ fallback:
 	 * that this path took is given back (each step is a no-op for what
 	 * it never took). */
 	nsb_cg_finish(&cg); /* the watcher removes the group */
+	nsb_late_reap(&late);
 	nsb_net_close(&f.net);
 	nsb_nft_publish_wait(&f.nft);
 	nsb_nft_unpublish(&f.nft, 1); /* Go publishes again */

@@ -55,7 +55,9 @@ static long nsc_fs_dest(int rootfd, const struct nsc_fsop *op, int upto)
 	if (ret != -ENOENT)
 		return ret;
 	for (int i = 0; i < upto; i++) {
-		ret = nsc_open_in_root(rootfd, op->prefix[i]);
+		/* The last one was just found missing (a race that made it
+		 * meanwhile ends in EEXIST below, then it is opened). */
+		ret = i == upto - 1 ? -ENOENT : nsc_open_in_root(rootfd, op->prefix[i]);
 		if (ret == -ENOENT) {
 			long pfd = i == 0 ? rootfd : parent, r;
 			if (i == upto - 1 && (op->flags & NSC_FS_FILE)) {
@@ -199,12 +201,16 @@ static void nsc_fs_step(const struct nsc_spec *s, int errfd, int rootfd, int i)
 		ret = SYS3(SYS_symlinkat, op->source, dest, op->name[op->ncomp - 1]);
 		break;
 	case NSC_FS_BIND:
-		/* The kernel says EINVAL for a directory over a file; say which. */
-		ret = nsc_same_type(s->fs_fd[i], (int)dest);
-		if (ret < 0)
-			break;
 		ret = SYS5(SYS_move_mount, s->fs_fd[i], "", dest, "",
 			   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+		/* The kernel says EINVAL for a directory over a file, and
+		 * never attaches one: then (only, it costs two statx a bind)
+		 * say which. */
+		if (ret == -EINVAL) {
+			long t = nsc_same_type(s->fs_fd[i], (int)dest);
+			if (t < 0)
+				ret = t;
+		}
 		SYS1(SYS_close, s->fs_fd[i]);
 		s->fs_fd[i] = -1;
 		break;
