@@ -115,20 +115,31 @@ static const struct nsb_fs_step nsb_proc_steps[NSB_NPROC_STEPS] __attribute__((u
 	{4, 0, 0, {0}, 0x0UL, "bus"},
 };
 
-/* Name rules (internal/names): the longest name, and which ASCII bytes may
- * appear in one. The fast paths take only ASCII names; every rule also
- * refuses "", "." and "..". */
+/* Name rules (internal/names): the longest name, which ASCII bytes may
+ * start one and which may follow. The fast paths take only ASCII names;
+ * every rule also refuses "", "." and "..". */
 struct nsb_name_rule {
 	unsigned max;
+	unsigned char first[128];
 	unsigned char ascii_ok[128];
 };
 static const struct nsb_name_rule nsb_rule_netns __attribute__((unused)) = {255, {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	1,1,1,1,1,1,1,1,1,1,1,1,1,0,1,0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,
+}, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
 	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
 	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,
 }};
 static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
+	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+	0,1,1,1,1,0,1,1,1,1,1,1,1,0,1,0,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,
+	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,
+}, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	0,1,1,1,1,0,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,
 	1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
@@ -148,25 +159,23 @@ static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
 #define NSB_POOL_CLAIM_NETNS_FD 0
 #define NSB_POOL_CLAIM_RESOLV_FD 2
 #define NSB_POOL_RESOLV_TARGET "/etc/resolv.conf"
-#define NSB_POOL_NAME_MAX 64
-static const unsigned char nsb_pool_name_first[128] __attribute__((unused)) = {
+static const struct nsb_name_rule nsb_rule_pool __attribute__((unused)) = {64, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	0,0,0,0,0,0,0,0,0,0,0,0,0,1,0,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
-};
-static const unsigned char nsb_pool_name_rest[128] __attribute__((unused)) = {
+}, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
-};
+}};
 
 /* The owner name of run's nat entries (runOwnerName), for --publish. */
 #define NSB_RUN_OWNER_NAME "nsbox run"
 
 /* Records of named sandboxes (internal/sbstate): the folder, its files,
- * the name rule (ValidateName, per byte: the first and the others). */
+ * the name rule (ValidateName, as internal/names' C table). */
 #define NSB_STATE_DIR "/run/nsbox/sandboxes"
 #define NSB_STATE_DIR_MODE 0755
 #define NSB_REC_MODE 0644
@@ -174,18 +183,17 @@ static const unsigned char nsb_pool_name_rest[128] __attribute__((unused)) = {
 #define NSB_REC_TMP_PREFIX "."
 #define NSB_REC_TMP_SUFFIX ".tmp"
 #define NSB_SBX_NAME_MAX 64
-static const unsigned char nsb_sbx_name_first[128] __attribute__((unused)) = {
+static const struct nsb_name_rule nsb_rule_sandbox __attribute__((unused)) = {64, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
-};
-static const unsigned char nsb_sbx_name_byte[128] __attribute__((unused)) = {
+}, {
 	0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 	0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,0,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,0,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
 	0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
-};
+}};
 /* Record's fields in encoding/json's order: the key as written (quoted,
  * with its colon) and whether an empty value leaves the field out. */
 enum nsb_rec_field {

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "nsbox_gen.h" /* internal/poolwire's wire format */
+#include "nsb_name.h"  /* the pool name rule's check */
 
 /* nsb_pool is one claim: the connection that holds it and the namespace. */
 struct nsb_pool {
@@ -59,17 +60,8 @@ struct nsb_pool {
 	char resolv_path[256];
 };
 
-/* nsb_pool_name_ok applies poolwire.ValidName (its tables, generated). */
-static int nsb_pool_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > NSB_POOL_NAME_MAX || (unsigned char)s[0] >= 128 || !nsb_pool_name_first[(unsigned char)s[0]])
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((unsigned char)s[i] >= 128 || !nsb_pool_name_rest[(unsigned char)s[i]])
-			return 0;
-	return 1;
-}
+/* nsb_pool_name_ok applies poolwire.ValidName (its rule, generated). */
+static int nsb_pool_name_ok(const char *s) { return nsb_name_ok(&nsb_rule_pool, s); }
 
 /* nsb_pool_close gives the claim back (the pool destroys the namespace). */
 static void nsb_pool_close(struct nsb_pool *p)

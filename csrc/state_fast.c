@@ -329,19 +329,8 @@ static int nsb_rec_live(const char *json)
 }
 
 /* nsb_sbx_name_ok accepts a name sbstate.ValidateName accepts (its rule,
- * generated per byte), ASCII only. */
-static int nsb_sbx_name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > NSB_SBX_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 128 || !(i ? nsb_sbx_name_byte : nsb_sbx_name_first)[c])
-			return 0;
-	}
-	return 1;
-}
+ * generated), ASCII only. */
+static int nsb_sbx_name_ok(const char *s) { return nsb_name_ok(&nsb_rule_sandbox, s); }
 
 /* nsb_state_dir is the folder of records: $NSBOX_STATE_DIR, else the
  * default (run_state.go's stateDir). */

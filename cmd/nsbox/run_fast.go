@@ -17,6 +17,14 @@ package main
 #cgo CFLAGS: -Wall -Wextra -Werror -O2 -I${SRCDIR}/../../csrc
 #define _GNU_SOURCE
 #include "run_fast.c"
+
+// nsb_name_ok_rule: nsb_name_ok with the generated rule k (0 netns, 1 link,
+// 2 sandbox, 3 pool; the rules are static, so Go cannot name them).
+static int nsb_name_ok_rule(int k, const char *s)
+{
+	static const struct nsb_name_rule *const r[] = {&nsb_rule_netns, &nsb_rule_link, &nsb_rule_sandbox, &nsb_rule_pool};
+	return nsb_name_ok(r[k], s);
+}
 */
 import "C"
 
@@ -242,6 +250,16 @@ func forwardTo(pid int) { C.nsb_forward_to(C.pid_t(pid)) }
 // forwardRestore puts Go's handlers back; kept signals are dropped (the
 // child never existed).
 func forwardRestore() { C.nsb_forward_restore() }
+
+// fastNameOK applies the fast paths' one name check (csrc/nsb_name.h's
+// nsb_name_ok) with the generated rule of kind: "netns", "link", "sandbox"
+// or "pool".
+func fastNameOK(kind, name string) bool {
+	k := map[string]C.int{"netns": 0, "link": 1, "sandbox": 2, "pool": 3}[kind]
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return C.nsb_name_ok_rule(k, cs) != 0
+}
 
 // ctorJoinedNetns returns the namespace file the constructor joined for a
 // read-only word (netns_join.go), or "".

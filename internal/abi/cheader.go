@@ -93,28 +93,12 @@ func CSection() []byte {
 	}
 	p("\n")
 
-	p("/* Name rules (internal/names): the longest name, and which ASCII bytes may\n")
-	p(" * appear in one. The fast paths take only ASCII names; every rule also\n")
-	p(" * refuses \"\", \".\" and \"..\". */\n")
-	p("struct nsb_name_rule {\n\tunsigned max;\n\tunsigned char ascii_ok[128];\n};\n")
-	for _, r := range []struct {
-		c    string
-		rule names.Rule
-	}{{"nsb_rule_netns", names.Netns}, {"nsb_rule_link", names.Link}} {
-		ok := r.rule.ASCII()
-		p("static const struct nsb_name_rule %s __attribute__((unused)) = {%d, {", r.c, r.rule.Max)
-		for i, v := range ok {
-			if i%32 == 0 {
-				p("\n\t")
-			}
-			if v {
-				p("1,")
-			} else {
-				p("0,")
-			}
-		}
-		p("\n}};\n")
-	}
+	p("/* Name rules (internal/names): the longest name, which ASCII bytes may\n")
+	p(" * start one and which may follow. The fast paths take only ASCII names;\n")
+	p(" * every rule also refuses \"\", \".\" and \"..\". */\n")
+	p("%s", names.CRuleDef)
+	p("%s", names.Netns.Table().C("nsb_rule_netns"))
+	p("%s", names.Link.Table().C("nsb_rule_link"))
 	p("%s", CSectionEnd)
 	return b.Bytes()
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/nsbox/nsbox/internal/names"
 )
 
 // SocketDir is where pools serve their sockets, NAME + SocketSuffix.
@@ -86,8 +88,8 @@ func ValidName(name string) bool {
 // the claim requests the C sends (plain and Exec, both waiting wait for a
 // ready namespace, and replyMargin more for the reply, as run's Go path),
 // the release of an Exec claim, the fds of a granted claim, and the name
-// rule as two ASCII tables (first byte, other bytes) computed by ValidName
-// itself.
+// rule as internal/names' C table (nsb_rule_pool) computed by ValidName
+// itself (names.Probe).
 func CSection(wait, replyMargin time.Duration) []byte {
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
@@ -115,23 +117,6 @@ func CSection(wait, replyMargin time.Duration) []byte {
 	p("#define NSB_POOL_CLAIM_NETNS_FD %d\n", ClaimNetnsFd)
 	p("#define NSB_POOL_CLAIM_RESOLV_FD %d\n", ClaimResolvFd)
 	p("#define NSB_POOL_RESOLV_TARGET %q\n", ResolvTarget)
-	p("#define NSB_POOL_NAME_MAX %d\n", NameMax)
-	for _, t := range []struct {
-		c      string
-		prefix string
-	}{{"nsb_pool_name_first", ""}, {"nsb_pool_name_rest", "a"}} {
-		p("static const unsigned char %s[128] __attribute__((unused)) = {", t.c)
-		for c := 0; c < 128; c++ {
-			if c%32 == 0 {
-				p("\n\t")
-			}
-			v := 0
-			if c > 0 && ValidName(t.prefix+string(rune(c))) {
-				v = 1
-			}
-			p("%d,", v)
-		}
-		p("\n};\n")
-	}
+	p("%s", names.Probe(NameMax, ValidName).C("nsb_rule_pool"))
 	return b.Bytes()
 }

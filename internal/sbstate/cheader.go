@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/names"
 )
 
 // CSection renders what the C fast path of nsbox run (csrc/state_fast.c)
@@ -23,29 +25,12 @@ func CSection() []byte {
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("/* Records of named sandboxes (internal/sbstate): the folder, its files,\n")
-	p(" * the name rule (ValidateName, per byte: the first and the others). */\n")
+	p(" * the name rule (ValidateName, as internal/names' C table). */\n")
 	p("#define NSB_STATE_DIR %q\n", DefaultDir)
 	p("#define NSB_STATE_DIR_MODE %#o\n#define NSB_REC_MODE %#o\n", DirMode, RecordMode)
 	p("#define NSB_REC_SUFFIX %q\n#define NSB_REC_TMP_PREFIX %q\n#define NSB_REC_TMP_SUFFIX %q\n", RecordSuffix, TmpPrefix, TmpSuffix)
 	p("#define NSB_SBX_NAME_MAX %d\n", MaxName)
-	first, rest := nameBytes()
-	for _, t := range []struct {
-		c  string
-		ok [128]bool
-	}{{"first", first}, {"byte", rest}} {
-		p("static const unsigned char nsb_sbx_name_%s[128] __attribute__((unused)) = {", t.c)
-		for c, ok := range t.ok {
-			if c%32 == 0 {
-				p("\n\t")
-			}
-			if ok {
-				p("1,")
-			} else {
-				p("0,")
-			}
-		}
-		p("\n};\n")
-	}
+	p("%s", names.Probe(MaxName, func(s string) bool { return ValidateName(s) == nil }).C("nsb_rule_sandbox"))
 
 	fields := RecordFields()
 	p("/* Record's fields in encoding/json's order: the key as written (quoted,\n")
@@ -89,16 +74,6 @@ func CSection() []byte {
 	}
 	p("\n};\n")
 	return b.Bytes()
-}
-
-// nameBytes tells, for each ASCII byte, whether ValidateName takes it as
-// the first byte of a name and as a later one.
-func nameBytes() (first, rest [128]bool) {
-	for c := 0; c < 128; c++ {
-		first[c] = ValidateName(string(rune(c))) == nil
-		rest[c] = ValidateName("a"+string(rune(c))) == nil
-	}
-	return first, rest
 }
 
 // RecordField is a field of Record as encoding/json writes it.
