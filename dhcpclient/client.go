@@ -418,7 +418,29 @@ func newXID() dhcpv4.TransactionID {
 }
 
 func (c *Client) send(ctx context.Context, m *dhcpv4.DHCPv4, src, dst netip.Addr) error {
-	if err := c.conn.Send(ctx, m.ToBytes(), src, dst); err != nil {
+	return c.sendWith(ctx, c.conn.Send, m, src, dst)
+}
+
+// lastSender is a Conn that can send a message as the last one before its
+// process (and with it, maybe, its namespace) ends: sendLast returns once
+// the datagram has left the socket (see waitSent). Only Release needs it:
+// every other message is sent by a client that keeps running.
+type lastSender interface {
+	sendLast(ctx context.Context, msg []byte, src, dst netip.Addr) error
+}
+
+// sendLast sends m as Release's last message: through the Conn's sendLast
+// where it has one.
+func (c *Client) sendLast(ctx context.Context, m *dhcpv4.DHCPv4, src, dst netip.Addr) error {
+	send := c.conn.Send
+	if l, ok := c.conn.(lastSender); ok {
+		send = l.sendLast
+	}
+	return c.sendWith(ctx, send, m, src, dst)
+}
+
+func (c *Client) sendWith(ctx context.Context, send func(context.Context, []byte, netip.Addr, netip.Addr) error, m *dhcpv4.DHCPv4, src, dst netip.Addr) error {
+	if err := send(ctx, m.ToBytes(), src, dst); err != nil {
 		return fmt.Errorf("dhcpclient: %s: send %s: %w", c.ifname, m.MessageType(), err)
 	}
 	return nil
@@ -849,7 +871,7 @@ func (c *Client) Release(ctx context.Context) error {
 	m.SetUnicast()
 	m.ClientIPAddr = l.Addr.Addr().AsSlice()
 	m.UpdateOption(dhcpv4.OptServerIdentifier(l.Server.AsSlice()))
-	err := c.send(ctx, m, l.Addr.Addr(), l.Server)
+	err := c.sendLast(ctx, m, l.Addr.Addr(), l.Server)
 	c.unbind(ctx, l)
 	c.setState(StateInit)
 	c.logf("dhcp %s: released %s to %s", c.ifname, l.Addr, l.Server)

@@ -79,6 +79,9 @@ func TestRenewRebindExpire(t *testing.T) {
 	if r.dst != serverA || r.src != offeredIP {
 		t.Errorf("RENEWING REQUEST from %v to %v, want unicast %v -> %v", r.src, r.dst, offeredIP, serverA)
 	}
+	if r.last {
+		t.Errorf("RENEWING REQUEST waited to leave (sendLast): only a RELEASE should")
+	}
 	if addrOf4(r.m.ClientIPAddr) != offeredIP || r.m.Options.Has(dhcpv4.OptionServerIdentifier) || r.m.Options.Has(dhcpv4.OptionRequestedIPAddress) {
 		t.Errorf("RENEWING REQUEST: ciaddr %v, options %v; want ciaddr set, no 50/54", r.m.ClientIPAddr, r.m.Options)
 	}
@@ -313,6 +316,9 @@ func TestRelease(t *testing.T) {
 	s := h.conn.expect(t, dhcpv4.MessageTypeRelease)
 	if s.dst != serverA || s.src != offeredIP || addrOf4(s.m.ClientIPAddr) != offeredIP || addrOf4(s.m.ServerIdentifier()) != serverA {
 		t.Errorf("RELEASE %v -> %v ciaddr %v sid %v", s.src, s.dst, s.m.ClientIPAddr, s.m.ServerIdentifier())
+	}
+	if !s.last {
+		t.Errorf("RELEASE sent without waiting for it to leave (not through sendLast)")
 	}
 	h.applier.expect(t, "remove", "10.9.0.50/24")
 	if _, err := os.Stat(path); !os.IsNotExist(err) {

@@ -109,6 +109,7 @@ func (f *fakeClock) advanceNext(t *testing.T) time.Duration {
 type sentMsg struct {
 	m        *dhcpv4.DHCPv4
 	src, dst netip.Addr
+	last     bool // through sendLast (lastSender)
 }
 
 // fakeConn is a Conn whose traffic the test reads and writes.
@@ -124,11 +125,19 @@ func newFakeConn() *fakeConn {
 }
 
 func (f *fakeConn) Send(ctx context.Context, b []byte, src, dst netip.Addr) error {
+	return f.send(b, src, dst, false)
+}
+
+func (f *fakeConn) sendLast(ctx context.Context, b []byte, src, dst netip.Addr) error {
+	return f.send(b, src, dst, true)
+}
+
+func (f *fakeConn) send(b []byte, src, dst netip.Addr, last bool) error {
 	m, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		return fmt.Errorf("client sent undecodable bytes: %w", err)
 	}
-	f.out <- sentMsg{m, src, dst}
+	f.out <- sentMsg{m, src, dst, last}
 	return nil
 }
 

@@ -137,6 +137,15 @@ func (c *rawConn) in(fn func() error) error {
 }
 
 func (c *rawConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) error {
+	return c.send(ctx, msg, src, dst, false)
+}
+
+// sendLast is Send that waits for a unicast datagram to leave (lastSender).
+func (c *rawConn) sendLast(ctx context.Context, msg []byte, src, dst netip.Addr) error {
+	return c.send(ctx, msg, src, dst, true)
+}
+
+func (c *rawConn) send(ctx context.Context, msg []byte, src, dst netip.Addr, wait bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -144,12 +153,13 @@ func (c *rawConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) err
 		_, err := c.pc.WriteTo(msg, &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort})
 		return err
 	}
-	return c.in(func() error { return sendUDP(ctx, c.dev, msg, src, dst) })
+	return c.in(func() error { return sendUDP(ctx, c.dev, msg, src, dst, wait) })
 }
 
 // sendUDP sends one datagram from src:68 (or an ephemeral port when 68 is
-// taken) to dst:67 through dev, on the calling thread's namespace.
-func sendUDP(ctx context.Context, dev string, msg []byte, src, dst netip.Addr) error {
+// taken) to dst:67 through dev, on the calling thread's namespace; with
+// wait, it returns once the datagram has left the socket (waitSent).
+func sendUDP(ctx context.Context, dev string, msg []byte, src, dst netip.Addr, wait bool) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return fmt.Errorf("udp socket: %w", err)
@@ -174,7 +184,9 @@ func sendUDP(ctx context.Context, dev string, msg []byte, src, dst netip.Addr) e
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Port: dhcpv4.ServerPort, Addr: dst.As4()}); err != nil {
 		return fmt.Errorf("send to %s: %w", dst, err)
 	}
-	waitSent(ctx, fd) // before the close: see waitSent
+	if wait {
+		waitSent(ctx, fd) // before the close: see waitSent
+	}
 	return nil
 }
 

@@ -21,7 +21,9 @@ const sentWait = 3 * time.Second
 // kernel collects stale entries when the table, shared by every
 // namespace, holds more than gc_thresh1: 100 sandboxes of a pool do);
 // without this wait the release was lost and the lease stayed at the
-// server (TestRunPoolCLI under load).
+// server (TestRunPoolCLI under load). Only a RELEASE waits (lastSender):
+// a client that keeps running loses nothing by closing its socket early
+// (the queued datagram holds the socket's memory, not its fd).
 func waitSent(ctx context.Context, fd int) {
 	deadline := time.Now().Add(sentWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

@@ -117,6 +117,15 @@ func chaddrFilter(mac net.HardwareAddr) (*unix.SockFprog, error) {
 func (u *udpConn) broadcastReplies() bool { return true }
 
 func (u *udpConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) error {
+	return u.send(ctx, msg, src, dst, false)
+}
+
+// sendLast is Send that waits for a unicast datagram to leave (lastSender).
+func (u *udpConn) sendLast(ctx context.Context, msg []byte, src, dst netip.Addr) error {
+	return u.send(ctx, msg, src, dst, true)
+}
+
+func (u *udpConn) send(ctx context.Context, msg []byte, src, dst netip.Addr, wait bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -127,7 +136,7 @@ func (u *udpConn) Send(ctx context.Context, msg []byte, src, dst netip.Addr) err
 	if _, err := u.c.WriteTo(msg, to); err != nil {
 		return err
 	}
-	if dst.IsValid() {
+	if wait && dst.IsValid() {
 		// A unicast datagram may wait for the server's link address:
 		// see waitSent.
 		if rc, err := u.c.SyscallConn(); err == nil {
