@@ -133,20 +133,16 @@ func pluginVersions(ctx context.Context, path string) (version.PluginInfo, error
 	return (&version.PluginDecoder{}).Decode(out)
 }
 
-// delegateRun runs verb (ADD, DEL, CHECK, GC, STATUS) of the plugin named
-// plugin with conf and returns its stdout.
-func delegateRun(ctx context.Context, plugin, verb string, conf []byte) ([]byte, error) {
-	path, err := findPlugin(plugin)
-	if err != nil {
-		return nil, err
-	}
+// delegateRun runs verb (ADD, DEL, CHECK, GC, STATUS) of the plugin at
+// path (findPlugin's) with conf and returns its stdout.
+func delegateRun(ctx context.Context, path, verb string, conf []byte) ([]byte, error) {
 	return execPlugin(ctx, path, conf, pluginEnv("CNI_COMMAND="+verb))
 }
 
-// delegateAddResult runs ADD of plugin and decodes its result in the
-// version it says (the config's when it says none).
-func delegateAddResult(ctx context.Context, plugin string, conf []byte) (types.Result, error) {
-	out, err := delegateRun(ctx, plugin, "ADD", conf)
+// delegateAddResult runs ADD of the plugin at path and decodes its result
+// in the version it says (the config's when it says none).
+func delegateAddResult(ctx context.Context, path string, conf []byte) (types.Result, error) {
+	out, err := delegateRun(ctx, path, "ADD", conf)
 	if err != nil {
 		return nil, err
 	}

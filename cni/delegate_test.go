@@ -48,7 +48,7 @@ esac
 	if got := info.SupportedVersions(); len(got) != 2 || got[1] != "1.0.0" {
 		t.Errorf("versions %v", got)
 	}
-	r, err := delegateAddResult(ctx, "fake-ipam", []byte(`{"cniVersion":"1.0.0","name":"n","type":"fake-ipam"}`))
+	r, err := delegateAddResult(ctx, path, []byte(`{"cniVersion":"1.0.0","name":"n","type":"fake-ipam"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +60,13 @@ esac
 		t.Errorf("result %+v %v: want 10.9.8.7/24 and the caller's TEST_MARK", res, err)
 	}
 	conf := `{"cniVersion":"1.0.0","name":"n"}`
-	if _, err := delegateRun(ctx, "fake-ipam", "DEL", []byte(conf)); err != nil {
+	if _, err := delegateRun(ctx, path, "DEL", []byte(conf)); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "fake-ipam.stdin")); err != nil || string(b) != conf {
 		t.Errorf("plugin's stdin %q %v, want %q", b, err, conf)
 	}
-	_, err = delegateRun(ctx, "fake-ipam", "CHECK", []byte(conf))
+	_, err = delegateRun(ctx, path, "CHECK", []byte(conf))
 	var ce *types.Error
 	if !errors.As(err, &ce) || ce.Code != 7 || ce.Msg != "bad CHECK" || ce.Details != "d" {
 		t.Errorf("CHECK error %#v, want the plugin's object", err)

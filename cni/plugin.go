@@ -664,11 +664,11 @@ func (o *op) status(ctx context.Context) error {
 
 // delegateAdd runs ADD of the ipam plugin named by the config's type.
 func delegateAdd(ctx context.Context, n *NetConf, conf []byte) (*current.Result, error) {
-	conf, _, err := delegateConf(ctx, n, conf)
+	path, conf, _, err := delegateConf(ctx, n, conf)
 	if err != nil {
 		return nil, err
 	}
-	r, err := delegateAddResult(ctx, n.IPAMConf.Type, conf)
+	r, err := delegateAddResult(ctx, path, conf)
 	if err != nil {
 		return nil, delegateError(n, "ADD", err)
 	}
@@ -681,7 +681,7 @@ func delegateAdd(ctx context.Context, n *NetConf, conf []byte) (*current.Result,
 
 // delegate runs DEL, CHECK, GC or STATUS of the delegated ipam plugin.
 func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
-	conf, older, err := delegateConf(ctx, n, conf)
+	path, conf, older, err := delegateConf(ctx, n, conf)
 	if err != nil {
 		return err
 	}
@@ -690,7 +690,7 @@ func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
 		// no status to give.
 		return nil
 	}
-	if _, err = delegateRun(ctx, n.IPAMConf.Type, verb, conf); err != nil {
+	if _, err = delegateRun(ctx, path, verb, conf); err != nil {
 		return delegateError(n, verb, err)
 	}
 	return nil
@@ -700,20 +700,20 @@ func delegate(ctx context.Context, verb string, n *NetConf, conf []byte) error {
 // delegate speaks when it does not speak the config's own (Debian's
 // reference plugins stop at 1.0.0), so that a 1.1.0 network can use them;
 // their result is converted back by the library. older says the version
-// was lowered.
-func delegateConf(ctx context.Context, n *NetConf, conf []byte) (_ []byte, older bool, _ error) {
+// was lowered. It returns the plugin's path too (found once, here).
+func delegateConf(ctx context.Context, n *NetConf, conf []byte) (path string, _ []byte, older bool, _ error) {
 	path, err := findPlugin(n.IPAMConf.Type)
 	if err != nil {
-		return nil, false, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("ipam: type %q: %v", n.IPAMConf.Type, err), "")
+		return "", nil, false, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("ipam: type %q: %v", n.IPAMConf.Type, err), "")
 	}
 	info, err := pluginVersions(ctx, path)
 	if err != nil {
-		return nil, false, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipam %s: version: %v", n.IPAMConf.Type, err), "")
+		return "", nil, false, types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("ipam %s: version: %v", n.IPAMConf.Type, err), "")
 	}
 	best := ""
 	for _, v := range info.SupportedVersions() {
 		if v == n.CNIVersion {
-			return conf, false, nil
+			return path, conf, false, nil
 		}
 		if ok, _ := version.GreaterThan(n.CNIVersion, v); ok {
 			if best == "" {
@@ -724,16 +724,16 @@ func delegateConf(ctx context.Context, n *NetConf, conf []byte) (_ []byte, older
 		}
 	}
 	if best == "" {
-		return conf, false, nil // let the delegate say what is wrong
+		return path, conf, false, nil // let the delegate say what is wrong
 	}
 	var m map[string]any
 	if err := json.Unmarshal(conf, &m); err != nil {
-		return nil, false, types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return "", nil, false, types.NewError(types.ErrDecodingFailure, err.Error(), "")
 	}
 	m["cniVersion"] = best
 	delete(m, "prevResult")
 	b, err := json.Marshal(m)
-	return b, true, err
+	return path, b, true, err
 }
 
 // delegateError keeps the delegate's CNI error and names the plugin.
