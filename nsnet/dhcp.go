@@ -41,12 +41,6 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 		child.Close()
 		return fmt.Errorf("nsnet: dhcp: dial: %w", err)
 	}
-	link, err := in.LinkByName(ctx, a.ifName)
-	if err != nil {
-		in.Close()
-		child.Close()
-		return fmt.Errorf("nsnet: dhcp: %w", err)
-	}
 	pc, err := dhcpclient.Listen(child, a.ifName)
 	if err != nil {
 		in.Close()
@@ -74,7 +68,7 @@ func (a *Attachment) leaseDHCP(ctx context.Context, c *Config, parent *netns.Han
 	if c.LeaseFile != "" {
 		opts = append(opts, dhcpclient.WithLeaseFile(c.LeaseFile))
 	}
-	cl, err := dhcpclient.New(a.ifName, link.HardwareAddr, pc, opts...)
+	cl, err := dhcpclient.New(a.ifName, a.MAC, pc, opts...) // AttachNS read it
 	if err != nil {
 		pc.Close()
 		in.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -239,6 +240,10 @@ type Attachment struct {
 	DNS []netip.Addr
 	// Domain is the lease's domain name (option 15), if any.
 	Domain string
+	// MAC is the sandbox end's hardware address (read while waiting for
+	// its carrier), for whoever needs it next (the DHCP client, a pool's
+	// neighbour entries) without another lookup.
+	MAC net.HardwareAddr
 }
 
 // ResolvConf is the resolv.conf of the sandbox: its DNS servers and search
@@ -344,7 +349,9 @@ func attachNS(ctx context.Context, c *Config, child *netns.Handle, hostIf func(t
 	if err := in.SetUp(ctx, a.ifName); err != nil {
 		return a, fmt.Errorf("nsnet: %s up: %w", a.ifName, err)
 	}
-	waitRunning(ctx, in, a.ifName, hostConn, a.hostIf)
+	if a.MAC, err = waitRunning(ctx, in, a.ifName, hostConn, a.hostIf); err != nil {
+		return a, fmt.Errorf("nsnet: %s: %w", a.ifName, err)
+	}
 	if c.DHCP {
 		return a, a.leaseDHCP(ctx, c, child)
 	}
@@ -416,19 +423,28 @@ func (a *Attachment) Close(ctx context.Context) error {
 // when it gets the rtnl lock; until then whatever the sandbox sends first
 // (a DHCPDISCOVER, a SYN) is dropped and costs a retransmission, 1 s.
 // Under load (many namespaces made and torn down at once) the watcher lags
-// for tens of milliseconds.
-func waitRunning(ctx context.Context, in *rtnl.Conn, dev string, host *rtnl.Conn, hostDev string) {
+// for tens of milliseconds. It returns the sandbox end's MAC, from its first
+// lookup, which must succeed; the waits themselves are best effort.
+func waitRunning(ctx context.Context, in *rtnl.Conn, dev string, host *rtnl.Conn, hostDev string) (net.HardwareAddr, error) {
+	first, err := in.LinkByName(ctx, dev)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(abi.LinkRunningWait)
-	for _, side := range []struct {
-		c   *rtnl.Conn
-		dev string
-	}{{in, dev}, {host, hostDev}} {
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			l, err := side.c.LinkByName(ctx, side.dev)
-			if err != nil || l.RawFlags&unix.IFF_RUNNING != 0 {
-				break
-			}
+	wait := func(c *rtnl.Conn, dev string, l rtnl.Link) {
+		for l.RawFlags&unix.IFF_RUNNING == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(abi.LinkRunningPoll)
+			var err error
+			if l, err = c.LinkByName(ctx, dev); err != nil {
+				return
+			}
 		}
 	}
+	wait(in, dev, first)
+	if time.Now().Before(deadline) && ctx.Err() == nil {
+		if l, err := host.LinkByName(ctx, hostDev); err == nil {
+			wait(host, hostDev, l)
+		}
+	}
+	return first.HardwareAddr, nil
 }

@@ -129,6 +129,7 @@ func TestStaticAddressSeenByFirstInstruction(t *testing.T) {
 	}
 	var addrs []struct {
 		Ifname   string `json:"ifname"`
+		Address  string `json:"address"` // the link's MAC
 		AddrInfo []struct {
 			Family    string `json:"family"`
 			Local     string `json:"local"`
@@ -148,6 +149,10 @@ func TestStaticAddressSeenByFirstInstruction(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("payload did not see 10.77.0.2/24 on eth0: %s", parts[0])
+	}
+	// Attachment.MAC is eth0's, as the payload sees it.
+	if len(addrs) != 1 || att.MAC.String() != addrs[0].Address || len(att.MAC) != 6 {
+		t.Errorf("Attachment.MAC %v, payload's eth0 %+v", att.MAC, addrs)
 	}
 	if !strings.Contains(parts[1], `"gateway":"10.77.0.1"`) {
 		t.Errorf("payload did not see the default route via 10.77.0.1: %s", parts[1])

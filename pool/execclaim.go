@@ -65,7 +65,7 @@ func connPidfd(c *net.UnixConn) (int, error) {
 	pfd, perr := -1, error(nil)
 	if err := rc.Control(func(fd uintptr) {
 		var cred *unix.Ucred
-		if cred, perr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); perr == nil {
+		if cred, _, perr = peerCred(int(fd)); perr == nil {
 			pfd, perr = peerPidfd(int(fd), cred.Pid)
 		}
 	}); err != nil {

@@ -52,24 +52,16 @@ func (p *Pool) bridgeOwns(a netip.Addr) bool {
 // does the ones it learns), so that the payload's first connection to its
 // gateway and the gateway's answer need no ARP round trip. A gateway that
 // is not the bridge's own address gets a gratuitous ARP instead (see
-// announce). Done while wiring, off the claim's clock.
-func (p *Pool) prime(e *entry, hostIf string) error {
+// announce). Done while wiring, off the claim's clock; the namespace's MAC
+// is the one AttachNS read (e.att.MAC).
+func (p *Pool) prime(e *entry) error {
 	ctx := p.ctx
 	dev := ifNameOr(p.cfg.IfName)
-	c, err := rtnl.Dial(e.ns)
-	if err != nil {
+	if err := p.primeGateway(ctx, e); err != nil {
 		return fmt.Errorf("prime %s: %w", e.addr, err)
 	}
-	l, err := c.LinkByName(ctx, dev)
-	if err == nil {
-		err = p.primeGateway(ctx, c, e)
-	}
-	c.Close()
-	if err != nil {
-		return fmt.Errorf("prime %s: %w", e.addr, err)
-	}
-	e.mac = l.HardwareAddr
-	if !e.addr.Addr().Is4() || len(l.HardwareAddr) != 6 {
+	e.mac = e.att.MAC
+	if !e.addr.Addr().Is4() || len(e.mac) != 6 {
 		return nil
 	}
 	if e.gw.IsValid() && !p.bridgeOwns(e.gw) {
@@ -82,7 +74,7 @@ func (p *Pool) prime(e *entry, hostIf string) error {
 		return fmt.Errorf("prime %s: %w", e.addr, err)
 	}
 	defer bc.Close()
-	if err := bc.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.addr.Addr(), LLAddr: l.HardwareAddr, Dev: p.cfg.Bridge,
+	if err := bc.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.addr.Addr(), LLAddr: e.mac, Dev: p.cfg.Bridge,
 		State: unix.NUD_REACHABLE}); err != nil {
 		return fmt.Errorf("prime %s: %w", e.addr, err)
 	}
@@ -90,16 +82,27 @@ func (p *Pool) prime(e *entry, hostIf string) error {
 	return nil
 }
 
-// primeGateway gives e's namespace (c) the neighbour entry of its gateway
-// when that is the bridge's own address, with the bridge's MAC, which it
-// records in e.gwMAC.
-func (p *Pool) primeGateway(ctx context.Context, c *rtnl.Conn, e *entry) error {
+// primeGateway gives e's namespace the neighbour entry of its gateway when
+// that is the bridge's own address, with the bridge's MAC (gatewayNeigh).
+func (p *Pool) primeGateway(ctx context.Context, e *entry) error {
 	if !e.gw.IsValid() || !e.gw.Is4() || !p.bridgeOwns(e.gw) {
 		return nil
 	}
 	p.mu.Lock()
 	mac := p.bridgeMAC
 	p.mu.Unlock()
+	return p.gatewayNeigh(ctx, e, mac)
+}
+
+// gatewayNeigh sets the neighbour entry of e's gateway in e's namespace to
+// mac and records it in e.gwMAC: the one place that writes it (prime, a
+// refill that raced a MAC change, reprime).
+func (p *Pool) gatewayNeigh(ctx context.Context, e *entry, mac net.HardwareAddr) error {
+	c, err := rtnl.Dial(e.ns)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	if err := c.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.gw, LLAddr: mac, Dev: ifNameOr(p.cfg.IfName), State: unix.NUD_REACHABLE}); err != nil {
 		return err
 	}
@@ -133,20 +136,11 @@ func (p *Pool) reprime(ctx context.Context, mac net.HardwareAddr) {
 	defer p.mu.Unlock()
 	p.logf("pool %s: bridge %s changed its MAC to %s", p.name(), p.cfg.Bridge, mac)
 	p.bridgeMAC = mac
-	dev := ifNameOr(p.cfg.IfName)
 	for e := range p.waiting {
 		if e.gwMAC == nil {
 			continue
 		}
-		c, err := rtnl.Dial(e.ns)
-		if err == nil {
-			err = c.ReplaceNeigh(ctx, rtnl.NeighSpec{Dst: e.gw, LLAddr: mac, Dev: dev, State: unix.NUD_REACHABLE})
-			c.Close()
-		}
-		if err == nil {
-			e.gwMAC = mac
-		}
-		if err != nil {
+		if err := p.gatewayNeigh(ctx, e, mac); err != nil {
 			p.logf("pool %s: neighbour of %s: %v", p.name(), e.addr, err)
 		}
 	}

@@ -463,12 +463,7 @@ func (p *Pool) refill(hostIf string, static netip.Addr) {
 	for e.gwMAC != nil && !bytes.Equal(e.gwMAC, p.bridgeMAC) && p.ctx.Err() == nil {
 		// The bridge's MAC changed while e was wired (see reprime).
 		p.mu.Unlock()
-		c, err := rtnl.Dial(e.ns)
-		if err == nil {
-			err = p.primeGateway(p.ctx, c, e)
-			c.Close()
-		}
-		if err != nil {
+		if err := p.primeGateway(p.ctx, e); err != nil {
 			p.logf("pool %s: neighbour of %s: %v", p.name(), e.addr, err)
 			e.gwMAC = nil // the kernel will resolve it
 		}
@@ -509,7 +504,7 @@ func (p *Pool) wire(hostIf string, static netip.Addr) (*entry, error) {
 	}
 	// Only the first connection's speed depends on these: a failure is
 	// logged, not fatal.
-	if err := p.prime(e, hostIf); err != nil {
+	if err := p.prime(e); err != nil {
 		p.logf("pool %s: %v", p.name(), err)
 	}
 	if e.reply, err = p.claimReply(e); err == nil {

@@ -90,8 +90,7 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	}
 	var e *entry
 	pidfd := -1 // an Exec claim's client (execclaim.go)
-	if cred, err := unix.GetsockoptUcred(cfd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil &&
-		(cred.Uid == 0 || cred.Uid == uint32(os.Geteuid())) {
+	if cred, ok, err := peerCred(cfd); err == nil && ok {
 		exec := bytes.Equal(buf[:n], claimExecRequest)
 		if exec {
 			pidfd, _ = peerPidfd(cfd, cred.Pid) // without one, handle answers
@@ -109,13 +108,10 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 		pidfd = -1
 	}
 	if e != nil {
-		fds := []int{e.ns.Fd(), p.bridgeNS.Fd()} // poolwire.ClaimNetnsFd first
-		if e.resolv != nil {
-			fds = append(fds, int(e.resolv.Fd())) // poolwire.ClaimResolvFd
-		}
-		err := unix.Sendmsg(cfd, e.reply, unix.UnixRights(fds...), nil, 0)
+		rights := unix.UnixRights(p.claimFds(e)...)
+		err := unix.Sendmsg(cfd, e.reply, rights, nil, 0)
 		for errors.Is(err, unix.EINTR) {
-			err = unix.Sendmsg(cfd, e.reply, unix.UnixRights(fds...), nil, 0)
+			err = unix.Sendmsg(cfd, e.reply, rights, nil, 0)
 		}
 		p.poke() // the reply is out: refills may start
 		if err != nil {

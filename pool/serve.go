@@ -161,22 +161,40 @@ func (p *Pool) serve() {
 }
 
 // peerAllowed checks SO_PEERCRED: root or the pool's own uid.
-func peerAllowed(c *net.UnixConn) (uint32, bool, error) {
+func peerAllowed(c *net.UnixConn) (uid uint32, ok bool, err error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, false, err
 	}
 	var cred *unix.Ucred
 	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
+	if err := rc.Control(func(fd uintptr) { cred, ok, cerr = peerCred(int(fd)) }); err != nil {
 		return 0, false, err
 	}
 	if cerr != nil {
 		return 0, false, cerr
 	}
-	return cred.Uid, cred.Uid == 0 || cred.Uid == uint32(os.Geteuid()), nil
+	return cred.Uid, ok, nil
+}
+
+// peerCred is peerAllowed on the socket fd, with the peer's credentials.
+func peerCred(fd int) (*unix.Ucred, bool, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, false, err
+	}
+	return cred, cred.Uid == 0 || cred.Uid == uint32(os.Geteuid()), nil
+}
+
+// claimFds are the fds a granted claim of e carries, in poolwire's order:
+// its namespace, the bridge's namespace (for the client's published
+// ports), its resolv.conf when it has one.
+func (p *Pool) claimFds(e *entry) []int {
+	fds := []int{e.ns.Fd(), p.bridgeNS.Fd()} // poolwire.ClaimNetnsFd first
+	if e.resolv != nil {
+		fds = append(fds, int(e.resolv.Fd())) // poolwire.ClaimResolvFd
+	}
+	return fds
 }
 
 func send(c *net.UnixConn, r reply, fds ...int) error {
@@ -261,12 +279,7 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 			DNS: addrStrings(p.cfg.DNS)}, p.bridgeNS.Fd())
 		return
 	}
-	// The bridge's namespace goes along, for the client's published ports.
-	fds := []int{e.ns.Fd(), p.bridgeNS.Fd()} // poolwire.ClaimNetnsFd first
-	if e.resolv != nil {
-		fds = append(fds, int(e.resolv.Fd())) // poolwire.ClaimResolvFd
-	}
-	_, _, err = c.WriteMsgUnix(e.reply, unix.UnixRights(fds...), nil)
+	_, _, err = c.WriteMsgUnix(e.reply, unix.UnixRights(p.claimFds(e)...), nil)
 	p.poke() // the reply is out: refills may start
 	if err != nil {
 		if pidfd >= 0 {
