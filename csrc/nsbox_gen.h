@@ -262,19 +262,21 @@ static const char *const nsb_json_esc[128] __attribute__((unused)) = {
 #define NSB_STATUS_INTERFACE "\"interface\": "
 #define NSB_STATUS_ADDRESSES "\"addresses\": "
 #define NSB_STATUS_EXIT_CODE "\"exit-code\": "
-/* The namespace kinds of a status line, in their order, with their CLONE_NEW*. */
+/* The namespace kinds of a status line, in their order, with their
+ * CLONE_NEW* and their index in nsb_rec_ns (the record's inodes). */
 #define NSB_STATUS_NNS 7
 static const struct {
-	const char *kind, *key;
+	const char *key;
 	unsigned long clone;
+	int rec;
 } nsb_status_ns[NSB_STATUS_NNS] __attribute__((unused)) = {
-	{"cgroup", "\"cgroup-namespace\": ", 0x2000000UL},
-	{"ipc", "\"ipc-namespace\": ", 0x8000000UL},
-	{"mnt", "\"mnt-namespace\": ", 0x20000UL},
-	{"net", "\"net-namespace\": ", 0x40000000UL},
-	{"pid", "\"pid-namespace\": ", 0x20000000UL},
-	{"user", "\"user-namespace\": ", 0x10000000UL},
-	{"uts", "\"uts-namespace\": ", 0x4000000UL},
+	{"\"cgroup-namespace\": ", 0x2000000UL, 0}, /* cgroup */
+	{"\"ipc-namespace\": ", 0x8000000UL, 1}, /* ipc */
+	{"\"mnt-namespace\": ", 0x20000UL, 2}, /* mnt */
+	{"\"net-namespace\": ", 0x40000000UL, 3}, /* net */
+	{"\"pid-namespace\": ", 0x20000000UL, 4}, /* pid */
+	{"\"user-namespace\": ", 0x10000000UL, 5}, /* user */
+	{"\"uts-namespace\": ", 0x4000000UL, 6}, /* uts */
 };
 
 /* The flags of nsbox run (runFlags in cmd/nsbox/run.go, then viewFlagTable

@@ -624,14 +624,11 @@ static void nsb_status_start(struct nsb_buf *b, long pid, const struct nsb_rec *
 	nsb_puts(b, NSB_STATUS_OPEN NSB_STATUS_CHILD_PID);
 	nsb_put_i64(b, pid);
 	for (int k = 0; k < NSB_STATUS_NNS; k++) {
-		if (!(ns_flags & nsb_status_ns[k].clone))
-			continue;
-		for (int j = 0; j < NSB_REC_NNS; j++) {
-			if (r->has_ns[j] && strcmp(nsb_rec_ns[j], nsb_status_ns[k].kind) == 0) {
-				nsb_puts(b, NSB_STATUS_SEP);
-				nsb_puts(b, nsb_status_ns[k].key);
-				nsb_put_u64(b, r->ns[j]);
-			}
+		int j = nsb_status_ns[k].rec; /* generated: no kind is compared here */
+		if ((ns_flags & nsb_status_ns[k].clone) && r->has_ns[j]) {
+			nsb_puts(b, NSB_STATUS_SEP);
+			nsb_puts(b, nsb_status_ns[k].key);
+			nsb_put_u64(b, r->ns[j]);
 		}
 	}
 	if (iface) {

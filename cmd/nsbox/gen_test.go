@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -155,11 +156,12 @@ func genHeader() []byte {
 	p("#define NSB_STATUS_CHILD_PID %q\n", statusKey(statusChildPid))
 	p("#define NSB_STATUS_INTERFACE %q\n#define NSB_STATUS_ADDRESSES %q\n", statusKey(statusInterface), statusKey(statusAddresses))
 	p("#define NSB_STATUS_EXIT_CODE %q\n", statusKey(statusExitCode))
-	p("/* The namespace kinds of a status line, in their order, with their CLONE_NEW*. */\n")
+	p("/* The namespace kinds of a status line, in their order, with their\n")
+	p(" * CLONE_NEW* and their index in nsb_rec_ns (the record's inodes). */\n")
 	p("#define NSB_STATUS_NNS %d\n", len(sbstate.NamespaceKinds))
-	p("static const struct {\n\tconst char *kind, *key;\n\tunsigned long clone;\n} nsb_status_ns[NSB_STATUS_NNS] __attribute__((unused)) = {\n")
+	p("static const struct {\n\tconst char *key;\n\tunsigned long clone;\n\tint rec;\n} nsb_status_ns[NSB_STATUS_NNS] __attribute__((unused)) = {\n")
 	for _, k := range sbstate.NamespaceKinds {
-		p("\t{%q, %q, %#xUL},\n", k, statusKey(k+statusNSSuffix), uint64(kindBit(k)))
+		p("\t{%q, %#xUL, %d}, /* %s */\n", statusKey(k+statusNSSuffix), uint64(kindBit(k)), slices.Index(sbstate.RecordKinds(), k), k)
 	}
 	p("};\n\n")
 

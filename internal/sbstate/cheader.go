@@ -51,8 +51,7 @@ func CSection() []byte {
 		p("\t{%q, %d},\n", string(k)+":", omit)
 	}
 	p("};\n")
-	kinds := append([]string(nil), NamespaceKinds...)
-	sort.Strings(kinds) // encoding/json writes a map's keys sorted
+	kinds := RecordKinds()
 	p("/* The namespace kinds of Record.Namespaces, in the order of its keys. */\n")
 	p("#define NSB_REC_NNS %d\n", len(kinds))
 	p("static const char *const nsb_rec_ns[NSB_REC_NNS] __attribute__((unused)) = {")
@@ -74,6 +73,15 @@ func CSection() []byte {
 	}
 	p("\n};\n")
 	return b.Bytes()
+}
+
+// RecordKinds lists NamespaceKinds in the order a record's Namespaces are
+// written (encoding/json sorts a map's keys): the C's nsb_rec_ns, whose
+// indexes the status line's table (cmd/nsbox's generator) refers to.
+func RecordKinds() []string {
+	kinds := append([]string(nil), NamespaceKinds...)
+	sort.Strings(kinds)
+	return kinds
 }
 
 // RecordField is a field of Record as encoding/json writes it.
