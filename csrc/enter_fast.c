@@ -37,7 +37,6 @@ static int nsb_enter_target(const char *t, long *join, long *payload)
 	const char *end, *dir = nsb_state_dir();
 	char path[4096], buf[8192];
 	long long v = nsb_enter_num(t, &end);
-	int fd, n;
 
 	if (v > 0 && *end == 0 && v < (1LL << 31)) {
 		*join = *payload = (long)v;
@@ -47,13 +46,8 @@ static int nsb_enter_target(const char *t, long *join, long *payload)
 		return -1;
 	if (snprintf(path, sizeof path, "%s/%s" NSB_REC_SUFFIX, dir, t) >= (int)sizeof path)
 		return -1;
-	if ((fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 0) <= 0)
 		return -1;
-	n = (int)read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	/* The record's keys are generated from sbstate.Record. */
 	if (nsb_rec_live(buf) != 1)
 		return -1; /* stale: Go says so and removes it */

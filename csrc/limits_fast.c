@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 #include <sys/random.h>
 #include "cgroup_watch.h"
+#include "nsb_file.h"
 
 /* nsc_cg_watch is nsclone's (cgroup_watch.c), weak for the same reason as
  * nsc_spawn. */
@@ -48,15 +49,8 @@ static int nsb_cap_parse(const char *name)
 static int nsb_cap_last(void)
 {
 	char b[16];
-	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	if (fd < 0)
+	if (nsb_read_small(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", b, sizeof b, 1) <= 0)
 		return -1;
-	n = read(fd, b, sizeof b - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	b[n] = 0;
 	return atoi(b);
 }
 
@@ -161,22 +155,6 @@ static int nsb_limits_parse(struct nsb_fast *f, struct nsb_lim *l, const char **
 	return 0;
 }
 
-/* nsb_etc_read reads /etc/NAME whole into buf (NUL-terminated); -1 if it
- * cannot, or if it is too big (Go's then). */
-static int nsb_etc_read(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0 || (size_t)n == size - 1)
-		return -1;
-	buf[n] = 0;
-	return 0;
-}
-
 /* nsb_etc_fields splits one line (a trailing \r dropped, as bufio's
  * ScanLines does) at ':' into at most max fields; returns their count. */
 static int nsb_etc_fields(char *line, char **fld, int max)
@@ -205,7 +183,7 @@ static int nsb_user(struct nsb_fast *f)
 	char *fld[8], *line, *next;
 	const char *name = 0, *home = 0;
 	unsigned gid = 0;
-	if (f->root || nsb_etc_read("/etc/passwd", data, sizeof data) < 0)
+	if (f->root || nsb_read_small(AT_FDCWD, "/etc/passwd", data, sizeof data, 1) < 0)
 		return -1; /* a rootfs's /etc, or an unreadable file: Go's */
 	for (line = data; line && *line; line = next) {
 		unsigned id, g;
@@ -233,7 +211,7 @@ static int nsb_user(struct nsb_fast *f)
 	}
 	f->ngroups = 0;
 	f->groups[f->ngroups++] = f->gid;
-	if (nsb_etc_read("/etc/group", data, sizeof data) < 0)
+	if (nsb_read_small(AT_FDCWD, "/etc/group", data, sizeof data, 1) < 0)
 		return -1;
 	for (line = data; line && *line; line = next) {
 		unsigned id;
@@ -292,19 +270,26 @@ struct nsb_cg {
 
 static char nsb_cg_stack[NSC_CG_STACK_SIZE] __attribute__((aligned(16)));
 
+/* nsb_write_at writes v to path, relative to dirfd (AT_FDCWD: as is). */
+static int nsb_write_at(int dirfd, const char *path, const char *v)
+{
+	size_t len = strlen(v);
+	ssize_t n;
+	int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, v, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
 /* nsb_cg_write writes v to dir/file. */
 static int nsb_cg_write(const char *dir, const char *file, const char *v)
 {
 	char p[600];
-	int fd;
-	ssize_t n;
 	if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, file) >= sizeof p)
 		return -1;
-	if ((fd = open(p, O_WRONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = write(fd, v, strlen(v));
-	close(fd);
-	return n == (ssize_t)strlen(v) ? 0 : -1;
+	return nsb_write_at(AT_FDCWD, p, v);
 }
 
 /* nsb_has_word reports whether list (separated by any of sep) holds w. */
@@ -331,7 +316,7 @@ static int nsb_cg_mount(struct nsb_cg *cg, char *mnt, size_t size)
 	static char data[65536];
 	char v1[512] = "", *line, *next;
 	int found2 = 0;
-	if (nsb_etc_read("/proc/self/mountinfo", data, sizeof data) < 0)
+	if (nsb_read_small(AT_FDCWD, "/proc/self/mountinfo", data, sizeof data, 1) < 0)
 		return -1;
 	for (line = data; line && *line && !found2; line = next) {
 		char *fld[64];
@@ -355,7 +340,7 @@ static int nsb_cg_mount(struct nsb_cg *cg, char *mnt, size_t size)
 		if (is2) {
 			char ctl[512], p[600];
 			snprintf(p, sizeof p, "%s/cgroup.controllers", fld[4]);
-			if (nsb_etc_read(p, ctl, sizeof ctl) == 0 && nsb_has_word(ctl, " \n", "pids")) {
+			if (nsb_read_small(AT_FDCWD, p, ctl, sizeof ctl, 1) >= 0 && nsb_has_word(ctl, " \n", "pids")) {
 				if (strcmp(fld[3], "/") != 0)
 					return -1;
 				strcpy(mnt, fld[4]);
@@ -381,7 +366,7 @@ static int nsb_cg_mount(struct nsb_cg *cg, char *mnt, size_t size)
 static int nsb_cg_own(char *own, size_t size)
 {
 	char data[4096];
-	if (nsb_etc_read("/proc/self/cgroup", data, sizeof data) < 0)
+	if (nsb_read_small(AT_FDCWD, "/proc/self/cgroup", data, sizeof data, 1) < 0)
 		return -1;
 	for (char *line = data, *next; line && *line; line = next) {
 		char *a, *b;
@@ -455,13 +440,20 @@ static int nsb_cg_create(struct nsb_cg *cg, long long pids)
 	if (cg->v2)
 		snprintf(cg->kill, sizeof cg->kill, "%s/%s", cg->dir, NSB_CG_KILL_V2);
 	{
-		char jp[600];
-		snprintf(jp, sizeof jp, "%s/%s", cg->dir, cg->v2 ? NSB_CG_JOIN_V2 : NSB_CG_JOIN_V1);
-		if (nsb_cg_write(cg->dir, NSB_CG_PIDS_MAX, num) < 0 || (cg->join_fd = open(jp, O_WRONLY | O_CLOEXEC)) < 0 ||
-		    (cg->v2 && (cg->dir_fd = open(cg->dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)) {
+		/* The group's files through one fd of its folder (one path walk;
+		 * on v2 it is the fd the child is cloned into). */
+		int dfd = openat(AT_FDCWD, cg->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || nsb_write_at(dfd, NSB_CG_PIDS_MAX, num) < 0 ||
+		    (cg->join_fd = openat(dfd, cg->v2 ? NSB_CG_JOIN_V2 : NSB_CG_JOIN_V1, O_WRONLY | O_CLOEXEC)) < 0) {
+			if (dfd >= 0)
+				close(dfd);
 			nsb_cg_undo(cg);
 			return -1;
 		}
+		if (cg->v2)
+			cg->dir_fd = dfd;
+		else
+			close(dfd);
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		nsb_cg_undo(cg);

@@ -36,6 +36,7 @@
 
 #include "clone_shim.h" /* with nsbox_gen.h: the rules generated from Go */
 #include "nsinit_elf.h"
+#include "nsb_file.h" /* nsb_read_small */
 #include "net_fast.c"
 #include "nft_fast.c"
 #include "pool_fast.c"
@@ -154,14 +155,8 @@ static int nsb_lookup(const char *file, const char *name, unsigned int *out)
 {
 	static char data[65536];
 	size_t nlen = strlen(name);
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, data, sizeof data - 1);
-	close(fd);
-	if (n <= 0 || n == (ssize_t)sizeof data - 1)
+	if (nsb_read_small(AT_FDCWD, file, data, sizeof data, 1) <= 0)
 		return -1; /* empty, error or too big: let Go do it */
-	data[n] = 0;
 	for (char *line = data; line && *line;) {
 		char *next = strchr(line, '\n');
 		if (next)

@@ -24,6 +24,8 @@
  * kills the sandbox and exits 125, as Go does.
  */
 
+#include "nsb_file.h" /* nsb_read_small */
+
 /* Files are opened with openat: musl's open() adds an fcntl(FD_CLOEXEC)
  * after each O_CLOEXEC open, one syscall more.
  *
@@ -290,16 +292,10 @@ static long long nsb_proc_ticks(long pid, char *state)
 	char path[64], buf[1024];
 	const char *p;
 	long long v = 0;
-	int fd, i;
-	ssize_t n;
+	int i;
 	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if ((fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 0) <= 0)
 		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
 		return -1;
 	p += 2;
@@ -420,18 +416,10 @@ static int nsb_rec_read(const struct nsb_watch *w, char *buf, size_t n)
 {
 	char file[NSB_SBX_NAME_MAX + 16];
 	ssize_t got;
-	int fd;
 	nsb_rec_path(w, 0, file, sizeof file);
-	if ((fd = openat(w->dirfd, file, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	got = read(fd, buf, n - 1);
-	close(fd);
-	if (got <= 0 || (size_t)got == n - 1) {
-		errno = got < 0 ? errno : EFBIG; /* empty or too big: Go's */
-		return -1;
-	}
-	buf[got] = 0;
-	return 0;
+	if ((got = nsb_read_small(w->dirfd, file, buf, n, 1)) == 0)
+		errno = EFBIG; /* empty, as too big: Go's */
+	return got > 0 ? 0 : -1;
 }
 
 /* nsb_watch_release gives up the folder and its lock. */
@@ -480,18 +468,11 @@ static long nsb_payload_pid(long pid, int init)
 {
 	char path[96], buf[64];
 	long v = 0;
-	ssize_t n;
-	int fd;
 	if (!init)
 		return pid;
 	snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", pid, pid);
-	if ((fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)) < 0)
-		return pid;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
-		return pid;
-	buf[n] = 0;
+	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 0) <= 0 || buf[0] < '0' || buf[0] > '9')
+		return pid; /* its start only: the first child */
 	for (const char *p = buf; *p >= '0' && *p <= '9'; p++)
 		v = v * 10 + (*p - '0');
 	return v;
