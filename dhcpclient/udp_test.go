@@ -54,17 +54,39 @@ func TestUDPConnFiltersChaddr(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	send := func(b []byte) {
-		t.Helper()
-		if err := netns.Do(srv, func() error { return sendBroadcast(lab.Bridge, b) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send(reply(net.HardwareAddr{2, 9, 9, 9, 9, 9}, 1))
-	send(reply(mine, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// The pair is sent again every 100 ms until one arrives: the lab's
+	// veth may not carry anything yet (its carrier comes when the kernel's
+	// link watcher runs, late on a loaded machine), and whichever pair
+	// arrives first, the stranger's reply comes before ours.
+	theirs, ours := reply(net.HardwareAddr{2, 9, 9, 9, 9, 9}, 1), reply(mine, 2)
+	sent := make(chan error, 1)
+	go func() {
+		for {
+			err := netns.Do(srv, func() error {
+				if err := sendBroadcast(lab.Bridge, theirs); err != nil {
+					return err
+				}
+				return sendBroadcast(lab.Bridge, ours)
+			})
+			if err != nil {
+				sent <- err
+				return
+			}
+			select {
+			case <-ctx.Done():
+				sent <- nil
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
 	b, err := c.Recv(ctx)
+	cancel()
+	if serr := <-sent; serr != nil {
+		t.Fatal(serr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
