@@ -364,7 +364,7 @@ static const struct nsb_run_flag nsb_run_flags[NSB_RUN_NFLAGS] __attribute__((un
 	{"mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {NSB_F_MOUNT, -1}, NSB_F_MOUNT_PROC, 0},
 	{"no-mount-proc", 0, NSB_KIND_BOOL, 1, 0x0UL, {-1, -1}, NSB_F_NO_MOUNT_PROC, 0},
 	{"propagation", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_PROPAGATION, 0},
-	{"uid", 0, NSB_KIND_VALUE, 0, 0x0UL, {-1, -1}, NSB_F_UID, 0},
+	{"uid", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_UID, 0},
 	{"gid", 0, NSB_KIND_VALUE, 1, 0x0UL, {-1, -1}, NSB_F_GID, 0},
 	{"map-root", 0, NSB_KIND_BOOL, 0, 0x0UL, {-1, -1}, NSB_F_MAP_ROOT, 0},
 	{"hostname", 0, NSB_KIND_VALUE, 1, 0x0UL, {NSB_F_UTS, -1}, NSB_F_HOSTNAME, 0},

@@ -647,7 +647,8 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		f->set_gid = 1;
 	}
 	if (val[NSB_F_UID]) {
-		/* Only --sandbox's number: a --uid flag is Go's. */
+		/* A number (--uid's or --sandbox's), with the host's /etc
+		 * (nsb_user); a name is Go's. */
 		if (nsb_parse_id(val[NSB_F_UID], &f->uid) < 0)
 			return -1;
 		f->set_uid = 1;

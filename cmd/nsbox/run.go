@@ -106,7 +106,7 @@ var runFlags = []runFlag{
 	{name: "no-mount-proc", usage: "do not mount /proc", ref: func(o *runOptions) any { return &o.noMountProc }, fast: true},
 	{name: "propagation", usage: "propagation of / in the new mount namespace: private (default), slave, shared, unchanged", ref: func(o *runOptions) any { return &o.propagation }, fast: true},
 	// --uid: the user's groups and HOME, USER, LOGNAME are Go's business.
-	{name: "uid", usage: "run the command as this user (number or name from /etc/passwd)", ref: func(o *runOptions) any { return &o.uid }},
+	{name: "uid", usage: "run the command as this user (number or name from /etc/passwd)", ref: func(o *runOptions) any { return &o.uid }, fast: true},
 	{name: "gid", usage: "run the command with this group (number or name from /etc/group); supplementary groups are cleared", ref: func(o *runOptions) any { return &o.gid }, fast: true},
 	{name: "map-root", usage: "map your uid and gid to root in the new user namespace (needs --user)", ref: func(o *runOptions) any { return &o.mapRoot }},
 	{name: "hostname", usage: "set the hostname (at most 64 bytes; implies --uts)", ref: func(o *runOptions) any { return &o.hostname }, fast: true, implies: []string{"uts"}},

@@ -433,14 +433,17 @@ func TestRunFastParity(t *testing.T) {
 		"--ipc\n--pid\n--mount\n--no-init\n--gid\nnogroup\n--\nsh\n-c\nid -g",
 		// The view and the environment (issue 10's benchmark line).
 		"--ipc\n--pid\n--rootfs\n/\n--ro-bind\n/usr:/usr\n--ro-bind\n/lib:/lib\n--dev\n--tmpfs\n/tmp\n--\n/bin/true",
-		"--ro-root\n--bind\n/etc/hostname:/h\n--tmpfs\n/t:size=1m,mode=1777\n--clearenv\n--setenv\nA=1\n/usr/bin/env"} {
+		"--ro-root\n--bind\n/etc/hostname:/h\n--tmpfs\n/t:size=1m,mode=1777\n--clearenv\n--setenv\nA=1\n/usr/bin/env",
+		// A numeric --uid: its user's group, groups and HOME, USER, LOGNAME
+		// from the host's /etc (nsb_user), with or without a view.
+		"--uid\n0\n--gid\n0\ntrue", "--sandbox\n--uid\n0\n--gid\n0\ntrue", "--ro-root\n--dev\n--uid\n65534\ntrue"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); !ok {
 			t.Errorf("%q: the C fast path does not take this plain command line", splitArgs(c))
 		}
 	}
 	for _, c := range []string{"--user\n--map-root\nid", "--netns\nx\ntrue", "--bogus", "-h", "--uid\nnsbox-no-user\ntrue",
-		// --uid brings the user's groups and HOME, USER, LOGNAME: Go.
-		"--uid\nnobody\ntrue", "--uid\n0\n--gid\n0\ntrue",
+		// A user's name, or a numeric --uid with a rootfs (its /etc): Go.
+		"--uid\nnobody\ntrue", "--rootfs\n/\n--uid\n0\ntrue",
 		// Relative paths, paths Clean would change, a view's PATH lookup.
 		"--bind\nusr\ntrue", "--tmpfs\n/t/\ntrue", "--rootfs\n/usr/\ntrue"} {
 		if _, ok := fastParse(splitArgs(c), os.Environ()); ok {

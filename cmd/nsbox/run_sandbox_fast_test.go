@@ -196,6 +196,9 @@ func TestSandboxFastParity(t *testing.T) {
 		{"--cap-drop", "ALL", "--cap-add", "net_raw", "--no-new-privs"},
 		{"--pids", "33", "--seccomp", "default"},
 		{"--cap-drop", "sys_admin", "--seccomp", "default"},
+		// A numeric --uid (the user's groups and environment from /etc).
+		{"--sandbox", "--uid", "0", "--gid", "0"},
+		{"--ro-root", "--dev", "--uid", "65534", "--setenv", "USER=u"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			c := observeSandbox(t, bin, "0", args...)
