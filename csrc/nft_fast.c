@@ -749,38 +749,10 @@ static int nsb_nft_publish_wait(struct nsb_nft *t)
 	return t->rc;
 }
 
-/* nsb_nft_release closes the netfilter socket of an ended run. After a
- * deletion its last close waits for nf_tables to free what the batch
- * deleted (a kernel grace period, 5-15 ms here), which the caller of nsbox
- * need not wait for: the batch was acked, the rules are gone. So a forked
- * child (its own copy of this small process, every signal blocked, no exit
- * signal: whoever inherits it reaps it) holds the last reference and
- * closes it, as the CNI plugin's unlink child waits out its grace periods
- * (cni_unlink.c); nsbox exits meanwhile. Where fork fails, nsbox closes it
- * and waits. */
-static void nsb_nft_release(struct nsb_nft *t)
-{
-	sigset_t all, old;
-	long pid;
-
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = syscall(SYS_clone, 0UL, NULL, NULL, NULL, 0UL);
-	if (pid == 0) {
-		if (t->fd > 0)
-			syscall(SYS_close_range, 0U, (unsigned)t->fd - 1, 0U);
-		syscall(SYS_close_range, (unsigned)t->fd + 1, ~0U, 0U);
-		syscall(SYS_exit_group, 0);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	close(t->fd);
-	t->fd = -1;
-}
-
 /* nsb_nft_unpublish removes this run's rules (the payload ended, or the
  * spawn failed), and the table when no other entry is left (nat's
- * finish); the socket is closed by nsb_nft_release's child, or here when
- * the spawn failed and Go takes over. It never fails the run: what it cannot
+ * finish); the socket is closed by the process's exit, or here when the
+ * spawn failed and Go takes over. It never fails the run: what it cannot
  * remove is collected by the next Go call, since this process is gone. */
 static void nsb_nft_unpublish(struct nsb_nft *t, int closing)
 {
@@ -811,8 +783,6 @@ static void nsb_nft_unpublish(struct nsb_nft *t, int closing)
 	    !s.localnet && s.was_off)
 		nsb_nft_forwarding(t, 0);
 	close(lock);
-	if (!closing && s.ndel)
-		nsb_nft_release(t);
 out:
 	if (closing) {
 		close(t->fd);

@@ -1239,7 +1239,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		if (errno != EINTR)
 			_exit(125);
 	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
-	nsb_nft_unpublish(&f.nft, 0); /* its socket closed by a child */
+	nsb_nft_unpublish(&f.nft, 0); /* its socket's close is the exit's */
 	nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
 	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	if (nsb_watch_any(&f.watch))
