@@ -67,7 +67,8 @@ struct nsb_nft {
 	/* The publish runs on a thread while the child is cloned (its network
 	 * namespace is the costly part), as Go's run does in a goroutine. */
 	pthread_t th;
-	int running;   /* th is to be joined */
+	int running;   /* th exists (joined, or detached when it did nothing) */
+	int taken;     /* who publishes: 0 nobody yet, 1 the thread, 2 the main thread */
 	int rc;        /* nsb_nft_publish's result */
 	const char *bridge_ns, *bridge;
 	uint32_t addr;
@@ -712,17 +713,27 @@ fail:
 	return -1;
 }
 
+/* nsb_nft_take claims the publish for who (1 the thread, 2 the main
+ * thread): the first to come does it. */
+static int nsb_nft_take(struct nsb_nft *t, int who)
+{
+	int nobody = 0;
+	return __atomic_compare_exchange_n(&t->taken, &nobody, who, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 static void *nsb_nft_thread(void *arg)
 {
 	struct nsb_nft *t = arg;
-	t->rc = nsb_nft_publish(t, t->bridge_ns, t->bridge, t->addr);
+	if (nsb_nft_take(t, 1))
+		t->rc = nsb_nft_publish(t, t->bridge_ns, t->bridge, t->addr);
 	return NULL;
 }
 
 /* nsb_nft_publish_start starts the publish on a thread with every signal
  * blocked (the forwarder's handlers run on the main thread; setns there
- * moves that thread only); where no thread can be made, it publishes
- * inline. nsb_nft_publish_wait gives the result. */
+ * moves that thread only), so that it overlaps the clone when a core is
+ * free; where no thread can be made, it publishes inline.
+ * nsb_nft_publish_wait gives the result. */
 static void nsb_nft_publish_start(struct nsb_nft *t, const char *bridge_ns, const char *bridge, uint32_t addr)
 {
 	sigset_t all, old;
@@ -734,18 +745,26 @@ static void nsb_nft_publish_start(struct nsb_nft *t, const char *bridge_ns, cons
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	t->running = pthread_create(&t->th, NULL, nsb_nft_thread, t) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!t->running)
-		nsb_nft_thread(t);
+	if (!t->running && nsb_nft_take(t, 2))
+		t->rc = nsb_nft_publish(t, t->bridge_ns, t->bridge, t->addr);
 }
 
-/* nsb_nft_publish_wait joins the publish (a no-op when none runs) and
- * returns its result: 0 when the rules are in. */
+/* nsb_nft_publish_wait returns the publish's result (0 when the rules
+ * are in): the thread's, joined, or, when the thread has not begun yet
+ * (on a busy machine it waits for a core longer than the publish takes:
+ * 0.5 ms against 0.2 ms at load 9-40 here), the main thread's own, the
+ * thread then left to find it done and end alone (detached). */
 static int nsb_nft_publish_wait(struct nsb_nft *t)
 {
-	if (t->running) {
-		pthread_join(t->th, NULL);
-		t->running = 0;
+	if (!t->running)
+		return t->rc;
+	t->running = 0;
+	if (nsb_nft_take(t, 2)) {
+		pthread_detach(t->th);
+		t->rc = nsb_nft_publish(t, t->bridge_ns, t->bridge, t->addr);
+		return t->rc;
 	}
+	pthread_join(t->th, NULL);
 	return t->rc;
 }
 
