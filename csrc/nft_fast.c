@@ -149,17 +149,10 @@ static int nsb_nft_start_time(long pid, unsigned long long *out)
 {
 	char path[48], buf[1024];
 	const char *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 1) <= 0)
 		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	if (!(p = strrchr(buf, ')')))
 		return -1;
 	p++;
@@ -375,7 +368,7 @@ static int nsb_nft_socket(struct nsb_nft *t)
 	int self = -1, fd = -1;
 
 	if (t->nsfd >= 0) {
-		self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		self = openat(AT_FDCWD, "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 		if (self < 0 || setns(t->nsfd, CLONE_NEWNET) < 0)
 			goto out;
 	}
@@ -403,14 +396,14 @@ static int nsb_nft_forwarding(struct nsb_nft *t, int want)
 	if (t->fwdfd < 0) {
 		int self = -1;
 		if (t->nsfd >= 0) {
-			self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+			self = openat(AT_FDCWD, "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 			if (self < 0 || setns(t->nsfd, CLONE_NEWNET) < 0) {
 				if (self >= 0)
 					close(self);
 				return -1;
 			}
 		}
-		t->fwdfd = open(NSB_NFT_FORWARDING_PATH, O_RDWR | O_CLOEXEC);
+		t->fwdfd = openat(AT_FDCWD, NSB_NFT_FORWARDING_PATH, O_RDWR | O_CLOEXEC);
 		if (t->nsfd >= 0) {
 			if (setns(self, CLONE_NEWNET) < 0)
 				_exit(125); /* cannot happen; Go must never start in a foreign namespace */
@@ -435,7 +428,7 @@ static int nsb_nft_lock(void)
 	*strrchr(dir, '/') = 0;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -1;
-	if ((fd = open(NSB_NFT_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+	if ((fd = openat(AT_FDCWD, NSB_NFT_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
 		return -1;
 	while (flock(fd, LOCK_EX) < 0)
 		if (errno != EINTR) {
