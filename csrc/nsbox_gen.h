@@ -152,8 +152,6 @@ static const struct nsb_name_rule nsb_rule_link __attribute__((unused)) = {15, {
 #define NSB_POOL_SOCKET_SUFFIX ".sock"
 #define NSB_POOL_MAX_MESSAGE 65536
 #define NSB_POOL_CLAIM_REQUEST "{\"op\":\"claim\"}"
-#define NSB_POOL_CLAIM_EXEC_REQUEST "{\"op\":\"claim\",\"exec\":true}"
-#define NSB_POOL_RELEASE_REQUEST "{\"op\":\"release\"}"
 #define NSB_POOL_REPLY_TIMEOUT_MS 10000LL
 #define NSB_POOL_CLAIM_FDS 2
 #define NSB_POOL_CLAIM_NETNS_FD 0

@@ -33,16 +33,13 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <linux/magic.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -53,8 +50,7 @@
 /* nsb_pool is one claim: the connection that holds it and the namespace. */
 struct nsb_pool {
 	const char *name;
-	int exec;   /* an Exec claim (nsb_pool_exec): the payload is exec'd in place */
-	int conn;   /* the claim lasts until this is closed (or, Exec, the process ends); -1 */
+	int conn;   /* the claim lasts until this is closed; -1 */
 	int netns;  /* the claimed network namespace; -1 */
 	int resolv; /* its resolv.conf (the pool's file), -1 if it has none */
 	char resolv_path[256];
@@ -116,7 +112,6 @@ static int nsb_pool_claim(struct nsb_pool *p)
 {
 	static char reply[NSB_POOL_MAX_MESSAGE];
 	static const char req[] = NSB_POOL_CLAIM_REQUEST;
-	static const char exec_req[] = NSB_POOL_CLAIM_EXEC_REQUEST;
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * (NSB_POOL_CLAIM_FDS + 2))];
 		struct cmsghdr align;
@@ -130,10 +125,9 @@ static int nsb_pool_claim(struct nsb_pool *p)
 	if ((p->conn = nsb_pool_connect(p->name)) < 0)
 		return -1;
 	do
-		n = p->exec ? send(p->conn, exec_req, sizeof exec_req - 1, MSG_NOSIGNAL)
-			    : send(p->conn, req, sizeof req - 1, MSG_NOSIGNAL);
+		n = send(p->conn, req, sizeof req - 1, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)(p->exec ? sizeof exec_req - 1 : sizeof req - 1))
+	if (n != (ssize_t)(sizeof req - 1))
 		goto fail;
 	do
 		n = recvmsg(p->conn, &msg, MSG_CMSG_CLOEXEC);
@@ -204,54 +198,4 @@ static int nsb_pool_resolv(struct nsb_pool *p, struct nsc_mount *m)
 	m->data = 0;
 	m->flags = MS_BIND;
 	return 0;
-}
-
-/* nsb_pool_exec runs the payload in place on an Exec claim: this process
- * joins the claimed namespace and becomes the payload, as nsenter does
- * without --fork, with none of the clone, the wait and the exit that a
- * spawn costs (run_fast.c calls it only when nothing else needs a process
- * of nsbox's own: no other new namespace, no init, no limits, no record).
- * The payload gets what a spawned child would: fds 0-2 (without
- * close-on-exec) and no other, this process's signal mask and ignored
- * signals (no handler is installed before this), its environment, and the
- * exit status and signals are simply the payload's own. The claim's
- * connection closes at the exec; the pool holds the namespace until this
- * process ends (a pidfd, see pool/execclaim.go). It returns only if the
- * exec failed, back in nsbox's own namespace with the claim given back
- * (NSB_POOL_RELEASE_REQUEST), for Go to do it all again and report. */
-static void nsb_pool_exec(struct nsb_pool *p, const char *path, char **argv, char **envp)
-{
-	static const char release[] = NSB_POOL_RELEASE_REQUEST;
-	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-
-	if (self < 0)
-		goto out;
-	if (p->resolv >= 0) { /* no new mount namespace: nothing to bind it over */
-		close(p->resolv);
-		p->resolv = -1;
-	}
-	/* Every fd but stdio closes at the exec (the claim's connection, the
-	 * fds nsbox inherited); stdio stays open across it. */
-	for (int fd = 0; fd < 3; fd++)
-		if (fcntl(fd, F_SETFD, 0) < 0)
-			goto out;
-	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		goto out;
-	if (setns(p->netns, CLONE_NEWNET) < 0)
-		goto out;
-	execve(path, argv, envp);
-	if (setns(self, CLONE_NEWNET) < 0) {
-		/* Go must not run in the claimed namespace, which goes now. */
-		static const char msg[] = "nsbox: run: --pool: cannot leave the claimed network namespace\n";
-		if (write(2, msg, sizeof msg - 1) < 0) {
-		}
-		_exit(125);
-	}
-out:
-	if (self >= 0)
-		close(self);
-	if (send(p->conn, release, sizeof release - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* the pool then holds it until this process exits */
-	}
-	nsb_pool_close(p);
 }

@@ -1013,20 +1013,6 @@ static int nsb_fast_publish_hook(uintptr_t ctx, int pid)
 	return nsb_net_hook((uintptr_t)&f->net, pid);
 }
 
-/* nsb_fast_in_place tells whether a --pool run needs no process of nsbox's
- * own around the payload, so that pool_fast.c's nsb_pool_exec can exec it
- * in place: the pool's namespace is the only one (so no init), and no
- * flag asks for what a spawned child or a waiting parent does (a view, a
- * directory, a hostname, ids, limits, a cgroup, a published port, a
- * record, a status fd, a pid file). */
-static int nsb_fast_in_place(const struct nsb_fast *f)
-{
-	return f->has_pool && (f->ns_flags & ~(unsigned long)CLONE_NEWNET) == 0 && !f->init && !f->mount_proc &&
-	       !f->view && !f->chdir && !f->hostname && !f->set_uid && !f->set_gid && f->ngroups == 0 && !f->sandbox &&
-	       !f->lim.caps_set && !f->lim.nnp && !f->lim.seccomp_default && !f->lim.pids && !f->lim.loopback_up &&
-	       !f->nft.npub && !nsb_watch_any(&f->watch);
-}
-
 /* nsb_fast_run spawns and waits; it returns -1 (before any spawn, or after a
  * setup failure, undone at its label fallback) to let Go take over, else
  * exits. */
@@ -1055,15 +1041,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
 	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
 		goto fallback;
-	f.pool.exec = nsb_fast_in_place(&f);
 	if (f.has_pool && nsb_pool_claim(&f.pool) < 0)
 		goto fallback;
-	if (f.pool.exec) {
-		shell_argv[0] = (char *)f.path;
-		shell_argv[1] = 0;
-		nsb_pool_exec(&f.pool, f.path, f.cmd_index < argc ? argv + f.cmd_index : shell_argv, f.env);
-		goto fallback; /* the exec failed: Go does it all again and reports */
-	}
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {

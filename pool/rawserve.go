@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/internal/poolwire"
 )
 
 // serveRaw is serve's fast form: the accept loop runs on a locked OS
@@ -71,6 +73,9 @@ func (p *Pool) serveRaw(lfd int) {
 // claimNice is the nice value of the claim server's thread.
 const claimNice = -10
 
+// claimRequest is the request of the C fast path (poolwire's, wait 0).
+var claimRequest = []byte(`{"op":"` + poolwire.OpClaim + `"}`)
+
 // serveRawConn answers one connection: a claim with a ready namespace
 // here, anything else through handle.
 func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
@@ -89,23 +94,12 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 		return
 	}
 	var e *entry
-	pidfd := -1 // an Exec claim's client (execclaim.go)
-	if cred, ok, err := peerCred(cfd); err == nil && ok {
-		exec := bytes.Equal(buf[:n], claimExecRequest)
-		if exec {
-			pidfd, _ = peerPidfd(cfd, cred.Pid) // without one, handle answers
+	if _, ok, err := peerCred(cfd); err == nil && ok && bytes.Equal(buf[:n], claimRequest) {
+		select {
+		case e = <-p.ready:
+			p.taken(e)
+		default:
 		}
-		if pidfd >= 0 || bytes.Equal(buf[:n], claimRequest) {
-			select {
-			case e = <-p.ready:
-				p.taken(e)
-			default:
-			}
-		}
-	}
-	if e == nil && pidfd >= 0 {
-		unix.Close(pidfd)
-		pidfd = -1
 	}
 	if e != nil {
 		rights := unix.UnixRights(p.claimFds(e)...)
@@ -116,9 +110,6 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 		p.poke() // the reply is out: refills may start
 		if err != nil {
 			unix.Close(cfd)
-			if pidfd >= 0 {
-				unix.Close(pidfd)
-			}
 			p.giveBack(e)
 			return
 		}
@@ -127,14 +118,14 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	if err != nil {
 		p.logf("pool %s: connection: %v", p.name(), err)
 		if e != nil {
-			p.endClaimLater(e, pidfd)
+			p.giveBack(e)
 		}
 		return
 	}
 	if !conns.add(c, &p.wg) {
 		c.Close()
 		if e != nil {
-			p.endClaimLater(e, pidfd)
+			p.giveBack(e)
 		}
 		return
 	}
@@ -142,7 +133,8 @@ func (p *Pool) serveRawConn(cfd int, buf []byte, conns *connSet) {
 	go func() {
 		defer p.wg.Done()
 		if e != nil {
-			p.endClaim(e, c, pidfd) // the slot is the client's until then
+			waitClosed(c) // the slot is the client's until then
+			p.giveBack(e)
 		} else {
 			p.handleRequest(c, req)
 		}

@@ -255,20 +255,9 @@ func (p *Pool) handleRequest(c *net.UnixConn, msg []byte) {
 }
 
 func (p *Pool) handleClaim(c *net.UnixConn, req request) {
-	pidfd := -1 // an Exec claim's client (execclaim.go)
-	if req.Exec {
-		var err error
-		if pidfd, err = connPidfd(c); err != nil {
-			send(c, reply{Error: fmt.Sprintf("exec claim: pidfd of the client: %v", err)})
-			return
-		}
-	}
 	ctx, cancel := context.WithTimeout(p.ctx, time.Duration(req.WaitMs)*time.Millisecond)
 	e, err := p.take(ctx)
 	cancel()
-	if err != nil && pidfd >= 0 {
-		unix.Close(pidfd)
-	}
 	if err != nil {
 		if p.ctx.Err() != nil {
 			send(c, reply{Error: p.stopErr().Error()})
@@ -282,15 +271,11 @@ func (p *Pool) handleClaim(c *net.UnixConn, req request) {
 	_, _, err = c.WriteMsgUnix(e.reply, unix.UnixRights(p.claimFds(e)...), nil)
 	p.poke() // the reply is out: refills may start
 	if err != nil {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
 		p.giveBack(e)
 		return
 	}
-	// The slot is the client's until it closes the connection (or dies),
-	// or for an Exec claim until its process ends.
-	p.endClaim(e, c, pidfd)
+	waitClosed(c) // the slot is the client's until it closes (or dies)
+	p.giveBack(e)
 }
 
 // claimReply is the reply that hands e over, made when e is wired.

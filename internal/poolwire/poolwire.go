@@ -29,22 +29,12 @@ const (
 	OpClaim  = "claim"
 	OpStatus = "status"
 	OpStop   = "stop"
-	// OpRelease gives an Exec claim back before the exec: the second and
-	// last message of its connection.
-	OpRelease = "release"
 )
 
-// Request is what a client sends: one message per connection (an Exec
-// claim's connection may carry an OpRelease after it).
+// Request is what a client sends: one message per connection.
 type Request struct {
 	Op     string `json:"op"`                // OpClaim, OpStatus or OpStop
 	WaitMs int64  `json:"wait_ms,omitempty"` // claim: how long to wait for a ready namespace
-	// Exec (claim): the claiming process joins the namespace and execs
-	// the payload itself, so the connection (close-on-exec) closes when
-	// the sandbox starts, not when it ends. Such a claim lasts until the
-	// process that connected exits (the pool holds a pidfd of it), or
-	// until it sends OpRelease before closing.
-	Exec bool `json:"exec,omitempty"`
 }
 
 // A granted claim's reply carries ClaimFds fds (SCM_RIGHTS): the claimed
@@ -85,23 +75,14 @@ func ValidName(name string) bool {
 }
 
 // CSection renders the pool part of csrc/nsbox_gen.h: the socket's place,
-// the claim requests the C sends (plain and Exec, both waiting wait for a
-// ready namespace, and replyMargin more for the reply, as run's Go path),
-// the release of an Exec claim, the fds of a granted claim, and the name
-// rule as internal/names' C table (nsb_rule_pool) computed by ValidName
-// itself (names.Probe).
+// the claim request the C sends (waiting wait for a ready namespace, and
+// replyMargin more for the reply, as run's Go path), the fds of a granted
+// claim, and the name rule as internal/names' C table (nsb_rule_pool)
+// computed by ValidName itself (names.Probe).
 func CSection(wait, replyMargin time.Duration) []byte {
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	req, err := json.Marshal(Request{Op: OpClaim, WaitMs: wait.Milliseconds()})
-	if err != nil {
-		panic(err)
-	}
-	execReq, err := json.Marshal(Request{Op: OpClaim, WaitMs: wait.Milliseconds(), Exec: true})
-	if err != nil {
-		panic(err)
-	}
-	release, err := json.Marshal(Request{Op: OpRelease})
 	if err != nil {
 		panic(err)
 	}
@@ -110,8 +91,6 @@ func CSection(wait, replyMargin time.Duration) []byte {
 	p("#define NSB_POOL_SOCKET_SUFFIX %q\n", SocketSuffix)
 	p("#define NSB_POOL_MAX_MESSAGE %d\n", MaxMessage)
 	p("#define NSB_POOL_CLAIM_REQUEST %q\n", req)
-	p("#define NSB_POOL_CLAIM_EXEC_REQUEST %q\n", execReq)
-	p("#define NSB_POOL_RELEASE_REQUEST %q\n", release)
 	p("#define NSB_POOL_REPLY_TIMEOUT_MS %dLL\n", (wait + replyMargin).Milliseconds())
 	p("#define NSB_POOL_CLAIM_FDS %d\n", ClaimFds)
 	p("#define NSB_POOL_CLAIM_NETNS_FD %d\n", ClaimNetnsFd)
