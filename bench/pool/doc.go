@@ -26,5 +26,5 @@
 //     (50).
 //
 // Everything runs in namespaces the benchmark makes (10.81.0.0/22). Needs
-// root, gcc (for the payload), busybox and unshare.
+// root, gcc (for the payload, built static with musl-gcc where it is installed, see payloadCC), busybox and unshare.
 package pool
