@@ -6,9 +6,9 @@
  * Why: a new network namespace costs about 0.45 ms of kernel work (every
  * pernet subsystem's init), about a quarter of a whole `run --sandbox`.
  * Made by clone(CLONE_NEWNET) it runs inside the clone, in series with
- * everything else. Here a small CLONE_VM helper, cloned first, unshares it
- * on the other CPU while nsbox creates the cgroup and clones the child and
- * the child builds its view; the child then joins it with setns on the
+ * everything else. Here a small CLONE_VM helper, cloned right before the
+ * child, unshares it on the other CPU while nsbox clones the child and the
+ * child builds its view; the child then joins it with setns on the
  * helper's pidfd. With --sandbox the helper brings lo up too (so the
  * child does not wait for the global RTNL lock the ioctl takes). The namespace is the same
  * kind of fresh namespace, owned by the same user namespace, and nothing
