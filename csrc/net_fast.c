@@ -238,10 +238,11 @@ static int nsb_nl_str(struct nsb_nl *b, uint16_t type, const char *s)
 	return nsb_nl_attr(b, type, s, strlen(s) + 1) ? 0 : -1;
 }
 
-/* nsb_nl_socket opens a NETLINK_ROUTE socket in the network namespace nsfd
- * (-1: the current one). The socket() call is the only thing done in that
+/* nsb_nl_socket opens a netlink socket of protocol (NETLINK_ROUTE here,
+ * NETLINK_NETFILTER for nft_fast.c) in the network namespace nsfd (-1: the
+ * current one). The socket() call is the only thing done in that
  * namespace: the thread is back in its own before this returns. */
-static int nsb_nl_socket(int nsfd)
+static int nsb_nl_socket(int nsfd, int protocol)
 {
 	struct timeval tv = {5, 0};
 	int self = -1, fd = -1;
@@ -251,7 +252,7 @@ static int nsb_nl_socket(int nsfd)
 		if (self < 0 || setns(nsfd, CLONE_NEWNET) < 0)
 			goto out;
 	}
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
 	if (nsfd >= 0 && setns(self, CLONE_NEWNET) < 0) {
 		/* Cannot happen (we came from there, as root). Go must never
 		 * run in a foreign namespace: die without running anything. */
@@ -375,7 +376,7 @@ static int nsb_net_check_bridge(struct nsb_net *n)
 
 	if (n->bridge_ns && (nsfd = nsb_net_open_ns(n->bridge_ns)) < 0)
 		return -1;
-	n->fd = nsb_nl_socket(nsfd);
+	n->fd = nsb_nl_socket(nsfd, NETLINK_ROUTE);
 	if (nsfd >= 0)
 		close(nsfd);
 	if (n->fd < 0)
@@ -566,7 +567,7 @@ static int nsb_net_attach(struct nsb_net *n, int pid)
 		err = nsb_net_add_veth(n, host, childns);
 	}
 	if (err == 0)
-		sock = nsb_nl_socket(childns);
+		sock = nsb_nl_socket(childns, NETLINK_ROUTE);
 	close(childns);
 	if (err < 0)
 		return -1; /* nothing was created: never delete a stranger's link */

@@ -42,6 +42,7 @@
 #include <linux/netfilter/nfnetlink.h>
 
 #include "nat_gen.h" /* generated from package nat: messages, offsets, comment parts */
+#include "nsb_file.h" /* nsb_proc_ticks */
 
 #define NSB_MAX_PUBLISH 8
 
@@ -143,31 +144,16 @@ static int nsb_nft_parse(struct nsb_nft *t, const char *const *vals, int n)
 	return 0;
 }
 
-/* nsb_nft_start_time reads field 22 of /proc/PID/stat (nat's startTime);
- * -1 when the process is gone or the file unreadable. */
+/* nsb_nft_start_time is field 22 of /proc/PID/stat (nat's startTime:
+ * nsb_file.h's nsb_proc_ticks); -1 when the process is gone or the file
+ * unreadable. */
 static int nsb_nft_start_time(long pid, unsigned long long *out)
 {
-	char path[48], buf[1024];
-	const char *p;
-
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 1) <= 0)
+	char state;
+	long long v = nsb_proc_ticks(pid, &state);
+	if (v < 0)
 		return -1;
-	if (!(p = strrchr(buf, ')')))
-		return -1;
-	p++;
-	/* p is before field 3; field 22 is 19 fields further. */
-	for (int f = 0; f < 19; f++) {
-		while (*p == ' ')
-			p++;
-		while (*p && *p != ' ')
-			p++;
-	}
-	while (*p == ' ')
-		p++;
-	if (*p < '0' || *p > '9')
-		return -1;
-	*out = strtoull(p, NULL, 10);
+	*out = (unsigned long long)v;
 	return 0;
 }
 
@@ -357,32 +343,6 @@ static int nsb_nft_send(struct nsb_nft *t, int dump, nsb_nft_reply_fn fn, void *
 		}
 	}
 	return first_err;
-}
-
-/* nsb_nft_socket opens the NETLINK_NETFILTER socket in the bridge's
- * namespace (t->nsfd, or nsbox's own) as net_fast.c opens its rtnetlink
- * one: setns there for the socket() call only. */
-static int nsb_nft_socket(struct nsb_nft *t)
-{
-	struct timeval tv = {5, 0};
-	int self = -1, fd = -1;
-
-	if (t->nsfd >= 0) {
-		self = openat(AT_FDCWD, "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-		if (self < 0 || setns(t->nsfd, CLONE_NEWNET) < 0)
-			goto out;
-	}
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-	if (t->nsfd >= 0 && setns(self, CLONE_NEWNET) < 0)
-		_exit(125); /* cannot happen; Go must never start in a foreign namespace */
-	if (fd >= 0 && (fd < 3 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-out:
-	if (self >= 0)
-		close(self);
-	return fd;
 }
 
 /* nsb_nft_forwarding reads (want < 0) or writes IPv4 forwarding of the
@@ -636,7 +596,7 @@ static int nsb_nft_publish(struct nsb_nft *t, const char *bridge_ns, const char 
 			return -1;
 	if (bridge_ns && (t->nsfd = nsb_net_open_ns(bridge_ns)) < 0)
 		return -1;
-	if ((t->fd = nsb_nft_socket(t)) < 0 || (lock = nsb_nft_lock()) < 0)
+	if ((t->fd = nsb_nl_socket(t->nsfd, NETLINK_NETFILTER)) < 0 || (lock = nsb_nft_lock()) < 0)
 		goto fail;
 	/* The table (Table.read): ENOENT when it does not exist. */
 	nsb_nft_reset();

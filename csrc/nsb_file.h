@@ -1,12 +1,15 @@
 /*
  * nsb_file.h: reading a small file whole, for the fast paths (one helper
- * for every /proc, cgroup, /etc and record file they read).
+ * for every /proc, cgroup, /etc and record file they read), and the start
+ * time of a process (/proc/PID/stat) that records and nat owners carry.
  */
 #ifndef NSBOX_NSB_FILE_H
 #define NSBOX_NSB_FILE_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -35,6 +38,32 @@ static __attribute__((unused)) ssize_t nsb_read_small(int dirfd, const char *pat
 	}
 	buf[n] = 0;
 	return n;
+}
+
+/* nsb_proc_ticks reads the start time (clock ticks after boot) and the state
+ * letter of pid from /proc/PID/stat, as sbstate.StartTicks; -1 if it
+ * cannot. */
+static __attribute__((unused)) long long nsb_proc_ticks(long pid, char *state)
+{
+	char path[64], buf[1024];
+	const char *p;
+	long long v = 0;
+	int i;
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 0) <= 0)
+		return -1;
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
+		return -1;
+	p += 2;
+	*state = *p;
+	for (i = 0; i < 19 && p; i++) /* state is field 3, starttime 22 */
+		if ((p = strchr(p, ' ')))
+			p++;
+	if (!p || *p < '0' || *p > '9')
+		return -1;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (*p++ - '0');
+	return v;
 }
 
 #endif

@@ -284,32 +284,6 @@ static long long nsb_rec_num(const char *json, enum nsb_rec_field id)
 	return v;
 }
 
-/* nsb_proc_ticks reads the start time (clock ticks after boot) and the state
- * letter of pid from /proc/PID/stat, as sbstate.StartTicks; -1 if it
- * cannot. */
-static long long nsb_proc_ticks(long pid, char *state)
-{
-	char path[64], buf[1024];
-	const char *p;
-	long long v = 0;
-	int i;
-	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-	if (nsb_read_small(AT_FDCWD, path, buf, sizeof buf, 0) <= 0)
-		return -1;
-	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
-		return -1;
-	p += 2;
-	*state = *p;
-	for (i = 0; i < 19 && p; i++) /* state is field 3, starttime 22 */
-		if ((p = strchr(p, ' ')))
-			p++;
-	if (!p || *p < '0' || *p > '9')
-		return -1;
-	while (*p >= '0' && *p <= '9')
-		v = v * 10 + (*p++ - '0');
-	return v;
-}
-
 /* nsb_rec_live reports whether a record's sandbox still runs, as
  * sbstate's Record.Live: its init (or payload) exists, is not a zombie and
  * started at the recorded time; -1 if the record lacks those fields. */
