@@ -78,7 +78,7 @@ SAN_HASH   = $(shell cat csrc/*.c csrc/*.h | sha1sum | cut -c1-12)
 SAN_ENV    = CGO_ENABLED=1 GOFLAGS="-tags=netgo,osusergo -asan" \
 	CGO_CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DNSC_SRC_HASH=$(SAN_HASH)-san" \
 	CGO_LDFLAGS="-fsanitize=address,undefined" UBSAN_OPTIONS=print_stacktrace=1
-SAN_TESTS  = TestRunFast|TestRunNetBothPaths|TestRunPublishFast|TestNamedRun|TestRecordFast|TestStatusLines|TestSandboxFastParity|TestSandboxEscapeBothPaths|TestRunViewFast|TestRunNetFast|TestRunPoolFast|TestNetnsFast|TestRunCLI|TestRunClosed|TestRunProc|TestNetnsExecCLI|TestGenerated
+SAN_TESTS  = TestRunFast|TestRunLateNetns|TestRunPublishFast|TestNamedRun|TestRecordFast|TestStatusLines|TestSandboxFastParity|TestSandboxEscapeBothPaths|TestRunViewFast|TestRunNetFast|TestRunPoolFast|TestNetnsFast|TestRunCLI|TestRunClosed|TestRunProc|TestNetnsExecCLI|TestGenerated
 SAN_FUZZ   = FuzzRunFastParity FuzzNetnsFastParity
 FUZZTIME  ?= 10s
 sanitize:

@@ -303,6 +303,7 @@ static int nsc_child(void *arg)
 	}
 	if (s->hostname && (ret = SYS2(SYS_sethostname, s->hostname, s->hostname_len)) < 0)
 		nsc_fail(errfd, NSC_STAGE_HOSTNAME, ret, 0);
+	nsc_join_late(s, errfd);
 	nsc_loopback_up(s, errfd);
 	if (!s->init || s->init_fd >= 0)
 		nsc_payload(c, errfd);

@@ -70,6 +70,23 @@ struct nsc_limits {
 	const void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 };
 
+/* nsc_late_ns: namespaces a helper process makes while the child builds its
+ * view (csrc/late_ns.c, run's fast path): creating a network namespace costs
+ * about 0.45 ms, which then runs beside the caller's and the child's own
+ * setup instead of inside the clone (and the helper brings lo up there when
+ * asked, so lim.loopback_up is 0 then). The child reads the helper's result
+ * (two ints: the stage that failed and -errno, or 0 and 0; EOF if the helper
+ * died) from ready_fd, then joins with setns(pidfd, type) and closes all
+ * three fds; the helper waits for EOF on done_fd (the child's copy, closed
+ * here or by its death) before it exits. The three fds are in the spec's
+ * keep list. */
+struct nsc_late_ns {
+	int pidfd;         /* the helper */
+	unsigned long type; /* CLONE_NEW* bits the helper unshared */
+	int ready_fd;      /* read end: the helper's result */
+	int done_fd;       /* write end: closed once joined */
+};
+
 struct nsc_mount {
 	const char *source, *target, *fstype, *data;
 	unsigned long flags;
@@ -146,6 +163,11 @@ struct nsc_spec {
 	int dir_fallback;
 
 	struct nsc_limits lim;
+
+	/* late_ns (NULL: none): join these namespaces right before lo up,
+	 * instead of making them in the clone (their flags are not in
+	 * ns_flags then). */
+	const struct nsc_late_ns *late_ns;
 
 	nsc_hook hook;  /* NULL: no hook, the child does not wait */
 	uintptr_t hook_ctx;

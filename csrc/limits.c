@@ -8,9 +8,7 @@
  */
 
 #include <linux/capability.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
+#include "nsc_loopback.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -38,27 +36,37 @@ static void nsc_join_cgroups(const struct nsc_spec *s, int errfd, int placed)
 	}
 }
 
-/* nsc_loopback_up brings lo up in the child's new network namespace with
- * the SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on a datagram socket made there: three
- * syscalls, where a netlink exchange from the parent would need a hook. */
+/* nsc_join_late joins the namespaces a helper made meanwhile (struct
+ * nsc_late_ns): it waits for the helper's result, then setns on its pidfd.
+ * Before lo up, which needs the new network namespace. */
+static void nsc_join_late(const struct nsc_spec *s, int errfd)
+{
+	const struct nsc_late_ns *l = s->late_ns;
+	int v[2] = {0, 0};
+	long ret;
+	if (!l)
+		return;
+	do
+		ret = SYS3(SYS_read, l->ready_fd, v, sizeof v);
+	while (ret == -EINTR);
+	if (ret != (long)sizeof v)
+		nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret < 0 ? ret : -ECHILD, 1);
+	if (v[1] < 0)
+		nsc_fail(errfd, v[0], v[1], 1);
+	if ((ret = SYS2(SYS_setns, l->pidfd, l->type)) < 0)
+		nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret, 1);
+	SYS1(SYS_close, l->pidfd);
+	SYS1(SYS_close, l->ready_fd);
+	SYS1(SYS_close, l->done_fd); /* the helper may go */
+}
+
+/* nsc_loopback_up brings lo up in the child's new network namespace
+ * (nsc_loopback.h), unless run's late_ns helper did it already. */
 static void nsc_loopback_up(const struct nsc_spec *s, int errfd)
 {
-	struct ifreq ifr;
-	long fd, ret;
-	if (!s->lim.loopback_up)
-		return;
-	memset(&ifr, 0, sizeof ifr);
-	ifr.ifr_name[0] = 'l';
-	ifr.ifr_name[1] = 'o';
-	fd = SYS3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		nsc_fail(errfd, NSC_STAGE_LOOPBACK, fd, 0);
-	if ((ret = SYS3(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr)) < 0)
+	long ret;
+	if (s->lim.loopback_up && (ret = nsc_lo_up()) < 0)
 		nsc_fail(errfd, NSC_STAGE_LOOPBACK, ret, 0);
-	ifr.ifr_flags |= IFF_UP;
-	if ((ret = SYS3(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr)) < 0)
-		nsc_fail(errfd, NSC_STAGE_LOOPBACK, ret, 0);
-	SYS1(SYS_close, fd);
 }
 
 /* nsc_set_rlimits sets each rlimit (Go checked that no hard limit is above

@@ -484,6 +484,7 @@ static void nsb_fast_free(struct nsb_fast *f)
 }
 
 #include "limits_fast.c"
+#include "late_ns.c"
 
 /* nsb_flag_lookup finds a word of the form --name or -x in run's flag table
  * (generated from Go's runFlags); -1 for anything else, --name=value too. */
@@ -1026,13 +1027,15 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	char *shell_argv[2];
 	static char scratch[48];
 	char **init_argv = 0;
-	int keep[6] = {0, 1, 2, -1, -1, -1}, nkeep = 3, memfd = -1;
+	int keep[9] = {0, 1, 2, -1, -1, -1, -1, -1, -1}, nkeep = 3, memfd = -1;
 	static struct nsb_cg cg;
+	static struct nsb_late late;
 	int st, forwarding = 0;
 
 	/* Every fallback to Go goes through the one undo at the end: what
 	 * nsb_fast_parse sets to "none" (the fds -1) and these start empty. */
 	cg.join_fd = cg.dir_fd = cg.wfd = -1;
+	late.pid = -1;
 	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
 		goto fallback;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
@@ -1160,6 +1163,22 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.nkeep = nkeep;
 		s.keep = keep;
 	}
+	/* A new network namespace without a hook that wires it (--bridge) or
+	 * a pool's: a helper makes it meanwhile (late_ns.c). Started after
+	 * the group is made: side by side with the namespace's creation the
+	 * group's took 2-3 times as long (timestamps, 200 runs), which ate
+	 * the gain. */
+	if ((f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool &&
+	    nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up) == 0) {
+		s.ns_flags &= ~(unsigned long)CLONE_NEWNET;
+		s.late_ns = &late.ns;
+		s.lim.loopback_up = 0; /* the helper's */
+		keep[nkeep++] = late.ns.pidfd;
+		keep[nkeep++] = late.ns.ready_fd;
+		keep[nkeep++] = late.ns.done_fd;
+		s.nkeep = nkeep;
+		s.keep = keep;
+	}
 	nsb_sort_ints(keep, nkeep); /* the shim wants them sorted */
 
 	/* --publish: the rules are added on a thread while the child is
@@ -1172,6 +1191,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	 * ran anything): Go does everything again and reports. */
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK)
 		goto fallback;
+	/* The child has joined (it exec'd): the helper ends now, and is
+	 * reaped while the payload starts, before any record names nsbox's
+	 * children. */
+	nsb_late_reap(&late);
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
 	if (f.pool.netns >= 0) {
@@ -1213,6 +1236,7 @@ fallback:
 	 * that this path took is given back (each step is a no-op for what
 	 * it never took). */
 	nsb_cg_finish(&cg); /* the watcher removes the group */
+	nsb_late_reap(&late);
 	nsb_net_close(&f.net);
 	nsb_nft_publish_wait(&f.nft);
 	nsb_nft_unpublish(&f.nft, 1); /* Go publishes again */

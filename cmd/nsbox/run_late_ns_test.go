@@ -83,7 +83,8 @@ func observeLateNet(t *testing.T, bin, mode string, args ...string) lateNetView 
 	for _, l := range links {
 		v.links += l.Ifname + " " + strings.Join(l.Flags, ",") + "\n"
 	}
-	// Nothing outside the sandbox holds its namespace (bounded wait).
+	// The helper that made the namespace is gone once the payload runs
+	// (bounded: it exits when the child's end of its pipe closes at exec).
 	for try := 0; try < 50; try++ {
 		v.holders = netHolders(st.Ino, pidns.Ino)
 		if len(v.holders) == 0 {
@@ -118,11 +119,12 @@ func netHolders(netns, pidns uint64) []string {
 	return out
 }
 
-// TestRunNetBothPaths: the payload's network on the C fast path is what
-// Go's path gives (a fresh namespace holding only lo, up under --sandbox,
-// down with --net alone), and no process but the sandbox's holds the
-// namespace once the payload runs.
-func TestRunNetBothPaths(t *testing.T) {
+// TestRunLateNetns: on the C fast path a helper process makes the new
+// network namespace (csrc/late_ns.c) while the child builds the rest; the
+// payload's network must be what Go's path gives (a fresh namespace holding
+// only lo, up under --sandbox, down with --net alone), and no process but
+// the sandbox's holds the namespace once the payload runs.
+func TestRunLateNetns(t *testing.T) {
 	testutil.RequirePriv(t)
 	testutil.RequireTool(t, "ip")
 	testutil.RequireTool(t, "nsenter")
