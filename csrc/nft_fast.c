@@ -579,6 +579,19 @@ static int nsb_nft_read_rules(struct nsb_nft *t, struct nsb_nft_scan *s)
 	return 0;
 }
 
+/* nsb_nft_close closes what a publish holds open: the netfilter socket,
+ * the bridge namespace's fd and ip_forward's. */
+static void nsb_nft_close(struct nsb_nft *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->nsfd >= 0)
+		close(t->nsfd);
+	if (t->fwdfd >= 0)
+		close(t->fwdfd);
+	t->fd = t->nsfd = t->fwdfd = -1;
+}
+
 /* nsb_nft_publish adds the rules of every --publish for the sandbox
  * address addr on bridge (before the spawn). It returns 0 when they are
  * in, -1 when Go must do it (nothing was added; the socket stays open
@@ -656,13 +669,7 @@ fail:
 		nsb_nft_forwarding(t, 0);
 	if (lock >= 0)
 		close(lock);
-	if (t->fd >= 0)
-		close(t->fd);
-	if (t->nsfd >= 0)
-		close(t->nsfd);
-	if (t->fwdfd >= 0)
-		close(t->fwdfd);
-	t->fd = t->nsfd = t->fwdfd = -1;
+	nsb_nft_close(t);
 	return -1;
 }
 
@@ -756,12 +763,6 @@ static void nsb_nft_unpublish(struct nsb_nft *t, int closing)
 		nsb_nft_forwarding(t, 0);
 	close(lock);
 out:
-	if (closing) {
-		close(t->fd);
-		if (t->nsfd >= 0)
-			close(t->nsfd);
-		if (t->fwdfd >= 0)
-			close(t->fwdfd);
-		t->fd = t->nsfd = t->fwdfd = -1;
-	}
+	if (closing)
+		nsb_nft_close(t);
 }

@@ -43,12 +43,11 @@ func cgroup2Mount(t *testing.T) string {
 	return ""
 }
 
-// TestCloneIntoCgroupV2 places a child in a v2 group with
-// clone3(CLONE_INTO_CGROUP): cgroup.procs, read from outside, lists it, its
-// /proc/PID/cgroup names the group, and the watcher removes the group after
-// Wait. On this test machine the v2 hierarchy has no controllers, so the
-// group limits nothing; the placement is what is checked.
-func TestCloneIntoCgroupV2(t *testing.T) {
+// v2Group makes an empty v2 group named prefix + pid + a random suffix
+// (removed in t.Cleanup) and returns its name and folder; it skips without
+// a cgroup2 hierarchy or the right to make a group in it.
+func v2Group(t *testing.T, prefix string) (name, dir string) {
+	t.Helper()
 	testutil.RequirePriv(t)
 	mnt := cgroup2Mount(t)
 	if mnt == "" {
@@ -56,12 +55,22 @@ func TestCloneIntoCgroupV2(t *testing.T) {
 	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
-	name := "nsbox-clone3-test-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])
-	dir := filepath.Join(mnt, name)
+	name = prefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])
+	dir = filepath.Join(mnt, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Skipf("cannot make a v2 group: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(dir) })
+	return name, dir
+}
+
+// TestCloneIntoCgroupV2 places a child in a v2 group with
+// clone3(CLONE_INTO_CGROUP): cgroup.procs, read from outside, lists it, its
+// /proc/PID/cgroup names the group, and the watcher removes the group after
+// Wait. On this test machine the v2 hierarchy has no controllers, so the
+// group limits nothing; the placement is what is checked.
+func TestCloneIntoCgroupV2(t *testing.T) {
+	name, dir := v2Group(t, "nsbox-clone3-test-")
 	g := &cgroup.Group{V2: true, Path: "/" + name, Dirs: []string{dir}, KillFile: filepath.Join(dir, cgroup.KillFileV2)}
 	s := &Spec{Path: "/bin/sleep", Args: []string{"sleep", "30"}, Env: []string{}, Namespaces: PID | Mnt, group: g}
 	p, err := Start(context.Background(), s)
@@ -154,19 +163,7 @@ func clone3FallbackMain() int {
 // removed after Wait. The refusal is checked, not assumed: a raw clone3 in
 // the same process must fail with ENOSYS.
 func TestCloneIntoCgroupV2Fallback(t *testing.T) {
-	testutil.RequirePriv(t)
-	mnt := cgroup2Mount(t)
-	if mnt == "" {
-		t.Skip("no cgroup2 hierarchy mounted")
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	name := "nsbox-clone3-fallback-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])
-	dir := filepath.Join(mnt, name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Skipf("cannot make a v2 group: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(dir) })
+	name, dir := v2Group(t, "nsbox-clone3-fallback-")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
