@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -32,33 +30,8 @@ type lateNetView struct {
 // stdin and reads its network from outside.
 func observeLateNet(t *testing.T, bin, mode string, args ...string) lateNetView {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	argv := append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "echo $$; read x; true")
-	cmd := exec.CommandContext(ctx, bin, argv...)
-	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+mode, "GODEBUG=inittrace=1")
-	cmd.Dir = "/"
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		t.Fatalf("nsbox %q: no pid line: %v (stderr %q)", argv, err, stderr.String())
-	}
-	pid := payloadBelow(t, cmd.Process.Pid)
+	h := startHeld(t, bin, mode, args...)
+	pid := payloadBelow(t, h.cmd.Process.Pid)
 	var v lateNetView
 	netns := fmt.Sprintf("/proc/%d/ns/net", pid)
 	var st, self, pidns unix.Stat_t
@@ -92,11 +65,7 @@ func observeLateNet(t *testing.T, bin, mode string, args ...string) lateNetView 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("nsbox %q: %v (stderr %q)", argv, err, stderr.String())
-	}
-	v.goRuntime = goInitLines(stderr.String()) > 0
+	v.goRuntime = h.end()
 	return v
 }
 

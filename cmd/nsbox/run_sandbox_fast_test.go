@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,41 +33,75 @@ type payloadView struct {
 	nsboxTasks int
 }
 
+// heldRun is an nsbox run (startHeld) whose payload prints its pid and
+// waits on its stdin, so that a test can look at it from outside.
+type heldRun struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	argv   []string
+	stdin  io.WriteCloser
+	stderr strings.Builder
+}
+
+// startHeld starts `nsbox run ARGS -- sh -c 'echo $$; read x; true'` with
+// NSBOX_NO_FASTPATH=mode and GODEBUG=inittrace=1 (goInitLines tells
+// whether Go's runtime started), and returns once the payload runs. The
+// run is ended by end, or killed when the test ends (at most 30 s).
+func startHeld(t *testing.T, bin, mode string, args ...string) *heldRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	h := &heldRun{t: t, argv: append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "echo $$; read x; true")}
+	h.cmd = exec.CommandContext(ctx, bin, h.argv...)
+	h.cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+mode, "GODEBUG=inittrace=1")
+	h.cmd.Dir = "/"
+	h.cmd.Stderr = &h.stderr
+	var err error
+	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stdout, err := h.cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := h.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.stdin.Close()
+		h.cmd.Wait()
+		cancel()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("nsbox %q: no pid line: %v (stderr %q)", h.argv, err, h.stderr.String())
+	}
+	if strings.TrimSpace(line) == "" {
+		t.Fatalf("empty pid line")
+	}
+	return h
+}
+
+// end lets the payload end and waits for nsbox, which must succeed; it
+// tells whether nsbox's Go runtime started.
+func (h *heldRun) end() (goRuntime bool) {
+	h.t.Helper()
+	h.stdin.Close()
+	if err := h.cmd.Wait(); err != nil {
+		h.t.Fatalf("nsbox %q: %v (stderr %q)", h.argv, err, h.stderr.String())
+	}
+	return goInitLines(h.stderr.String()) > 0
+}
+
 // observeSandbox starts nsbox with args and a payload that waits on its
 // stdin, reads the payload's files from outside, lets it end and checks that
 // its group is gone.
 func observeSandbox(t *testing.T, bin, mode string, args ...string) payloadView {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	argv := append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "echo $$; read x; true")
-	cmd := exec.CommandContext(ctx, bin, argv...)
-	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH="+mode, "GODEBUG=inittrace=1")
-	cmd.Dir = "/"
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("nsbox %q: no pid line: %v (stderr %q)", argv, err, stderr.String())
-	}
-	if strings.TrimSpace(line) == "" {
-		t.Fatalf("empty pid line")
-	}
+	h := startHeld(t, bin, mode, args...)
+	cmd := h.cmd
 	pid := payloadBelow(t, cmd.Process.Pid)
 	v := payloadView{status: map[string]string{}}
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -117,15 +152,11 @@ func observeSandbox(t *testing.T, bin, mode string, args ...string) payloadView 
 	}
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid))
 	v.nsboxTasks = len(tasks)
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("nsbox %q: %v (stderr %q)", argv, err, stderr.String())
-	}
-	v.goRuntime = goInitLines(stderr.String()) > 0
+	v.goRuntime = h.end()
 	// Nothing is left: no group named after this nsbox, in any hierarchy.
 	out, _ := exec.Command("find", "/sys/fs/cgroup", "-maxdepth", "5", "-name", "nsbox-"+strconv.Itoa(cmd.Process.Pid)+"-*").Output()
 	if len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("groups left after nsbox %q: %s", argv, out)
+		t.Errorf("groups left after nsbox %q: %s", h.argv, out)
 	}
 	return v
 }

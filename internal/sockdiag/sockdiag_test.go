@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -96,36 +97,7 @@ func TestOrphansSeesAnUnacknowledgedFIN(t *testing.T) {
 	if n, err := Orphans(ctx, h); err != nil || n != 0 {
 		t.Fatalf("a new namespace: Orphans = %d, %v; want 0", n, err)
 	}
-	rules := filepath.Join(t.TempDir(), "dropfin.nft")
-	if err := os.WriteFile(rules, []byte(`table inet dropfin {
-	chain out {
-		type filter hook output priority 0; policy accept;
-		tcp dport 7788 tcp flags & fin == fin drop
-	}
-}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
-	var l net.Listener
-	var c net.Conn
-	if err := netns.Do(h, func() error {
-		var err error
-		if l, err = net.Listen("tcp4", "127.0.0.1:7788"); err != nil {
-			return err
-		}
-		c, err = net.Dial("tcp4", "127.0.0.1:7788")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c.Close() // its FIN is dropped: an orphan in FIN_WAIT1
+	orphanIn(t, name, h, 7788)
 	ss := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanoe", "state", "fin-wait-1")
 	if !strings.Contains(ss, "127.0.0.1:7788") {
 		t.Fatalf("ss shows no FIN_WAIT1 socket: %s", ss)
@@ -177,36 +149,7 @@ func TestAbortEndsAnOrphan(t *testing.T) {
 	defer h.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rules := filepath.Join(t.TempDir(), "dropfin.nft")
-	if err := os.WriteFile(rules, []byte(`table inet dropfin {
-	chain out {
-		type filter hook output priority 0; policy accept;
-		tcp dport 7789 tcp flags & fin == fin drop
-	}
-}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
-	var l net.Listener
-	var c net.Conn
-	if err := netns.Do(h, func() error {
-		var err error
-		if l, err = net.Listen("tcp4", "127.0.0.1:7789"); err != nil {
-			return err
-		}
-		c, err = net.Dial("tcp4", "127.0.0.1:7789")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c.Close()
+	s := orphanIn(t, name, h, 7789)
 	if n, err := Orphans(ctx, h); err != nil || n != 1 {
 		t.Fatalf("Orphans = %d, %v; want 1", n, err)
 	}
@@ -223,4 +166,44 @@ func TestAbortEndsAnOrphan(t *testing.T) {
 	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("the peer's read after Abort: %v, want a reset", err)
 	}
+}
+
+// orphanIn makes an orphan in namespace name (h): nft drops the FINs sent
+// to port, a connection to 127.0.0.1:port is accepted and its client end
+// closed, so that end stays in FIN_WAIT1 with no socket of a process. It
+// returns the accepted end (closed with the test, as the listener).
+func orphanIn(t *testing.T, name string, h *netns.Handle, port int) net.Conn {
+	t.Helper()
+	rules := filepath.Join(t.TempDir(), "dropfin.nft")
+	if err := os.WriteFile(rules, []byte(fmt.Sprintf(`table inet dropfin {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp dport %d tcp flags & fin == fin drop
+	}
+}
+`, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Cmd(t, "ip", "netns", "exec", name, "nft", "-f", rules)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var l net.Listener
+	var c net.Conn
+	if err := netns.Do(h, func() error {
+		var err error
+		if l, err = net.Listen("tcp4", addr); err != nil {
+			return err
+		}
+		c, err = net.Dial("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c.Close() // its FIN is dropped: an orphan in FIN_WAIT1
+	return s
 }
