@@ -14,11 +14,14 @@
 //     addresses rotate over 250, so that none comes back within the
 //     gateway's ARP locktime (1 s) with a new MAC.
 //   - PoolStorm: 200 sandboxes (8 without NSBOX_BENCH_FULL=1) from a warm
-//     pool of as many, each running /bin/true in new IPC, PID and mount
+//     pool of as many, each running a payload in new IPC, PID and mount
 //     namespaces, through the CLI (nsbox-pool) and through the library in
 //     the benchmark's process (nsbox-pool-lib: pool.Client and nsclone),
 //     against the shell script of bench/sandbox (unshare, ip, udhcpc),
-//     until all are done; with the CPU time each spent in the window.
+//     until all are done; with the CPU time each spent in the window. The
+//     payload is /bin/true (bin-true), then the static testdata/true.c
+//     (static): /bin/true's dynamic start alone costs this VM about 1.2 ms
+//     of CPU, most of a pool sandbox's cost.
 //   - Publish: a static sandbox with `--publish 8080:80` (its bridge with
 //     and without an nsbox table already) against the same
 //     without it on the C fast path (as a user runs it) and on the Go path,

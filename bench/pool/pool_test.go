@@ -26,8 +26,9 @@ import (
 
 var build struct {
 	once         sync.Once
-	dir          string // holds connect; TestMain removes it
+	dir          string // holds the payloads; TestMain removes it
 	bin, connect string
+	truePath     string // testdata/true.c, static: PoolStorm's payload beside /bin/true
 	err          error
 }
 
@@ -43,7 +44,8 @@ func TestMain(m *testing.M) {
 }
 
 // tools finds the CLI (NSBOX_BIN, else the Makefile's bin/nsbox, else a
-// fresh build) and builds the static payload, once.
+// fresh build) and builds the static payloads (connect, and true for
+// PoolStorm: build.truePath), once.
 func tools(b *testing.B) (bin, connect string) {
 	b.Helper()
 	build.once.Do(func() {
@@ -57,11 +59,15 @@ func tools(b *testing.B) (bin, connect string) {
 			return
 		}
 		build.connect = filepath.Join(dir, "connect")
+		build.truePath = filepath.Join(dir, "true")
 		cc := payloadCC()
-		if out, err := exec.Command(cc, "-static", "-O2", "-o", build.connect, "testdata/connect.c").CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("%s: %v: %s", cc, err, out)
+		for src, out := range map[string]string{"testdata/connect.c": build.connect, "testdata/true.c": build.truePath} {
+			if msg, err := exec.Command(cc, "-static", "-O2", "-o", out, src).CombinedOutput(); err != nil {
+				build.err = fmt.Errorf("%s %s: %v: %s", cc, src, err, msg)
+				return
+			}
 		}
-		b.Logf("the connect payload: %s -static", cc)
+		b.Logf("the payloads: %s -static", cc)
 	})
 	if build.err != nil {
 		b.Fatal(build.err)
@@ -376,9 +382,10 @@ func BenchmarkNetStart(b *testing.B) {
 }
 
 // peerScript is bench/sandbox's shell peer: one sandbox the way a shell
-// script builds it with unshare, ip and udhcpc.
+// script builds it with unshare, ip and udhcpc; its fifth argument is the
+// payload (/bin/true if none).
 const peerScript = `set -e
-lab=$1; sb=$2; h=$3; dir=$4
+lab=$1; sb=$2; h=$3; dir=$4; payload=${5:-/bin/true}
 ip netns add "$sb"
 trap 'ip netns del "$sb" 2>/dev/null' EXIT
 ip -n "$lab" link add "$h" type veth peer name eth0 netns "$sb"
@@ -386,7 +393,7 @@ ip -n "$lab" link set "$h" master br0 up
 ip -n "$sb" link set lo up
 ip -n "$sb" link set eth0 up
 ip netns exec "$sb" busybox udhcpc -f -q -n -T 1 -t 10 -i eth0 -s "$dir/udhcpc.sh" >/dev/null 2>&1
-ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc /bin/true
+ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc "$payload"
 `
 
 const udhcpcScript = `#!/bin/sh
@@ -423,13 +430,19 @@ func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) int {
 
 // BenchmarkPoolStorm times n sandboxes at once (see the package doc):
 // nsbox-pool is n `nsbox run --pool NAME --ipc --pid --mount --no-init --
-// /bin/true`, nsbox-pool-lib the same through the library in this process
-// (stormLib), shell n runs of peerScript; each from its own lab, the pools
-// full and the bridges settled before the clock starts. Besides the time
-// it reports where the CPU went in the timed window: cpu-ms/sandbox of the
-// storm's own processes (the children's user+system time, and for
-// nsbox-pool-lib this process's too) and servers-cpu-ms, the pool's and
-// the DHCP server's together (10 ms ticks).
+// PAYLOAD`, nsbox-pool-lib the same through the library in this process
+// (stormLib), shell n runs of peerScript with the same PAYLOAD; each from
+// its own lab, the pools full and the bridges settled before the clock
+// starts. Every variant runs twice, its PAYLOAD /bin/true (bin-true) and
+// then the static testdata/true.c (static): /bin/true's own start costs
+// this VM about 1.2 ms of CPU (glibc's dynamic start, its cpuid probes
+// each a VM exit), which is most of what a pool sandbox costs, so static
+// shows the price of the sandboxes themselves; each pair of nsbox and
+// shell runs the same payload. Besides the time it reports where the CPU
+// went in the timed window: cpu-ms/sandbox of the storm's own processes
+// (the children's user+system time, and for nsbox-pool-lib this process's
+// too) and servers-cpu-ms, the pool's and the DHCP server's together (10
+// ms ticks).
 func BenchmarkPoolStorm(b *testing.B) {
 	testutil.RequirePriv(b)
 	for _, tool := range []string{"ip", "unshare", "busybox", "gcc"} {
@@ -440,72 +453,75 @@ func BenchmarkPoolStorm(b *testing.B) {
 	if full() {
 		n = 200
 	}
-	b.Run(fmt.Sprintf("n=%d/nsbox-pool", n), func(b *testing.B) {
-		ns, dhcpd := labServer(b, bin)
-		name, pool := startPoolProc(b, bin, ns, n)
-		var m cpuMeter
-		for i := 0; i < b.N; i++ {
-			waitFull(b, bin, name, n, nil)
-			settle(b, ns)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			m.start(false, pool, dhcpd)
-			failed := storm(b, n, func(int) *exec.Cmd {
-				return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", "/bin/true")
-			})
-			m.stop(b)
-			cancel()
-			if failed > 0 {
-				b.Fatalf("%d of %d pool sandboxes failed", failed, n)
+	for _, payload := range []struct{ name, path string }{{"bin-true", "/bin/true"}, {"static", build.truePath}} {
+		prefix := fmt.Sprintf("n=%d/%s/", n, payload.name)
+		b.Run(prefix+"nsbox-pool", func(b *testing.B) {
+			ns, dhcpd := labServer(b, bin)
+			name, pool := startPoolProc(b, bin, ns, n)
+			var m cpuMeter
+			for i := 0; i < b.N; i++ {
+				waitFull(b, bin, name, n, nil)
+				settle(b, ns)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				m.start(false, pool, dhcpd)
+				failed := storm(b, n, func(int) *exec.Cmd {
+					return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", payload.path)
+				})
+				m.stop(b)
+				cancel()
+				if failed > 0 {
+					b.Fatalf("%d of %d pool sandboxes failed", failed, n)
+				}
 			}
-		}
-		m.report(b, n)
-	})
-	b.Run(fmt.Sprintf("n=%d/nsbox-pool-lib", n), func(b *testing.B) {
-		ns, dhcpd := labServer(b, bin)
-		name, pool := startPoolProc(b, bin, ns, n)
-		dir := b.TempDir()
-		var m cpuMeter
-		for i := 0; i < b.N; i++ {
-			waitFull(b, bin, name, n, nil)
-			settle(b, ns)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			m.start(true, pool, dhcpd)
-			failed, err := stormLib(ctx, name, dir, n)
-			m.stop(b)
-			cancel()
-			if failed > 0 {
-				b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
+			m.report(b, n)
+		})
+		b.Run(prefix+"nsbox-pool-lib", func(b *testing.B) {
+			ns, dhcpd := labServer(b, bin)
+			name, pool := startPoolProc(b, bin, ns, n)
+			dir := b.TempDir()
+			var m cpuMeter
+			for i := 0; i < b.N; i++ {
+				waitFull(b, bin, name, n, nil)
+				settle(b, ns)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				m.start(true, pool, dhcpd)
+				failed, err := stormLib(ctx, name, dir, payload.path, n)
+				m.stop(b)
+				cancel()
+				if failed > 0 {
+					b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
+				}
 			}
-		}
-		m.report(b, n)
-	})
-	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
-		ns, dhcpd := labServer(b, bin)
-		dir := b.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		tag := testutil.UniqueName("")[:6]
-		worst := 0
-		var m cpuMeter
-		for i := 0; i < b.N; i++ {
-			settle(b, ns)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			m.start(false, dhcpd)
-			failed := storm(b, n, func(j int) *exec.Cmd {
-				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
-					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
-			})
-			m.stop(b)
-			cancel()
-			worst = max(worst, failed)
-		}
-		b.ReportMetric(float64(worst), "failed-jobs")
-		m.report(b, n)
-	})
+			m.report(b, n)
+		})
+		b.Run(prefix+"shell", func(b *testing.B) {
+			ns, dhcpd := labServer(b, bin)
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
+				b.Fatal(err)
+			}
+			tag := testutil.UniqueName("")[:6]
+			worst := 0
+			var m cpuMeter
+			for i := 0; i < b.N; i++ {
+				settle(b, ns)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				m.start(false, dhcpd)
+				failed := storm(b, n, func(j int) *exec.Cmd {
+					return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
+						"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir, payload.path)
+				})
+				m.stop(b)
+				cancel()
+				worst = max(worst, failed)
+			}
+			b.ReportMetric(float64(worst), "failed-jobs")
+			m.report(b, n)
+		})
+	}
 }
 
 // cpuMeter adds up the CPU time spent in timed windows (start to stop):

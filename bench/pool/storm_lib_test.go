@@ -17,14 +17,14 @@ import (
 // stormLib is PoolStorm's nsbox-pool-lib: what a Go program built on nsbox
 // writes to run n sandboxes at once from a running pool (`nsbox pool
 // start NAME`), in this process: each of n goroutines claims a namespace
-// through pool.Client, spawns /bin/true with nsclone in new IPC, PID and
+// through pool.Client, spawns the payload at path with nsclone in new IPC, PID and
 // mount namespaces with a fresh /proc, joined to the claimed network
 // namespace (with the pool's DNS bound over /etc/resolv.conf when it has
 // any), as `nsbox run --pool NAME --ipc --pid --mount --no-init` does, waits
 // for it and releases the slot (the pool destroys the namespace). dir holds
 // the resolv.conf files. It returns how many sandboxes failed and the first
 // failure.
-func stormLib(ctx context.Context, poolName, dir string, n int) (int, error) {
+func stormLib(ctx context.Context, poolName, dir, path string, n int) (int, error) {
 	c, err := pool.NewClient(poolName)
 	if err != nil {
 		return n, err
@@ -36,7 +36,7 @@ func stormLib(ctx context.Context, poolName, dir string, n int) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = libSandbox(ctx, c, env, filepath.Join(dir, fmt.Sprintf("resolv-%d", i)))
+			errs[i] = libSandbox(ctx, c, env, path, filepath.Join(dir, fmt.Sprintf("resolv-%d", i)))
 		}()
 	}
 	wg.Wait()
@@ -53,16 +53,16 @@ func stormLib(ctx context.Context, poolName, dir string, n int) (int, error) {
 	return failed, first
 }
 
-// libSandbox runs one sandbox of stormLib; resolv is where its
-// resolv.conf goes if the slot has DNS servers.
-func libSandbox(ctx context.Context, c *pool.Client, env []string, resolv string) error {
+// libSandbox runs one sandbox of stormLib, the payload at path; resolv is
+// where its resolv.conf goes if the slot has DNS servers.
+func libSandbox(ctx context.Context, c *pool.Client, env []string, path, resolv string) error {
 	slot, err := c.Claim(ctx, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer slot.Release()
 	spec := &nsclone.Spec{
-		Path:       "/bin/true",
+		Path:       path,
 		Args:       []string{"true"},
 		Env:        env,
 		Namespaces: nsclone.IPC | nsclone.PID | nsclone.Mnt,
@@ -80,7 +80,7 @@ func libSandbox(ctx context.Context, c *pool.Client, env []string, resolv string
 		return err
 	}
 	if st.Code() != 0 {
-		return fmt.Errorf("sandbox of %s: /bin/true exited %d", slot.Addr(), st.Code())
+		return fmt.Errorf("sandbox of %s: %s exited %d", slot.Addr(), path, st.Code())
 	}
 	return nil
 }
