@@ -76,7 +76,7 @@ static void nsc_cg_nap(void)
  * stops every task, each gets SIGKILL, then the thaw lets them die, so a fork
  * bomb cannot outrun the loop) and removes them, deepest first. Every loop
  * is bounded (about 5 s in all). */
-static void nsc_cg_cleanup(const struct nsc_cg_watch *w)
+void nsc_cg_cleanup(const struct nsc_cg_watch *w)
 {
 	if (w->kill)
 		nsc_cg_write(w->kill, "1");

@@ -21,4 +21,9 @@ struct nsc_cg_watch {
 /* nsc_cg_watch starts the watcher on stack and returns its pid, or -errno. */
 int nsc_cg_watch(const struct nsc_cg_watch *w, void *stack, long stack_len);
 
+/* nsc_cg_cleanup kills what is left in w's groups and removes them (what
+ * the watcher does on EOF), in raw syscalls: run's early helper
+ * (late_ns.c), which is its own watcher, calls it. */
+void nsc_cg_cleanup(const struct nsc_cg_watch *w);
+
 #endif

@@ -70,21 +70,23 @@ struct nsc_limits {
 	const void *seccomp_filter; /* struct sock_filter[seccomp_len] */
 };
 
-/* nsc_late_ns: namespaces a helper process makes while the child builds its
- * view (csrc/late_ns.c, run's fast path): creating a network namespace costs
- * about 0.45 ms, which then runs beside the caller's and the child's own
- * setup instead of inside the clone (and the helper brings lo up there when
- * asked, so lim.loopback_up is 0 then). The child reads the helper's result
- * (two ints: the stage that failed and -errno, or 0 and 0; EOF if the helper
- * died) from ready_fd, then joins with setns(pidfd, type) and closes all
- * three fds; the helper waits for EOF on done_fd (the child's copy, closed
- * here or by its death) before it exits. The three fds are in the spec's
- * keep list. */
+/* nsc_late_ns: what a helper process makes while the child builds its view
+ * (csrc/late_ns.c, run's fast path): a network namespace (about 0.45 ms of
+ * kernel work, which then runs beside the caller's and the child's own setup
+ * instead of inside the clone; the helper brings lo up there when asked, so
+ * lim.loopback_up is 0 then) and/or the v1 pids group. The child reads the
+ * helper's result (three ints: the stage that failed and -errno, or 0 and
+ * 0; then the helper's fd of the group's join file, or -1; EOF if the
+ * helper died) from ready_fd, joins the group through pidfd_getfd on pidfd,
+ * joins the namespaces with setns(pidfd, type) (type 0: none) and closes
+ * its fds. The helper keeps the namespace until the caller says the child
+ * is done with it. The fds (done_fd only if >= 0) are in the spec's keep
+ * list. */
 struct nsc_late_ns {
 	int pidfd;         /* the helper */
-	unsigned long type; /* CLONE_NEW* bits the helper unshared */
+	unsigned long type; /* CLONE_NEW* bits the helper unshared; 0: none */
 	int ready_fd;      /* read end: the helper's result */
-	int done_fd;       /* write end: closed once joined */
+	int done_fd;       /* write end closed once joined, or -1 */
 };
 
 struct nsc_mount {

@@ -1,143 +1,259 @@
 /*
- * late_ns.c: the helper process of run's fast path that makes the
- * sandbox's network namespace while the rest of the setup goes on
- * (included by run_fast.c; the child's side is nsc_join_late in limits.c).
+ * late_ns.c: run's early helper, the one process of run's fast path that
+ * makes the sandbox's network namespace and its v1 pids group while the
+ * rest of the setup goes on, and then watches the group (included by
+ * run_fast.c; the child's side is nsc_join_late in limits.c).
  *
  * Why: a new network namespace costs about 0.45 ms of kernel work (every
- * pernet subsystem's init), about a quarter of a whole `run --sandbox`.
- * Made by clone(CLONE_NEWNET) it runs inside the clone, in series with
- * everything else. Here a small CLONE_VM helper, cloned right before the
- * child, unshares it on the other CPU while nsbox clones the child and the
- * child builds its view; the child then joins it with setns on the
- * helper's pidfd. With --sandbox the helper brings lo up too (so the
- * child does not wait for the global RTNL lock the ioctl takes). The namespace is the same
- * kind of fresh namespace, owned by the same user namespace, and nothing
- * runs in it before the child: the payload cannot tell the difference.
+ * pernet subsystem's init), and a v1 group about 0.2 ms more; inside the
+ * clone, or before it, they run in series with everything else. Here a
+ * small CLONE_VM helper, cloned right after the flags are parsed, unshares
+ * the namespace (and brings lo up there with --sandbox, so the child does
+ * not wait for the global RTNL lock the ioctl takes), then makes the group
+ * (mkdir, pids.max, its tasks file opened), one after the other (side by
+ * side the group's creation took 2-3 times as long), while nsbox reads
+ * /etc, makes the init's memfd and clones the child, and the child builds
+ * its view. The child then joins the group (pidfd_getfd of the helper's
+ * tasks fd) and the namespace (setns on the helper's pidfd). The namespace
+ * is the same kind of fresh namespace, owned by the same user namespace,
+ * and nothing runs in it before the child: the payload cannot tell the
+ * difference.
  *
- * Lifetimes: the helper reports its result on a pipe (ready), then waits
- * for EOF on a second pipe (done) whose write ends are the caller's and
- * the child's; both are closed once the child has joined, exec'd or died,
- * and nsbox reaps the helper right then, so it is never among nsbox's
- * children once the payload runs. It dies with nsbox (PR_SET_PDEATHSIG),
- * and the child sees EOF on ready if it died before reporting.
+ * Lifetimes: the helper reports its result on a pipe (ready), then reads
+ * nsbox's control pipe, whose write end only nsbox holds: 'R' once the
+ * child has joined and exec'd (or died), and then the helper goes back to
+ * nsbox's network namespace (setns on the fd it kept), so nothing outside
+ * the sandbox holds the new one once the payload runs, and says so with
+ * 'L' on ready. Without a group it exits there and nsbox reaps it. With a
+ * group it is the group's watcher (instead of a second process): 'D' from
+ * nsbox means nsbox removed the group itself once the payload ended (then
+ * nsbox does not wait for it); EOF means nsbox failed or died (even of
+ * SIGKILL), and the helper kills what is left in the group and removes it
+ * (and the default parent when empty). It keeps every signal blocked and
+ * holds only its pipe ends, never nsbox's stdio or another spawn's pipe.
  */
 
-#include <sys/prctl.h>
 #include "nsc_loopback.h"
 #include "nsc_syscall.h"
 
-/* nsb_late is one run's helper: the part the child reads (ns), and the
- * helper's own pipe ends. */
+/* nsb_late is one run's helper: the part the child reads (ns), the group
+ * it makes (cg, NULL: none), and the pipe ends. */
 struct nsb_late {
 	struct nsc_late_ns ns;
-	int lo_up; /* bring lo up in the new network namespace */
-	pid_t pid; /* the helper; -1: none */
-	int ready_w, done_r;
-	pid_t parent;
+	int lo_up;       /* bring lo up in the new network namespace */
+	struct nsb_cg *cg;
+	pid_t pid;       /* the helper; -1: none */
+	int ready_w;     /* the helper's */
+	int ctl_r;       /* the helper's end of nsbox's control pipe */
+	int ctl_w;       /* nsbox's; -1 once closed */
+	int made;        /* the helper made the group (nsbox may remove it) */
+	int waited;      /* nsbox has the helper's 'L' */
 };
 
-static char nsb_late_stack[8192] __attribute__((aligned(16)));
+static char nsb_late_stack[16384] __attribute__((aligned(16)));
 
-/* nsb_late_close_others closes every fd of the helper but a and b (a < b),
- * so that it never holds a lock, a pipe end or a group of nsbox's. */
-static void nsb_late_close_others(int a, int b)
+/* nsb_late_close_others closes every fd of the helper but the n sorted
+ * fds in keep, so that it never holds a lock, a pipe end or a group of
+ * nsbox's (nor the caller's stdio, which would keep a reader of nsbox's
+ * output waiting). */
+static void nsb_late_close_others(const int *keep, int n)
 {
-	if (a > 0)
-		SYS3(SYS_close_range, 0, a - 1, 0);
-	if (b > a + 1)
-		SYS3(SYS_close_range, a + 1, b - 1, 0);
-	SYS3(SYS_close_range, b + 1, ~0U, 0);
+	unsigned lo = 0;
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > lo)
+			SYS3(SYS_close_range, lo, keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	SYS3(SYS_close_range, lo, ~0U, 0);
+}
+
+/* nsb_late_read1 reads one byte of the control pipe: 1, or 0 at EOF. */
+static long nsb_late_read1(int fd, char *b)
+{
+	long ret;
+	do
+		ret = SYS3(SYS_read, fd, b, 1);
+	while (ret == -EINTR);
+	return ret == 1;
+}
+
+/* nsb_late_group makes the planned v1 group: the default parent (there
+ * already is fine), the group, its pids.max, and its tasks file opened for
+ * the child. Returns the tasks fd or -errno, with *stage. */
+static long nsb_late_group(struct nsb_late *h, int *stage)
+{
+	const struct nsb_cg *cg = h->cg;
+	long ret, fd, n = 0;
+	*stage = NSC_STAGE_CGROUP;
+	if ((ret = SYS2(SYS_mkdir, cg->parent, 0755)) < 0 && ret != -EEXIST)
+		return ret;
+	if ((ret = SYS2(SYS_mkdir, cg->dir, 0755)) < 0)
+		return ret;
+	h->made = 1;
+	if ((fd = SYS3(SYS_openat, AT_FDCWD, cg->max, O_WRONLY | O_CLOEXEC)) < 0)
+		return fd;
+	while (cg->num[n])
+		n++;
+	ret = SYS3(SYS_write, fd, cg->num, n);
+	SYS1(SYS_close, fd);
+	if (ret != n)
+		return ret < 0 ? ret : -EIO;
+	return SYS3(SYS_openat, AT_FDCWD, cg->join, O_WRONLY | O_CLOEXEC);
 }
 
 /* nsb_late_helper runs on nsbox's memory (CLONE_VM) with every signal
  * blocked: raw syscalls only, as the clone child's. */
 static int nsb_late_helper(void *arg)
 {
-	const struct nsb_late *h = arg;
-	int v[2] = {0, 0}, lo = h->ready_w < h->done_r ? h->ready_w : h->done_r, hi = h->ready_w ^ h->done_r ^ lo;
+	struct nsb_late *h = arg;
+	int v[3] = {0, 0, -1}, keep[2], orig = -1;
 	long ret;
-	char b;
+	char b = 0;
 
-	SYS2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
-	if (SYS0(SYS_getppid) != h->parent)
-		return 0; /* nsbox died before the prctl */
-	nsb_late_close_others(lo, hi);
-	if ((ret = SYS1(SYS_unshare, h->ns.type)) < 0) {
-		v[0] = NSC_STAGE_SETNS_PIDFD;
-		v[1] = (int)ret;
-	} else if (h->lo_up && (ret = nsc_lo_up()) < 0) {
-		v[0] = NSC_STAGE_LOOPBACK;
-		v[1] = (int)ret;
+	keep[0] = h->ready_w < h->ctl_r ? h->ready_w : h->ctl_r;
+	keep[1] = h->ready_w ^ h->ctl_r ^ keep[0];
+	nsb_late_close_others(keep, 2);
+	if (h->ns.type) {
+		/* nsbox's namespace, to go back to once the child joined. */
+		if ((orig = (int)SYS3(SYS_openat, AT_FDCWD, "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+			v[0] = NSC_STAGE_SETNS_PIDFD;
+			v[1] = orig;
+		} else if ((ret = SYS1(SYS_unshare, h->ns.type)) < 0) {
+			v[0] = NSC_STAGE_SETNS_PIDFD;
+			v[1] = (int)ret;
+		} else if (h->lo_up && (ret = nsc_lo_up()) < 0) {
+			v[0] = NSC_STAGE_LOOPBACK;
+			v[1] = (int)ret;
+		}
 	}
+	if (h->cg && !v[1]) {
+		if ((ret = nsb_late_group(h, &v[0])) < 0)
+			v[1] = (int)ret;
+		else
+			v[2] = (int)ret;
+	}
+	if (!v[1])
+		v[0] = 0;
 	SYS3(SYS_write, h->ready_w, v, sizeof v);
+	/* 'R': the child joined (or will never); EOF: nsbox is gone. */
+	ret = nsb_late_read1(h->ctl_r, &b);
+	if (orig >= 0) {
+		if (SYS2(SYS_setns, orig, CLONE_NEWNET) < 0)
+			ret = 0; /* cannot leave it: the sandbox ends here */
+		SYS1(SYS_close, orig);
+	}
+	if (v[2] >= 0)
+		SYS1(SYS_close, v[2]);
+	SYS3(SYS_write, h->ready_w, "L", 1);
 	SYS1(SYS_close, h->ready_w);
-	do
-		ret = SYS3(SYS_read, h->done_r, &b, 1);
-	while (ret == -EINTR || ret > 0);
+	if (!h->made)
+		return 0;
+	/* The watcher: 'D' once nsbox removed the group itself, else EOF. */
+	if (ret && nsb_late_read1(h->ctl_r, &b) && b == 'D')
+		return 0;
+	nsc_cg_cleanup(&h->cg->w);
 	return 0;
 }
 
-/* nsb_late_start clones the helper that unshares type (and brings lo up
- * there with lo_up). -1: no helper (the caller clones with the flags as
- * usual). */
-static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up)
+/* nsb_late_start clones the helper that unshares type (0: none; and
+ * brings lo up there with lo_up) and makes the v1 group cg (NULL: none).
+ * -1: no helper (nothing was made). */
+static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, struct nsb_cg *cg)
 {
-	int rp[2], dp[2], pidfd = -1;
+	int rp[2], cp[2], pidfd = -1;
 	sigset_t all, old;
 	long pid;
 
 	h->pid = -1;
+	h->ctl_w = -1;
 	if (pipe2(rp, O_CLOEXEC) < 0)
 		return -1;
-	if (pipe2(dp, O_CLOEXEC) < 0) {
+	if (pipe2(cp, O_CLOEXEC) < 0) {
 		close(rp[0]);
 		close(rp[1]);
 		return -1;
 	}
 	h->ns.type = type;
+	h->ns.done_fd = -1;
 	h->lo_up = lo_up;
+	h->cg = cg;
+	h->made = h->waited = 0;
 	h->ns.ready_fd = rp[0];
-	h->ns.done_fd = dp[1];
 	h->ready_w = rp[1];
-	h->done_r = dp[0];
-	h->parent = getpid();
+	h->ctl_r = cp[0];
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	/* No exit signal: nsbox reaps it by pid (__WALL), and no SIGCHLD of
-	 * it reaches a handler. */
+	 * it reaches a handler. No PR_SET_PDEATHSIG: as the group's watcher it
+	 * must outlive an nsbox killed by SIGKILL (EOF on ctl ends it). */
 	pid = clone(nsb_late_helper, nsb_late_stack + sizeof nsb_late_stack, CLONE_VM | CLONE_PIDFD, h, &pidfd);
 	sigprocmask(SIG_SETMASK, &old, 0);
 	close(rp[1]);
-	close(dp[0]);
+	close(cp[0]);
 	if (pid < 0) {
 		close(rp[0]);
-		close(dp[1]);
+		close(cp[1]);
 		return -1;
 	}
 	h->pid = (pid_t)pid;
 	h->ns.pidfd = pidfd;
+	h->ctl_w = cp[1];
 	return 0;
 }
 
-/* nsb_late_release closes nsbox's ends once the child has them (or will
- * never run): the helper exits when the child's are gone too. */
-static void nsb_late_release(struct nsb_late *h)
+/* nsb_late_joined tells the helper that the child has joined and exec'd:
+ * it leaves the network namespace (nsbox waits for that: nothing outside
+ * the sandbox holds it once the payload runs); without a group it exits
+ * and is reaped here, before any record names nsbox's children. */
+static void nsb_late_joined(struct nsb_late *h)
 {
-	if (h->pid < 0 || h->ns.pidfd < 0)
+	char b;
+	int st;
+	if (h->pid < 0 || h->waited)
 		return;
+	h->waited = 1;
+	while (write(h->ctl_w, "R", 1) < 0 && errno == EINTR)
+		;
+	while (read(h->ns.ready_fd, &b, 1) < 0 && errno == EINTR)
+		;
 	close(h->ns.ready_fd);
-	close(h->ns.done_fd);
 	close(h->ns.pidfd);
-	h->ns.pidfd = -1;
+	h->ns.pidfd = h->ns.ready_fd = -1;
+	if (h->cg)
+		return;
+	close(h->ctl_w);
+	h->ctl_w = -1;
+	while (waitpid(h->pid, &st, __WALL) < 0 && errno == EINTR)
+		;
+	h->pid = -1;
 }
 
-/* nsb_late_reap releases and reaps the helper. */
-static void nsb_late_reap(struct nsb_late *h)
+/* nsb_late_finish ends the helper once the payload ended (or on a
+ * fallback): the group, if the helper made it, is removed here when it
+ * is empty (its PID namespace is gone with its init), and the helper is
+ * told so and not waited for; else the helper removes it (as a watcher)
+ * and is reaped. Either way the group is gone on return. */
+static void nsb_late_finish(struct nsb_late *h)
 {
 	int st;
 	if (h->pid < 0)
 		return;
-	nsb_late_release(h);
+	if (h->ns.pidfd >= 0) {
+		close(h->ns.ready_fd);
+		close(h->ns.pidfd);
+		h->ns.pidfd = h->ns.ready_fd = -1;
+	}
+	if (h->waited && h->made && rmdir(h->cg->dir) == 0) {
+		rmdir(h->cg->parent); /* EBUSY while another sandbox is in it */
+		while (write(h->ctl_w, "D", 1) < 0 && errno == EINTR)
+			;
+		close(h->ctl_w);
+		h->ctl_w = -1;
+		h->pid = -1;
+		return;
+	}
+	close(h->ctl_w);
+	h->ctl_w = -1;
 	while (waitpid(h->pid, &st, __WALL) < 0 && errno == EINTR)
 		;
 	h->pid = -1;

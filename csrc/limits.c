@@ -36,13 +36,19 @@ static void nsc_join_cgroups(const struct nsc_spec *s, int errfd, int placed)
 	}
 }
 
-/* nsc_join_late joins the namespaces a helper made meanwhile (struct
- * nsc_late_ns): it waits for the helper's result, then setns on its pidfd.
- * Before lo up, which needs the new network namespace. */
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+/* nsc_join_late joins what a helper made meanwhile (struct nsc_late_ns): it
+ * waits for the helper's result, moves into the group through the helper's
+ * open join file (pidfd_getfd: the child cannot open it by path once its
+ * view is in place), then setns on its pidfd. Before lo up, which needs the
+ * new network namespace, and before the id change and the exec. */
 static void nsc_join_late(const struct nsc_spec *s, int errfd)
 {
 	const struct nsc_late_ns *l = s->late_ns;
-	int v[2] = {0, 0};
+	int v[3] = {0, 0, -1};
 	long ret;
 	if (!l)
 		return;
@@ -53,11 +59,21 @@ static void nsc_join_late(const struct nsc_spec *s, int errfd)
 		nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret < 0 ? ret : -ECHILD, 1);
 	if (v[1] < 0)
 		nsc_fail(errfd, v[0], v[1], 1);
-	if ((ret = SYS2(SYS_setns, l->pidfd, l->type)) < 0)
+	if (v[2] >= 0) {
+		long fd = SYS3(SYS_pidfd_getfd, l->pidfd, v[2], 0);
+		if (fd < 0)
+			nsc_fail(errfd, NSC_STAGE_CGROUP, fd, 1);
+		ret = SYS3(SYS_write, fd, "0", 1);
+		SYS1(SYS_close, fd);
+		if (ret < 0)
+			nsc_fail(errfd, NSC_STAGE_CGROUP, ret, 1);
+	}
+	if (l->type && (ret = SYS2(SYS_setns, l->pidfd, l->type)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret, 1);
 	SYS1(SYS_close, l->pidfd);
 	SYS1(SYS_close, l->ready_fd);
-	SYS1(SYS_close, l->done_fd); /* the helper may go */
+	if (l->done_fd >= 0)
+		SYS1(SYS_close, l->done_fd); /* the helper may go */
 }
 
 /* nsc_loopback_up brings lo up in the child's new network namespace

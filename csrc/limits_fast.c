@@ -22,6 +22,7 @@
 /* nsc_cg_watch is nsclone's (cgroup_watch.c), weak for the same reason as
  * nsc_spawn. */
 #pragma weak nsc_cg_watch
+#pragma weak nsc_cg_cleanup
 
 /* nsb_cap_parse finds a capability name as sandbox/caps.Parse does (case
  * insensitive, with or without cap_), for names of ASCII letters, digits and
@@ -264,6 +265,7 @@ struct nsb_cg {
 	int wfd;     /* the watcher's pipe; -1 once closed */
 	pid_t watcher;
 	char dir[512], procs[600], parent[512], kill[600];
+	char max[600], join[600], num[24]; /* pids.max, the join file, the limit */
 	char *dirs[1], *procsv[1], *parents[1];
 	struct nsc_cg_watch w;
 };
@@ -399,51 +401,82 @@ static void nsb_cg_undo(struct nsb_cg *cg)
 		rmdir(cg->parent); /* EBUSY while another sandbox is in it */
 }
 
-/* nsb_cg_create makes the group of --pids under the default parent, as
- * cgroup.Create does (v2: the controller enabled on the way down), opens
- * its join file and starts the watcher that removes it. -1: nothing is
- * left, Go does it again (and retries a parent a concurrent removal took). */
-static int nsb_cg_create(struct nsb_cg *cg, long long pids)
+/* nsb_cg_plan finds the hierarchy (cg->v2 says which) and names the group
+ * of --pids under the default parent, as cgroup.Create does, without
+ * making anything yet: on v1 run's early helper makes it (late_ns.c). -1:
+ * Go's. */
+static int nsb_cg_plan(struct nsb_cg *cg, long long pids)
 {
-	char mnt[512], own[512] = "", num[24];
+	char mnt[512], own[512] = "";
 	unsigned char rnd[4];
-	int p[2];
 	memset(cg, 0, sizeof *cg);
 	cg->join_fd = cg->dir_fd = cg->wfd = -1;
-	if (!nsc_cg_watch || nsb_cg_mount(cg, mnt, sizeof mnt) < 0)
+	if (!nsc_cg_watch || !nsc_cg_cleanup || nsb_cg_mount(cg, mnt, sizeof mnt) < 0)
 		return -1;
 	if (!cg->v2 && nsb_cg_own(own, sizeof own) < 0)
 		return -1;
 	if (strcmp(own, "/") == 0)
 		own[0] = 0;
-	if ((size_t)snprintf(cg->parent, sizeof cg->parent, "%s%s/%s", mnt, own, NSB_CG_DEFAULT_PARENT) >= sizeof cg->parent)
-		return -1;
-	if (mkdir(cg->parent, 0755) < 0 && errno != EEXIST) {
-		cg->parent[0] = 0;
-		return -1;
-	}
-	if (cg->v2 && (nsb_cg_write(mnt, NSB_CG_SUBTREE_CONTROL, "+pids") < 0 ||
-		       nsb_cg_write(cg->parent, NSB_CG_SUBTREE_CONTROL, "+pids") < 0)) {
-		nsb_cg_undo(cg);
-		return -1;
-	}
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd ||
+	if ((size_t)snprintf(cg->parent, sizeof cg->parent, "%s%s/%s", mnt, own, NSB_CG_DEFAULT_PARENT) >= sizeof cg->parent ||
+	    getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd ||
 	    (size_t)snprintf(cg->dir, sizeof cg->dir, "%s/%s%d-%02x%02x%02x%02x", cg->parent, NSB_CG_NAME_PREFIX,
-			     (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]) >= sizeof cg->dir ||
-	    mkdir(cg->dir, 0755) < 0) {
+			     (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]) >= sizeof cg->dir) {
+		cg->parent[0] = cg->dir[0] = 0;
+		return -1;
+	}
+	snprintf(cg->num, sizeof cg->num, "%lld", pids);
+	snprintf(cg->procs, sizeof cg->procs, "%s/%s", cg->dir, NSB_CG_PROCS);
+	snprintf(cg->max, sizeof cg->max, "%s/%s", cg->dir, NSB_CG_PIDS_MAX);
+	snprintf(cg->join, sizeof cg->join, "%s/%s", cg->dir, cg->v2 ? NSB_CG_JOIN_V2 : NSB_CG_JOIN_V1);
+	if (cg->v2)
+		snprintf(cg->kill, sizeof cg->kill, "%s/%s", cg->dir, NSB_CG_KILL_V2);
+	cg->dirs[0] = cg->dir;
+	cg->procsv[0] = cg->procs;
+	cg->parents[0] = cg->parent;
+	cg->w.n = 1;
+	cg->w.dirs = cg->dirs;
+	cg->w.procs = cg->procsv;
+	cg->w.kill = cg->v2 ? cg->kill : 0;
+	cg->w.freeze = 0; /* a PID namespace: its init's end kills the rest */
+	cg->w.np = 1;
+	cg->w.parents = cg->parents;
+	return 0;
+}
+
+/* nsb_cg_create makes the planned group (v2: the controller enabled on
+ * the way down), opens its join file and starts the watcher that removes
+ * it. -1: nothing is left, Go does it again (and retries a parent a
+ * concurrent removal took). */
+static int nsb_cg_create(struct nsb_cg *cg)
+{
+	char mnt[512];
+	int p[2];
+	if (mkdir(cg->parent, 0755) < 0 && errno != EEXIST) {
+		cg->parent[0] = cg->dir[0] = 0;
+		return -1;
+	}
+	if (cg->v2) {
+		/* The mount is the parent's parent (no own group on v2). */
+		size_t n = strlen(cg->parent) - strlen(NSB_CG_DEFAULT_PARENT) - 1;
+		memcpy(mnt, cg->parent, n);
+		mnt[n] = 0;
+		if (nsb_cg_write(mnt, NSB_CG_SUBTREE_CONTROL, "+pids") < 0 ||
+		    nsb_cg_write(cg->parent, NSB_CG_SUBTREE_CONTROL, "+pids") < 0) {
+			cg->dir[0] = 0;
+			nsb_cg_undo(cg);
+			return -1;
+		}
+	}
+	if (mkdir(cg->dir, 0755) < 0) {
 		cg->dir[0] = 0;
 		nsb_cg_undo(cg);
 		return -1;
 	}
-	snprintf(num, sizeof num, "%lld", pids);
-	snprintf(cg->procs, sizeof cg->procs, "%s/%s", cg->dir, NSB_CG_PROCS);
-	if (cg->v2)
-		snprintf(cg->kill, sizeof cg->kill, "%s/%s", cg->dir, NSB_CG_KILL_V2);
 	{
 		/* The group's files through one fd of its folder (one path walk;
 		 * on v2 it is the fd the child is cloned into). */
 		int dfd = openat(AT_FDCWD, cg->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || nsb_write_at(dfd, NSB_CG_PIDS_MAX, num) < 0 ||
+		if (dfd < 0 || nsb_write_at(dfd, NSB_CG_PIDS_MAX, cg->num) < 0 ||
 		    (cg->join_fd = openat(dfd, cg->v2 ? NSB_CG_JOIN_V2 : NSB_CG_JOIN_V1, O_WRONLY | O_CLOEXEC)) < 0) {
 			if (dfd >= 0)
 				close(dfd);
@@ -459,17 +492,7 @@ static int nsb_cg_create(struct nsb_cg *cg, long long pids)
 		nsb_cg_undo(cg);
 		return -1;
 	}
-	cg->dirs[0] = cg->dir;
-	cg->procsv[0] = cg->procs;
-	cg->parents[0] = cg->parent;
 	cg->w.rd = p[0];
-	cg->w.n = 1;
-	cg->w.dirs = cg->dirs;
-	cg->w.procs = cg->procsv;
-	cg->w.kill = cg->v2 ? cg->kill : 0;
-	cg->w.freeze = 0; /* a PID namespace: its init's end kills the rest */
-	cg->w.np = 1;
-	cg->w.parents = cg->parents;
 	int pid = nsc_cg_watch(&cg->w, nsb_cg_stack, sizeof nsb_cg_stack);
 	close(p[0]);
 	if (pid < 0) {

@@ -1030,7 +1030,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	int keep[9] = {0, 1, 2, -1, -1, -1, -1, -1, -1}, nkeep = 3, memfd = -1;
 	static struct nsb_cg cg;
 	static struct nsb_late late;
-	int st, forwarding = 0;
+	int st, forwarding = 0, late_net;
 
 	/* Every fallback to Go goes through the one undo at the end: what
 	 * nsb_fast_parse sets to "none" (the fds -1) and these start empty. */
@@ -1042,6 +1042,20 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
 		goto fallback;
 	if (f.has_pool && nsb_pool_claim(&f.pool) < 0)
+		goto fallback;
+	/* A new network namespace without a hook that wires it (--bridge) or
+	 * a pool's, and a v1 pids group: the early helper makes them while
+	 * the rest is set up (late_ns.c), started as early as it can be. On
+	 * v2 the group must exist before the clone (CLONE_INTO_CGROUP): nsbox
+	 * makes it below and the helper, for the namespace alone, starts after
+	 * it (side by side with the namespace's creation the group's took 2-3
+	 * times as long, timestamps, 200 runs). */
+	late_net = (f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool;
+	if (f.lim.pids && nsb_cg_plan(&cg, f.lim.pids) < 0)
+		goto fallback;
+	if (((late_net && !(f.lim.pids && cg.v2)) || (f.lim.pids && !cg.v2)) &&
+	    nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up,
+			   f.lim.pids && !cg.v2 ? &cg : 0) < 0)
 		goto fallback;
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
@@ -1150,32 +1164,27 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		s.lim.seccomp_len = NSB_SECCOMP_DEFAULT_LEN;
 		s.lim.seccomp_filter = nsb_seccomp_default;
 	}
-	if (f.lim.pids) {
-		if (nsb_cg_create(&cg, f.lim.pids) < 0)
+	if (f.lim.pids && cg.v2) {
+		if (nsb_cg_create(&cg) < 0)
 			goto fallback;
 		s.lim.ncgroup = 1;
 		s.lim.cgroup_fds = &cg.join_fd;
-		if (cg.dir_fd >= 0) { /* v2: cloned into it */
-			s.lim.into_cgroup = 1;
-			s.lim.cgroup_dirfd = cg.dir_fd;
-		}
+		s.lim.into_cgroup = 1; /* cloned into it */
+		s.lim.cgroup_dirfd = cg.dir_fd;
 		keep[nkeep++] = cg.join_fd;
 		s.nkeep = nkeep;
 		s.keep = keep;
+		if (late_net && nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up, 0) < 0)
+			late_net = 0; /* made in the clone */
 	}
-	/* A new network namespace without a hook that wires it (--bridge) or
-	 * a pool's: a helper makes it meanwhile (late_ns.c). Started after
-	 * the group is made: side by side with the namespace's creation the
-	 * group's took 2-3 times as long (timestamps, 200 runs), which ate
-	 * the gain. */
-	if ((f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool &&
-	    nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up) == 0) {
-		s.ns_flags &= ~(unsigned long)CLONE_NEWNET;
+	if (late.pid >= 0) {
+		if (late_net) {
+			s.ns_flags &= ~(unsigned long)CLONE_NEWNET;
+			s.lim.loopback_up = 0; /* the helper's */
+		}
 		s.late_ns = &late.ns;
-		s.lim.loopback_up = 0; /* the helper's */
 		keep[nkeep++] = late.ns.pidfd;
 		keep[nkeep++] = late.ns.ready_fd;
-		keep[nkeep++] = late.ns.done_fd;
 		s.nkeep = nkeep;
 		s.keep = keep;
 	}
@@ -1194,7 +1203,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	/* The child has joined (it exec'd): the helper ends now, and is
 	 * reaped while the payload starts, before any record names nsbox's
 	 * children. */
-	nsb_late_reap(&late);
+	nsb_late_joined(&late);
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
 	if (f.pool.netns >= 0) {
@@ -1216,6 +1225,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		while (waitpid(r.pid, &st, __WALL) < 0 && errno == EINTR)
 			;
 		nsb_cg_finish(&cg);
+		nsb_late_finish(&late);
 		nsb_nft_unpublish(&f.nft, 0);
 		nsb_watch_ended(&f.watch, 125);
 		_exit(125);
@@ -1226,6 +1236,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
 	nsb_nft_unpublish(&f.nft, 0); /* its socket's close is the exit's */
 	nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
+	nsb_late_finish(&late); /* (a v1 group is the helper's) */
 	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	if (nsb_watch_any(&f.watch))
 		nsb_watch_ended(&f.watch, st);
@@ -1236,7 +1247,7 @@ fallback:
 	 * that this path took is given back (each step is a no-op for what
 	 * it never took). */
 	nsb_cg_finish(&cg); /* the watcher removes the group */
-	nsb_late_reap(&late);
+	nsb_late_finish(&late); /* the helper removes its group */
 	nsb_net_close(&f.net);
 	nsb_nft_publish_wait(&f.nft);
 	nsb_nft_unpublish(&f.nft, 1); /* Go publishes again */
