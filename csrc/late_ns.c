@@ -41,7 +41,8 @@
 struct nsb_late {
 	struct nsc_late_ns ns;
 	int lo_up;       /* bring lo up in the new network namespace */
-	struct nsb_cg *cg;
+	int want_cg;     /* the helper waits for 'P' (then cg) or 'N' after the namespace */
+	struct nsb_cg *cg; /* set before 'P' */
 	pid_t pid;       /* the helper; -1: none */
 	int ready_w;     /* the helper's */
 	int ctl_r;       /* the helper's end of nsbox's control pipe */
@@ -126,7 +127,9 @@ static int nsb_late_helper(void *arg)
 			v[1] = (int)ret;
 		}
 	}
-	if (h->cg && !v[1]) {
+	/* nsbox names the group meanwhile: 'P' (cg is set), 'N' (it makes
+	 * a v2 group itself), EOF (it gave up). */
+	if (h->want_cg && !v[1] && nsb_late_read1(h->ctl_r, &b) && b == 'P') {
 		if ((ret = nsb_late_group(h, &v[0])) < 0)
 			v[1] = (int)ret;
 		else
@@ -156,9 +159,9 @@ static int nsb_late_helper(void *arg)
 }
 
 /* nsb_late_start clones the helper that unshares type (0: none; and
- * brings lo up there with lo_up) and makes the v1 group cg (NULL: none).
- * -1: no helper (nothing was made). */
-static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, struct nsb_cg *cg)
+ * brings lo up there with lo_up) and, with want_cg, then makes the v1
+ * group that nsb_late_group names. -1: no helper (nothing was made). */
+static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int want_cg)
 {
 	int rp[2], cp[2], pidfd = -1;
 	sigset_t all, old;
@@ -176,7 +179,8 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, str
 	h->ns.type = type;
 	h->ns.done_fd = -1;
 	h->lo_up = lo_up;
-	h->cg = cg;
+	h->want_cg = want_cg;
+	h->cg = 0;
 	h->made = h->waited = 0;
 	h->ns.ready_fd = rp[0];
 	h->ready_w = rp[1];
@@ -198,6 +202,19 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, str
 	h->pid = (pid_t)pid;
 	h->ns.pidfd = pidfd;
 	h->ctl_w = cp[1];
+	return 0;
+}
+
+/* nsb_late_group_named gives the helper the group to make (cg, the v1
+ * plan), or tells it that there is none for it (NULL: nsbox makes a v2
+ * group itself). */
+static int nsb_late_group_named(struct nsb_late *h, struct nsb_cg *cg)
+{
+	h->cg = cg;
+	if (write(h->ctl_w, cg ? "P" : "N", 1) != 1) {
+		h->cg = 0;
+		return -1;
+	}
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include <linux/capability.h>
 #include <sys/random.h>
+#include <sys/vfs.h>
 #include "cgroup_watch.h"
 #include "nsb_file.h"
 
@@ -399,6 +400,15 @@ static void nsb_cg_undo(struct nsb_cg *cg)
 		rmdir(cg->dir);
 	if (cg->parent[0])
 		rmdir(cg->parent); /* EBUSY while another sandbox is in it */
+}
+
+/* nsb_cg_unified reports whether /sys/fs/cgroup is a cgroup2 file system
+ * (a v2 machine, whose pids group must exist before the clone), without
+ * reading mountinfo: it only picks the order of run's setup. */
+static int nsb_cg_unified(void)
+{
+	struct statfs st;
+	return statfs("/sys/fs/cgroup", &st) == 0 && st.f_type == 0x63677270; /* CGROUP2_SUPER_MAGIC */
 }
 
 /* nsb_cg_plan finds the hierarchy (cg->v2 says which) and names the group

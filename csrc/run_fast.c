@@ -502,7 +502,7 @@ static int nsb_flag_lookup(const char *a)
  * walking run's flag table. It returns 0 when the fast path can run it, -1
  * when Go must (a flag the table does not mark fast, a usage error, a name
  * it cannot resolve: Go parses everything again and reports). */
-static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_fast *f)
+static int nsb_fast_parse(int argc, char **argv, struct nsb_fast *f)
 {
 	int set[NSB_RUN_NFLAGS] = {0};
 	const char *val[NSB_RUN_NFLAGS] = {0};
@@ -651,9 +651,7 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 		 * (nsb_user); a name is Go's. */
 		if (nsb_parse_id(val[NSB_F_UID], &f->uid) < 0)
 			return -1;
-		f->set_uid = 1;
-		if (nsb_user(f) < 0)
-			return -1;
+		f->set_uid = 1; /* nsb_user in nsb_fast_parse_rest */
 	}
 	/* The network rules of runOptions.checkNetwork and
 	 * nsnet.Config.Validate, for a static address only; -n needs --bridge. */
@@ -690,6 +688,17 @@ static int nsb_fast_parse(int argc, char **argv, char *const *envp, struct nsb_f
 	/* A named sandbox's record carries its group and limits for nsbox ps
 	 * (Go's). */
 	if (f->watch.name && f->lim.pids)
+		return -1;
+	return 0;
+}
+
+/* nsb_fast_parse_rest ends the parse: the user's entry in /etc (a numeric
+ * --uid), the environment and the command's path. Apart from
+ * nsb_fast_parse so that run's early helper starts before these reads;
+ * nothing before them depends on what they find. */
+static int nsb_fast_parse_rest(int argc, char **argv, char *const *envp, struct nsb_fast *f)
+{
+	if (f->set_uid && nsb_user(f) < 0)
 		return -1;
 	if (nsb_env_apply(f, envp) < 0)
 		return -1;
@@ -1030,13 +1039,13 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	int keep[9] = {0, 1, 2, -1, -1, -1, -1, -1, -1}, nkeep = 3, memfd = -1;
 	static struct nsb_cg cg;
 	static struct nsb_late late;
-	int st, forwarding = 0, late_net;
+	int st, forwarding = 0, late_net, cg_early;
 
 	/* Every fallback to Go goes through the one undo at the end: what
 	 * nsb_fast_parse sets to "none" (the fds -1) and these start empty. */
 	cg.join_fd = cg.dir_fd = cg.wfd = -1;
 	late.pid = -1;
-	if (nsb_fast_parse(argc, argv, envp, &f) < 0)
+	if (nsb_fast_parse(argc, argv, &f) < 0)
 		goto fallback;
 	/* The bridge is checked before anything is spawned (nsnet.CheckBridge). */
 	if (f.has_net && nsb_net_check_bridge(&f.net) < 0)
@@ -1049,14 +1058,23 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	 * v2 the group must exist before the clone (CLONE_INTO_CGROUP): nsbox
 	 * makes it below and the helper, for the namespace alone, starts after
 	 * it (side by side with the namespace's creation the group's took 2-3
-	 * times as long, timestamps, 200 runs). */
+	 * times as long, timestamps, 200 runs). Which one it is comes from
+	 * /sys/fs/cgroup's file system type (the plan's mountinfo read, after
+	 * the helper's start, has the last word). */
 	late_net = (f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool;
-	if (f.lim.pids && nsb_cg_plan(&cg, f.lim.pids) < 0)
+	cg_early = f.lim.pids && !nsb_cg_unified();
+	if ((late_net && (!f.lim.pids || cg_early)) || cg_early) {
+		if (nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up, cg_early) < 0)
+			goto fallback;
+	}
+	if (nsb_fast_parse_rest(argc, argv, envp, &f) < 0)
 		goto fallback;
-	if (((late_net && !(f.lim.pids && cg.v2)) || (f.lim.pids && !cg.v2)) &&
-	    nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up,
-			   f.lim.pids && !cg.v2 ? &cg : 0) < 0)
-		goto fallback;
+	if (f.lim.pids) {
+		if (nsb_cg_plan(&cg, f.lim.pids) < 0)
+			goto fallback;
+		if (cg_early && nsb_late_group_named(&late, cg.v2 ? 0 : &cg) < 0)
+			goto fallback;
+	}
 	memset(&s, 0, sizeof s);
 	s.path = f.path;
 	if (f.cmd_index < argc) {
@@ -1174,7 +1192,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		keep[nkeep++] = cg.join_fd;
 		s.nkeep = nkeep;
 		s.keep = keep;
-		if (late_net && nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up, 0) < 0)
+		if (late_net && late.pid < 0 && nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up, 0) < 0)
 			late_net = 0; /* made in the clone */
 	}
 	if (late.pid >= 0) {
@@ -1602,5 +1620,7 @@ __attribute__((constructor)) static void nsb_fast_ctor(int argc, char **argv, ch
 /* nsb_fast_parse_for_test exposes the parser to Go's parity tests. */
 static int nsb_fast_parse_for_test(int argc, char **argv, char **envp, struct nsb_fast *f)
 {
-	return nsb_fast_parse(argc, argv, envp, f);
+	if (nsb_fast_parse(argc, argv, f) < 0)
+		return -1;
+	return nsb_fast_parse_rest(argc, argv, envp, f);
 }
