@@ -148,7 +148,8 @@ static void __attribute__((noreturn)) nsc_payload(const struct nsc_child *c, int
 	int n = s->nfds, base = n, init_fd = s->init ? s->init_fd : -1;
 
 	nsc_set_rlimits(s, errfd);
-	nsc_caps_bound(s, errfd);
+	if (!s->late_ns)
+		nsc_caps_bound(s, errfd);
 	if (s->set_groups && (ret = SYS2(SYS_setgroups, s->ngroups, s->groups)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETGROUPS, ret, 0);
 	if (s->set_gid && (ret = SYS1(SYS_setgid, s->gid)) < 0)
@@ -303,6 +304,12 @@ static int nsc_child(void *arg)
 	}
 	if (s->hostname && (ret = SYS2(SYS_sethostname, s->hostname, s->hostname_len)) < 0)
 		nsc_fail(errfd, NSC_STAGE_HOSTNAME, ret, 0);
+	/* With a helper the child usually waits for it here: the bounding
+	 * set (one prctl and one new cred per capability) is dropped first,
+	 * off the run's longest branch. It takes no effective capability
+	 * away, so the joins after it work as before. */
+	if (s->late_ns)
+		nsc_caps_bound(s, errfd);
 	nsc_join_late(s, errfd);
 	nsc_loopback_up(s, errfd);
 	if (!s->init || s->init_fd >= 0)
