@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
@@ -313,15 +315,26 @@ func TestSandboxEscapeBothPaths(t *testing.T) {
 }
 
 // TestSandboxFastKilled: SIGKILL to an nsbox on the C fast path with
-// --pids: its watcher kills what is left in the group and removes it (and
-// the payload does not outlive it).
+// --pids: its watcher (with --sandbox, the early helper that also made the
+// network namespace, csrc/late_ns.c) kills what is left in the group and
+// removes it, the payload does not outlive it, and no process outside the
+// sandbox is left in the sandbox's network namespace.
 func TestSandboxFastKilled(t *testing.T) {
 	testutil.RequirePriv(t)
 	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
 		t.Skip("needs the v1 pids hierarchy at /sys/fs/cgroup/pids (this machine's)")
 	}
 	bin := runBuildNsbox(t)
-	cmd := exec.Command(bin, "run", "--pids", "10", "--", "/bin/sh", "-c", "echo up; exec sleep 60")
+	for _, args := range [][]string{{"--pids", "10"}, {"--sandbox"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			sandboxFastKill(t, bin, args...)
+		})
+	}
+}
+
+func sandboxFastKill(t *testing.T, bin string, args ...string) {
+	args = append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "echo up; exec sleep 60")
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0", "GODEBUG=inittrace=1")
 	cmd.Dir = "/"
 	stdout, err := cmd.StdoutPipe()
@@ -342,6 +355,16 @@ func TestSandboxFastKilled(t *testing.T) {
 	if !strings.Contains(filepath.Base(dir), "nsbox-"+strconv.Itoa(cmd.Process.Pid)+"-") {
 		t.Fatalf("payload's group %q is not this nsbox's", dir)
 	}
+	var netns, pidns, ownNet unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", payload), &netns); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat("/proc/self/ns/net", &ownNet); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", payload), &pidns); err != nil {
+		t.Fatal(err)
+	}
 	if tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)); len(tasks) != 1 {
 		t.Errorf("nsbox has %d threads: not the C fast path", len(tasks))
 	}
@@ -350,18 +373,88 @@ func TestSandboxFastKilled(t *testing.T) {
 	}
 	cmd.Wait()
 	gone := false
+	var holders []string
 	for i := 0; i < 500 && !gone; i++ { // at most 5 s
 		_, errDir := os.Stat(dir)
 		_, errPid := os.Stat(fmt.Sprintf("/proc/%d", payload))
-		gone = os.IsNotExist(errDir) && os.IsNotExist(errPid)
+		if netns.Ino != ownNet.Ino {
+			holders = netHolders(netns.Ino, pidns.Ino)
+		}
+		gone = os.IsNotExist(errDir) && os.IsNotExist(errPid) && len(holders) == 0
 		if !gone {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	if !gone {
-		t.Fatalf("5 s after SIGKILL of nsbox: group %s or payload %d still there", dir, payload)
+		t.Fatalf("5 s after SIGKILL of nsbox: group %s or payload %d still there, or the network namespace held by %v", dir, payload, holders)
 	}
 	if goInitLines(stderr.String()) > 0 {
 		t.Errorf("the Go runtime started: not the C fast path")
 	}
+}
+
+// TestSandboxFastGroupAtExit: on the C fast path the payload is in its pids
+// group when it runs (its own /proc/self/cgroup), the group is gone when
+// nsbox has exited (no wait: nsbox removes it before it exits, whichever
+// process made it), and a run that fails after the group was made (a
+// --chdir that is not there, the child's step after the join) leaves no
+// group either.
+func TestSandboxFastGroupAtExit(t *testing.T) {
+	testutil.RequirePriv(t)
+	if _, err := os.Stat("/sys/fs/cgroup/pids/cgroup.procs"); err != nil {
+		t.Skip("needs the v1 pids hierarchy at /sys/fs/cgroup/pids (this machine's)")
+	}
+	bin := runBuildNsbox(t)
+	// The test's own group: under --sandbox's cgroup namespace the payload
+	// sees its group relative to it (nsbox is in the test's group).
+	own := pidsGroupDir(t, os.Getpid())
+	if own == "" {
+		own = "/sys/fs/cgroup/pids"
+	}
+	for _, args := range [][]string{
+		{"--pids", "20"},
+		{"--ipc", "--pid", "--mount", "--net", "--pids", "21"},
+		{"--sandbox", "--pids", "22"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			root := "/sys/fs/cgroup/pids"
+			if args[0] == "--sandbox" {
+				root = own
+			}
+			// The payload (sed, after the exec) reads its group from
+			// inside; its pids.max, read from outside while the payload
+			// runs, is TestSandboxFastParity's.
+			script := `exec sed -n 's/^[0-9]*:pids://p' /proc/self/cgroup`
+			full := append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", script)
+			stdout, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=0", "GODEBUG=inittrace=1"}, nil, bin, full...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			if goInitLines(stderr) > 0 {
+				t.Fatalf("the Go runtime started: not the C fast path")
+			}
+			g := strings.TrimSpace(stdout)
+			if !strings.HasPrefix(filepath.Base(g), "nsbox-") || strings.Contains(g, "\n") {
+				t.Fatalf("payload's group %q; want an nsbox- group", stdout)
+			}
+			if _, err := os.Stat(root + g); !os.IsNotExist(err) {
+				t.Errorf("group %s still there after nsbox exited: %v", root+g, err)
+			}
+		})
+	}
+	t.Run("failed", func(t *testing.T) {
+		cmd := exec.Command(bin, "run", "--sandbox", "--chdir", "/nonexistent-"+testutil.UniqueName("d"), "--", "/bin/true")
+		cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0")
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 125 {
+			t.Fatalf("exit %v (%s); want 125", err, out)
+		}
+		prefix := "nsbox-" + strconv.Itoa(cmd.ProcessState.Pid()) + "-"
+		ents, _ := os.ReadDir("/sys/fs/cgroup/pids/nsbox")
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), prefix) {
+				t.Errorf("group %s left after a failed run", e.Name())
+			}
+		}
+	})
 }
