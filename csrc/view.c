@@ -40,13 +40,69 @@ static long nsc_open_in_root(int rootfd, const char *path)
 	return SYS4(SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
+/* nsc_dircache holds one directory inside the root open between steps:
+ * the parent in which the last step created its mount point (for --dev,
+ * the new /dev), so the next steps that create a node in it (the other
+ * device nodes, pts, shm, the symlinks) skip the openat2 that finds the
+ * node missing, the openat2 of the parent and the one of the new node.
+ * It is dropped as soon as a mount covers it or a folder above it. */
+struct nsc_dircache {
+	long fd; /* -1: none */
+	const char *path; /* its path from the root, as in nsc_fsop.prefix */
+};
+
+static int nsc_streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* nsc_dircache_drop closes the cached folder if a mount at path (a DEST
+ * from the root) covers it: path is the folder or one above it. */
+static void nsc_dircache_drop(struct nsc_dircache *c, const char *path)
+{
+	const char *a = path, *b = c->path;
+	if (c->fd < 0)
+		return;
+	while (*a && *a == *b)
+		a++, b++;
+	if (!*a && (!*b || *b == '/')) {
+		SYS1(SYS_close, c->fd);
+		c->fd = -1;
+	}
+}
+
+/* nsc_fs_create makes the last of the upto components of op's DEST in the
+ * cached folder, if that is its parent and the node is missing: a file
+ * (O_EXCL, opened: that fd is the mount point) or a folder (then opened
+ * without following a symlink). -1 when it does not apply or fails: the
+ * caller goes the long way (nsc_fs_dest), which finds what is there or
+ * reports the same error. */
+static long nsc_fs_create(struct nsc_dircache *c, const struct nsc_fsop *op, int upto)
+{
+	const char *name;
+	long ret;
+	if (upto < 2 || c->fd < 0 || !nsc_streq(c->path, op->prefix[upto - 2]))
+		return -1;
+	name = op->name[upto - 1];
+	if (op->flags & NSC_FS_FILE) {
+		ret = SYS4(SYS_openat, c->fd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+		return ret < 0 ? -1 : ret;
+	}
+	if (SYS3(SYS_mkdirat, c->fd, name, 0755) < 0)
+		return -1;
+	ret = SYS4(SYS_openat, c->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	return ret < 0 ? -1 : ret;
+}
+
 /* nsc_fs_dest returns an O_PATH fd of the first upto components of op's
  * DEST inside the root, creating the missing ones: directories, and for the
  * last component of a file bind an empty file. Each creation is relative to
  * a parent fd that was itself resolved inside the root, with a name that has
  * no '/', so nothing is ever made outside it (a dangling symlink there gives
  * EEXIST and then ENOENT, an error). */
-static long nsc_fs_dest(int rootfd, const struct nsc_fsop *op, int upto)
+static long nsc_fs_dest(int rootfd, const struct nsc_fsop *op, int upto, struct nsc_dircache *c)
 {
 	long ret, parent = -1;
 	if (upto == 0)
@@ -73,8 +129,15 @@ static long nsc_fs_dest(int rootfd, const struct nsc_fsop *op, int upto)
 			else
 				ret = nsc_open_in_root(rootfd, op->prefix[i]);
 		}
-		if (parent >= 0)
+		if (parent >= 0 && i == upto - 1 && ret >= 0) {
+			/* The last one was made in parent: kept for the next. */
+			if (c->fd >= 0)
+				SYS1(SYS_close, c->fd);
+			c->fd = parent;
+			c->path = op->prefix[i - 1];
+		} else if (parent >= 0) {
 			SYS1(SYS_close, parent);
+		}
 		if (ret < 0)
 			return ret;
 		parent = ret;
@@ -161,11 +224,21 @@ static long nsc_same_type(int src, int dest)
 }
 
 /* nsc_fs_step applies op i under rootfd. */
-static void nsc_fs_step(const struct nsc_spec *s, int errfd, int rootfd, int i)
+static void nsc_fs_step(const struct nsc_spec *s, int errfd, int rootfd, int i, struct nsc_dircache *c)
 {
 	const struct nsc_fsop *op = &s->fsops[i];
 	long dest, ret, mnt;
 	int last = op->ncomp;
+
+	/* Whatever this step mounts covers a cached folder at or below it. */
+	if (op->kind != NSC_FS_SYMLINK)
+		nsc_dircache_drop(c, op->prefix[op->ncomp - 1]);
+	if (op->kind == NSC_FS_SYMLINK && last >= 2 && c->fd >= 0 && nsc_streq(c->path, op->prefix[last - 2])) {
+		/* The link's folder is the cached one. */
+		if ((ret = SYS3(SYS_symlinkat, op->source, c->fd, op->name[last - 1])) < 0)
+			nsc_fail(errfd, NSC_STAGE_FS_MOUNT, ret, i);
+		return;
+	}
 
 	if (op->kind == NSC_FS_SYMLINK)
 		last--; /* the link is made in its parent */
@@ -193,7 +266,9 @@ static void nsc_fs_step(const struct nsc_spec *s, int errfd, int rootfd, int i)
 			nsc_fail(errfd, NSC_STAGE_FS_MOUNT, ret, i);
 		return;
 	}
-	dest = nsc_fs_dest(rootfd, op, last);
+	dest = op->kind == NSC_FS_SYMLINK ? -1 : nsc_fs_create(c, op, last);
+	if (dest < 0)
+		dest = nsc_fs_dest(rootfd, op, last, c);
 	if (dest < 0)
 		nsc_fail(errfd, NSC_STAGE_FS_DEST, dest, i);
 	switch (op->kind) {
@@ -249,6 +324,7 @@ static void nsc_pivot(int errfd, int rootfd)
 static void nsc_view(const struct nsc_spec *s, int errfd)
 {
 	long ret, rootfd;
+	struct nsc_dircache c = {-1, 0};
 	nsc_fs_sources(s, errfd);
 	if (s->root) {
 		if ((ret = SYS5(SYS_mount, s->root, s->root, 0, MS_BIND | MS_REC, 0)) < 0)
@@ -262,7 +338,9 @@ static void nsc_view(const struct nsc_spec *s, int errfd)
 	if (s->ro_root && (ret = nsc_set_rdonly((int)rootfd)) < 0)
 		nsc_fail(errfd, NSC_STAGE_RO_ROOT, ret, 0);
 	for (int i = 0; i < s->nfsops; i++)
-		nsc_fs_step(s, errfd, (int)rootfd, i);
+		nsc_fs_step(s, errfd, (int)rootfd, i, &c);
+	if (c.fd >= 0)
+		SYS1(SYS_close, c.fd);
 	if (s->root)
 		nsc_pivot(errfd, (int)rootfd);
 	SYS1(SYS_close, rootfd);
