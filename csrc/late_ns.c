@@ -20,7 +20,7 @@
  * difference.
  *
  * Lifetimes: the helper reports its result on a pipe (ready), then reads
- * nsbox's control pipe, whose write end only nsbox holds: 'R' once the
+ * nsbox's control socket, whose other end only nsbox holds: 'R' once the
  * child has joined and exec'd (or died), and then the helper goes back to
  * nsbox's network namespace (setns on the fd it kept), so nothing outside
  * the sandbox holds the new one once the payload runs, and says so with
@@ -45,7 +45,7 @@ struct nsb_late {
 	struct nsb_cg *cg; /* set before 'P' */
 	pid_t pid;       /* the helper; -1: none */
 	int ready_w;     /* the helper's */
-	int ctl_r;       /* the helper's end of nsbox's control pipe */
+	int ctl_r;       /* the helper's end of nsbox's control socket */
 	int ctl_w;       /* nsbox's; -1 once closed */
 	int made;        /* the helper made the group (nsbox may remove it) */
 	int waited;      /* nsbox has the helper's 'L' */
@@ -68,7 +68,7 @@ static void nsb_late_close_others(const int *keep, int n)
 	SYS3(SYS_close_range, lo, ~0U, 0);
 }
 
-/* nsb_late_read1 reads one byte of the control pipe: 1, or 0 at EOF. */
+/* nsb_late_read1 reads one byte of the control socket: 1, or 0 at EOF. */
 static long nsb_late_read1(int fd, char *b)
 {
 	long ret;
@@ -86,10 +86,17 @@ static long nsb_late_group(struct nsb_late *h, int *stage)
 	const struct nsb_cg *cg = h->cg;
 	long ret, fd, n = 0;
 	*stage = NSC_STAGE_CGROUP;
-	if ((ret = SYS2(SYS_mkdir, cg->parent, 0755)) < 0 && ret != -EEXIST)
-		return ret;
-	if ((ret = SYS2(SYS_mkdir, cg->dir, 0755)) < 0)
-		return ret;
+	/* Another run's watcher may remove the default parent between the
+	 * two mkdirs (it is removed with its last group): then again, as
+	 * cgroup.Create retries. */
+	for (int try = 0;; try++) {
+		if ((ret = SYS2(SYS_mkdir, cg->parent, 0755)) < 0 && ret != -EEXIST)
+			return ret;
+		if ((ret = SYS2(SYS_mkdir, cg->dir, 0755)) == 0)
+			break;
+		if (ret != -ENOENT || try == 2)
+			return ret;
+	}
 	h->made = 1;
 	if ((fd = SYS3(SYS_openat, AT_FDCWD, cg->max, O_WRONLY | O_CLOEXEC)) < 0)
 		return fd;
@@ -164,6 +171,8 @@ static int nsb_late_helper(void *arg)
 static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int want_cg)
 {
 	int rp[2], cp[2], pidfd = -1;
+	/* The control channel is a socket pair so that nsbox's sends never
+	 * raise SIGPIPE (MSG_NOSIGNAL) should the helper be gone. */
 	sigset_t all, old;
 	long pid;
 
@@ -171,7 +180,7 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 	h->ctl_w = -1;
 	if (pipe2(rp, O_CLOEXEC) < 0)
 		return -1;
-	if (pipe2(cp, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) < 0) {
 		close(rp[0]);
 		close(rp[1]);
 		return -1;
@@ -211,7 +220,7 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 static int nsb_late_group_named(struct nsb_late *h, struct nsb_cg *cg)
 {
 	h->cg = cg;
-	if (write(h->ctl_w, cg ? "P" : "N", 1) != 1) {
+	if (send(h->ctl_w, cg ? "P" : "N", 1, MSG_NOSIGNAL) != 1) {
 		h->cg = 0;
 		return -1;
 	}
@@ -229,7 +238,7 @@ static void nsb_late_joined(struct nsb_late *h)
 	if (h->pid < 0 || h->waited)
 		return;
 	h->waited = 1;
-	while (write(h->ctl_w, "R", 1) < 0 && errno == EINTR)
+	while (send(h->ctl_w, "R", 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
 	while (read(h->ns.ready_fd, &b, 1) < 0 && errno == EINTR)
 		;
@@ -262,7 +271,7 @@ static void nsb_late_finish(struct nsb_late *h)
 	}
 	if (h->waited && h->made && rmdir(h->cg->dir) == 0) {
 		rmdir(h->cg->parent); /* EBUSY while another sandbox is in it */
-		while (write(h->ctl_w, "D", 1) < 0 && errno == EINTR)
+		while (send(h->ctl_w, "D", 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
 			;
 		close(h->ctl_w);
 		h->ctl_w = -1;
