@@ -29,7 +29,11 @@
  * nsbox means nsbox removed the group itself once the payload ended (then
  * nsbox does not wait for it); EOF means nsbox failed or died (even of
  * SIGKILL), and the helper kills what is left in the group and removes it
- * (and the default parent when empty). It keeps every signal blocked and
+ * (and the default parent when empty). After 'D' the helper exits on its
+ * own, usually just after nsbox: init (or the caller, if it is a child
+ * subreaper) reaps it. Waiting for it instead cost 0.15-0.19 ms a run
+ * here (two wake-ups of a halted vCPU), 0.10-0.14 ms with both sides
+ * polling (bench: alternated runs, chrt -f 1, 1000 rounds). It keeps every signal blocked and
  * holds only its pipe ends, never nsbox's stdio or another spawn's pipe.
  */
 
