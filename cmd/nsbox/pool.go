@@ -180,9 +180,12 @@ const poolMinProcs = 8
 // in sched_switch traces of the slow `run --pool` starts (over 3x the
 // median) the pool's process (collections, refills and destructions) took
 // 5 of their 12 CPU-ms, against 0.6 of 2.3 in the others. At 400 it collects 8 times less often, for a
-// heap of about 20 MB, and the p99/p50 of run --pool went from 6.0-7.7 to
-// 3.5-5.2 in six alternated pairs (1600, or no GOGC and a 64 MiB limit,
-// did no better).
+// heap of about 20 MB, and the pool's CPU time fell by about a fifth. The
+// p99/p50 of run --pool went from 6.0-7.7 to 3.5-5.2 in six alternated
+// pairs of 300 and 500 rounds, but two pairs of 1000 rounds later showed no
+// difference (5.5 and 9.3 before, 8.0 and 5.9 after): on the shared VM the
+// ratio follows the other tenants' load, as loopback-only run --net's does
+// in the same rounds. 1600, or no GOGC and a 64 MiB limit, did no better.
 const poolGCPercent = 400
 
 // runPoolStart runs a pool in the foreground until SIGINT/SIGTERM, pool
