@@ -87,6 +87,9 @@ struct nsc_late_ns {
 	unsigned long type; /* CLONE_NEW* bits the helper unshared; 0: none */
 	int ready_fd;      /* read end: the helper's result */
 	int done_fd;       /* write end closed once joined, or -1 */
+	int lo_later;      /* the helper brings lo up after its result: one more
+	                    * int (0 or -errno) on ready_fd, read right before
+	                    * the exec (nsc_lockdown) */
 };
 
 struct nsc_mount {

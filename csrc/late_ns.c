@@ -8,10 +8,12 @@
  * pernet subsystem's init), and a v1 group about 0.2 ms more; inside the
  * clone, or before it, they run in series with everything else. Here a
  * small CLONE_VM helper, cloned right after the flags are parsed, unshares
- * the namespace (and brings lo up there with --sandbox, so the child does
- * not wait for the global RTNL lock the ioctl takes), then makes the group
- * (mkdir, pids.max, its tasks file opened), one after the other (side by
- * side the group's creation took 2-3 times as long), while nsbox reads
+ * the namespace, then makes the group (mkdir, pids.max, its tasks file
+ * opened), one after the other (side by side the group's creation took 2-3
+ * times as long), and with --sandbox brings lo up there after reporting
+ * (so the child neither waits for the global RTNL lock the ioctl takes nor
+ * for the step itself: it reads that result right before its exec, once
+ * its ids, capabilities and filter are set), while nsbox reads
  * /etc, makes the init's memfd and clones the child, and the child builds
  * its view. The child then joins the group (pidfd_getfd of the helper's
  * tasks fd) and the namespace (setns on the helper's pidfd). The namespace
@@ -44,7 +46,6 @@
  * it makes (cg, NULL: none), and the pipe ends. */
 struct nsb_late {
 	struct nsc_late_ns ns;
-	int lo_up;       /* bring lo up in the new network namespace */
 	int want_cg;     /* the helper waits for 'P' (then cg) or 'N' after the namespace */
 	struct nsb_cg *cg; /* set before 'P' */
 	pid_t pid;       /* the helper; -1: none */
@@ -133,9 +134,6 @@ static int nsb_late_helper(void *arg)
 		} else if ((ret = SYS1(SYS_unshare, h->ns.type)) < 0) {
 			v[0] = NSC_STAGE_SETNS_PIDFD;
 			v[1] = (int)ret;
-		} else if (h->lo_up && (ret = nsc_lo_up()) < 0) {
-			v[0] = NSC_STAGE_LOOPBACK;
-			v[1] = (int)ret;
 		}
 	}
 	/* nsbox names the group meanwhile: 'P' (cg is set), 'N' (it makes
@@ -149,6 +147,12 @@ static int nsb_late_helper(void *arg)
 	if (!v[1])
 		v[0] = 0;
 	SYS3(SYS_write, h->ready_w, v, sizeof v);
+	if (h->ns.lo_later) {
+		/* lo up while the child joins and goes on; it reads this
+		 * right before its exec (nsc_wait_lo). */
+		int lo = v[1] ? -ECANCELED : (int)nsc_lo_up();
+		SYS3(SYS_write, h->ready_w, &lo, sizeof lo);
+	}
 	/* 'R': the child joined (or will never); EOF: nsbox is gone. */
 	ret = nsb_late_read1(h->ctl_r, &b);
 	if (orig >= 0) {
@@ -191,7 +195,7 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 	}
 	h->ns.type = type;
 	h->ns.done_fd = -1;
-	h->lo_up = lo_up;
+	h->ns.lo_later = lo_up;
 	h->want_cg = want_cg;
 	h->cg = 0;
 	h->made = h->waited = 0;

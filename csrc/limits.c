@@ -71,7 +71,8 @@ static void nsc_join_late(const struct nsc_spec *s, int errfd)
 	if (l->type && (ret = SYS2(SYS_setns, l->pidfd, l->type)) < 0)
 		nsc_fail(errfd, NSC_STAGE_SETNS_PIDFD, ret, 1);
 	SYS1(SYS_close, l->pidfd);
-	SYS1(SYS_close, l->ready_fd);
+	if (!l->lo_later)
+		SYS1(SYS_close, l->ready_fd);
 	if (l->done_fd >= 0)
 		SYS1(SYS_close, l->done_fd); /* the helper may go */
 }
@@ -146,8 +147,30 @@ static void nsc_caps_set(const struct nsc_spec *s, int errfd)
 			nsc_fail(errfd, NSC_STAGE_CAPS, ret, c);
 }
 
+/* nsc_wait_lo waits for the late helper's lo step (lo_later): it ran while
+ * the child changed ids, capabilities and loaded its filter (which allows
+ * read, close and the failure report), and the payload must find lo up at
+ * its first instruction. */
+static void nsc_wait_lo(const struct nsc_spec *s, int errfd)
+{
+	const struct nsc_late_ns *l = s->late_ns;
+	int v = 0;
+	long ret;
+	if (!l || !l->lo_later)
+		return;
+	do
+		ret = SYS3(SYS_read, l->ready_fd, &v, sizeof v);
+	while (ret == -EINTR);
+	if (ret != (long)sizeof v)
+		nsc_fail(errfd, NSC_STAGE_LOOPBACK, ret < 0 ? ret : -ECHILD, 1);
+	if (v < 0)
+		nsc_fail(errfd, NSC_STAGE_LOOPBACK, v, 0);
+	SYS1(SYS_close, l->ready_fd);
+}
+
 /* nsc_lockdown sets no_new_privs and installs the seccomp program: the last
- * steps before the exec, so the filter sees only the exec and the payload. */
+ * steps before the exec, so the filter sees only the exec and the payload
+ * (and the wait for lo, nsc_wait_lo). */
 static void nsc_lockdown(const struct nsc_spec *s, int errfd)
 {
 	long ret;
@@ -158,4 +181,5 @@ static void nsc_lockdown(const struct nsc_spec *s, int errfd)
 		if ((ret = SYS3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)) < 0)
 			nsc_fail(errfd, NSC_STAGE_SECCOMP, ret, 0);
 	}
+	nsc_wait_lo(s, errfd);
 }
