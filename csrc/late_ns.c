@@ -27,18 +27,20 @@
  * nsbox's network namespace (setns on the fd it kept), so nothing outside
  * the sandbox holds the new one once the payload runs, and says so with
  * 'L' on ready. Without a group it exits there and nsbox reaps it. With a
- * group it is the group's watcher (instead of a second process): 'D' from
- * nsbox means nsbox removed the group itself once the payload ended (then
- * nsbox does not wait for it); EOF means nsbox failed or died (even of
- * SIGKILL), and the helper kills what is left in the group and removes it
- * (and the default parent when empty). After 'D' the helper exits on its
- * own, usually just after nsbox: init (or the caller, if it is a child
- * subreaper) reaps it. Waiting for it instead cost 0.15-0.19 ms a run
- * here (two wake-ups of a halted vCPU), 0.10-0.14 ms with both sides
- * polling (bench: alternated runs, chrt -f 1, 1000 rounds). It keeps every signal blocked and
- * holds only its pipe ends, never nsbox's stdio or another spawn's pipe.
- */
+ * group it is the group's watcher (instead of a second process): 'R'
+ * carries a pidfd of the child, and the helper removes the group (after
+ * killing what is left in it, and with the default parent when empty) as
+ * soon as the child ends, on the same exit that wakes nsbox's wait, or on
+ * EOF when nsbox failed or died (even of SIGKILL). nsbox closes its end
+ * once the payload ended and reaps the helper, so the group is gone and
+ * no helper outlives nsbox (a helper left to init would stay a zombie
+ * under a PID 1 that never reaps, one a run). Removing the group on
+ * nsbox's side and not waiting was 0.08-0.1 ms faster a run here (two
+ * wake-ups of a halted vCPU; alternated runs, 1000 rounds), but left
+ * that zombie. It keeps every signal blocked and holds only its pipe
+ * ends, never nsbox's stdio or another spawn's pipe. */
 
+#include <poll.h>
 #include "nsc_loopback.h"
 #include "nsc_syscall.h"
 
@@ -114,12 +116,57 @@ static long nsb_late_group(struct nsb_late *h, int *stage)
 	return SYS3(SYS_openat, AT_FDCWD, cg->join, O_WRONLY | O_CLOEXEC);
 }
 
+/* nsb_late_recv_r reads nsbox's 'R' and, with fd, the pidfd sent with it
+ * (*fd stays -1 if none came). 1, or 0 at EOF or on anything else. */
+static long nsb_late_recv_r(int ctl, int *fd)
+{
+	char b = 0;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {&b, 1};
+	struct msghdr m = {0};
+	struct cmsghdr *c;
+	long ret;
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = u.buf;
+	m.msg_controllen = sizeof u.buf;
+	do
+		ret = SYS3(SYS_recvmsg, ctl, &m, MSG_CMSG_CLOEXEC);
+	while (ret == -EINTR);
+	c = ret == 1 ? CMSG_FIRSTHDR(&m) : 0;
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		int got;
+		__builtin_memcpy(&got, CMSG_DATA(c), sizeof got);
+		if (fd)
+			*fd = got;
+		else
+			SYS1(SYS_close, got);
+	}
+	return ret == 1 && b == 'R';
+}
+
+/* nsb_late_watch blocks until the child's pidfd (initfd; -1: none) polls
+ * readable, or until the control socket does (EOF). */
+static void nsb_late_watch(int ctl, int initfd)
+{
+	struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = initfd, .events = POLLIN}};
+	long ret;
+	do
+		ret = SYS5(SYS_ppoll, p, initfd >= 0 ? 2 : 1, 0, 0, 0);
+	while (ret == -EINTR);
+	if (initfd >= 0)
+		SYS1(SYS_close, initfd);
+}
+
 /* nsb_late_helper runs on nsbox's memory (CLONE_VM) with every signal
  * blocked: raw syscalls only, as the clone child's. */
 static int nsb_late_helper(void *arg)
 {
 	struct nsb_late *h = arg;
-	int v[3] = {0, 0, -1}, keep[2], orig = -1;
+	int v[3] = {0, 0, -1}, keep[2], orig = -1, initfd = -1;
 	long ret;
 	char b = 0;
 
@@ -153,8 +200,9 @@ static int nsb_late_helper(void *arg)
 		int lo = v[1] ? -ECANCELED : (int)nsc_lo_up();
 		SYS3(SYS_write, h->ready_w, &lo, sizeof lo);
 	}
-	/* 'R': the child joined (or will never); EOF: nsbox is gone. */
-	ret = nsb_late_read1(h->ctl_r, &b);
+	/* 'R': the child joined (or will never), with a pidfd of the child
+	 * when the helper watches a group; EOF: nsbox is gone. */
+	ret = nsb_late_recv_r(h->ctl_r, h->made ? &initfd : 0);
 	if (orig >= 0) {
 		if (SYS2(SYS_setns, orig, CLONE_NEWNET) < 0)
 			ret = 0; /* cannot leave it: the sandbox ends here */
@@ -166,9 +214,13 @@ static int nsb_late_helper(void *arg)
 	SYS1(SYS_close, h->ready_w);
 	if (!h->made)
 		return 0;
-	/* The watcher: 'D' once nsbox removed the group itself, else EOF. */
-	if (ret && nsb_late_read1(h->ctl_r, &b) && b == 'D')
-		return 0;
+	/* The watcher: the group goes as soon as the child ends (its pidfd
+	 * says so, on the same exit that wakes nsbox's wait), or when nsbox
+	 * closes the control socket (it failed, or died even of SIGKILL).
+	 * nsbox waits for this exit, so no helper outlives it; the group's
+	 * removal runs here, beside nsbox's own end. */
+	if (ret)
+		nsb_late_watch(h->ctl_r, initfd);
 	nsc_cg_cleanup(&h->cg->w);
 	return 0;
 }
@@ -239,14 +291,34 @@ static int nsb_late_group_named(struct nsb_late *h, struct nsb_cg *cg)
  * it leaves the network namespace (nsbox waits for that: nothing outside
  * the sandbox holds it once the payload runs); without a group it exits
  * and is reaped here, before any record names nsbox's children. */
-static void nsb_late_joined(struct nsb_late *h)
+static void nsb_late_joined(struct nsb_late *h, int pidfd)
 {
-	char b;
+	char b = 'R';
 	int st;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {&b, 1};
+	struct msghdr m = {0};
 	if (h->pid < 0 || h->waited)
 		return;
 	h->waited = 1;
-	while (send(h->ctl_w, "R", 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	if (h->made && pidfd >= 0) {
+		/* The child's pidfd: the watcher removes the group on its end. */
+		struct cmsghdr *c;
+		memset(&u, 0, sizeof u);
+		m.msg_control = u.buf;
+		m.msg_controllen = sizeof u.buf;
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pidfd, sizeof pidfd);
+	}
+	while (sendmsg(h->ctl_w, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
 	while (read(h->ns.ready_fd, &b, 1) < 0 && errno == EINTR)
 		;
@@ -263,10 +335,9 @@ static void nsb_late_joined(struct nsb_late *h)
 }
 
 /* nsb_late_finish ends the helper once the payload ended (or on a
- * fallback): the group, if the helper made it, is removed here when it
- * is empty (its PID namespace is gone with its init), and the helper is
- * told so and not waited for; else the helper removes it (as a watcher)
- * and is reaped. Either way the group is gone on return. */
+ * fallback) and reaps it: a helper that made a group removes it first
+ * (at the child's end, or at the EOF this sends), so the group is gone on
+ * return. */
 static void nsb_late_finish(struct nsb_late *h)
 {
 	int st;
@@ -276,15 +347,6 @@ static void nsb_late_finish(struct nsb_late *h)
 		close(h->ns.ready_fd);
 		close(h->ns.pidfd);
 		h->ns.pidfd = h->ns.ready_fd = -1;
-	}
-	if (h->waited && h->made && rmdir(h->cg->dir) == 0) {
-		rmdir(h->cg->parent); /* EBUSY while another sandbox is in it */
-		while (send(h->ctl_w, "D", 1, MSG_NOSIGNAL) < 0 && errno == EINTR)
-			;
-		close(h->ctl_w);
-		h->ctl_w = -1;
-		h->pid = -1;
-		return;
 	}
 	close(h->ctl_w);
 	h->ctl_w = -1;

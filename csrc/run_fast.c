@@ -1221,7 +1221,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	/* The child has joined (it exec'd): the helper ends now, and is
 	 * reaped while the payload starts, before any record names nsbox's
 	 * children. */
-	nsb_late_joined(&late);
+	nsb_late_joined(&late, r.pidfd);
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
 	if (f.pool.netns >= 0) {

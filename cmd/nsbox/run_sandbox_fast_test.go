@@ -458,3 +458,40 @@ func TestSandboxFastGroupAtExit(t *testing.T) {
 		}
 	})
 }
+
+// TestSandboxFastNothingOutlives: nsbox's helper (the late network
+// namespace, and the v1 pids group's watcher) is reaped by nsbox before it
+// exits. Run under a child subreaper (testdata/subreaper.c), which is
+// where a process left behind would go, as it would to init: nothing is
+// left, neither running nor a zombie (under a PID 1 that never reaps, a
+// zombie a run would pile up).
+func TestSandboxFastNothingOutlives(t *testing.T) {
+	testutil.RequirePriv(t)
+	cc := testutil.RequireTool(t, "cc")
+	bin := runBuildNsbox(t)
+	wrap := filepath.Join(t.TempDir(), "subreaper")
+	if out, err := exec.Command(cc, "-O2", "-Wall", "-o", wrap, "testdata/subreaper.c").CombinedOutput(); err != nil {
+		t.Fatalf("build the subreaper: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"--sandbox"},
+		{"--pids", "20"},
+		{"--ipc", "--pid", "--mount", "--net"},
+		{"--sandbox", "--chdir", "/nonexistent-" + testutil.UniqueName("d")}, // fails after the helper started
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			for i := 0; i < 20; i++ {
+				full := append(append([]string{wrap, bin, "run"}, args...), "--", "/bin/sh", "-c", "exit 3")
+				cmd := exec.Command(full[0], full[1:]...)
+				cmd.Env = append(os.Environ(), "NSBOX_NO_FASTPATH=0")
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("%v: %v", full, err)
+				}
+				if got := strings.TrimSpace(string(out)); !strings.HasSuffix(got, " none") {
+					t.Fatalf("run %d: %q: something outlived nsbox", i, got)
+				}
+			}
+		})
+	}
+}
