@@ -80,13 +80,11 @@ struct nsc_limits {
  * helper died) from ready_fd, joins the group through pidfd_getfd on pidfd,
  * joins the namespaces with setns(pidfd, type) (type 0: none) and closes
  * its fds. The helper keeps the namespace until the caller says the child
- * is done with it. The fds (done_fd only if >= 0) are in the spec's keep
- * list. */
+ * is done with it. The fds are in the spec's keep list. */
 struct nsc_late_ns {
 	int pidfd;         /* the helper */
 	unsigned long type; /* CLONE_NEW* bits the helper unshared; 0: none */
 	int ready_fd;      /* read end: the helper's result */
-	int done_fd;       /* write end closed once joined, or -1 */
 	int lo_later;      /* the helper brings lo up after its result: one more
 	                    * int (0 or -errno) on ready_fd, read right before
 	                    * the exec (nsc_lockdown) */

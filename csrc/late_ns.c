@@ -35,9 +35,10 @@
  * once the payload ended and reaps the helper, so the group is gone and
  * no helper outlives nsbox (a helper left to init would stay a zombie
  * under a PID 1 that never reaps, one a run). Removing the group on
- * nsbox's side and not waiting was 0.08-0.1 ms faster a run here (two
- * wake-ups of a halted vCPU; alternated runs, 1000 rounds), but left
- * that zombie. It keeps every signal blocked and holds only its pipe
+ * nsbox's side and not waiting for the helper was 0.08-0.1 ms faster a
+ * run here (two wake-ups of a halted vCPU; alternated runs, 1000 rounds),
+ * but left that zombie; with the helper's rmdir first (no read of
+ * cgroup.procs) the difference is 0.02-0.05 ms. It keeps every signal blocked and holds only its pipe
  * ends, never nsbox's stdio or another spawn's pipe. */
 
 #include <poll.h>
@@ -179,7 +180,7 @@ static int nsb_late_helper(void *arg)
 			v[0] = NSC_STAGE_SETNS_PIDFD;
 			v[1] = orig;
 		} else if ((ret = SYS1(SYS_unshare, h->ns.type)) < 0) {
-			v[0] = NSC_STAGE_SETNS_PIDFD;
+			v[0] = NSC_STAGE_CLONE; /* the namespace the clone would have made */
 			v[1] = (int)ret;
 		}
 	}
@@ -221,6 +222,12 @@ static int nsb_late_helper(void *arg)
 	 * removal runs here, beside nsbox's own end. */
 	if (ret)
 		nsb_late_watch(h->ctl_r, initfd);
+	/* Empty (a PID namespace ends with its init): removed at once. */
+	ret = SYS1(SYS_rmdir, h->cg->dir);
+	if (ret == 0 || ret == -ENOENT) {
+		(void)SYS1(SYS_rmdir, h->cg->parent); /* EBUSY while another sandbox is in it */
+		return 0;
+	}
 	nsc_cg_cleanup(&h->cg->w);
 	return 0;
 }
@@ -246,7 +253,6 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 		return -1;
 	}
 	h->ns.type = type;
-	h->ns.done_fd = -1;
 	h->ns.lo_later = lo_up;
 	h->want_cg = want_cg;
 	h->cg = 0;

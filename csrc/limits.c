@@ -73,8 +73,6 @@ static void nsc_join_late(const struct nsc_spec *s, int errfd)
 	SYS1(SYS_close, l->pidfd);
 	if (!l->lo_later)
 		SYS1(SYS_close, l->ready_fd);
-	if (l->done_fd >= 0)
-		SYS1(SYS_close, l->done_fd); /* the helper may go */
 }
 
 /* nsc_loopback_up brings lo up in the child's new network namespace
