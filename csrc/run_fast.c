@@ -1063,7 +1063,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	 * the helper's start, has the last word). */
 	late_net = (f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool;
 	cg_early = f.lim.pids && !nsb_cg_unified();
-	if ((late_net && (!f.lim.pids || cg_early)) || cg_early) {
+	if ((late_net && !f.lim.pids) || cg_early) {
 		if (nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up, cg_early) < 0)
 			goto fallback;
 	}
@@ -1218,9 +1218,10 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	 * ran anything): Go does everything again and reports. */
 	if (!nsc_spawn || nsc_spawn(&s, &r) != NSC_OK)
 		goto fallback;
-	/* The child has joined (it exec'd): the helper ends now, and is
-	 * reaped while the payload starts, before any record names nsbox's
-	 * children. */
+	/* The child has joined (it exec'd): the helper leaves its network
+	 * namespace now; without a group it ends and is reaped while the
+	 * payload starts (a record, which names nsbox's children, never
+	 * comes with a group here); with one it watches the group. */
 	nsb_late_joined(&late, r.pidfd);
 	nsb_net_close(&f.net);
 	nsb_forward_to(r.pid);
@@ -1248,14 +1249,19 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		nsb_watch_ended(&f.watch, 125);
 		_exit(125);
 	}
-	while (waitpid(r.pid, &st, __WALL) < 0)
-		if (errno != EINTR)
-			_exit(125);
-	nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
-	nsb_nft_unpublish(&f.nft, 0); /* its socket's close is the exit's */
-	nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
-	nsb_late_finish(&late); /* (a v1 group is the helper's) */
-	st = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	{
+		int lost = 0; /* waitpid failed: 125, after the same clean-up */
+		while (waitpid(r.pid, &st, __WALL) < 0)
+			if (errno != EINTR) {
+				lost = 1;
+				break;
+			}
+		nsb_pool_close(&f.pool); /* the payload ended: the slot goes back */
+		nsb_nft_unpublish(&f.nft, 0); /* its socket's close is the exit's */
+		nsb_cg_finish(&cg);     /* the group is gone before nsbox exits */
+		nsb_late_finish(&late); /* (a v1 group is the helper's) */
+		st = lost ? 125 : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	}
 	if (nsb_watch_any(&f.watch))
 		nsb_watch_ended(&f.watch, st);
 	_exit(st);
