@@ -117,27 +117,43 @@ static long nsb_late_group(struct nsb_late *h, int *stage)
 	return SYS3(SYS_openat, AT_FDCWD, cg->join, O_WRONLY | O_CLOEXEC);
 }
 
-/* nsb_late_recv_r reads nsbox's 'R' and, with fd, the pidfd sent with it
- * (*fd stays -1 if none came). 1, or 0 at EOF or on anything else. */
-static long nsb_late_recv_r(int ctl, int *fd)
-{
-	char b = 0;
+/* nsb_fd_msg is one byte on the control socket with room for one fd
+ * (SCM_RIGHTS): nsbox's 'R' and the child's pidfd. */
+struct nsb_fd_msg {
+	char b;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = {&b, 1};
-	struct msghdr m = {0};
+	struct iovec iov;
+	struct msghdr m;
+};
+
+/* nsb_fd_msg_init points fm's header at its byte and its fd's room. */
+static void nsb_fd_msg_init(struct nsb_fd_msg *fm, char b)
+{
+	__builtin_memset(fm, 0, sizeof *fm);
+	fm->b = b;
+	fm->iov.iov_base = &fm->b;
+	fm->iov.iov_len = 1;
+	fm->m.msg_iov = &fm->iov;
+	fm->m.msg_iovlen = 1;
+	fm->m.msg_control = fm->u.buf;
+	fm->m.msg_controllen = sizeof fm->u.buf;
+}
+
+/* nsb_late_recv_r reads nsbox's 'R' and, with fd, the pidfd sent with it
+ * (*fd stays -1 if none came). 1, or 0 at EOF or on anything else. */
+static long nsb_late_recv_r(int ctl, int *fd)
+{
+	struct nsb_fd_msg fm;
 	struct cmsghdr *c;
 	long ret;
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
-	m.msg_control = u.buf;
-	m.msg_controllen = sizeof u.buf;
+	nsb_fd_msg_init(&fm, 0);
 	do
-		ret = SYS3(SYS_recvmsg, ctl, &m, MSG_CMSG_CLOEXEC);
+		ret = SYS3(SYS_recvmsg, ctl, &fm.m, MSG_CMSG_CLOEXEC);
 	while (ret == -EINTR);
-	c = ret == 1 ? CMSG_FIRSTHDR(&m) : 0;
+	c = ret == 1 ? CMSG_FIRSTHDR(&fm.m) : 0;
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 		int got;
 		__builtin_memcpy(&got, CMSG_DATA(c), sizeof got);
@@ -146,7 +162,7 @@ static long nsb_late_recv_r(int ctl, int *fd)
 		else
 			SYS1(SYS_close, got);
 	}
-	return ret == 1 && b == 'R';
+	return ret == 1 && fm.b == 'R';
 }
 
 /* nsb_late_watch blocks until the child's pidfd (initfd; -1: none) polls
@@ -299,32 +315,25 @@ static int nsb_late_group_named(struct nsb_late *h, struct nsb_cg *cg)
  * and is reaped here, before any record names nsbox's children. */
 static void nsb_late_joined(struct nsb_late *h, int pidfd)
 {
-	char b = 'R';
+	struct nsb_fd_msg fm;
+	char b;
 	int st;
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {&b, 1};
-	struct msghdr m = {0};
 	if (h->pid < 0 || h->waited)
 		return;
 	h->waited = 1;
-	m.msg_iov = &iov;
-	m.msg_iovlen = 1;
+	nsb_fd_msg_init(&fm, 'R');
 	if (h->made && pidfd >= 0) {
 		/* The child's pidfd: the watcher removes the group on its end. */
-		struct cmsghdr *c;
-		memset(&u, 0, sizeof u);
-		m.msg_control = u.buf;
-		m.msg_controllen = sizeof u.buf;
-		c = CMSG_FIRSTHDR(&m);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&fm.m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &pidfd, sizeof pidfd);
+	} else {
+		fm.m.msg_control = 0;
+		fm.m.msg_controllen = 0;
 	}
-	while (sendmsg(h->ctl_w, &m, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	while (sendmsg(h->ctl_w, &fm.m, MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
 	while (read(h->ns.ready_fd, &b, 1) < 0 && errno == EINTR)
 		;
