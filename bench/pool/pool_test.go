@@ -456,43 +456,17 @@ func BenchmarkPoolStorm(b *testing.B) {
 	for _, payload := range []struct{ name, path string }{{"bin-true", "/bin/true"}, {"static", build.truePath}} {
 		prefix := fmt.Sprintf("n=%d/%s/", n, payload.name)
 		b.Run(prefix+"nsbox-pool", func(b *testing.B) {
-			ns, dhcpd := labServer(b, bin)
-			name, pool := startPoolProc(b, bin, ns, n)
-			var m cpuMeter
-			for i := 0; i < b.N; i++ {
-				waitFull(b, bin, name, n, nil)
-				settle(b, ns)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				m.start(false, pool, dhcpd)
-				failed := storm(b, n, func(int) *exec.Cmd {
+			stormFromPool(b, bin, n, false, func(ctx context.Context, name string) (int, error) {
+				return storm(b, n, func(int) *exec.Cmd {
 					return exec.CommandContext(ctx, bin, "run", "--pool", name, "--ipc", "--pid", "--mount", "--no-init", "--", payload.path)
-				})
-				m.stop(b)
-				cancel()
-				if failed > 0 {
-					b.Fatalf("%d of %d pool sandboxes failed", failed, n)
-				}
-			}
-			m.report(b, n)
+				}), nil
+			})
 		})
 		b.Run(prefix+"nsbox-pool-lib", func(b *testing.B) {
-			ns, dhcpd := labServer(b, bin)
-			name, pool := startPoolProc(b, bin, ns, n)
 			dir := b.TempDir()
-			var m cpuMeter
-			for i := 0; i < b.N; i++ {
-				waitFull(b, bin, name, n, nil)
-				settle(b, ns)
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				m.start(true, pool, dhcpd)
-				failed, err := stormLib(ctx, name, dir, payload.path, n)
-				m.stop(b)
-				cancel()
-				if failed > 0 {
-					b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
-				}
-			}
-			m.report(b, n)
+			stormFromPool(b, bin, n, true, func(ctx context.Context, name string) (int, error) {
+				return stormLib(ctx, name, dir, payload.path, n)
+			})
 		})
 		b.Run(prefix+"shell", func(b *testing.B) {
 			ns, dhcpd := labServer(b, bin)
@@ -522,6 +496,29 @@ func BenchmarkPoolStorm(b *testing.B) {
 			m.report(b, n)
 		})
 	}
+}
+
+// stormFromPool is PoolStorm's nsbox side: a lab and a pool of n of its
+// own, and b.N storms, each started by start from the full pool with the
+// bridge settled; self counts this process's CPU too (the library). start
+// returns how many sandboxes failed and the first failure if it knows it.
+func stormFromPool(b *testing.B, bin string, n int, self bool, start func(ctx context.Context, pool string) (int, error)) {
+	ns, dhcpd := labServer(b, bin)
+	name, pool := startPoolProc(b, bin, ns, n)
+	var m cpuMeter
+	for i := 0; i < b.N; i++ {
+		waitFull(b, bin, name, n, nil)
+		settle(b, ns)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		m.start(self, pool, dhcpd)
+		failed, err := start(ctx, name)
+		m.stop(b)
+		cancel()
+		if failed > 0 {
+			b.Fatalf("%d of %d pool sandboxes failed; first: %v", failed, n, err)
+		}
+	}
+	m.report(b, n)
 }
 
 // cpuMeter adds up the CPU time spent in timed windows (start to stop):
