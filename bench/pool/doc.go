@@ -17,7 +17,7 @@
 //     pool of as many, each running a payload in new IPC, PID and mount
 //     namespaces, through the CLI (nsbox-pool) and through the library in
 //     the benchmark's process (nsbox-pool-lib: pool.Client and nsclone),
-//     against the shell script of bench/sandbox (unshare, ip, udhcpc),
+//     against the shell script of bench/internal/shellpeer (unshare, ip, udhcpc),
 //     until all are done; with the CPU time each spent in the window. The
 //     payload is /bin/true (bin-true), then the static testdata/true.c
 //     (static): /bin/true's dynamic start alone costs this VM about 1.2 ms

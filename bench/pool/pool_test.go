@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
+	"github.com/nsbox/nsbox/bench/internal/shellpeer"
 	"github.com/nsbox/nsbox/internal/testutil"
 	"github.com/nsbox/nsbox/netns"
 )
@@ -381,28 +382,6 @@ func BenchmarkNetStart(b *testing.B) {
 	})
 }
 
-// peerScript is bench/sandbox's shell peer: one sandbox the way a shell
-// script builds it with unshare, ip and udhcpc; its fifth argument is the
-// payload (/bin/true if none).
-const peerScript = `set -e
-lab=$1; sb=$2; h=$3; dir=$4; payload=${5:-/bin/true}
-ip netns add "$sb"
-trap 'ip netns del "$sb" 2>/dev/null' EXIT
-ip -n "$lab" link add "$h" type veth peer name eth0 netns "$sb"
-ip -n "$lab" link set "$h" master br0 up
-ip -n "$sb" link set lo up
-ip -n "$sb" link set eth0 up
-ip netns exec "$sb" busybox udhcpc -f -q -n -T 1 -t 10 -i eth0 -s "$dir/udhcpc.sh" >/dev/null 2>&1
-ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc "$payload"
-`
-
-const udhcpcScript = `#!/bin/sh
-case "$1" in
-bound|renew) ip addr add "$ip/$mask" dev "$interface"; [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" ;;
-esac
-exit 0
-`
-
 // storm runs n commands at once and returns how many failed.
 func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) int {
 	var wg sync.WaitGroup
@@ -431,7 +410,7 @@ func storm(b *testing.B, n int, cmd func(i int) *exec.Cmd) int {
 // BenchmarkPoolStorm times n sandboxes at once (see the package doc):
 // nsbox-pool is n `nsbox run --pool NAME --ipc --pid --mount --no-init --
 // PAYLOAD`, nsbox-pool-lib the same through the library in this process
-// (stormLib), shell n runs of peerScript with the same PAYLOAD; each from
+// (stormLib), shell n runs of shellpeer's script with the same PAYLOAD; each from
 // its own lab, the pools full and the bridges settled before the clock
 // starts. Every variant runs twice, its PAYLOAD /bin/true (bin-true) and
 // then the static testdata/true.c (static): /bin/true's own start costs
@@ -471,10 +450,8 @@ func BenchmarkPoolStorm(b *testing.B) {
 		b.Run(prefix+"shell", func(b *testing.B) {
 			ns, dhcpd := labServer(b, bin)
 			dir := b.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
-				b.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
+			script, err := shellpeer.Write(dir)
+			if err != nil {
 				b.Fatal(err)
 			}
 			tag := testutil.UniqueName("")[:6]
@@ -485,7 +462,7 @@ func BenchmarkPoolStorm(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 				m.start(false, dhcpd)
 				failed := storm(b, n, func(j int) *exec.Cmd {
-					return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
+					return exec.CommandContext(ctx, "sh", script, ns,
 						"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir, payload.path)
 				})
 				m.stop(b)

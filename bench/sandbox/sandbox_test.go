@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/bench/internal/nsboxbin"
+	"github.com/nsbox/nsbox/bench/internal/shellpeer"
 	"github.com/nsbox/nsbox/internal/testutil"
 )
 
@@ -45,29 +46,6 @@ func lab(b *testing.B, bin string, dhcp bool) string {
 	}
 	return ns
 }
-
-// peerScript is one sandbox the way a shell script builds it with unshare,
-// ip and udhcpc: a named namespace, a veth whose peer is created inside it,
-// a DHCP lease, the payload in fresh IPC/PID/mount namespaces, teardown.
-const peerScript = `set -e
-lab=$1; sb=$2; h=$3; dir=$4
-ip netns add "$sb"
-trap 'ip netns del "$sb" 2>/dev/null' EXIT
-ip -n "$lab" link add "$h" type veth peer name eth0 netns "$sb"
-ip -n "$lab" link set "$h" master br0 up
-ip -n "$sb" link set lo up
-ip -n "$sb" link set eth0 up
-ip netns exec "$sb" busybox udhcpc -f -q -n -T 1 -t 10 -i eth0 -s "$dir/udhcpc.sh" >/dev/null 2>&1
-ip netns exec "$sb" unshare --ipc --pid --mount --fork --mount-proc /bin/true
-`
-
-// udhcpcScript configures the lease it is given, as a dhclient-script would.
-const udhcpcScript = `#!/bin/sh
-case "$1" in
-bound|renew) ip addr add "$ip/$mask" dev "$interface"; [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface" ;;
-esac
-exit 0
-`
 
 // storm starts n jobs at once and returns when all are done, with each
 // process's maximum RSS in KiB and the number of jobs that failed (the first
@@ -183,10 +161,8 @@ func BenchmarkStorm(b *testing.B) {
 	b.Run(fmt.Sprintf("n=%d/shell", n), func(b *testing.B) {
 		ns := lab(b, bin, true)
 		dir := b.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "udhcpc.sh"), []byte(udhcpcScript), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "sandbox.sh"), []byte(peerScript), 0o755); err != nil {
+		script, err := shellpeer.Write(dir)
+		if err != nil {
 			b.Fatal(err)
 		}
 		tag := testutil.UniqueName("")[:6]
@@ -195,7 +171,7 @@ func BenchmarkStorm(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			_, failed := storm(b, n, func(j int) *exec.Cmd {
-				return exec.CommandContext(ctx, "sh", filepath.Join(dir, "sandbox.sh"), ns,
+				return exec.CommandContext(ctx, "sh", script, ns,
 					"sbx"+tag+strconv.Itoa(j), "hx"+tag+strconv.Itoa(j), dir)
 			})
 			cancel()
