@@ -1072,6 +1072,12 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	if (f.lim.pids) {
 		if (nsb_cg_plan(&cg, f.lim.pids) < 0)
 			goto fallback;
+		/* A v1 group is the helper's: if statfs said v2 but the plan
+		 * found the pids hierarchy on v1 (a cgroup2 /sys/fs/cgroup with
+		 * v1 pids mounted elsewhere), no helper makes it, and Go runs
+		 * it rather than the payload going without its limit. */
+		if (!cg.v2 && !cg_early)
+			goto fallback;
 		if (cg_early && nsb_late_group_named(&late, cg.v2 ? 0 : &cg) < 0)
 			goto fallback;
 	}
