@@ -28,6 +28,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -80,8 +82,17 @@ func Orphans(ctx context.Context, ns *netns.Handle) (int, error) {
 // Wait polls ns every poll, over one netlink socket, until it has no
 // orphaned TCP connection, for at most max. It returns how many are left
 // then (0: all done) and how long it waited.
+//
+// A namespace without any TCP socket (the usual end of a sandbox) is told
+// from its sockstat files, without a dump: a dump walks the kernel's TCP
+// hash tables, which all namespaces share (0.47 ms for the two families on
+// the 2-core VM, against 0.04 ms for the files; bench/pool's pool spent a
+// fifth of its CPU there, one wait per destroyed namespace).
 func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left int, waited time.Duration, err error) {
 	start := time.Now()
+	if n, err := tcpSockets(ns); err == nil && n == 0 {
+		return 0, time.Since(start), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	c, obj, err := dial(ns)
@@ -108,6 +119,55 @@ func Wait(ctx context.Context, ns *netns.Handle, max, poll time.Duration) (left 
 		case <-t.C:
 		}
 	}
+}
+
+// tcpSockets returns how many TCP sockets ns holds, IPv4 and IPv6, as
+// "inuse" in its /proc/net/sockstat and sockstat6: every full socket in
+// the kernel's hash tables (listening, connected, orphaned), not the
+// timewait ones. A socket leaves them only once closed for good (or turned
+// into a timewait socket), so 0 means no orphan. A missing sockstat6 (no
+// IPv6) counts none.
+func tcpSockets(ns *netns.Handle) (int, error) {
+	n := 0
+	read := func() error {
+		for _, f := range []struct{ path, key string }{{"/proc/thread-self/net/sockstat", "TCP:"}, {"/proc/thread-self/net/sockstat6", "TCP6:"}} {
+			b, err := os.ReadFile(f.path)
+			if errors.Is(err, os.ErrNotExist) && f.key == "TCP6:" {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			c, err := inUse(b, f.key)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.path, err)
+			}
+			n += c
+		}
+		return nil
+	}
+	var err error
+	if ns == nil {
+		err = read()
+	} else {
+		err = netns.Do(ns, read)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sockdiag: tcp sockets: %w", err)
+	}
+	return n, nil
+}
+
+// inUse returns the "inuse" count of the sockstat line that starts with key
+// ("TCP: inuse 1 orphan 0 tw 0 alloc 1 mem 117").
+func inUse(sockstat []byte, key string) (int, error) {
+	for _, l := range strings.Split(string(sockstat), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == key && f[1] == "inuse" {
+			return strconv.Atoi(f[2])
+		}
+	}
+	return 0, fmt.Errorf("no %s inuse line", key)
 }
 
 // timedOut reports whether err comes from the socket's deadline.

@@ -174,6 +174,13 @@ func TestAbortEndsAnOrphan(t *testing.T) {
 // returns the accepted end (closed with the test, as the listener).
 func orphanIn(t *testing.T, name string, h *netns.Handle, port int) net.Conn {
 	t.Helper()
+	s, _ := orphanAndListener(t, name, h, port)
+	return s
+}
+
+// orphanAndListener is orphanIn, also returning the listener.
+func orphanAndListener(t *testing.T, name string, h *netns.Handle, port int) (net.Conn, net.Listener) {
+	t.Helper()
 	rules := filepath.Join(t.TempDir(), "dropfin.nft")
 	if err := os.WriteFile(rules, []byte(fmt.Sprintf(`table inet dropfin {
 	chain out {
@@ -205,5 +212,106 @@ func orphanIn(t *testing.T, name string, h *netns.Handle, port int) net.Conn {
 	}
 	t.Cleanup(func() { s.Close() })
 	c.Close() // its FIN is dropped: an orphan in FIN_WAIT1
-	return s
+	return s, l
+}
+
+func TestInUse(t *testing.T) {
+	b := []byte("sockets: used 11\nTCP: inuse 3 orphan 0 tw 2 alloc 4 mem 117\nUDP: inuse 0 mem 0\n")
+	if n, err := inUse(b, "TCP:"); err != nil || n != 3 {
+		t.Errorf("inUse TCP = %d, %v; want 3", n, err)
+	}
+	if _, err := inUse(b, "TCP6:"); err == nil {
+		t.Error("inUse TCP6 of a sockstat without it: no error")
+	}
+}
+
+// tcpSockets counts what ss lists in the namespace, over IPv4 and IPv6.
+func TestTCPSocketsCountsAsSS(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "ss")
+	name := testutil.NewNetns(t)
+	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
+	h, err := netns.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	lines := func() int {
+		out := strings.TrimSpace(testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "exclude", "time-wait"))
+		if out == "" {
+			return 0
+		}
+		return len(strings.Split(out, "\n"))
+	}
+	if n, err := tcpSockets(h); err != nil || n != 0 || lines() != 0 {
+		t.Fatalf("a new namespace: tcpSockets = %d, %v; ss lists %d; want 0", n, err, lines())
+	}
+	var ls []net.Listener
+	var c net.Conn
+	if err := netns.Do(h, func() error {
+		for _, a := range []string{"127.0.0.1:0", "[::1]:0"} {
+			l, err := net.Listen("tcp", a)
+			if err != nil {
+				return err
+			}
+			ls = append(ls, l)
+		}
+		var err error
+		c, err = net.Dial("tcp", ls[1].Addr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ls[1].Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer c.Close()
+	for _, l := range ls {
+		defer l.Close()
+	}
+	// Two listeners, both ends of a connection.
+	if n, err := tcpSockets(h); err != nil || n != 4 || lines() != 4 {
+		t.Errorf("tcpSockets = %d, %v; ss lists %d; want 4", n, err, lines())
+	}
+}
+
+// An orphan that is the namespace's only TCP socket is still waited for
+// (the sockstat check must not take it for an empty namespace).
+func TestWaitSeesALoneOrphan(t *testing.T) {
+	testutil.RequirePriv(t)
+	testutil.RequireTool(t, "nft")
+	testutil.RequireTool(t, "ss")
+	name := testutil.NewNetns(t)
+	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
+	h, err := netns.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, l := orphanAndListener(t, name, h, 7790)
+	l.Close()
+	// The accepted end's FIN gets through and is acknowledged by the
+	// orphan, which stays (CLOSING: its own FIN is dropped).
+	s.Close()
+	var ss string
+	for i := 0; i < 100; i++ {
+		ss = testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "state", "closing")
+		if strings.Contains(ss, ":7790") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(ss, ":7790") {
+		t.Fatalf("ss shows no orphan in CLOSING: %q", ss)
+	}
+	if l := testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tlnH"); strings.TrimSpace(l) != "" {
+		t.Fatalf("ss still shows a listener: %s", l)
+	}
+	if left, _, err := Wait(ctx, h, 150*time.Millisecond, 10*time.Millisecond); err != nil || left < 1 {
+		t.Fatalf("Wait = %d, %v; want the orphan left (ss: %s)", left, err, ss)
+	}
 }
