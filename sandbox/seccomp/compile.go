@@ -57,10 +57,29 @@ func action(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
 }
 
 // rule is one syscall with its conditions (all must hold) and its return.
+// A rule with anyBits set instead holds when argument anyArg has any of
+// those bits: the union of consecutive one-bit MaskedEqual rules (clone with
+// any CLONE_NEW* flag), which one BPF_JSET tests.
 type rule struct {
-	nr    uint32
-	conds []specs.LinuxSeccompArg
-	ret   uint32
+	nr      uint32
+	conds   []specs.LinuxSeccompArg
+	ret     uint32
+	anyArg  uint
+	anyBits uint64
+}
+
+// unconditional reports whether r always decides.
+func (r rule) unconditional() bool { return len(r.conds) == 0 && r.anyBits == 0 }
+
+// neverMatches reports whether a condition can never hold: a MaskedEqual
+// whose value has bits outside its mask. Such a rule is left out.
+func neverMatches(conds []specs.LinuxSeccompArg) bool {
+	for _, c := range conds {
+		if c.Op == specs.OpMaskedEqual && c.ValueTwo&^c.Value != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 var knownOps = map[specs.LinuxSeccompOperator]bool{
@@ -126,6 +145,9 @@ func lower(p *specs.LinuxSeccomp) (uint32, []rule, error) {
 				}
 				continue
 			}
+			if neverMatches(sc.Args) {
+				continue
+			}
 			rules = append(rules, rule{nr: nr, conds: sc.Args, ret: ret})
 		}
 	}
@@ -134,226 +156,6 @@ func lower(p *specs.LinuxSeccomp) (uint32, []rule, error) {
 		return 0, nil, fmt.Errorf("seccomp: profile: unknown syscalls for %s: %s", archName, strings.Join(unknown, ", "))
 	}
 	return def, rules, nil
-}
-
-// asm is a classic BPF program with symbolic jump targets.
-type asm struct {
-	prog   []unix.SockFilter
-	fix    []fixup
-	labels []int // label -> instruction index
-}
-
-type fixup struct{ at, jt, jf int } // labels, -1: fall through
-
-func (a *asm) label() int { a.labels = append(a.labels, -1); return len(a.labels) - 1 }
-func (a *asm) set(l int)  { a.labels[l] = len(a.prog) }
-
-func (a *asm) stmt(code uint16, k uint32) {
-	a.prog = append(a.prog, unix.SockFilter{Code: code, K: k})
-}
-
-// jmp adds a conditional jump to labels jt and jf (-1: the next instruction).
-func (a *asm) jmp(op uint16, k uint32, jt, jf int) {
-	a.fix = append(a.fix, fixup{at: len(a.prog), jt: jt, jf: jf})
-	a.stmt(unix.BPF_JMP|op|unix.BPF_K, k)
-}
-
-func (a *asm) ld(off uint32) { a.stmt(unix.BPF_LD|unix.BPF_W|unix.BPF_ABS, off) }
-func (a *asm) ret(k uint32)  { a.stmt(unix.BPF_RET|unix.BPF_K, k) }
-
-func (a *asm) finish() ([]unix.SockFilter, error) {
-	for _, f := range a.fix {
-		for _, x := range []struct {
-			label int
-			dst   *uint8
-		}{{f.jt, &a.prog[f.at].Jt}, {f.jf, &a.prog[f.at].Jf}} {
-			if x.label < 0 {
-				continue
-			}
-			off := a.labels[x.label] - f.at - 1
-			if off < 0 || off > 255 {
-				return nil, fmt.Errorf("seccomp: jump of %d instructions in one rule", off)
-			}
-			*x.dst = uint8(off)
-		}
-	}
-	return a.prog, nil
-}
-
-// argHalves returns the offsets of the low and high words of argument i.
-func argHalves(i uint) (lo, hi uint32) {
-	lo = offArgs + 8*uint32(i)
-	if !littleEndian {
-		return lo + 4, lo
-	}
-	return lo, lo + 4
-}
-
-// cond adds the test of one argument condition: it falls through when the
-// condition holds and jumps to fail when not.
-func (a *asm) cond(c specs.LinuxSeccompArg, fail int) {
-	lo, hi := argHalves(c.Index)
-	vlo, vhi := uint32(c.Value), uint32(c.Value>>32)
-	pass := a.label()
-	switch c.Op {
-	case specs.OpEqualTo:
-		a.ld(hi)
-		a.jmp(unix.BPF_JEQ, vhi, -1, fail)
-		a.ld(lo)
-		a.jmp(unix.BPF_JEQ, vlo, -1, fail)
-	case specs.OpNotEqual:
-		a.ld(hi)
-		a.jmp(unix.BPF_JEQ, vhi, -1, pass)
-		a.ld(lo)
-		a.jmp(unix.BPF_JEQ, vlo, fail, -1)
-	case specs.OpGreaterThan, specs.OpGreaterEqual:
-		low := a.label()
-		a.ld(hi)
-		a.jmp(unix.BPF_JGT, vhi, pass, -1)
-		a.jmp(unix.BPF_JEQ, vhi, low, fail)
-		a.set(low)
-		a.ld(lo)
-		op := uint16(unix.BPF_JGT)
-		if c.Op == specs.OpGreaterEqual {
-			op = unix.BPF_JGE
-		}
-		a.jmp(op, vlo, -1, fail)
-	case specs.OpLessThan, specs.OpLessEqual:
-		low := a.label()
-		a.ld(hi)
-		a.jmp(unix.BPF_JGT, vhi, fail, -1)
-		a.jmp(unix.BPF_JEQ, vhi, low, pass)
-		a.set(low)
-		a.ld(lo)
-		op := uint16(unix.BPF_JGE) // lo < v: not lo >= v
-		if c.Op == specs.OpLessEqual {
-			op = unix.BPF_JGT
-		}
-		a.jmp(op, vlo, fail, -1)
-	case specs.OpMaskedEqual: // (arg & value) == valueTwo
-		a.ld(hi)
-		a.stmt(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, vhi)
-		a.jmp(unix.BPF_JEQ, uint32(c.ValueTwo>>32), -1, fail)
-		a.ld(lo)
-		a.stmt(unix.BPF_ALU|unix.BPF_AND|unix.BPF_K, vlo)
-		a.jmp(unix.BPF_JEQ, uint32(c.ValueTwo), -1, fail)
-	}
-	a.set(pass)
-}
-
-// assemble builds the program: the architecture check (another audit arch
-// is killed, as libseccomp's default bad-arch action does; on x86_64 the x32
-// ABI gets ENOSYS), then a binary search on the syscall number down to the
-// rules of that number, tried in the profile's order (rules of different
-// numbers never both match, so the profile's first-match order holds), else
-// the default. The search keeps the program short on every path, which
-// matters at load time too: the kernel runs the filter once for every
-// syscall number to build its cache (seccomp_cache_prepare). A profile too
-// big for classic BPF's 8-bit jumps in that layout gets a linear program.
-func assemble(def uint32, rules []rule) ([]unix.SockFilter, error) {
-	byNr := map[uint32][]rule{}
-	var nrs []uint32
-	for _, r := range rules {
-		if _, ok := byNr[r.nr]; !ok {
-			nrs = append(nrs, r.nr)
-		}
-		byNr[r.nr] = append(byNr[r.nr], r)
-	}
-	sort.Slice(nrs, func(i, j int) bool { return nrs[i] < nrs[j] })
-	a := header()
-	a.tree(nrs, byNr, def)
-	prog, err := a.finish()
-	if err != nil {
-		a = header()
-		a.linear(rules, def)
-		if prog, err = a.finish(); err != nil {
-			return nil, err
-		}
-	}
-	if len(prog) > 4096 {
-		return nil, fmt.Errorf("seccomp: program of %d instructions is above the kernel's 4096", len(prog))
-	}
-	return prog, nil
-}
-
-// header starts a program with the architecture checks; it leaves the
-// syscall number in A.
-func header() *asm {
-	a := &asm{}
-	ok := a.label()
-	a.ld(offArch)
-	a.jmp(unix.BPF_JEQ, auditArch, ok, -1)
-	a.ret(unix.SECCOMP_RET_KILL_PROCESS)
-	a.set(ok)
-	a.ld(offNr)
-	if x32Mask != 0 {
-		native := a.label()
-		a.jmp(unix.BPF_JSET, x32Mask, -1, native)
-		a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
-		a.set(native)
-	}
-	return a
-}
-
-// tree emits the search over the sorted numbers nrs (A holds the number).
-func (a *asm) tree(nrs []uint32, byNr map[uint32][]rule, def uint32) {
-	if len(nrs) <= 3 {
-		for _, nr := range nrs {
-			next := a.label()
-			a.jmp(unix.BPF_JEQ, nr, -1, next)
-			a.block(byNr[nr], def)
-			a.set(next)
-		}
-		a.ret(def)
-		return
-	}
-	mid := len(nrs) / 2
-	right := a.label()
-	a.jmp(unix.BPF_JGE, nrs[mid], right, -1)
-	a.tree(nrs[:mid], byNr, def)
-	a.set(right)
-	a.tree(nrs[mid:], byNr, def)
-}
-
-// block emits the rules of one syscall number, in order, ending in the
-// default when the last one has conditions that fail.
-func (a *asm) block(rs []rule, def uint32) {
-	loaded := true
-	for _, r := range rs {
-		if !loaded {
-			a.ld(offNr) // a failed condition left an argument in A
-		}
-		next := a.label()
-		for _, c := range r.conds {
-			a.cond(c, next)
-		}
-		a.ret(r.ret)
-		a.set(next)
-		loaded = len(r.conds) == 0
-		if loaded {
-			return // an unconditional rule always decides
-		}
-	}
-	a.ret(def)
-}
-
-// linear emits each rule in the profile's order, each testing the number.
-func (a *asm) linear(rules []rule, def uint32) {
-	loaded := true
-	for _, r := range rules {
-		next := a.label()
-		if !loaded {
-			a.ld(offNr)
-		}
-		a.jmp(unix.BPF_JEQ, r.nr, -1, next)
-		for _, c := range r.conds {
-			a.cond(c, next)
-		}
-		a.ret(r.ret)
-		a.set(next)
-		loaded = len(r.conds) == 0
-	}
-	a.ret(def)
 }
 
 func compile(p *specs.LinuxSeccomp) ([]unix.SockFilter, error) {

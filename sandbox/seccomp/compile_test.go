@@ -21,6 +21,12 @@ import (
 // at its native offset: the program sees the same values as in the kernel.
 func run(t *testing.T, prog []unix.SockFilter, auditArch uint32, nr uint32, args ...uint64) uint32 {
 	t.Helper()
+	return vm(t, prog)(auditArch, nr, args...)
+}
+
+// vm returns a function that runs prog for one system call.
+func vm(t *testing.T, prog []unix.SockFilter) func(auditArch uint32, nr uint32, args ...uint64) uint32 {
+	t.Helper()
 	raw := make([]bpf.RawInstruction, len(prog))
 	for i, f := range prog {
 		raw[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}
@@ -29,23 +35,26 @@ func run(t *testing.T, prog []unix.SockFilter, auditArch uint32, nr uint32, args
 	if !ok {
 		t.Fatal("program does not disassemble")
 	}
-	vm, err := bpf.NewVM(insns)
+	m, err := bpf.NewVM(insns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := make([]byte, 64)
-	binary.BigEndian.PutUint32(data[offNr:], nr)
-	binary.BigEndian.PutUint32(data[offArch:], auditArch)
-	for i, a := range args {
-		lo, hi := argHalves(uint(i))
-		binary.BigEndian.PutUint32(data[lo:], uint32(a))
-		binary.BigEndian.PutUint32(data[hi:], uint32(a>>32))
+	return func(auditArch uint32, nr uint32, args ...uint64) uint32 {
+		t.Helper()
+		data := make([]byte, 64)
+		binary.BigEndian.PutUint32(data[offNr:], nr)
+		binary.BigEndian.PutUint32(data[offArch:], auditArch)
+		for i, a := range args {
+			lo, hi := argHalves(uint(i))
+			binary.BigEndian.PutUint32(data[lo:], uint32(a))
+			binary.BigEndian.PutUint32(data[hi:], uint32(a>>32))
+		}
+		out, err := m.Run(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint32(out)
 	}
-	out, err := vm.Run(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint32(out)
 }
 
 func nr(t *testing.T, name string) uint32 {

@@ -107,12 +107,15 @@ func buildDefault() *specs.LinuxSeccomp {
 				Args:     []specs.LinuxSeccompArg{{Index: cloneFlagsArg(), Value: bit, ValueTwo: bit, Op: specs.OpMaskedEqual}}})
 		}
 	}
-	var pers []specs.LinuxSeccompArg
+	// personality takes an unsigned int: its low 32 bits are compared,
+	// as the kernel reads them. The allowed values first, then the rest
+	// refused.
 	for _, v := range personalities {
-		pers = append(pers, specs.LinuxSeccompArg{Index: 0, Value: v, Op: specs.OpNotEqual})
+		p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"personality"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0xffffffff, ValueTwo: v, Op: specs.OpMaskedEqual}}})
 	}
 	p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: []string{"personality"}, Action: specs.ActErrno,
-		ErrnoRet: uintp(uint(unix.EPERM)), Args: pers})
+		ErrnoRet: uintp(uint(unix.EPERM))})
 	return p
 }
 
