@@ -1,6 +1,7 @@
 package caps
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -31,5 +32,20 @@ func TestApply(t *testing.T) {
 	}
 	if _, err := Apply(all, all, []Op{{Drop: true, Name: "bogus"}}); err == nil || !strings.Contains(err.Error(), "--cap-drop bogus") {
 		t.Fatalf("unknown name: %v", err)
+	}
+}
+
+// Effective (capget) agrees with the kernel's CapEff line of the process.
+func TestEffective(t *testing.T) {
+	got, err := Effective()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ProcSet(os.Getpid(), "CapEff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("Effective = %#x; /proc/%d/status CapEff = %#x", uint64(got), os.Getpid(), uint64(want))
 	}
 }
