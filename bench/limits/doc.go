@@ -12,6 +12,9 @@
 //     watcher) on this machine's hierarchy (v1 here).
 //   - BenchmarkSeccompSpawn: nsclone.Run with the default profile against
 //     the same spawn without it (both with no_new_privs): the load cost.
+//   - BenchmarkSeccompAlternated: the same two, alternated in one loop;
+//     added-ms is the median of the rounds' differences.
+//   - BenchmarkSeccompLoad: the seccomp(2) call alone, in a forked child.
 //   - BenchmarkSeccompCompile: the default profile's lookup against
 //     compiling it (what a profile FILE costs).
 //

@@ -155,6 +155,45 @@ func BenchmarkSeccompSpawn(b *testing.B) {
 	}
 }
 
+// BenchmarkSeccompAlternated: the same two spawns as BenchmarkSeccompSpawn,
+// one of each per round in a rotating order, so that both see the same
+// load: reports their medians (ms) and the median of the rounds' differences
+// (added-ms, the "loading --seccomp default adds"). Rounds:
+// NSBOX_BENCH_ROUNDS (default 400), each b.N.
+func BenchmarkSeccompAlternated(b *testing.B) {
+	testutil.RequirePriv(b)
+	base := nsclone.Spec{Path: "/bin/true", Args: []string{"true"}, Env: []string{}, NoNewPrivs: true}
+	withFilter := base
+	withFilter.Seccomp = seccomp.Default()
+	specs := []*nsclone.Spec{&base, &withFilter}
+	rounds := 400
+	if v, err := strconv.Atoi(os.Getenv("NSBOX_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	for i := 0; i < b.N; i++ {
+		times := make([][]time.Duration, len(specs))
+		var diffs []time.Duration
+		for r := 0; r < rounds; r++ {
+			var d [2]time.Duration
+			for k := range specs {
+				j := (k + r) % len(specs)
+				t0 := time.Now()
+				st, err := nsclone.Run(context.Background(), specs[j])
+				d[j] = time.Since(t0)
+				if err != nil || st.Code() != 0 {
+					b.Fatalf("%v %v", st, err)
+				}
+				times[j] = append(times[j], d[j])
+			}
+			diffs = append(diffs, d[1]-d[0])
+		}
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(ms(medianDur(times[0])), "nofilter-ms")
+		b.ReportMetric(ms(medianDur(times[1])), "filter-ms")
+		b.ReportMetric(ms(medianDur(diffs)), "added-ms")
+	}
+}
+
 // BenchmarkSeccompLoad: the seccomp(2) call that installs the default
 // program, timed alone in a forked child by testdata/seccomp_load.c; its
 // ns/op is that call's (the forks are off the clock).
