@@ -927,7 +927,12 @@ static int nsb_view_part(struct nsb_view *v, const struct nsb_fs_step *steps, in
  * (--chdir itself is set by the caller, view or not). */
 static int nsb_view_layout(const struct nsb_fast *f, struct nsb_view *v, struct nsc_spec *s)
 {
-	memset(v, 0, sizeof *v);
+	/* Only the counts: each step is cleared as it is added and every fd
+	 * is set by the child (nsc_fs_sources), so the 66 KiB of room are
+	 * touched only as far as they are used (clearing them all faulted
+	 * in 17 pages, about 0.03 ms). */
+	v->nop = v->nptr = 0;
+	v->nstr = 0;
 	if (f->mount_proc && nsb_view_part(v, nsb_proc_steps, NSB_NPROC_STEPS, NSB_PROC_DIR) < 0)
 		return -1;
 	for (int k = 0; k < f->nfs; k++) {
