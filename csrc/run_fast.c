@@ -1069,7 +1069,8 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 	late_net = (f.ns_flags & CLONE_NEWNET) && !f.has_net && !f.has_pool;
 	cg_early = f.lim.pids && !nsb_cg_unified();
 	if ((late_net && !f.lim.pids) || cg_early) {
-		if (nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up, cg_early) < 0)
+		if (nsb_late_start(&late, late_net ? CLONE_NEWNET : 0, late_net && f.lim.loopback_up, cg_early,
+				   late_net && (f.view || cg_early)) < 0)
 			goto fallback;
 	}
 	if (nsb_fast_parse_rest(argc, argv, envp, &f) < 0)
@@ -1203,7 +1204,7 @@ static int nsb_fast_run(int argc, char **argv, char **envp)
 		keep[nkeep++] = cg.join_fd;
 		s.nkeep = nkeep;
 		s.keep = keep;
-		if (late_net && late.pid < 0 && nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up, 0) < 0)
+		if (late_net && late.pid < 0 && nsb_late_start(&late, CLONE_NEWNET, f.lim.loopback_up, 0, 0) < 0)
 			late_net = 0; /* made in the clone */
 	}
 	if (late.pid >= 0) {

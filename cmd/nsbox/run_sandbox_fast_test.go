@@ -495,3 +495,51 @@ func TestSandboxFastNothingOutlives(t *testing.T) {
 		})
 	}
 }
+
+// cpusAllowed is the Cpus_allowed_list line of a /proc/PID/status text.
+func cpusAllowed(status string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == "Cpus_allowed_list" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestSandboxFastAffinity: on an idle machine nsbox starts its early helper
+// on another CPU (late_ns.c's nsb_late_elsewhere); the payload still runs
+// with the caller's CPU mask (its own /proc/self/status after the exec),
+// since only the helper's mask is ever changed, and back at once. Runs
+// several times so that some of them find a CPU idle.
+func TestSandboxFastAffinity(t *testing.T) {
+	testutil.RequirePriv(t)
+	bin := runBuildNsbox(t)
+	self, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cpusAllowed(string(self))
+	if want == "" {
+		t.Fatal("no Cpus_allowed_list in /proc/self/status")
+	}
+	for _, args := range [][]string{
+		{"--sandbox"},
+		{"--ipc", "--pid", "--mount", "--net", "--ro-root"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			for i := 0; i < 10; i++ {
+				full := append(append([]string{"run"}, args...), "--", "/bin/sh", "-c", "exec cat /proc/self/status")
+				stdout, stderr, code := runNsboxEnv(t, []string{"NSBOX_NO_FASTPATH=0", "GODEBUG=inittrace=1"}, nil, bin, full...)
+				if code != 0 {
+					t.Fatalf("exit %d, stderr %q", code, stderr)
+				}
+				if goInitLines(stderr) > 0 {
+					t.Fatalf("the Go runtime started: not the C fast path")
+				}
+				if got := cpusAllowed(stdout); got != want {
+					t.Fatalf("run %d: payload's Cpus_allowed_list %q; want the caller's %q", i, got, want)
+				}
+			}
+		})
+	}
+}
