@@ -211,11 +211,13 @@ static int nsb_late_helper(void *arg)
 	if (!v[1])
 		v[0] = 0;
 	SYS3(SYS_write, h->ready_w, v, sizeof v);
+	__atomic_store_n(&h->ns.written, 1, __ATOMIC_RELEASE);
 	if (h->ns.lo_later) {
 		/* lo up while the child joins and goes on; it reads this
 		 * right before its exec (nsc_wait_lo). */
 		int lo = v[1] ? -ECANCELED : (int)nsc_lo_up();
 		SYS3(SYS_write, h->ready_w, &lo, sizeof lo);
+		__atomic_store_n(&h->ns.written, 2, __ATOMIC_RELEASE);
 	}
 	/* 'R': the child joined (or will never), with a pidfd of the child
 	 * when the helper watches a group; EOF: nsbox is gone. */
@@ -280,16 +282,19 @@ static int nsb_late_idle_cpu(const cpu_set_t *mask)
  * scheduler likes. On a busy machine it is left alone (a CPU that runs
  * something else would make it wait longer: +0.02-0.17 ms a run, paired
  * medians). Nothing else changes: the helper execs nothing and starts no
- * process that could inherit a mask. */
-static void nsb_late_elsewhere(pid_t pid, const cpu_set_t *all)
+ * process that could inherit a mask. 1 when it moved it: the child may
+ * then wait for it busily (nsc_late_spin) rather than sleep. */
+static int nsb_late_elsewhere(pid_t pid, const cpu_set_t *all)
 {
 	cpu_set_t other = *all;
 	int cpu = sched_getcpu();
 	if (cpu < 0 || cpu >= CPU_SETSIZE)
-		return;
+		return 0;
 	CPU_CLR(cpu, &other);
-	if (CPU_COUNT(&other) > 0 && sched_setaffinity(pid, sizeof other, &other) == 0)
-		(void)sched_setaffinity(pid, sizeof *all, all);
+	if (CPU_COUNT(&other) == 0 || sched_setaffinity(pid, sizeof other, &other) < 0)
+		return 0;
+	(void)sched_setaffinity(pid, sizeof *all, all);
+	return 1;
 }
 
 /* nsb_late_start clones the helper that unshares type (0: none; and
@@ -318,6 +323,7 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 	}
 	h->ns.type = type;
 	h->ns.lo_later = lo_up;
+	h->ns.spin = h->ns.written = 0;
 	h->want_cg = want_cg;
 	h->cg = 0;
 	h->made = h->waited = 0;
@@ -341,7 +347,7 @@ static int nsb_late_start(struct nsb_late *h, unsigned long type, int lo_up, int
 	}
 	h->pid = (pid_t)pid;
 	if (spread)
-		nsb_late_elsewhere(h->pid, &cpus);
+		h->ns.spin = nsb_late_elsewhere(h->pid, &cpus);
 	h->ns.pidfd = pidfd;
 	h->ctl_w = cp[1];
 	return 0;

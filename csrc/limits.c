@@ -40,6 +40,28 @@ static void nsc_join_cgroups(const struct nsc_spec *s, int errfd, int placed)
 #define SYS_pidfd_getfd 438
 #endif
 
+/* nsc_late_spin busy-waits, if the helper runs on another CPU (l->spin),
+ * until it has written its step-th piece on ready_fd, for at most
+ * NSC_LATE_SPIN_NS; the read that follows then finds the data and does not
+ * sleep. Each turn yields the CPU to whatever else is runnable on it (the
+ * helper itself, should a wake-up have brought it here). A helper that is
+ * slower (or dead: EOF) is waited for by that read as before. */
+static void nsc_late_spin(const struct nsc_late_ns *l, int step)
+{
+	struct timespec t0, t;
+	if (!l->spin || __atomic_load_n(&l->written, __ATOMIC_ACQUIRE) >= step ||
+	    SYS2(SYS_clock_gettime, CLOCK_MONOTONIC, &t0) < 0)
+		return;
+	for (int i = 1;; i++) {
+		if (__atomic_load_n(&l->written, __ATOMIC_ACQUIRE) >= step)
+			return;
+		SYS0(SYS_sched_yield);
+		if ((i & 15) == 0 && (SYS2(SYS_clock_gettime, CLOCK_MONOTONIC, &t) < 0 ||
+				      (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > NSC_LATE_SPIN_NS))
+			return;
+	}
+}
+
 /* nsc_join_late joins what a helper made meanwhile (struct nsc_late_ns): it
  * waits for the helper's result, moves into the group through the helper's
  * open join file (pidfd_getfd: the child cannot open it by path once its
@@ -52,6 +74,7 @@ static void nsc_join_late(const struct nsc_spec *s, int errfd)
 	long ret;
 	if (!l)
 		return;
+	nsc_late_spin(l, 1);
 	do
 		ret = SYS3(SYS_read, l->ready_fd, v, sizeof v);
 	while (ret == -EINTR);
@@ -156,6 +179,7 @@ static void nsc_wait_lo(const struct nsc_spec *s, int errfd)
 	long ret;
 	if (!l || !l->lo_later)
 		return;
+	nsc_late_spin(l, 2);
 	do
 		ret = SYS3(SYS_read, l->ready_fd, &v, sizeof v);
 	while (ret == -EINTR);
