@@ -78,22 +78,31 @@ func FuzzIsOrphan(f *testing.F) {
 	})
 }
 
-// In a namespace of its own, a client connects over lo and exits (closes)
-// while nft drops its FINs: its socket is an orphan in FIN_WAIT1, which ss
-// shows with inode 0; once the FINs pass, it is gone.
-func TestOrphansSeesAnUnacknowledgedFIN(t *testing.T) {
+// labNetns makes a namespace of the test's own with lo up (the tools
+// must be there) and opens it; ctx bounds the test's waits to 10 s.
+func labNetns(t *testing.T, tools ...string) (string, *netns.Handle, context.Context) {
+	t.Helper()
 	testutil.RequirePriv(t)
-	testutil.RequireTool(t, "nft")
-	testutil.RequireTool(t, "ss")
+	for _, tool := range tools {
+		testutil.RequireTool(t, tool)
+	}
 	name := testutil.NewNetns(t)
 	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
 	h, err := netns.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	t.Cleanup(func() { h.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return name, h, ctx
+}
+
+// In a namespace of its own, a client connects over lo and exits (closes)
+// while nft drops its FINs: its socket is an orphan in FIN_WAIT1, which ss
+// shows with inode 0; once the FINs pass, it is gone.
+func TestOrphansSeesAnUnacknowledgedFIN(t *testing.T) {
+	name, h, ctx := labNetns(t, "nft", "ss")
 	if n, err := Orphans(ctx, h); err != nil || n != 0 {
 		t.Fatalf("a new namespace: Orphans = %d, %v; want 0", n, err)
 	}
@@ -137,18 +146,7 @@ func TestDestroyRequestBytes(t *testing.T) {
 // An orphan whose FINs never get through (nft drops them) is destroyed by
 // Abort: ss no longer shows it, and the peer gets a reset.
 func TestAbortEndsAnOrphan(t *testing.T) {
-	testutil.RequirePriv(t)
-	testutil.RequireTool(t, "nft")
-	testutil.RequireTool(t, "ss")
-	name := testutil.NewNetns(t)
-	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-	h, err := netns.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	name, h, ctx := labNetns(t, "nft", "ss")
 	s := orphanIn(t, name, h, 7789)
 	if n, err := Orphans(ctx, h); err != nil || n != 1 {
 		t.Fatalf("Orphans = %d, %v; want 1", n, err)
@@ -227,15 +225,7 @@ func TestInUse(t *testing.T) {
 
 // tcpSockets counts what ss lists in the namespace, over IPv4 and IPv6.
 func TestTCPSocketsCountsAsSS(t *testing.T) {
-	testutil.RequirePriv(t)
-	testutil.RequireTool(t, "ss")
-	name := testutil.NewNetns(t)
-	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-	h, err := netns.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	name, h, _ := labNetns(t, "ss")
 	lines := func() int {
 		out := strings.TrimSpace(testutil.Cmd(t, "ip", "netns", "exec", name, "ss", "-tanH", "exclude", "time-wait"))
 		if out == "" {
@@ -280,18 +270,7 @@ func TestTCPSocketsCountsAsSS(t *testing.T) {
 // An orphan that is the namespace's only TCP socket is still waited for
 // (the sockstat check must not take it for an empty namespace).
 func TestWaitSeesALoneOrphan(t *testing.T) {
-	testutil.RequirePriv(t)
-	testutil.RequireTool(t, "nft")
-	testutil.RequireTool(t, "ss")
-	name := testutil.NewNetns(t)
-	testutil.Cmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-	h, err := netns.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	name, h, ctx := labNetns(t, "nft", "ss")
 	s, l := orphanAndListener(t, name, h, 7790)
 	l.Close()
 	// The accepted end's FIN gets through and is acknowledged by the
