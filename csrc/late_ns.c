@@ -256,19 +256,15 @@ static int nsb_late_helper(void *arg)
  * mask. 0 when it cannot tell. */
 static int nsb_late_idle_cpu(const cpu_set_t *mask)
 {
-	char buf[128];
-	const char *p = buf;
-	long running = 0;
-	if (nsb_read_small(AT_FDCWD, "/proc/loadavg", buf, sizeof buf, 0) <= 0)
+	char buf[128], *end;
+	long running;
+	int skip = 0;
+	/* "0.88 1.56 3.48 1/90 1493": the fourth field's first number. */
+	if (nsb_read_small(AT_FDCWD, "/proc/loadavg", buf, sizeof buf, 1) <= 0 ||
+	    sscanf(buf, "%*s %*s %*s %n", &skip) != 0 || !skip)
 		return 0;
-	for (int i = 0; i < 3 && p; i++)
-		if ((p = strchr(p, ' ')))
-			p++;
-	if (!p || *p < '0' || *p > '9')
-		return 0;
-	while (*p >= '0' && *p <= '9')
-		running = running * 10 + (*p++ - '0');
-	return *p == '/' && running < CPU_COUNT(mask);
+	running = strtol(buf + skip, &end, 10);
+	return end != buf + skip && *end == '/' && running < CPU_COUNT(mask);
 }
 
 /* nsb_late_elsewhere moves the new helper to another CPU when one is idle

@@ -56,8 +56,8 @@ static int nsb_cap_last(void)
 	return atoi(b);
 }
 
-/* nsb_caps_effective is the caller's effective set (caps.Effective reads
- * the same from /proc/self/status). */
+/* nsb_caps_effective is the caller's effective set, with capget as
+ * caps.Effective does. */
 static int nsb_caps_effective(unsigned long long *out)
 {
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
